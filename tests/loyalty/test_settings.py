@@ -1,0 +1,57 @@
+"""Production settings refuse to start half-configured."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD_KEY = "k" * 50
+
+
+def load_settings(expression: str = "settings.DEBUG", **env_overrides) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in {"DEBUG", "TESTING", "SECRET_KEY"}}
+    env.update(env_overrides)
+    env = {key: value for key, value in env.items() if value is not None}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import django; django.setup(); from django.conf import settings; print({expression})",
+        ],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "loyalty.settings"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_production_starts_with_a_real_secret_key_and_database():
+    result = load_settings(SECRET_KEY=GOOD_KEY, DATABASE_URL="postgres://u@db.internal:5432/loyalty")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("key", [None, "", "short", "dev-only-insecure-key-not-for-production"])
+def test_production_refuses_a_missing_or_weak_secret_key(key):
+    result = load_settings(SECRET_KEY=key, DATABASE_URL="postgres://u@db.internal:5432/loyalty")
+    assert result.returncode != 0
+    assert "Set SECRET_KEY" in result.stderr
+
+
+def test_refuses_to_start_without_a_database_url():
+    result = load_settings(SECRET_KEY=GOOD_KEY, DATABASE_URL="")
+    assert result.returncode != 0
+    assert "DATABASE_URL is not set" in result.stderr
+
+
+def test_socket_directory_in_the_url_becomes_the_host():
+    result = load_settings(
+        TESTING="true",
+        DATABASE_URL="postgres://postgres@%2Ftmp%2Fpg%20data:5432/postgres",
+        expression="settings.DATABASES['default']['HOST']",
+    )
+    assert result.stdout.strip() == "/tmp/pg data", result.stderr
