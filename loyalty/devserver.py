@@ -15,6 +15,7 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loyalty.settings")
     django.setup()
     from django.core.management import call_command
+
     from partners.demo import DEMO_PASSWORD, demo_logins
 
     call_command("migrate", verbosity=0, interactive=False)

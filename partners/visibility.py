@@ -74,6 +74,14 @@ def members_for(user) -> QuerySet[Member]:
     return Member.objects.none()
 
 
+def company_partners_for(user) -> QuerySet[Partner]:
+    """Partners whose company-level data (the company points account, company orders) the user may see.
+    Staff members see only their own things, never the company's."""
+    if viewer_kind(user) == Viewer.MEMBER:
+        return Partner.objects.none()
+    return partners_for(user)
+
+
 def can_manage_team(user, partner: Partner) -> bool:
     """Invite, approve and deactivate a partner's people: its active owners and program managers."""
     kind = viewer_kind(user)

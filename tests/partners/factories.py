@@ -5,7 +5,7 @@ import factory
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from partners.constants import MemberStatus, PartnerKind, PartnerStatus, StaffRole
+from partners.constants import DEFAULT_ROLES, MemberStatus, PartnerKind, PartnerStatus, StaffRole
 from partners.models import Invitation, Member, Partner, Region, Role, User
 
 PASSWORD = "correct-horse-battery"
@@ -46,8 +46,11 @@ class RegionFactory(DjangoModelFactory):
 
 
 def role(code: str) -> Role:
-    """The roles are seeded by a migration; tests use those rows."""
-    return Role.objects.get(code=code)
+    """The roles a migration seeds (re-created here after a transactional test has flushed them)."""
+    order, name, is_owner = next((i, n, o) for i, (c, n, o) in enumerate(DEFAULT_ROLES, 1) if c == code)
+    return Role.objects.get_or_create(
+        code=code, defaults={"name": name, "is_owner": is_owner, "sort_order": order * 10}
+    )[0]
 
 
 class PartnerFactory(DjangoModelFactory):
@@ -88,3 +91,14 @@ class InvitationFactory(DjangoModelFactory):
     member = factory.SubFactory(MemberFactory, status=MemberStatus.INVITED, joined_at=None)
     token_hash = factory.LazyAttribute(lambda o: hashlib.sha256(o.token.encode()).hexdigest())
     expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=14))
+
+
+class RoleFactory(DjangoModelFactory):
+    """A role a program manager added in the admin (the six default roles come from a migration)."""
+
+    class Meta:
+        model = Role
+
+    code = factory.Sequence(lambda n: f"role-{n}")
+    name = factory.Sequence(lambda n: f"Role {n}")
+    sort_order = factory.Sequence(lambda n: 200 + n)

@@ -1,0 +1,75 @@
+"""Manual corrections by program managers. Small ones post at once; large ones need a second person."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from loyalty.common.errors import ApplicationError
+
+from ..constants import AdjustmentStatus
+from ..models import PointsAccount, PointsAdjustment
+from . import ledger
+
+
+def _require_program_manager(user) -> None:
+    if not getattr(user, "is_program_manager", False):
+        raise ApplicationError("Only program managers can adjust points.", code="forbidden")
+
+
+@transaction.atomic
+def adjustment_request(*, account: PointsAccount, points: int, reason: str, requested_by) -> PointsAdjustment:
+    _require_program_manager(requested_by)
+    if isinstance(points, bool) or not isinstance(points, int) or points == 0:
+        raise ApplicationError("An adjustment must be a whole number of points other than zero.", code="invalid_points")
+    if not reason.strip():
+        raise ApplicationError("Give a reason for the adjustment; the member sees it.", code="reason_required")
+    adjustment = PointsAdjustment.objects.create(
+        account=account,
+        points=points,
+        reason=reason.strip(),
+        status=AdjustmentStatus.PENDING_APPROVAL,
+        requested_by=requested_by,
+    )
+    if abs(points) <= account.program.adjustment_approval_threshold:
+        _post(adjustment, decided_by=requested_by)
+    return adjustment
+
+
+@transaction.atomic
+def adjustment_approve(*, adjustment: PointsAdjustment, approver) -> PointsAdjustment:
+    _require_program_manager(approver)
+    adjustment = PointsAdjustment.objects.select_for_update().select_related("account__program").get(pk=adjustment.pk)
+    if adjustment.status != AdjustmentStatus.PENDING_APPROVAL:
+        raise ApplicationError(f"This adjustment is already {adjustment.get_status_display().lower()}.", code="decided")
+    if adjustment.requested_by_id == approver.pk:
+        raise ApplicationError(
+            "A second program manager must approve this adjustment, not its requester.", code="four_eyes"
+        )
+    _post(adjustment, decided_by=approver)
+    return adjustment
+
+
+@transaction.atomic
+def adjustment_reject(*, adjustment: PointsAdjustment, approver, reason: str) -> PointsAdjustment:
+    _require_program_manager(approver)
+    adjustment = PointsAdjustment.objects.select_for_update().get(pk=adjustment.pk)
+    if adjustment.status != AdjustmentStatus.PENDING_APPROVAL:
+        raise ApplicationError(f"This adjustment is already {adjustment.get_status_display().lower()}.", code="decided")
+    adjustment.status = AdjustmentStatus.REJECTED
+    adjustment.decided_by, adjustment.decided_at = approver, timezone.now()
+    adjustment.rejection_reason = reason.strip()
+    adjustment.save(update_fields=["status", "decided_by", "decided_at", "rejection_reason", "updated_at"])
+    return adjustment
+
+
+def _post(adjustment: PointsAdjustment, *, decided_by) -> None:
+    adjustment.entry = ledger.adjust(
+        account=adjustment.account,
+        points=adjustment.points,
+        key=f"adjustment:{adjustment.pk}",
+        reason=adjustment.reason,
+        created_by=adjustment.requested_by,
+        source_id=str(adjustment.pk),
+    )
+    adjustment.status = AdjustmentStatus.POSTED
+    adjustment.decided_by, adjustment.decided_at = decided_by, timezone.now()
+    adjustment.save(update_fields=["entry", "status", "decided_by", "decided_at", "updated_at"])
