@@ -170,7 +170,11 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE = {}
+# Periodic work, declared in code (django-celery-beat does not support Django 6.1).
+CELERY_BEAT_SCHEDULE = {
+    "expire-due-points": {"task": "loyalty.tasks.expire_due_points", "schedule": 60 * 60 * 6},
+    "release-due-points": {"task": "loyalty.tasks.release_due_points", "schedule": 60 * 15},
+}
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 
-from . import tasks
+from . import hooks, tasks
 from .constants import (
     CURRENT_MEMBER_STATUSES,
     MEMBER_TRANSITIONS,
@@ -128,6 +128,9 @@ def _member_move(*, member: Member, to: str, actor: User | None, reason: str = "
             code="already_member_elsewhere",
         ) from exc
     MemberStatusChange.objects.create(member=locked, from_status=from_status, to_status=to, actor=actor, reason=reason)
+    if to == MemberStatus.LEFT and from_status in CURRENT_MEMBER_STATUSES:
+        for handler in hooks.member_left_handlers:
+            handler(member=locked, actor=actor)
     member.status, member.joined_at, member.left_at = locked.status, locked.joined_at, locked.left_at
     return locked
 
