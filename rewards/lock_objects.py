@@ -1,0 +1,11 @@
+"""Row locks for rewards, taken only here."""
+
+from .models import RedemptionOrder
+
+
+def order_lock(pk: int) -> RedemptionOrder:
+    return (
+        RedemptionOrder.objects.select_for_update(of=("self",))
+        .select_related("program", "member__user", "member__partner", "account")
+        .get(pk=pk)
+    )

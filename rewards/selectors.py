@@ -1,0 +1,76 @@
+"""Reads of rewards and orders that users see, scoped through partners.visibility."""
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from loyalty.models import Program
+from partners.models import Member
+from partners.visibility import members_for
+
+from .models import CartItem, RedemptionLine, RedemptionOrder, Reward, VoucherCode
+
+
+def catalogue(
+    *,
+    member: Member,
+    program: Program,
+    category: str = "",
+    search: str = "",
+    max_points: int | None = None,
+) -> QuerySet[Reward]:
+    """Rewards this member may redeem now: active, in their window, and open to their role, kind and region."""
+    now = timezone.now()
+    rewards = (
+        Reward.objects.filter(program=program, is_active=True)
+        .filter(Q(available_from__isnull=True) | Q(available_from__lte=now))
+        .filter(Q(available_until__isnull=True) | Q(available_until__gt=now))
+        .filter(Q(allowed_partner_kinds=[]) | Q(allowed_partner_kinds__contains=[member.partner.kind]))
+        .annotate(
+            role_rules=Count("allowed_roles", distinct=True), region_rules=Count("allowed_regions", distinct=True)
+        )
+        .filter(Q(role_rules=0) | Q(allowed_roles=member.role_id))
+        .filter(Q(region_rules=0) | Q(allowed_regions=member.partner.region_id))
+        .select_related("category")
+        .annotate(free_codes=Count("codes", filter=Q(codes__order_line__isnull=True), distinct=True))
+        .distinct()
+    )
+    if category:
+        rewards = rewards.filter(category__slug=category)
+    if search:
+        rewards = rewards.filter(Q(name__icontains=search) | Q(description__icontains=search))
+    if max_points is not None:
+        rewards = rewards.filter(points_price__lte=max_points)
+    return rewards.order_by("points_price", "name")
+
+
+def reward_get(*, member: Member, program: Program, pk: int) -> Reward:
+    return catalogue(member=member, program=program).get(pk=pk)
+
+
+def cart(*, member: Member) -> list[CartItem]:
+    return list(CartItem.objects.filter(member=member).select_related("reward", "reward__category"))
+
+
+def orders_for(user) -> QuerySet[RedemptionOrder]:
+    """Orders the user may see: their own; a partner owner's team's; an account manager's portfolio's; all."""
+    return RedemptionOrder.objects.filter(member__in=members_for(user))
+
+
+def order_list(*, viewer, status: str = "") -> QuerySet[RedemptionOrder]:
+    orders = orders_for(viewer).select_related("member__user", "program").annotate(line_count=Count("lines"))
+    if status:
+        orders = orders.filter(status=status)
+    return orders.order_by("-created_at", "-id")
+
+
+def order_get(*, viewer, pk: int) -> RedemptionOrder:
+    """One order with its lines, codes and history; RedemptionOrder.DoesNotExist if the viewer may not see it."""
+    lines = RedemptionLine.objects.select_related("reward").prefetch_related(
+        Prefetch("codes", queryset=VoucherCode.objects.order_by("id"))
+    )
+    return (
+        orders_for(viewer)
+        .select_related("member__user", "member__partner", "program")
+        .prefetch_related(Prefetch("lines", queryset=lines), "events__actor")
+        .get(pk=pk)
+    )

@@ -1,0 +1,343 @@
+"""Writes for the rewards catalogue, carts and redemption orders.
+
+Points move only through loyalty.services.ledger. Placing an order locks the paying account, takes
+stock with a conditional UPDATE and voucher codes with SKIP LOCKED, so concurrent checkouts can never
+overdraw an account, oversell stock or hand one code to two orders.
+"""
+
+import csv
+import io
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from loyalty.common.errors import ApplicationError
+from loyalty.lock_objects import accounts_lock
+from loyalty.models import Program
+from loyalty.services import ledger
+from partners.constants import MemberStatus
+from partners.models import Member
+from partners.visibility import Viewer, viewer_kind
+
+from .constants import (
+    LIVE_STATUSES,
+    MAX_QUANTITY_PER_LINE,
+    ORDER_TRANSITIONS,
+    REFUNDING_STATUSES,
+    LimitPeriod,
+    OrderStatus,
+    PaidBy,
+)
+from .lock_objects import order_lock
+from .models import CartItem, OrderEvent, RedemptionLine, RedemptionOrder, Reward, VoucherCode
+
+ADDRESS_FIELDS = ("name", "street", "postcode", "city", "country", "phone")
+REQUIRED_ADDRESS_FIELDS = ("name", "street", "postcode", "city", "country")
+
+
+# Restrictions -------------------------------------------------------------------------------------
+
+
+def _period_start(period: str, moment: datetime) -> datetime | None:
+    local = timezone.localtime(moment).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == LimitPeriod.MONTH:
+        return local.replace(day=1)
+    if period == LimitPeriod.QUARTER:
+        return local.replace(day=1, month=(local.month - 1) // 3 * 3 + 1)
+    if period == LimitPeriod.YEAR:
+        return local.replace(day=1, month=1)
+    return None
+
+
+def reward_problem(*, reward: Reward, member: Member, moment: datetime | None = None) -> str | None:
+    """Why this member may not redeem this reward now, or None. Shown to the member as it is."""
+    moment = moment or timezone.now()
+    if not reward.is_available_at(moment):
+        if reward.available_from and moment < reward.available_from:
+            return f"{reward.name} can be redeemed from {timezone.localtime(reward.available_from):%d %b %Y}."
+        return f"{reward.name} is no longer available."
+    role_ids = {role.pk for role in reward.allowed_roles.all()}
+    if role_ids and member.role_id not in role_ids:
+        return f"{reward.name} is reserved for other roles."
+    if reward.allowed_partner_kinds and member.partner.kind not in reward.allowed_partner_kinds:
+        return f"{reward.name} is not offered to {member.partner.get_kind_display().lower()}s."
+    region_ids = {region.pk for region in reward.allowed_regions.all()}
+    if region_ids and member.partner.region_id not in region_ids:
+        return f"{reward.name} is not offered in {member.partner.region}."
+    return None
+
+
+def _limit_problem(*, reward: Reward, member: Member, quantity: int, moment: datetime) -> str | None:
+    if reward.limit_per_member is None:
+        return None
+    lines = RedemptionLine.objects.filter(reward=reward, order__member=member, order__status__in=LIVE_STATUSES)
+    if (start := _period_start(reward.limit_period, moment)) is not None:
+        lines = lines.filter(order__created_at__gte=start)
+    already = lines.aggregate(total=Sum("quantity"))["total"] or 0
+    if already + quantity > reward.limit_per_member:
+        left = max(reward.limit_per_member - already, 0)
+        return (
+            f"{reward.name} is limited to {reward.limit_per_member} {reward.get_limit_period_display()} "
+            f"per person; you can order {left} more."
+        )
+    return None
+
+
+# Carts --------------------------------------------------------------------------------------------
+
+
+def _require_quantity(quantity) -> int:
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY_PER_LINE:
+        raise ApplicationError(f"Quantity must be a whole number from 1 to {MAX_QUANTITY_PER_LINE}.", code="quantity")
+    return quantity
+
+
+@transaction.atomic
+def cart_set(*, member: Member, reward: Reward, quantity: int) -> CartItem | None:
+    """Put `quantity` of a reward in the cart (0 removes it)."""
+    if quantity == 0:
+        CartItem.objects.filter(member=member, reward=reward).delete()
+        return None
+    _require_quantity(quantity)
+    if (problem := reward_problem(reward=reward, member=member)) is not None:
+        raise ApplicationError(problem, code="restricted")
+    if reward.paid_by == PaidBy.COMPANY and viewer_kind(member.user) != Viewer.OWNER:
+        raise ApplicationError(
+            f"Only the partner owner can redeem {reward.name} from the company account.", "owner_only"
+        )
+    item, _ = CartItem.objects.update_or_create(member=member, reward=reward, defaults={"quantity": quantity})
+    return item
+
+
+# Orders -------------------------------------------------------------------------------------------
+
+
+def _clean_address(address: dict | None) -> dict:
+    address = {field: str((address or {}).get(field, "")).strip() for field in ADDRESS_FIELDS}
+    missing = [field for field in REQUIRED_ADDRESS_FIELDS if not address[field]]
+    if missing:
+        raise ApplicationError(
+            "A delivery address is needed for items we ship: fill in " + ", ".join(missing) + ".", code="address"
+        )
+    return address
+
+
+def _take_stock(reward: Reward, quantity: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE rewards_reward SET stock = stock - %s WHERE id = %s AND stock >= %s RETURNING stock",
+            [quantity, reward.pk, quantity],
+        )
+        if cursor.fetchone() is None:
+            raise ApplicationError(f"{reward.name} is out of stock for that quantity.", code="out_of_stock")
+
+
+def _take_codes(line: RedemptionLine) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE rewards_vouchercode SET order_line_id = %s, assigned_at = now()
+            WHERE id IN (
+                SELECT id FROM rewards_vouchercode WHERE reward_id = %s AND order_line_id IS NULL
+                ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+            )
+            """,
+            [line.pk, line.reward_id, line.quantity],
+        )
+        if cursor.rowcount < line.quantity:
+            raise ApplicationError(
+                f"{line.reward.name} has run out of codes. Try again later, or pick another reward.",
+                code="codes_exhausted",
+            )
+
+
+def _record(order: RedemptionOrder, from_status: str, to_status: str, actor, note: str = "") -> None:
+    OrderEvent.objects.create(order=order, from_status=from_status, to_status=to_status, actor=actor, note=note)
+
+
+@transaction.atomic
+def order_place(
+    *,
+    member: Member,
+    program: Program,
+    items: Iterable[tuple[Reward, int]],
+    paid_by: str,
+    checkout_key: str,
+    address: dict | None = None,
+) -> RedemptionOrder:
+    """Redeem points for rewards: all or nothing. The same checkout key twice returns the first order."""
+    if (existing := RedemptionOrder.objects.filter(checkout_key=checkout_key).first()) is not None:
+        if existing.member_id != member.pk:
+            raise ApplicationError("This checkout belongs to someone else.", code="key_reused")
+        return existing
+    if member.status != MemberStatus.ACTIVE:
+        raise ApplicationError("Your membership is not active yet, so you cannot redeem points.", code="inactive")
+    items = sorted(((reward, _require_quantity(quantity)) for reward, quantity in items), key=lambda i: i[0].pk)
+    if not items:
+        raise ApplicationError("Your cart is empty.", code="empty")
+    if len({reward.pk for reward, _ in items}) != len(items):
+        raise ApplicationError("Each reward may appear once in an order.", code="duplicate_line")
+    if paid_by == PaidBy.COMPANY:
+        if viewer_kind(member.user) != Viewer.OWNER:
+            raise ApplicationError("Only the partner owner can spend the company account.", code="owner_only")
+        account = ledger.partner_account(program=program, partner=member.partner)
+    else:
+        account = ledger.member_account(program=program, member=member)
+    account = accounts_lock(account.pk)[account.pk]  # serialises this account's checkouts (limits, balance)
+
+    now = timezone.now()
+    for reward, quantity in items:
+        if reward.program_id != program.pk:
+            raise ApplicationError(f"{reward.name} belongs to another program.", code="other_program")
+        if reward.paid_by != paid_by:
+            raise ApplicationError(f"{reward.name} is paid from the {reward.get_paid_by_display()}.", code="paid_by")
+        problem = reward_problem(reward=reward, member=member, moment=now) or _limit_problem(
+            reward=reward, member=member, quantity=quantity, moment=now
+        )
+        if problem:
+            raise ApplicationError(problem, code="restricted")
+    total = sum(reward.points_price * quantity for reward, quantity in items)
+    if account.available < total:
+        raise ApplicationError(
+            f"This order needs {total:,} {program.currency_name}; {account.available:,} are available.",
+            code="insufficient_points",
+        )
+    shipping = (
+        _clean_address(address) if any(reward.ships for reward, _ in items) else dict.fromkeys(ADDRESS_FIELDS, "")
+    )
+
+    order = RedemptionOrder.objects.create(
+        program=program,
+        member=member,
+        account=account,
+        paid_by=paid_by,
+        total_points=total,
+        checkout_key=checkout_key,
+        **{f"delivery_{field}": value for field, value in shipping.items()},
+    )
+    lines = RedemptionLine.objects.bulk_create(
+        [RedemptionLine(order=order, reward=r, quantity=q, points_each=r.points_price) for r, q in items]
+    )
+    for line in lines:
+        if line.reward.uses_codes:
+            _take_codes(line)
+        elif line.reward.stock is not None:
+            _take_stock(line.reward, line.quantity)
+    summary = ", ".join(f"{line.quantity} × {line.reward.name}" for line in lines)
+    order.spend_entry = ledger.spend(
+        account=account,
+        points=total,
+        key=f"order:{order.pk}",
+        source_type="order",
+        source_id=str(order.pk),
+        explanation=f"Order {order.pk}: {summary}"[:500],
+        created_by=member.user,
+    )
+    order.save(update_fields=["spend_entry"])
+    _record(order, "", OrderStatus.PLACED, member.user)
+    if total <= program.order_approval_threshold:
+        _move(order, OrderStatus.APPROVED, actor=None, note="Approved automatically (under the approval threshold)")
+        if all(line.reward.uses_codes for line in lines):
+            _move(order, OrderStatus.FULFILLED, actor=None, note="Codes shown to the member")
+    CartItem.objects.filter(member=member, reward__in=[reward for reward, _ in items]).delete()
+    return order
+
+
+def _move(order: RedemptionOrder, to: str, *, actor, note: str = "") -> None:
+    from_status = order.status
+    order.status = to
+    order.save(update_fields=["status", "updated_at"])
+    _record(order, from_status, to, actor, note)
+
+
+def _can_act(actor, order: RedemptionOrder, to: str) -> bool:
+    if getattr(actor, "is_program_manager", False):
+        return True
+    # The person who ordered (or their owner, for company orders) may cancel while it waits for approval.
+    if to != OrderStatus.CANCELLED or order.status != OrderStatus.PLACED:
+        return False
+    if order.member.user_id == actor.pk:
+        return True
+    return (
+        order.paid_by == PaidBy.COMPANY
+        and viewer_kind(actor) == Viewer.OWNER
+        and (actor.memberships.filter(partner=order.member.partner, status=MemberStatus.ACTIVE).exists())
+    )
+
+
+@transaction.atomic
+def order_transition(
+    *, order: RedemptionOrder, to: str, actor, note: str = "", carrier: str = "", tracking_number: str = ""
+) -> RedemptionOrder:
+    """Move an order along its status machine; a rejection or cancellation refunds points, stock and codes."""
+    locked = order_lock(order.pk)
+    if to not in ORDER_TRANSITIONS[locked.status]:
+        raise ApplicationError(
+            f"Order {locked.pk} is {locked.get_status_display().lower()} and cannot become "
+            f"{OrderStatus(to).label.lower()}.",
+            code="bad_transition",
+        )
+    if not _can_act(actor, locked, to):
+        raise ApplicationError("You are not allowed to do that with this order.", code="forbidden")
+    if to in REFUNDING_STATUSES:
+        if not note.strip():
+            raise ApplicationError("Say why; the member sees the reason.", code="reason_required")
+        locked.refund_entry = ledger.reverse(
+            entry=locked.spend_entry,
+            key=f"order-refund:{locked.pk}",
+            explanation=f"Refund of order {locked.pk}: {note.strip()}"[:500],
+            created_by=actor,
+        )
+        lines = list(locked.lines.select_related("reward").order_by("reward_id"))
+        for line in lines:
+            if line.reward.stock is not None and not line.reward.uses_codes:
+                Reward.objects.filter(pk=line.reward_id).update(stock=F("stock") + line.quantity)
+        VoucherCode.objects.filter(order_line__in=lines).update(order_line=None, assigned_at=None)
+        locked.decision_reason = note.strip()
+        locked.save(update_fields=["refund_entry", "decision_reason"])
+    if to == OrderStatus.FULFILLED:
+        locked.carrier, locked.tracking_number = carrier.strip(), tracking_number.strip()
+        locked.save(update_fields=["carrier", "tracking_number"])
+    _move(locked, to, actor=actor, note=note.strip())
+    order.status = locked.status
+    return locked
+
+
+# Voucher codes ------------------------------------------------------------------------------------
+
+
+def codes_from_csv(data: bytes) -> list[str]:
+    """Codes from an uploaded CSV: one per line, first column; a header line 'code' is skipped."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ApplicationError("The file is not UTF-8 text. Save it as CSV (UTF-8) and try again.", "encoding") from exc
+    codes = []
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not row or not row[0].strip():
+            continue
+        code = row[0].strip()
+        if number == 1 and code.lower() == "code":
+            continue
+        if len(code) > 120:
+            raise ApplicationError(f"Line {number}: the code is longer than 120 characters.", code="too_long")
+        codes.append(code)
+    if not codes:
+        raise ApplicationError("The file has no codes.", code="empty")
+    return codes
+
+
+@transaction.atomic
+def codes_add(*, reward: Reward, codes: list[str]) -> tuple[int, int]:
+    """Add codes to a reward's pool; returns (added, skipped because already in the pool or repeated)."""
+    if not reward.uses_codes:
+        raise ApplicationError(f"{reward.name} does not hand out codes.", code="not_code_reward")
+    before = VoucherCode.objects.filter(reward=reward).count()
+    VoucherCode.objects.bulk_create(
+        [VoucherCode(reward=reward, code=code) for code in dict.fromkeys(codes)], ignore_conflicts=True
+    )
+    added = VoucherCode.objects.filter(reward=reward).count() - before
+    return added, len(codes) - added
