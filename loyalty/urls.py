@@ -1,8 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from loyalty import views as loyalty_views
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("points/", loyalty_views.points_statement, name="points_statement"),
     path("", include("partners.urls")),
 ]
