@@ -7,5 +7,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("points/", loyalty_views.points_statement, name="points_statement"),
+    path("rewards/", include("rewards.urls")),
     path("", include("partners.urls")),
 ]

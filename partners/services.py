@@ -143,6 +143,12 @@ def _require_team_manager(actor: User, partner: Partner) -> None:
 @transaction.atomic
 def member_approve(*, member: Member, actor: User) -> Member:
     _require_team_manager(actor, member.partner)
+    if not member.can_approve():
+        raise ApplicationError(
+            f"{member.user.email} is {member.get_status_display().lower()}; only people waiting for approval "
+            "can be approved.",
+            code="bad_transition",
+        )
     return _member_move(member=member, to=MemberStatus.ACTIVE, actor=actor)
 
 
@@ -226,7 +232,7 @@ def invitation_send(*, partner: Partner, email: str, role: Role, invited_by: Use
 def invitation_resend(*, member: Member, actor: User) -> Invitation:
     _require_team_manager(actor, member.partner)
     if member.status != MemberStatus.INVITED:
-        raise ApplicationError(f"{member.user.email} has already accepted the invitation.", code="already_accepted")
+        raise ApplicationError(_not_invited_message(member), code="not_invited")
     return _issue_link(member=member, invited_by=actor)
 
 
@@ -234,9 +240,15 @@ def invitation_resend(*, member: Member, actor: User) -> Invitation:
 def invitation_cancel(*, member: Member, actor: User) -> Member:
     _require_team_manager(actor, member.partner)
     if member.status != MemberStatus.INVITED:
-        raise ApplicationError(f"{member.user.email} has already accepted the invitation.", code="already_accepted")
+        raise ApplicationError(_not_invited_message(member), code="not_invited")
     Invitation.objects.filter(member=member, accepted_at=None, revoked_at=None).update(revoked_at=timezone.now())
     return _member_move(member=member, to=MemberStatus.LEFT, actor=actor, reason="Invitation cancelled")
+
+
+def _not_invited_message(member: Member) -> str:
+    if member.status == MemberStatus.LEFT:
+        return f"The invitation of {member.user.email} was cancelled or they have left; send a new invitation."
+    return f"{member.user.email} has already accepted the invitation."
 
 
 def invitation_get_by_token(token: str) -> Invitation:

@@ -1,42 +1,362 @@
+"""The member site: thin views over partners.selectors (reads) and partners.services (writes).
+
+Who may open what is decided by partners.visibility. A page a viewer may not use is a 404 (so it does not
+reveal that the page or the object exists); a refused action is an ApplicationError shown as a message.
+"""
+
+from functools import wraps
+from urllib.parse import urlencode
+
+from allauth.account.models import EmailAddress
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404, HttpResponseNotAllowed, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_http_methods, require_POST
+
+from loyalty.common.errors import ApplicationError
+
+from . import selectors, services
+from .constants import MemberStatus
+from .forms import (
+    DeactivateForm,
+    InvitationSignupForm,
+    InviteForm,
+    PartnerFilterForm,
+    ProfileForm,
+    TeamFilterForm,
+)
+from .models import Member, User
+from .visibility import Viewer, current_membership, viewer_kind
+
+PAGE_SIZE = 25
+# Accepting an invitation signs the new person in with the password they have just chosen.
+LOGIN_BACKEND = "django.contrib.auth.backends.ModelBackend"
+# What an unusable invitation link answers: gone for good (410) or never existed (404). Any other refusal
+# (say, the person is still on another partner's team) is a conflict (409).
+INVITATION_ERROR_STATUS = {"unknown": 404, "used": 410, "revoked": 410, "expired": 410}
+
+
+def _viewer_kinds(*kinds: str):
+    """Only these kinds of viewer may use the view; anyone else signed in gets a 404."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if viewer_kind(request.user) not in kinds:
+                raise Http404("This page is not available to you.")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+owner_only = _viewer_kinds(Viewer.OWNER)
+managers_only = _viewer_kinds(Viewer.ACCOUNT_MANAGER, Viewer.PROGRAM_MANAGER)  # the manufacturer's staff
+
+
+def _wants_partial(request) -> bool:
+    """An htmx request refreshing a table gets just the table; a history restore needs the whole page."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _render_list(request, template: str, partial: str, context: dict):
+    name = f"{template}#{partial}" if _wants_partial(request) else template
+    response = render(request, name, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _name(member: Member) -> str:
+    return member.user.full_name or member.user.email
+
+
+# Home and profile -----------------------------------------------------------------------------------
+
+
+@login_required
 def home(request):
-    raise NotImplementedError
+    user = request.user
+    kind = viewer_kind(user)
+    if kind == Viewer.NONE:
+        return render(
+            request, "partners/no_membership.html", {"last_membership": selectors.latest_membership(viewer=user)}
+        )
+    member = current_membership(user)
+    context = {"kind": kind, "member": member}
+    if kind == Viewer.OWNER:
+        context["team_counts"] = selectors.team_counts(viewer=user, partner=member.partner)
+    elif kind in (Viewer.ACCOUNT_MANAGER, Viewer.PROGRAM_MANAGER):
+        context["partner_count"] = selectors.partner_count(viewer=user)
+    return render(request, "partners/home.html", context)
 
 
-def profile(request, **kwargs):
-    raise NotImplementedError
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request):
+    member = current_membership(request.user)
+    if member is None:
+        # Staff and people without a partner have no member profile; show what we know, read-only.
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])
+        return render(request, "partners/profile.html", {"member": None})
+    if request.method == "POST":
+        form = ProfileForm(request.POST)
+        if form.is_valid():
+            try:
+                services.member_update_profile(member=member, **form.cleaned_data)
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, "Your profile has been saved.")
+                return redirect("profile")
+    else:
+        form = ProfileForm(
+            initial={
+                "full_name": request.user.full_name,
+                "phone": member.phone,
+                "language": member.language,
+                "preferred_channel": member.preferred_channel,
+            }
+        )
+    return render(request, "partners/profile.html", {"member": member, "form": form})
 
 
-def team(request, **kwargs):
-    raise NotImplementedError
+# Team (partner owners) ------------------------------------------------------------------------------
 
 
-def team_invite(request, **kwargs):
-    raise NotImplementedError
+def _team_context(request, *, invite_form: InviteForm | None = None) -> dict:
+    owner = current_membership(request.user)
+    roles = selectors.role_list()
+    filter_form = TeamFilterForm(request.GET, roles=roles)
+    members = selectors.team_list(viewer=request.user, partner=owner.partner, **filter_form.filters())
+    return {
+        "partner": owner.partner,
+        "filter_form": filter_form,
+        "is_filtered": any(filter_form.filters().values()),
+        "page": Paginator(members, PAGE_SIZE).get_page(request.GET.get("page")),
+        "invite_form": invite_form or InviteForm(roles=roles),
+        "return_query": request.GET.urlencode(),
+    }
 
 
-def member_approve(request, **kwargs):
-    raise NotImplementedError
+def _back_to_team(request):
+    """Back to the team page with the search, filters and page the action was taken from."""
+    query = QueryDict(request.POST.get("return_query", "")).urlencode()
+    return redirect(f"{reverse('team')}?{query}" if query else reverse("team"))
 
 
-def member_deactivate(request, **kwargs):
-    raise NotImplementedError
+@login_required
+@owner_only
+def team(request):
+    return _render_list(request, "partners/team.html", "member-table", _team_context(request))
 
 
-def invitation_resend(request, **kwargs):
-    raise NotImplementedError
+@login_required
+@require_POST
+@owner_only
+def team_invite(request):
+    owner = current_membership(request.user)
+    form = InviteForm(request.POST, roles=selectors.role_list())
+    if not form.is_valid():
+        return render(request, "partners/team.html", _team_context(request, invite_form=form))
+    try:
+        invitation = services.invitation_send(
+            partner=owner.partner,
+            email=form.cleaned_data["email"],
+            role=form.cleaned_data["role"],
+            invited_by=request.user,
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Invitation sent to {invitation.member.user.email}")
+    return redirect("team")
 
 
-def invitation_cancel(request, **kwargs):
-    raise NotImplementedError
+@login_required
+@require_POST
+@owner_only
+def member_approve(request, member_id: int):
+    member = selectors.member_get(viewer=request.user, pk=member_id)
+    try:
+        services.member_approve(member=member, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{_name(member)} is now an active member of the team.")
+    return _back_to_team(request)
 
 
-def invitation_accept(request, **kwargs):
-    raise NotImplementedError
+@login_required
+@require_http_methods(["GET", "POST"])
+@owner_only
+def member_deactivate(request, member_id: int):
+    """GET asks for confirmation (works without JavaScript); POST deactivates."""
+    member = selectors.member_get(viewer=request.user, pk=member_id)
+    if request.method == "POST":
+        form = DeactivateForm(request.POST)
+        if form.is_valid():
+            try:
+                services.member_deactivate(member=member, actor=request.user, reason=form.cleaned_data["reason"])
+            except ApplicationError as exc:
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, f"{_name(member)} has been deactivated and is no longer on the team.")
+            return _back_to_team(request)
+    else:
+        if member.user_id == request.user.pk:
+            messages.error(request, "You cannot deactivate yourself.")
+            return redirect("team")
+        if not member.can_deactivate():
+            if member.status == MemberStatus.INVITED:
+                messages.error(request, f"{member.user.email} has not joined yet; cancel the invitation instead.")
+            else:
+                messages.error(request, f"{_name(member)} has already left the team.")
+            return redirect("team")
+        form = DeactivateForm()
+    return_query = request.POST.get("return_query", request.GET.urlencode())
+    context = {"member": member, "form": form, "return_query": return_query}
+    return render(request, "partners/member_deactivate.html", context)
 
 
-def partner_list(request, **kwargs):
-    raise NotImplementedError
+@login_required
+@require_POST
+@owner_only
+def invitation_resend(request, member_id: int):
+    member = selectors.member_get(viewer=request.user, pk=member_id)
+    try:
+        services.invitation_resend(member=member, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"A new invitation link was sent to {member.user.email}. The old link stops working.")
+    return _back_to_team(request)
 
 
-def partner_detail(request, **kwargs):
-    raise NotImplementedError
+@login_required
+@require_http_methods(["GET", "POST"])
+@owner_only
+def invitation_cancel(request, member_id: int):
+    """GET asks for confirmation (works without JavaScript); POST cancels the invitation."""
+    member = selectors.member_get(viewer=request.user, pk=member_id)
+    if request.method == "POST":
+        try:
+            services.invitation_cancel(member=member, actor=request.user)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"The invitation for {member.user.email} was cancelled.")
+        return _back_to_team(request)
+    if not member.can_cancel_invitation():
+        if member.status == MemberStatus.LEFT:
+            messages.error(request, f"The invitation for {member.user.email} is no longer open.")
+        else:
+            messages.error(request, f"{member.user.email} has already accepted the invitation.")
+        return redirect("team")
+    return render(
+        request, "partners/invitation_cancel.html", {"member": member, "return_query": request.GET.urlencode()}
+    )
+
+
+# Invitations (public) -------------------------------------------------------------------------------
+
+
+def _invitation_problem(request, exc: ApplicationError):
+    status = INVITATION_ERROR_STATUS.get(exc.code, 409)
+    return render(request, "partners/invitation_problem.html", {"message": exc.message}, status=status)
+
+
+def _set_up_invited_account(*, user: User, full_name: str, password: str) -> None:
+    """A new person's first sign-in details. Opening the e-mailed link proves the address, so it is verified."""
+    user.full_name = full_name
+    user.set_password(password)
+    user.save(update_fields=["full_name", "password"])
+    EmailAddress.objects.filter(user=user).exclude(email__iexact=user.email).update(primary=False)
+    address = EmailAddress.objects.filter(user=user, email__iexact=user.email).first()
+    if address is None:
+        EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    else:
+        address.verified, address.primary = True, True
+        address.save(update_fields=["verified", "primary"])
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request, token: str):
+    try:
+        invitation = services.invitation_get_by_token(token)
+    except ApplicationError as exc:
+        return _invitation_problem(request, exc)
+    invited = invitation.member.user
+    partner = invitation.member.partner
+    context = {"invitation": invitation, "invited": invited, "partner": partner, "role": invitation.member.role}
+
+    if request.user.is_authenticated and request.user.pk != invited.pk:
+        return render(request, "partners/invitation_accept.html", {**context, "step": "wrong_user"}, status=403)
+    new_person = not invited.has_usable_password()
+    if not new_person and not request.user.is_authenticated:
+        login_url = f"{reverse('account_login')}?{urlencode({'next': request.get_full_path()})}"
+        context.update(step="sign_in", login_url=login_url)
+        return render(request, "partners/invitation_accept.html", context)
+
+    form = None
+    if new_person:
+        data = request.POST if request.method == "POST" else None
+        form = InvitationSignupForm(data, user=invited, initial={"full_name": invited.full_name})
+    if request.method == "POST" and (form is None or form.is_valid()):
+        try:
+            with transaction.atomic():
+                if form is not None:
+                    _set_up_invited_account(
+                        user=invited, full_name=form.cleaned_data["full_name"], password=form.cleaned_data["password1"]
+                    )
+                member = services.invitation_accept(token=token, user=invited)
+        except ApplicationError as exc:
+            return _invitation_problem(request, exc)
+        if new_person:
+            login(request, invited, backend=LOGIN_BACKEND)
+        if member.status == MemberStatus.PENDING_APPROVAL:
+            messages.success(request, f"Welcome to {partner.name}. The owner will approve you shortly.")
+        else:
+            messages.success(request, f"Welcome to {partner.name}.")
+        return redirect("home")
+
+    step = "sign_up" if new_person else "join"
+    return render(request, "partners/invitation_accept.html", {**context, "step": step, "form": form})
+
+
+# Partners (account and program managers; an owner sees their own partner) --------------------------
+
+
+@login_required
+@managers_only
+def partner_list(request):
+    filter_form = PartnerFilterForm(request.GET, regions=selectors.region_list())
+    filters = filter_form.filters()
+    partners = selectors.partner_list(viewer=request.user, **filters)
+    context = {
+        "filter_form": filter_form,
+        "is_filtered": any(filters.values()),
+        "page": Paginator(partners, PAGE_SIZE).get_page(request.GET.get("page")),
+    }
+    return _render_list(request, "partners/partner_list.html", "partner-table", context)
+
+
+@login_required
+@_viewer_kinds(Viewer.ACCOUNT_MANAGER, Viewer.PROGRAM_MANAGER, Viewer.OWNER)
+def partner_detail(request, partner_id: int):
+    partner = selectors.partner_get(viewer=request.user, pk=partner_id)
+    members = selectors.team_list(viewer=request.user, partner=partner)
+    context = {
+        "partner": partner,
+        "counts": selectors.team_counts(viewer=request.user, partner=partner),
+        "page": Paginator(members, PAGE_SIZE).get_page(request.GET.get("page")),
+        "is_own_partner": viewer_kind(request.user) == Viewer.OWNER,
+    }
+    return _render_list(request, "partners/partner_detail.html", "member-table", context)

@@ -1,12 +1,15 @@
 """Reads of rewards and orders that users see, scoped through partners.visibility."""
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from datetime import datetime
+
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
 from loyalty.models import Program
 from partners.models import Member
 from partners.visibility import members_for
 
+from .constants import LIVE_STATUSES, LimitPeriod, PaidBy
 from .models import CartItem, RedemptionLine, RedemptionOrder, Reward, VoucherCode
 
 
@@ -17,6 +20,7 @@ def catalogue(
     category: str = "",
     search: str = "",
     max_points: int | None = None,
+    max_company_points: int | None = None,
 ) -> QuerySet[Reward]:
     """Rewards this member may redeem now: active, in their window, and open to their role, kind and region."""
     now = timezone.now()
@@ -39,8 +43,39 @@ def catalogue(
     if search:
         rewards = rewards.filter(Q(name__icontains=search) | Q(description__icontains=search))
     if max_points is not None:
-        rewards = rewards.filter(points_price__lte=max_points)
+        # "What I can afford": each reward against the account that pays for it.
+        affordable = Q(paid_by=PaidBy.MEMBER, points_price__lte=max_points)
+        if max_company_points is not None:
+            affordable |= Q(paid_by=PaidBy.COMPANY, points_price__lte=max_company_points)
+        rewards = rewards.filter(affordable)
     return rewards.order_by("points_price", "name")
+
+
+def period_start(period: str, moment: datetime) -> datetime | None:
+    """Start of the limit period that contains `moment`, in the program's time zone (None: ever)."""
+    local = timezone.localtime(moment).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == LimitPeriod.MONTH:
+        return local.replace(day=1)
+    if period == LimitPeriod.QUARTER:
+        return local.replace(day=1, month=(local.month - 1) // 3 * 3 + 1)
+    if period == LimitPeriod.YEAR:
+        return local.replace(day=1, month=1)
+    return None
+
+
+def already_ordered(*, reward: Reward, member: Member, moment: datetime | None = None) -> int:
+    """Units of this reward the member has in live orders within the current limit period."""
+    lines = RedemptionLine.objects.filter(reward=reward, order__member=member, order__status__in=LIVE_STATUSES)
+    if (start := period_start(reward.limit_period, moment or timezone.now())) is not None:
+        lines = lines.filter(order__created_at__gte=start)
+    return lines.aggregate(total=Sum("quantity"))["total"] or 0
+
+
+def limit_left(*, reward: Reward, member: Member) -> int | None:
+    """How many more units the member may order in this period; None when the reward has no limit."""
+    if reward.limit_per_member is None:
+        return None
+    return max(reward.limit_per_member - already_ordered(reward=reward, member=member), 0)
 
 
 def reward_get(*, member: Member, program: Program, pk: int) -> Reward:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models import F, Sum
+from django.db.models import F
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
@@ -22,12 +22,11 @@ from partners.constants import MemberStatus
 from partners.models import Member
 from partners.visibility import Viewer, viewer_kind
 
+from . import selectors
 from .constants import (
-    LIVE_STATUSES,
     MAX_QUANTITY_PER_LINE,
     ORDER_TRANSITIONS,
     REFUNDING_STATUSES,
-    LimitPeriod,
     OrderStatus,
     PaidBy,
 )
@@ -39,17 +38,6 @@ REQUIRED_ADDRESS_FIELDS = ("name", "street", "postcode", "city", "country")
 
 
 # Restrictions -------------------------------------------------------------------------------------
-
-
-def _period_start(period: str, moment: datetime) -> datetime | None:
-    local = timezone.localtime(moment).replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == LimitPeriod.MONTH:
-        return local.replace(day=1)
-    if period == LimitPeriod.QUARTER:
-        return local.replace(day=1, month=(local.month - 1) // 3 * 3 + 1)
-    if period == LimitPeriod.YEAR:
-        return local.replace(day=1, month=1)
-    return None
 
 
 def reward_problem(*, reward: Reward, member: Member, moment: datetime | None = None) -> str | None:
@@ -73,10 +61,7 @@ def reward_problem(*, reward: Reward, member: Member, moment: datetime | None = 
 def _limit_problem(*, reward: Reward, member: Member, quantity: int, moment: datetime) -> str | None:
     if reward.limit_per_member is None:
         return None
-    lines = RedemptionLine.objects.filter(reward=reward, order__member=member, order__status__in=LIVE_STATUSES)
-    if (start := _period_start(reward.limit_period, moment)) is not None:
-        lines = lines.filter(order__created_at__gte=start)
-    already = lines.aggregate(total=Sum("quantity"))["total"] or 0
+    already = selectors.already_ordered(reward=reward, member=member, moment=moment)
     if already + quantity > reward.limit_per_member:
         left = max(reward.limit_per_member - already, 0)
         return (

@@ -1,4 +1,46 @@
 import os
+from importlib import import_module
+
+import pytest
+from django.apps import apps
+from pytest_django.plugin import blocking_manager_key
 
 # live_server + Playwright's sync API share a thread with an event loop.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+# Transactional tests (live_server, real concurrency) end by emptying every table, the roles seeded by the
+# data migration included. Put them back after each such test, and once more after the last one (with
+# --reuse-db the next run starts from what is left).
+
+
+def seed_default_roles() -> None:
+    """Run the data migration that seeds the roles again (it is idempotent)."""
+    import_module("partners.migrations.0002_default_roles").add_roles(apps, None)
+
+
+def _flushes_tables(item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    fixtures = getattr(item, "fixturenames", ())
+    return (
+        "transactional_db" in fixtures
+        or "live_server" in fixtures
+        or bool(marker and (marker.kwargs.get("transaction") or marker.kwargs.get("serialized_rollback")))
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    result = yield  # the test's fixtures, transactional_db's flush included, are torn down here
+    # With no next item the session fixtures are gone too; _seed_roles_after_last_flush did the work.
+    if nextitem is not None and _flushes_tables(item):
+        with item.config.stash[blocking_manager_key].unblock():
+            seed_default_roles()
+    return result
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _seed_roles_after_last_flush(django_db_setup, django_db_blocker):
+    yield
+    with django_db_blocker.unblock():
+        seed_default_roles()
