@@ -117,6 +117,7 @@ def run(options: Options, pages: tuple[Page, ...] = PAGES) -> bool:
                     )
 
     bare = results[0].load
+    results[0].ratio = 1.0
     for result in results[1:]:
         _judge(result, bare, options)
     _print(results, options)
@@ -141,7 +142,7 @@ def run(options: Options, pages: tuple[Page, ...] = PAGES) -> bool:
                     "queries_scale_1": r.queries_small,
                     f"queries_scale_{options.scale}": r.queries_big,
                     **(asdict(r.load) if r.load else {}),
-                    "ratio_to_bare": r.ratio,
+                    "ratio_to_bare": round(r.ratio, 3) if r.ratio is not None else None,
                     "passed": r.passed,
                     "failures": r.failures or [],
                 }

@@ -3,7 +3,7 @@ from django.utils.functional import SimpleLazyObject
 from partners.visibility import current_membership
 
 from .models import PointsAccount
-from .selectors import current_program
+from .selectors import current_program, expiring_soon
 
 
 def points(request):
@@ -18,4 +18,13 @@ def points(request):
             program=program, member=member
         )
 
-    return {"program": SimpleLazyObject(lambda: current_program(request)), "my_balance": SimpleLazyObject(balance)}
+    def expiring():
+        account = my_balance
+        return expiring_soon(account=account) if account and account.pk else None
+
+    my_balance = SimpleLazyObject(balance)
+    return {
+        "program": SimpleLazyObject(lambda: current_program(request)),
+        "my_balance": my_balance,
+        "my_expiring": SimpleLazyObject(expiring),
+    }

@@ -7,9 +7,11 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
+from loyalty.services import ledger
 from partners import services
 from partners.constants import Channel, MemberStatus
 from partners.models import Invitation, Member, User
+from tests.loyalty.factories import ProgramFactory
 
 from .factories import (
     PASSWORD,
@@ -131,12 +133,16 @@ def test_home_for_a_user_without_membership_explains_why_there_is_nothing(client
 @pytest.mark.parametrize("team_size", [3, 30])
 def test_home_query_count_does_not_grow_with_the_team(client, owner, team_size, django_assert_max_num_queries):
     MemberFactory.create_batch(team_size, partner=owner.partner, status=MemberStatus.PENDING_APPROVAL)
+    program = ProgramFactory(currency_name="AquaPoints")
+    ledger.earn(account=ledger.member_account(program=program, member=owner), points=75, key="home")
 
-    # session, user, the viewer's membership, the team counts
-    with django_assert_max_num_queries(4):
+    # session, user, the viewer's membership, the team counts, the program, the balance, expiring soon
+    with django_assert_max_num_queries(7):
         response = client.get(reverse("home"))
 
-    assert f"{team_size} people are waiting for your approval" in response.content.decode()
+    html = response.content.decode()
+    assert f"{team_size} people are waiting for your approval" in html
+    assert "My AquaPoints" in html
 
 
 # Profile ----------------------------------------------------------------------------------------------
@@ -320,9 +326,10 @@ def test_team_is_paginated_by_25(client, owner):
 @pytest.mark.parametrize("team_size", [3, 30])
 def test_team_query_count_does_not_grow_with_the_team(client, owner, team_size, django_assert_max_num_queries):
     MemberFactory.create_batch(team_size, partner=owner.partner)
+    ledger.earn(account=ledger.member_account(program=ProgramFactory(), member=owner), points=5, key="team")
 
-    # session, user, the viewer's membership, roles, count, one page of rows
-    with django_assert_max_num_queries(6):
+    # session, user, the viewer's membership, roles, count, one page of rows; the navigation's program + balance
+    with django_assert_max_num_queries(8):
         response = client.get(reverse("team"))
 
     assert len(_rows(response)) == min(team_size + 1, 25)
