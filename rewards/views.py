@@ -103,6 +103,7 @@ def reward_detail(request, reward_id: int):
         "in_cart": in_cart,
         "balances": _balances(request.member, request.program),
         "limit_left": selectors.limit_left(reward=reward, member=request.member),
+        "checkout_key": uuid.uuid4().hex,
     }
     return render(request, "rewards/reward_detail.html", context)
 
@@ -155,6 +156,41 @@ def _cart_groups(member, balances) -> list[dict]:
 
 
 @member_required
+@require_POST
+def redeem_now(request, reward_id: int):
+    """One tap on a phone: redeem one reward without the cart. Shipped items still need the checkout's
+    address form, so they go through the cart."""
+    try:
+        reward = selectors.reward_get(member=request.member, program=request.program, pk=reward_id)
+    except Reward.DoesNotExist:
+        raise Http404("This reward is not in your catalogue.") from None
+    form = QuantityForm(request.POST)
+    key = request.POST.get("checkout_key", "")
+    if reward.ships or not form.is_valid() or not form.cleaned_data["quantity"] or not 8 <= len(key) <= 64:
+        messages.error(request, "Choose a quantity from 1 to 50, then redeem again.")
+        return redirect("reward_detail", reward_id=reward.pk)
+    try:
+        order = services.order_place(
+            member=request.member,
+            program=request.program,
+            items=[(reward, form.cleaned_data["quantity"])],
+            paid_by=reward.paid_by,
+            checkout_key=f"{request.member.pk}:{key}",
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("reward_detail", reward_id=reward.pk)
+    messages.success(request, _placed_message(order))
+    return redirect("order_detail", order_id=order.pk)
+
+
+def _placed_message(order: RedemptionOrder) -> str:
+    if order.status == OrderStatus.PLACED:
+        return f"Order {order.pk} is placed and waits for the program team's approval."
+    return f"Order {order.pk} is confirmed."
+
+
+@member_required
 def cart(request):
     balances = _balances(request.member, request.program)
     return render(request, "rewards/cart.html", {"groups": _cart_groups(request.member, balances)})
@@ -185,10 +221,7 @@ def checkout(request, paid_by: str):
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
-                if order.status == OrderStatus.PLACED:
-                    messages.success(request, f"Order {order.pk} is placed and waits for the program team's approval.")
-                else:
-                    messages.success(request, f"Order {order.pk} is confirmed.")
+                messages.success(request, _placed_message(order))
                 return redirect("order_detail", order_id=order.pk)
     else:
         user = request.user

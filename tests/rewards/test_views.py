@@ -228,3 +228,21 @@ def test_people_without_a_membership_get_404_and_anonymous_users_sign_in(client,
     for url in (reverse("catalogue"), reverse("cart"), reverse("order_list"), reverse("checkout", args=["member"])):
         response = client.get(url)
         assert response.status_code == 302 and response.url.startswith(reverse("account_login"))
+
+
+def test_redeem_now_places_one_order_per_tap_and_refuses_shipped_items(client, program, member):
+    card = CodeRewardFactory(program=program, codes=2, points_price=100)
+    client.force_login(member.user)
+    page = client.get(reverse("reward_detail", args=[card.pk]))
+    key = page.context["checkout_key"]
+    url = reverse("redeem_now", args=[card.pk])
+    first = client.post(url, {"quantity": 1, "checkout_key": key})
+    again = client.post(url, {"quantity": 1, "checkout_key": key})  # a double tap
+    order = RedemptionOrder.objects.get()
+    assert first.url == again.url == reverse("order_detail", args=[order.pk])
+    assert order.status == OrderStatus.FULFILLED
+
+    mug = MerchandiseFactory(program=program)
+    response = client.post(reverse("redeem_now", args=[mug.pk]), {"quantity": 1, "checkout_key": "x" * 16})
+    assert response.url == reverse("reward_detail", args=[mug.pk])
+    assert RedemptionOrder.objects.count() == 1
