@@ -55,3 +55,10 @@ def test_socket_directory_in_the_url_becomes_the_host():
         expression="settings.DATABASES['default']['HOST']",
     )
     assert result.stdout.strip() == "/tmp/pg data", result.stderr
+
+
+def test_a_shared_cache_also_holds_sessions_and_without_one_sessions_stay_in_the_database():
+    shared = load_settings(TESTING="true", CACHE_URL="redis://127.0.0.1:6379/9", expression="settings.SESSION_ENGINE")
+    local = load_settings(TESTING="true", CACHE_URL="", expression="settings.SESSION_ENGINE")
+    assert shared.stdout.strip() == "django.contrib.sessions.backends.cached_db", shared.stderr
+    assert local.stdout.strip() == "django.contrib.sessions.backends.db", local.stderr
