@@ -29,8 +29,13 @@ def _flushes_tables(item) -> bool:
     )
 
 
+FLUSHED = pytest.StashKey[bool]()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item, nextitem):
+    if _flushes_tables(item):
+        item.config.stash[FLUSHED] = True
     result = yield  # the test's fixtures, transactional_db's flush included, are torn down here
     # With no next item the session fixtures are gone too; _seed_roles_after_last_flush did the work.
     if nextitem is not None and _flushes_tables(item):
@@ -40,7 +45,8 @@ def pytest_runtest_teardown(item, nextitem):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _seed_roles_after_last_flush(django_db_setup, django_db_blocker):
+def _seed_roles_after_last_flush(request, django_db_setup, django_db_blocker):
     yield
-    with django_db_blocker.unblock():
-        seed_default_roles()
+    if request.config.stash.get(FLUSHED, False):
+        with django_db_blocker.unblock():
+            seed_default_roles()
