@@ -34,7 +34,12 @@ def partner_account(*, program: Program, partner) -> PointsAccount:
 
 
 def _account(*, program, member, partner) -> PointsAccount:
-    lookup = {"program": program, "member": member, "partner": partner}
+    """The account of a member or a partner (an instance or its id), created on first use."""
+    lookup = {
+        "program_id": getattr(program, "pk", program),
+        "member_id": getattr(member, "pk", member),
+        "partner_id": getattr(partner, "pk", partner),
+    }
     account = PointsAccount.objects.filter(**lookup).first()
     if account is None:
         # Insert-if-absent: two first earns at once must not create two accounts.

@@ -1,8 +1,12 @@
+from datetime import timedelta
+from decimal import Decimal
+
 import factory
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from loyalty.models import PointsAccount, Program
+from loyalty.constants import Formula, RuleStatus
+from loyalty.models import IncentiveRule, PointsAccount, Product, ProductLine, Program, Tier
 from tests.partners.factories import MemberFactory, PartnerFactory
 
 
@@ -35,3 +39,47 @@ class PartnerAccountFactory(DjangoModelFactory):
     program = factory.SubFactory(ProgramFactory)
     member = None
     partner = factory.SubFactory(PartnerFactory)
+
+
+class ProductLineFactory(DjangoModelFactory):
+    class Meta:
+        model = ProductLine
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"line-{n}")
+    name = factory.Sequence(lambda n: f"Line {n}")
+
+
+class ProductFactory(DjangoModelFactory):
+    class Meta:
+        model = Product
+
+    sku = factory.Sequence(lambda n: f"AQ-{n:05d}")
+    name = factory.Sequence(lambda n: f"AquaSoft {n}")
+    line = factory.SubFactory(ProductLineFactory)
+
+
+class TierFactory(DjangoModelFactory):
+    class Meta:
+        model = Tier
+
+    program = factory.SubFactory(ProgramFactory)
+    name = factory.Sequence(lambda n: f"Tier {n}")
+    rank = factory.Sequence(lambda n: n)
+    threshold = Decimal("0")
+    multiplier = Decimal("1.00")
+
+
+class RuleFactory(DjangoModelFactory):
+    """A rule in force since long ago: 10 points per unit of any sale line."""
+
+    class Meta:
+        model = IncentiveRule
+
+    program = factory.SubFactory(ProgramFactory)
+    code = factory.Sequence(lambda n: f"rule-{n}")
+    name = factory.Sequence(lambda n: f"Rule {n}")
+    status = RuleStatus.PUBLISHED
+    formula = Formula.PER_UNIT
+    value = Decimal("10")
+    effective_from = factory.LazyFunction(lambda: timezone.now() - timedelta(days=3650))

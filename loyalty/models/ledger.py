@@ -7,7 +7,7 @@ from django.db.models import Q
 
 from loyalty.common.models import TimeStampedModel
 
-from .constants import AdjustmentStatus, EnrolmentMode, EntryKind, LeaverPolicy
+from ..constants import AdjustmentStatus, EnrolmentMode, EntryKind, LeaverPolicy, TierMetric, TierPeriod
 
 
 class Program(TimeStampedModel):
@@ -43,6 +43,25 @@ class Program(TimeStampedModel):
     )
     order_approval_threshold = models.PositiveIntegerField(
         default=20000, help_text="Reward orders worth more points than this wait for a program manager's approval."
+    )
+    tier_metric = models.CharField(max_length=20, choices=TierMetric.choices, default=TierMetric.SALES_AMOUNT)
+    tier_window_days = models.PositiveSmallIntegerField(
+        default=365, help_text="Partner tiers are judged on this many past days (a rolling window)."
+    )
+    tier_period = models.CharField(
+        max_length=10,
+        choices=TierPeriod.choices,
+        default=TierPeriod.QUARTER,
+        help_text="Upgrades happen at once; a partner keeps a tier at least until the end of this period.",
+    )
+    claim_window_days = models.PositiveSmallIntegerField(
+        default=60, help_text="Sales can be claimed up to this many days after the invoice date."
+    )
+    claim_auto_approve_below = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal("500.00"),
+        help_text="Claims without flags and worth less than this are approved without review.",
     )
     is_active = models.BooleanField(default=True)
 

@@ -1,0 +1,54 @@
+"""Gathering the facts an event needs (partner, tier, people, product) into an engine.Event."""
+
+from datetime import date
+from decimal import Decimal
+
+from partners.constants import PayoutPolicy
+from partners.models import Member, Partner
+
+from .engine import ONE, Event, Participant
+from .models import PartnerTier, Product, Program
+
+
+def partner_tiers(program: Program, partner_ids) -> dict[int, PartnerTier]:
+    rows = PartnerTier.objects.filter(program=program, partner_id__in=list(partner_ids)).select_related("tier")
+    return {row.partner_id: row for row in rows}
+
+
+def sale_event(
+    *,
+    program: Program,
+    source_key: str,
+    partner: Partner,
+    product: Product,
+    quantity: Decimal,
+    amount: Decimal,
+    occurred_on: date,
+    actor: Member | None = None,
+    colleagues: list[Member] = (),
+    tier: PartnerTier | None = None,
+) -> Event:
+    """A sale line as the engine sees it. `tier` may be passed in when many lines share a partner."""
+    if tier is None:
+        tier = partner_tiers(program, [partner.pk]).get(partner.pk)
+    people = []
+    if actor is not None:
+        people.append(Participant(actor.pk, actor.role.code, actor.role.name, is_actor=True))
+    people.extend(Participant(m.pk, m.role.code, m.role.name) for m in colleagues if actor is None or m.pk != actor.pk)
+    return Event(
+        kind="sale_line",
+        source_key=source_key,
+        occurred_on=occurred_on,
+        partner_id=partner.pk,
+        partner_kind=partner.kind,
+        region_id=partner.region_id,
+        tier_id=tier.tier_id if tier else None,
+        tier_name=tier.tier.name if tier else "",
+        tier_multiplier=tier.tier.multiplier if tier else ONE,
+        pooled=partner.payout_policy == PayoutPolicy.POOLED,
+        participants=tuple(people),
+        product_id=product.pk,
+        line_id=product.line_id,
+        quantity=Decimal(quantity),
+        amount=Decimal(amount),
+    )

@@ -1,0 +1,150 @@
+"""Posting what the rule engine decides: one event, or the reversal of one, through the ledger.
+
+Every posting's idempotency key is derived from the source line, the rule version and the beneficiary,
+so the same line posted twice (a re-imported file, a retried request) posts nothing new. Caps and budgets
+are enforced exactly under concurrency: rule and usage rows are locked first (ascending ids), then the
+accounts (ascending ids), so two events can never wait on each other in a circle.
+"""
+
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import transaction
+from django.db.models import F
+
+from loyalty.common.errors import ApplicationError
+
+from ..constants import RuleStatus
+from ..engine import Event, Posting, compile_rules, evaluate, limit, period_start
+from ..lock_objects import accounts_lock
+from ..models import IncentiveRule, PointsEntry, Program, RuleUsage
+from . import ledger
+
+
+def published_rules(program: Program):
+    """The compiled rules of a program that ever were in force; each version's effective dates decide which
+    one applies to an event's date (compile once, evaluate many events)."""
+    rules = IncentiveRule.objects.filter(
+        program=program, status__in=[RuleStatus.PUBLISHED, RuleStatus.RETIRED]
+    ).prefetch_related("roles", "tiers", "regions", "product_lines", "products")
+    return compile_rules(rules)
+
+
+def posting_key(event: Event, posting: Posting) -> str:
+    return f"{event.source_key}:r{posting.rule_id}:{posting.beneficiary_key}"
+
+
+class LockedLimiter:
+    """Caps and budgets read from rows this transaction has locked."""
+
+    def __init__(self, rules: dict[int, IncentiveRule], usages: dict[tuple[int, int, date], RuleUsage]):
+        self.rules, self.usages = rules, usages
+
+    def used_by_member(self, rule_id, member_id, period):
+        return self.usages[(rule_id, member_id, period)].points
+
+    def used_by_rule(self, rule_id):
+        return self.rules[rule_id].budget_used
+
+    def record(self, rule_id, member_id, period, points):
+        usage = self.usages.get((rule_id, member_id, period))
+        if usage is not None:
+            RuleUsage.objects.filter(pk=usage.pk).update(points=F("points") + points)
+            usage.points += points
+        rule = self.rules.get(rule_id)
+        if rule is not None:
+            IncentiveRule.objects.filter(pk=rule_id).update(budget_used=F("budget_used") + points)
+            rule.budget_used += points
+
+
+def _lock_limits(postings: list[Posting], day: date) -> LockedLimiter:
+    budget_ids = sorted({p.rule_id for p in postings if p.budget_points is not None})
+    rules = {r.pk: r for r in IncentiveRule.objects.select_for_update().filter(pk__in=budget_ids).order_by("pk")}
+    wanted = sorted(
+        {
+            (p.rule_id, p.member_id, period_start(p.cap_period, day))
+            for p in postings
+            if p.cap_points is not None and p.member_id is not None
+        }
+    )
+    if wanted:
+        RuleUsage.objects.bulk_create(
+            [RuleUsage(rule_id=r, member_id=m, period_start=d) for r, m, d in wanted], ignore_conflicts=True
+        )
+    usages = {}
+    for rule_id, member_id, start in wanted:
+        usage = RuleUsage.objects.select_for_update().get(rule_id=rule_id, member_id=member_id, period_start=start)
+        usages[(rule_id, member_id, start)] = usage
+    return LockedLimiter(rules, usages)
+
+
+@transaction.atomic
+def post_event(*, program: Program, event: Event, rules=None, source_type: str = "sale_line") -> list[PointsEntry]:
+    """Evaluate the event and post what it earns. Returns the entries (earlier ones on a repeat)."""
+    rules = published_rules(program) if rules is None else rules
+    postings = evaluate(event, rules)
+    if not postings:
+        return []
+    accounts = {}
+    for posting in postings:
+        if posting.member_id is None:
+            accounts[posting.beneficiary_key] = ledger.partner_account(program=program, partner=posting.partner_id)
+        else:
+            accounts[posting.beneficiary_key] = ledger.member_account(program=program, member=posting.member_id)
+    keys = {posting_key(event, p): p for p in postings}
+    done = {e.idempotency_key: e for e in PointsEntry.objects.filter(idempotency_key__in=list(keys))}
+    todo = [p for key, p in keys.items() if key not in done]
+    if not todo:
+        return list(done.values())
+    limiter = _lock_limits(todo, event.occurred_on)
+    ordered = sorted(todo, key=lambda p: accounts[p.beneficiary_key].pk)
+    accounts_lock(*{accounts[p.beneficiary_key].pk for p in ordered})
+    entries = list(done.values())
+    for posting in ordered:
+        key = posting_key(event, posting)
+        if PointsEntry.objects.filter(idempotency_key=key).exists():  # posted while we waited for the locks
+            entries.append(PointsEntry.objects.get(idempotency_key=key))
+            continue
+        points = limit(posting, event.occurred_on, limiter)
+        if points <= 0:
+            continue
+        explanation = posting.explanation
+        if points < posting.points:
+            explanation += f" — limited to {points} by the rule's cap or budget"
+        entries.append(
+            ledger.earn(
+                account=accounts[posting.beneficiary_key],
+                points=points,
+                key=key,
+                source_type=source_type,
+                source_id=event.source_key[:64],
+                explanation=explanation[:500],
+                details={**posting.details, "paid": points},
+                earned_at=None,
+            )
+        )
+    return entries
+
+
+@transaction.atomic
+def reverse_source(*, source_key: str, fraction, key: str, explanation: str) -> list[PointsEntry]:
+    """Take back `fraction` (0 < f ≤ 1) of what one source line earned — a return or a credit note —
+    from exactly the entries it posted, and give the rules' caps and budgets back."""
+    fraction = Decimal(str(fraction))
+    if not Decimal(0) < fraction <= Decimal(1):
+        raise ApplicationError("A return can take back between 0 and 100 % of what the line earned.", "fraction")
+    earned = list(PointsEntry.objects.filter(idempotency_key__startswith=f"{source_key}:r", kind="earn").order_by("pk"))
+    reversals = []
+    for entry in earned:
+        points = int((Decimal(entry.available_delta + entry.pending_delta) * fraction).quantize(1, ROUND_HALF_UP))
+        if points <= 0:
+            continue
+        reversal_key = f"{key}:{entry.pk}"
+        if PointsEntry.objects.filter(idempotency_key=reversal_key).exists():
+            reversals.append(PointsEntry.objects.get(idempotency_key=reversal_key))
+            continue
+        reversals.append(ledger.reverse(entry=entry, key=reversal_key, points=points, explanation=explanation))
+        IncentiveRule.objects.filter(pk=entry.details.get("rule_id"), budget_points__isnull=False).update(
+            budget_used=F("budget_used") - points
+        )
+    return reversals
