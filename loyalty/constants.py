@@ -79,3 +79,42 @@ class CapPeriod(models.TextChoices):
     MONTH = "month", "per month"
     QUARTER = "quarter", "per quarter"
     YEAR = "year", "per year"
+
+
+class ClaimStatus(models.TextChoices):
+    SUBMITTED = "submitted", "Waiting for review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+CLAIM_TRANSITIONS: dict[str, set[str]] = {
+    ClaimStatus.SUBMITTED: {ClaimStatus.APPROVED, ClaimStatus.REJECTED, ClaimStatus.WITHDRAWN},
+    # A rejected claim can be corrected and sent again while the claim window is open.
+    ClaimStatus.REJECTED: {ClaimStatus.SUBMITTED},
+    ClaimStatus.APPROVED: set(),
+    ClaimStatus.WITHDRAWN: set(),
+}
+
+
+class ClaimFlag(models.TextChoices):
+    UNKNOWN_PRODUCT = "unknown_product", "Product unknown or inactive"
+    OUTSIDE_WINDOW = "outside_window", "Invoice date outside the claim window"
+    DUPLICATE_OTHER_PARTNER = "duplicate_other_partner", "Same invoice claimed by another partner"
+    UNUSUAL_QUANTITY = "unusual_quantity", "Unusual quantity"
+
+
+class RejectionReason(models.TextChoices):
+    NOT_OUR_PRODUCT = "not_our_product", "Not our product"
+    UNREADABLE = "unreadable", "Invoice unreadable or missing"
+    MISMATCH = "mismatch", "Invoice does not match the claimed lines"
+    DUPLICATE = "duplicate", "Already claimed"
+    TOO_LATE = "too_late", "Claimed after the window"
+    OTHER = "other", "Other"
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"

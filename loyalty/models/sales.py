@@ -1,0 +1,182 @@
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+
+from loyalty.common.models import TimeStampedModel
+
+from ..constants import ClaimFlag, ClaimStatus, ImportStatus, RejectionReason
+
+
+class SalesSource(TimeStampedModel):
+    """Where sell-out files come from (a distributor's feed, the ERP), with its saved column mapping."""
+
+    program = models.ForeignKey("loyalty.Program", on_delete=models.PROTECT, related_name="sales_sources")
+    name = models.CharField(max_length=120)
+    code = models.SlugField(max_length=40, help_text="Short name used in line keys; never change it.")
+    distributor = models.ForeignKey(
+        "partners.Partner", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    column_mapping = models.JSONField(
+        default=dict, blank=True, help_text="Our field → the column heading in this source's files."
+    )
+    delimiter = models.CharField(max_length=1, blank=True, help_text="Empty: detect.")
+    decimal_comma = models.BooleanField(default=False, help_text="Amounts are written 1.234,56.")
+    date_format = models.CharField(max_length=20, blank=True, help_text="e.g. %d.%m.%Y; empty: ISO or detect.")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["program", "code"], name="sales_source_code_unique")]
+
+    def __str__(self):
+        return self.name
+
+
+class SalesImport(TimeStampedModel):
+    """One uploaded sell-out file and how far its background processing got."""
+
+    source = models.ForeignKey(SalesSource, on_delete=models.PROTECT, related_name="imports")
+    file = models.FileField(upload_to="imports/%Y/%m/")
+    original_name = models.CharField(max_length=255)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=ImportStatus.choices, default=ImportStatus.QUEUED)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    new_lines = models.PositiveIntegerField(default=0)
+    duplicate_lines = models.PositiveIntegerField(default=0)
+    error_rows = models.PositiveIntegerField(default=0)
+    points_posted = models.BigIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="[{line, column, value, reason}], first ones.")
+    message = models.CharField(max_length=500, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(status__in=ImportStatus.values), name="import_status_valid")]
+
+    def __str__(self):
+        return f"{self.source}: {self.original_name}"
+
+    @property
+    def percent_done(self) -> int:
+        return int(100 * self.processed_rows / self.total_rows) if self.total_rows else 0
+
+
+class SaleLine(models.Model):
+    """One sell-out line, imported once per (source, external id). Negative quantities are returns."""
+
+    source = models.ForeignKey(SalesSource, on_delete=models.PROTECT, related_name="lines")
+    external_id = models.CharField(max_length=80)
+    sales_import = models.ForeignKey(SalesImport, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="sale_lines")
+    member = models.ForeignKey("partners.Member", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    product = models.ForeignKey("loyalty.Product", on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(max_digits=12, decimal_places=3)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    invoice_number = models.CharField(max_length=60, blank=True)
+    invoice_date = models.DateField()
+    returns_line = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="returns",
+        help_text="For a return or credit note: the line whose points it takes back.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], name="sale_line_once_per_source"),
+            models.CheckConstraint(condition=~Q(quantity=0), name="sale_line_quantity_not_zero"),
+        ]
+        indexes = [models.Index(fields=["partner", "invoice_number", "product"], name="sale_line_claim_match_idx")]
+
+    def __str__(self):
+        return f"{self.source.code}:{self.external_id}"
+
+    @property
+    def source_key(self) -> str:
+        return f"sale:{self.source_id}:{self.external_id}"
+
+
+class SalesClaim(TimeStampedModel):
+    """A member's claim of a sale: invoice, lines, proof, and the colleagues who share the points."""
+
+    program = models.ForeignKey("loyalty.Program", on_delete=models.PROTECT, related_name="claims")
+    member = models.ForeignKey("partners.Member", on_delete=models.PROTECT, related_name="claims")
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="claims")
+    colleagues = models.ManyToManyField("partners.Member", blank=True, related_name="+")
+    invoice_number = models.CharField(max_length=60)
+    invoice_date = models.DateField()
+    document = models.FileField(upload_to="claims/%Y/%m/", help_text="Photo or PDF of the invoice (private).")
+    status = models.CharField(max_length=10, choices=ClaimStatus.choices, default=ClaimStatus.SUBMITTED)
+    flags = ArrayField(models.CharField(max_length=30, choices=ClaimFlag.choices), default=list, blank=True)
+    total_amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    rejection_reason = models.CharField(max_length=20, choices=RejectionReason.choices, blank=True)
+    rejection_text = models.CharField(max_length=500, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    matched_line = models.ForeignKey(
+        SaleLine,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="A sell-out line that confirms this claim.",
+    )
+    submissions = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=ClaimStatus.values), name="claim_status_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["invoice_number"]),
+            models.Index(fields=["member", "-created_at"]),
+        ]
+
+    def __str__(self):
+        return f"Claim {self.pk} ({self.invoice_number})"
+
+
+class ClaimLine(models.Model):
+    claim = models.ForeignKey(SalesClaim, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey("loyalty.Product", on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(max_digits=12, decimal_places=3)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="claim_line_quantity_positive"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="claim_line_amount_not_negative"),
+        ]
+
+    def __str__(self):
+        return f"{self.quantity} × {self.product}"
+
+    @property
+    def source_key(self) -> str:
+        return f"claim:{self.claim_id}:{self.pk}"
+
+
+class ClaimEvent(models.Model):
+    """Every status move of a claim: who, when, from, to and a note (flags found, reason)."""
+
+    claim = models.ForeignKey(SalesClaim, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=10, choices=ClaimStatus.choices, blank=True)
+    to_status = models.CharField(max_length=10, choices=ClaimStatus.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.claim}: {self.from_status or '—'} → {self.to_status}"
