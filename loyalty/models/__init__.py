@@ -4,7 +4,7 @@ sales claims and sell-out imports (sales.py)."""
 from .catalog import PartnerTier, Product, ProductLine, Tier, TierChange
 from .ledger import PointsAccount, PointsAdjustment, PointsAllocation, PointsEntry, PointsLot, Program
 from .rules import IncentiveRule, RuleUsage
-from .sales import ClaimEvent, ClaimLine, SaleLine, SalesClaim, SalesImport, SalesSource
+from .sales import ClaimEvent, ClaimLine, PartnerAlias, SaleLine, SalesClaim, SalesImport, SalesSource
 
 __all__ = [
     "ClaimEvent",
@@ -14,6 +14,7 @@ __all__ = [
     "SalesImport",
     "SalesSource",
     "IncentiveRule",
+    "PartnerAlias",
     "PartnerTier",
     "PointsAccount",
     "PointsAdjustment",

@@ -32,6 +32,20 @@ class SalesSource(TimeStampedModel):
         return self.name
 
 
+class PartnerAlias(models.Model):
+    """A source's own code for a partner (a distributor's customer number), used to match file lines."""
+
+    source = models.ForeignKey(SalesSource, on_delete=models.CASCADE, related_name="partner_aliases")
+    code = models.CharField(max_length=60)
+    partner = models.ForeignKey("partners.Partner", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "code"], name="partner_alias_unique")]
+
+    def __str__(self):
+        return f"{self.source.code}:{self.code} → {self.partner}"
+
+
 class SalesImport(TimeStampedModel):
     """One uploaded sell-out file and how far its background processing got."""
 
