@@ -99,6 +99,10 @@ DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST", ""))
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Web requests are short: parallel query workers only add start-up latency on a small machine.
+DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c max_parallel_workers_per_gather=" + str(
+    env.int("DB_PARALLEL_WORKERS", default=0)
+)
 
 # A shared cache (Redis) in production: sessions are read from it instead of the database on every
 # request. Without CACHE_URL each process has its own memory cache and sessions stay in the database
@@ -154,6 +158,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = None if DEBUG or TESTING else BASE_DIR / "staticfiles"
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+# Files no URL serves (invoices of sales claims): only views that check who may see them read them.
+PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=BASE_DIR / "private-media")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

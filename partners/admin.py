@@ -72,6 +72,24 @@ class ProgramManagerAdmin(ProgramManagerPermissions, admin.ModelAdmin):
     pass
 
 
+class SavedByServices:
+    """For a model admin whose save_model calls services. The form catches bad input first; a refusal the
+    service still raises (a concurrent change since the form was checked) rolls the whole request back
+    and is shown as a message above the form, reloaded with what is now stored."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ApplicationError as exc:  # raised inside the admin's transaction, which is rolled back
+            self.message_user(request, exc.message, level=messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+def adopt(obj, saved) -> None:
+    """Make the admin's unsaved form instance the object a service created, for the admin's log and redirect."""
+    vars(obj).update(vars(saved))
+
+
 class FirstRowsInlineFormSet(BaseInlineFormSet):
     """Only the first INLINE_ROW_LIMIT rows, so a partner with 5,000 members still opens at once."""
 
@@ -242,7 +260,7 @@ class PartnerStatusChangeInline(ReadOnlyInline):
 
 
 @admin.register(Partner)
-class PartnerAdmin(ProgramManagerAdmin):
+class PartnerAdmin(SavedByServices, ProgramManagerAdmin):
     form = PartnerAdminForm
     list_display = (
         "name",
@@ -292,6 +310,13 @@ class PartnerAdmin(ProgramManagerAdmin):
 
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            changed = {name: form.cleaned_data[name] for name in form.changed_data}
+            services.partner_update(partner=obj, actor=request.user, **changed)
+        else:
+            adopt(obj, services.partner_create(**form.cleaned_data))
 
     @admin.display(description="Active", ordering="active_members")
     def active_members(self, obj):
@@ -434,7 +459,7 @@ class MemberInvitationInline(ReadOnlyInline):
 
 
 @admin.register(Member)
-class MemberAdmin(ProgramManagerAdmin):
+class MemberAdmin(SavedByServices, ProgramManagerAdmin):
     list_display = ("email", "full_name", "partner", "role", "status", "joined_at")
     list_filter = ("status", "role", "partner__kind", "partner__region", "preferred_channel")
     list_select_related = ("user", "partner", "role")
@@ -455,6 +480,24 @@ class MemberAdmin(ProgramManagerAdmin):
 
     def has_add_permission(self, request):
         return False  # people join through an invitation: "Invite owner / staff" on the partner page
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.status == MemberStatus.LEFT:
+            return (*self.readonly_fields, "role")  # a person who has left keeps the role they had
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        changed = set(form.changed_data)
+        if "role" in changed:
+            services.member_change_role(member=obj, role=form.cleaned_data["role"], actor=request.user)
+        if changed & {"phone", "language", "preferred_channel"}:
+            services.member_update_profile(
+                member=obj,
+                full_name=obj.user.full_name,
+                phone=form.cleaned_data["phone"],
+                language=form.cleaned_data["language"],
+                preferred_channel=form.cleaned_data["preferred_channel"],
+            )
 
     @admin.display(description="E-mail", ordering="user__email")
     def email(self, obj):

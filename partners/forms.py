@@ -1,13 +1,11 @@
 """Forms of the member site. They check input; the writes happen in partners.services."""
 
-import copy
-
 from django import forms
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.validators import RegexValidator
 
-from .constants import Channel, MemberStatus, PartnerKind, PartnerStatus
+from .constants import Channel, MemberStatus, PartnerKind, PartnerStatus, PayoutPolicy
 from .models import Region, Role
 
 phone_validator = RegexValidator(
@@ -132,8 +130,25 @@ class DeactivateForm(forms.Form):
     )
 
 
+_PAYOUT_POLICY_ERROR = "Choose how staff bonuses are paid: {}.".format(
+    " or ".join(label.lower() for label in PayoutPolicy.labels)
+)
+
+
+class PayoutPolicyForm(forms.Form):
+    """The owner's choice of how staff bonuses are paid. `confirm` is set by the confirmation step."""
+
+    payout_policy = forms.ChoiceField(
+        label="How are staff bonuses paid?",
+        choices=PayoutPolicy.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": _PAYOUT_POLICY_ERROR, "invalid_choice": _PAYOUT_POLICY_ERROR},
+    )
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+
 class InvitationSignupForm(forms.Form):
-    """A new person joining through an invitation chooses their name and password."""
+    """A new person joining through an invitation chooses their name and password (typed twice)."""
 
     full_name = forms.CharField(label="Full name", max_length=150)
     password1 = forms.CharField(
@@ -148,9 +163,8 @@ class InvitationSignupForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.user = user
         self.fields["full_name"].widget.attrs["autocomplete"] = "name"
 
     def clean_full_name(self) -> str:
@@ -164,12 +178,5 @@ class InvitationSignupForm(forms.Form):
         password1, password2 = data.get("password1"), data.get("password2")
         if password1 and password2 and password1 != password2:
             self.add_error("password2", "The two passwords do not match.")
-        elif password1:
-            # Judge similarity against the name typed here, without touching the stored user.
-            candidate = copy.copy(self.user)
-            candidate.full_name = data.get("full_name") or self.user.full_name
-            try:
-                password_validation.validate_password(password1, candidate)
-            except forms.ValidationError as exc:
-                self.add_error("password1", exc)
+        # The password rules themselves are checked by services.invitation_register, which has the final say.
         return data

@@ -43,7 +43,8 @@ def team_list(
     if role:
         qs = qs.filter(role__code=role)
     qs = _search_members(qs, search)
-    return qs.select_related("user", "role", "partner").order_by(_STATUS_ORDER, "user__full_name", "user__email", "pk")
+    # Newest first within each status: sorting by name would join every user of a big team before paging.
+    return qs.select_related("user", "role", "partner").order_by(_STATUS_ORDER, "-pk")
 
 
 def team_counts(*, viewer, partner: Partner) -> dict[str, int]:

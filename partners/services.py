@@ -1,10 +1,13 @@
 """Writes for partners, members and invitations. Views, admin actions, commands and tasks call these."""
 
 import hashlib
+import logging
 import secrets
 from datetime import date, timedelta
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
+from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -23,6 +26,8 @@ from .constants import (
 from .lock_objects import member_lock, partner_lock
 from .models import Invitation, Member, MemberStatusChange, Partner, PartnerStatusChange, Region, Role, User
 from .visibility import can_manage_team
+
+logger = logging.getLogger(__name__)
 
 
 def _validate(obj) -> None:
@@ -100,6 +105,90 @@ def partner_assign_account_manager(*, partner: Partner, account_manager: User | 
     return partner
 
 
+@transaction.atomic
+def partner_set_payout_policy(*, partner: Partner, policy: str, actor: User) -> Partner:
+    """The partner's owner (or a program manager) decides whether staff bonuses are paid to each employee
+    or pooled to the company account. Choosing the current policy again changes nothing."""
+    _require_team_manager(actor, partner)
+    if policy not in PayoutPolicy.values:
+        choices = " or ".join(f"“{label.lower()}”" for label in PayoutPolicy.labels)
+        raise ApplicationError(f"Choose how staff bonuses are paid: {choices}.", code="invalid_policy")
+    locked = partner_lock(partner.pk)
+    if locked.payout_policy != policy:
+        from_policy = locked.payout_policy
+        locked.payout_policy = policy
+        locked.save(update_fields=["payout_policy", "updated_at"])
+        logger.info(
+            "Payout policy of partner %s changed from %s to %s by user %s", locked.pk, from_policy, policy, actor.pk
+        )
+    partner.payout_policy, partner.updated_at = locked.payout_policy, locked.updated_at
+    return locked
+
+
+# What partner_update may change; the status moves only through partner_transition, which records it.
+PARTNER_EDITABLE_FIELDS = (
+    "name",
+    "legal_id",
+    "kind",
+    "parent",
+    "region",
+    "joined_on",
+    "payout_policy",
+    "account_manager",
+)
+
+
+@transaction.atomic
+def partner_update(*, partner: Partner, actor: User, **fields) -> Partner:
+    """Change a partner's details (program managers only). Only the given fields that differ are written,
+    under the partner's lock, after the checks of partner_create; the payout policy goes through
+    partner_set_payout_policy. Returns the saved partner and copies the result onto `partner`."""
+    unknown = sorted(set(fields) - set(PARTNER_EDITABLE_FIELDS))
+    if unknown:
+        raise TypeError(
+            f"partner_update() cannot change {', '.join(unknown)}; statuses move with partner_transition()."
+        )
+    if not getattr(actor, "is_program_manager", False):
+        raise ApplicationError("Only program managers can edit a partner's details.", code="forbidden")
+    locked = partner_lock(partner.pk)
+    policy = fields.pop("payout_policy", None)
+    if "name" in fields:
+        fields["name"] = fields["name"].strip()
+    if "legal_id" in fields:
+        fields["legal_id"] = legal_id = fields["legal_id"].strip().upper()
+        clash = Partner.objects.filter(legal_id=legal_id).exclude(pk=locked.pk).only("name").first()
+        if clash is not None:
+            raise ApplicationError(f"Legal id {legal_id} already belongs to {clash.name}.", code="duplicate_legal_id")
+    parent, manager = fields.get("parent"), fields.get("account_manager")
+    if parent is not None and parent.pk == locked.pk:
+        raise ApplicationError("A partner cannot be its own parent distributor.", code="own_parent")
+    if manager is not None and not manager.is_account_manager:
+        raise ApplicationError(f"{manager} is not an account manager.", code="not_account_manager")
+    changed = [name for name, value in fields.items() if _field_value(locked, name) != _field_value(value)]
+    for name in changed:
+        setattr(locked, name, fields[name])
+    if changed:
+        _validate(locked)
+        try:
+            with transaction.atomic():
+                locked.save(update_fields=[*changed, "updated_at"])
+        except IntegrityError as exc:  # a legal id taken by another partner since the check above
+            raise ApplicationError(
+                f"Legal id {locked.legal_id} already belongs to another partner.", "duplicate_legal_id"
+            ) from exc
+    if policy is not None:
+        partner_set_payout_policy(partner=locked, policy=policy, actor=actor)
+    for name in (*PARTNER_EDITABLE_FIELDS, "updated_at"):
+        setattr(partner, name, getattr(locked, name))
+    return locked
+
+
+def _field_value(obj, name: str | None = None):
+    """A field's value to compare: the primary key for a related object."""
+    value = obj if name is None else getattr(obj, Partner._meta.get_field(name).attname)
+    return getattr(value, "pk", value)
+
+
 # Members --------------------------------------------------------------------------------------------
 
 
@@ -173,6 +262,31 @@ def member_update_profile(
         member.user.full_name = full_name.strip()
         member.user.save(update_fields=["full_name"])
     return member
+
+
+@transaction.atomic
+def member_change_role(*, member: Member, role: Role, actor: User) -> Member:
+    """Give a person another role at their partner: its owners and program managers may. Nobody takes away
+    their own owner role (they would lose the team), and a person who has left keeps the role they had."""
+    _require_team_manager(actor, member.partner)
+    locked = member_lock(member.pk)
+    if locked.status == MemberStatus.LEFT:
+        raise ApplicationError(
+            f"{locked.user.email} has left {locked.partner.name}; their role no longer changes.", code="left"
+        )
+    if locked.user_id == actor.pk and locked.role.is_owner and not role.is_owner:
+        raise ApplicationError(
+            "You cannot give up your own owner role; ask another owner or a program manager.", code="self_demote"
+        )
+    if locked.role_id != role.pk:
+        from_role = locked.role
+        locked.role = role
+        locked.save(update_fields=["role", "updated_at"])
+        logger.info(
+            "Role of member %s changed from %s to %s by user %s", locked.pk, from_role.code, role.code, actor.pk
+        )
+    member.role, member.updated_at = locked.role, locked.updated_at
+    return locked
 
 
 # Invitations ----------------------------------------------------------------------------------------
@@ -296,3 +410,52 @@ def invitation_accept(*, token: str, user: User) -> Member:
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at", "updated_at"])
     return member
+
+
+def _verify_primary_email(user: User) -> None:
+    """Mark the user's login address as verified and primary in allauth (and no other address primary)."""
+    EmailAddress.objects.filter(user=user).exclude(email__iexact=user.email).update(primary=False)
+    address = EmailAddress.objects.filter(user=user, email__iexact=user.email).first()
+    if address is None:
+        EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    elif not (address.verified and address.primary):
+        address.verified, address.primary = True, True
+        address.save(update_fields=["verified", "primary"])
+
+
+@transaction.atomic
+def invitation_register(*, token: str, full_name: str, password: str) -> Member:
+    """A person without an account yet joins through their invitation: they choose their name and password,
+    their e-mail address counts as verified (the e-mailed link reached them there), and the invitation is
+    accepted (invitation_accept). All or nothing: when any step is refused, nothing of it is kept.
+
+    Refusals are ApplicationErrors: the codes of invitation_get_by_token for an unusable link, `has_account`,
+    `invalid_name`, `invalid_password` (extra["messages"] lists what the password validators said), and those
+    of invitation_accept.
+    """
+    invitation = invitation_get_by_token(token)
+    # Wait for a sign-up through the same link running at the same time, then judge the link as it is now.
+    Invitation.objects.select_for_update().only("pk").get(pk=invitation.pk)
+    invitation = invitation_get_by_token(token)
+    user = invitation.member.user
+    if user.has_usable_password():
+        raise ApplicationError(
+            f"There is already an account for {user.email}. Sign in with it to accept the invitation.",
+            code="has_account",
+        )
+    name = full_name.strip()
+    max_length = User._meta.get_field("full_name").max_length
+    if not name or len(name) > max_length:
+        message = "Enter your name." if not name else f"Enter a name of at most {max_length} characters."
+        raise ApplicationError(message, code="invalid_name")
+    user.full_name = name
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise ApplicationError(
+            " ".join(exc.messages), code="invalid_password", extra={"messages": list(exc.messages)}
+        ) from exc
+    user.set_password(password)
+    user.save(update_fields=["full_name", "password"])
+    _verify_primary_email(user)
+    return invitation_accept(token=token, user=user)

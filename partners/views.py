@@ -7,12 +7,10 @@ reveal that the page or the object exists); a refused action is an ApplicationEr
 from functools import wraps
 from urllib.parse import urlencode
 
-from allauth.account.models import EmailAddress
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404, HttpResponseNotAllowed, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,16 +20,17 @@ from django.views.decorators.http import require_http_methods, require_POST
 from loyalty.common.errors import ApplicationError
 
 from . import selectors, services
-from .constants import MemberStatus
+from .constants import MemberStatus, PayoutPolicy
 from .forms import (
     DeactivateForm,
     InvitationSignupForm,
     InviteForm,
     PartnerFilterForm,
+    PayoutPolicyForm,
     ProfileForm,
     TeamFilterForm,
 )
-from .models import Member, User
+from .models import Member
 from .visibility import Viewer, current_membership, viewer_kind
 
 PAGE_SIZE = 25
@@ -40,6 +39,8 @@ LOGIN_BACKEND = "django.contrib.auth.backends.ModelBackend"
 # What an unusable invitation link answers: gone for good (410) or never existed (404). Any other refusal
 # (say, the person is still on another partner's team) is a conflict (409).
 INVITATION_ERROR_STATUS = {"unknown": 404, "used": 410, "revoked": 410, "expired": 410}
+# Refusals of the sign-up form's own input are shown on the form, next to the field.
+SIGNUP_ERROR_FIELDS = {"invalid_name": "full_name", "invalid_password": "password1"}
 
 
 def _viewer_kinds(*kinds: str):
@@ -265,26 +266,46 @@ def invitation_cancel(request, member_id: int):
     )
 
 
+# Company settings (partner owners) ------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@owner_only
+def company(request):
+    """The owner's company settings: how staff bonuses are paid. A change is confirmed on a second page
+    (works without JavaScript); a POST without `confirm` asks, a POST with it changes the policy."""
+    partner = current_membership(request.user).partner
+    if request.method == "POST":
+        form = PayoutPolicyForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, form.errors["payout_policy"][0])
+            return redirect("company")
+        policy = PayoutPolicy(form.cleaned_data["payout_policy"])
+        if policy == partner.payout_policy:
+            messages.info(request, f"Nothing changed: staff bonuses are already {policy.label.lower()}.")
+            return redirect("company")
+        if not form.cleaned_data["confirm"]:
+            current = PayoutPolicy(partner.payout_policy)
+            context = {"partner": partner, "policy": policy, "current": current}
+            return render(request, "partners/payout_policy_confirm.html", context)
+        try:
+            services.partner_set_payout_policy(partner=partner, policy=policy, actor=request.user)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Staff bonuses are now {policy.label.lower()}.")
+        return redirect("company")
+    form = PayoutPolicyForm(initial={"payout_policy": partner.payout_policy})
+    return render(request, "partners/company.html", {"partner": partner, "form": form})
+
+
 # Invitations (public) -------------------------------------------------------------------------------
 
 
 def _invitation_problem(request, exc: ApplicationError):
     status = INVITATION_ERROR_STATUS.get(exc.code, 409)
     return render(request, "partners/invitation_problem.html", {"message": exc.message}, status=status)
-
-
-def _set_up_invited_account(*, user: User, full_name: str, password: str) -> None:
-    """A new person's first sign-in details. Opening the e-mailed link proves the address, so it is verified."""
-    user.full_name = full_name
-    user.set_password(password)
-    user.save(update_fields=["full_name", "password"])
-    EmailAddress.objects.filter(user=user).exclude(email__iexact=user.email).update(primary=False)
-    address = EmailAddress.objects.filter(user=user, email__iexact=user.email).first()
-    if address is None:
-        EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
-    else:
-        address.verified, address.primary = True, True
-        address.save(update_fields=["verified", "primary"])
 
 
 @require_http_methods(["GET", "POST"])
@@ -308,24 +329,29 @@ def invitation_accept(request, token: str):
     form = None
     if new_person:
         data = request.POST if request.method == "POST" else None
-        form = InvitationSignupForm(data, user=invited, initial={"full_name": invited.full_name})
+        form = InvitationSignupForm(data, initial={"full_name": invited.full_name})
     if request.method == "POST" and (form is None or form.is_valid()):
         try:
-            with transaction.atomic():
-                if form is not None:
-                    _set_up_invited_account(
-                        user=invited, full_name=form.cleaned_data["full_name"], password=form.cleaned_data["password1"]
-                    )
+            if form is None:
                 member = services.invitation_accept(token=token, user=invited)
+            else:
+                member = services.invitation_register(
+                    token=token, full_name=form.cleaned_data["full_name"], password=form.cleaned_data["password1"]
+                )
         except ApplicationError as exc:
-            return _invitation_problem(request, exc)
-        if new_person:
-            login(request, invited, backend=LOGIN_BACKEND)
-        if member.status == MemberStatus.PENDING_APPROVAL:
-            messages.success(request, f"Welcome to {partner.name}. The owner will approve you shortly.")
+            field = SIGNUP_ERROR_FIELDS.get(exc.code) if form is not None else None
+            if field is None:
+                return _invitation_problem(request, exc)
+            form.add_error(field, exc.extra.get("messages") or exc.message)
         else:
-            messages.success(request, f"Welcome to {partner.name}.")
-        return redirect("home")
+            if new_person:
+                # The person the service signed up, with the password just set (the session keeps its hash).
+                login(request, member.user, backend=LOGIN_BACKEND)
+            if member.status == MemberStatus.PENDING_APPROVAL:
+                messages.success(request, f"Welcome to {partner.name}. The owner will approve you shortly.")
+            else:
+                messages.success(request, f"Welcome to {partner.name}.")
+            return redirect("home")
 
     step = "sign_up" if new_person else "join"
     return render(request, "partners/invitation_accept.html", {**context, "step": step, "form": form})

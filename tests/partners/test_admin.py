@@ -1,12 +1,18 @@
+import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.messages import get_messages
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from loyalty.common.errors import ApplicationError
 from partners import services
 from partners.admin import INLINE_ROW_LIMIT
+from partners.admin_forms import PartnerAdminForm
 from partners.constants import DEFAULT_ROLES, MemberStatus, PartnerKind, PartnerStatus, StaffRole
 from partners.models import Invitation, Member, MemberStatusChange, Partner, PartnerStatusChange, User
 from partners.selectors_admin import program_overview
@@ -693,3 +699,175 @@ def test_user_page_lists_memberships(pm_client):
     response = pm_client.get(reverse("admin:partners_user_change", args=[member.user.pk]))
     assert response.status_code == 200
     assert response.context["inline_admin_formsets"][0].formset.forms[0].instance == member
+
+
+# Partner and member forms save through services -----------------------------------------------------
+
+MEMBER_INLINES = {
+    "status_changes-TOTAL_FORMS": "0",
+    "status_changes-INITIAL_FORMS": "0",
+    "invitations-TOTAL_FORMS": "0",
+    "invitations-INITIAL_FORMS": "0",
+}
+PARTNER_INLINES = {
+    "members-TOTAL_FORMS": "0",
+    "members-INITIAL_FORMS": "0",
+    "status_changes-TOTAL_FORMS": "0",
+    "status_changes-INITIAL_FORMS": "0",
+}
+
+
+def columns_updated(queries, table: str) -> list[set[str]]:
+    """The columns each UPDATE of the table wrote."""
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith(f'UPDATE "{table}" SET ')]
+    return [set(re.findall(r'"(\w+)" = ', sql.split(" WHERE ")[0])) for sql in updates]
+
+
+def test_editing_a_partner_writes_only_the_fields_that_changed(pm_client):
+    partner = PartnerFactory(name="Old Name", legal_id="DE1", status=PartnerStatus.ACTIVE)
+    data = partner_form_data(name="New Name", legal_id="de1", region=partner.region_id, **PARTNER_INLINES)
+    data["joined_on"] = str(partner.joined_on)
+    with CaptureQueriesContext(connection) as queries:
+        response = pm_client.post(reverse("admin:partners_partner_change", args=[partner.pk]), data)
+    assert response.status_code == 302
+    assert columns_updated(queries, "partners_partner") == [{"name", "updated_at"}]
+    partner.refresh_from_db()
+    assert (partner.name, partner.legal_id) == ("New Name", "DE1")
+
+
+def test_a_legal_id_taken_after_the_form_checked_it_is_reported_and_nothing_changes(pm_client, monkeypatch):
+    PartnerFactory(name="Clearwater Ltd", legal_id="GB999")
+    partner = PartnerFactory(name="Old Name", legal_id="DE1")
+    # As if another program manager saved GB999 between the form's checks and the save.
+    monkeypatch.setattr(PartnerAdminForm, "clean_legal_id", lambda form: form.cleaned_data["legal_id"].upper())
+    monkeypatch.setattr(PartnerAdminForm, "validate_unique", lambda form: None)
+    url = reverse("admin:partners_partner_change", args=[partner.pk])
+    data = partner_form_data(name="New Name", legal_id="gb999", region=partner.region_id, **PARTNER_INLINES)
+    response = pm_client.post(url, data, follow=True)
+    assert response.redirect_chain == [(url, 302)]
+    assert messages_of(response) == ["Legal id GB999 already belongs to Clearwater Ltd."]
+    partner.refresh_from_db()
+    assert (partner.name, partner.legal_id) == ("Old Name", "DE1")
+
+
+def test_adding_a_partner_uses_partner_create_and_logs_it(pm_client, program_manager):
+    response = pm_client.post(reverse("admin:partners_partner_add"), partner_form_data(name=" Spaced Ltd "))
+    partner = Partner.objects.get()
+    assert response["Location"] == reverse("admin:partners_partner_changelist")
+    assert partner.name == "Spaced Ltd"
+    assert LogEntry.objects.get().object_id == str(partner.pk)
+
+
+def test_partner_update_changes_the_payout_policy_through_its_service(program_manager, caplog):
+    partner = PartnerFactory(payout_policy="individual")
+    with caplog.at_level("INFO", logger="partners.services"):
+        services.partner_update(partner=partner, actor=program_manager, payout_policy="pooled")
+    partner.refresh_from_db()
+    assert partner.payout_policy == "pooled"
+    assert "Payout policy of partner" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("actor", "fields", "message"),
+    [
+        (lambda: AccountManagerFactory(), {"name": "X"}, "Only program managers can edit a partner's details."),
+        (lambda: ProgramManagerFactory(), {"legal_id": " gb999"}, "Legal id GB999 already belongs to Clearwater Ltd."),
+        (lambda: ProgramManagerFactory(), {"parent": "self"}, "A partner cannot be its own parent distributor."),
+        (lambda: ProgramManagerFactory(), {"account_manager": "user"}, "is not an account manager."),
+        (lambda: ProgramManagerFactory(), {"name": "  "}, "This field cannot be blank."),
+    ],
+)
+def test_partner_update_refuses_bad_changes_and_changes_nothing(actor, fields, message):
+    PartnerFactory(name="Clearwater Ltd", legal_id="GB999")
+    partner = PartnerFactory(name="Distribution Ltd", legal_id="DE1", kind=PartnerKind.DISTRIBUTOR)
+    fields = {
+        name: partner if value == "self" else UserFactory() if value == "user" else value
+        for name, value in fields.items()
+    }
+    with pytest.raises(ApplicationError, match=message):
+        services.partner_update(partner=partner, actor=actor(), **fields)
+    partner.refresh_from_db()
+    assert (partner.name, partner.legal_id, partner.parent, partner.account_manager) == (
+        "Distribution Ltd",
+        "DE1",
+        None,
+        None,
+    )
+
+
+def test_partner_update_never_moves_the_status(program_manager):
+    partner = PartnerFactory(status=PartnerStatus.ACTIVE)
+    with pytest.raises(TypeError, match="partner_transition"):
+        services.partner_update(partner=partner, actor=program_manager, status=PartnerStatus.CLOSED)
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.ACTIVE
+
+
+def member_form_data(member, **overrides) -> dict:
+    data = {
+        "role": member.role_id,
+        "phone": member.phone,
+        "language": member.language,
+        "preferred_channel": member.preferred_channel,
+        **MEMBER_INLINES,
+    }
+    return {**data, **overrides}
+
+
+def test_changing_a_members_role_in_the_back_office_writes_only_the_role(pm_client):
+    member = MemberFactory(role=role("sales"))
+    url = reverse("admin:partners_member_change", args=[member.pk])
+    with CaptureQueriesContext(connection) as queries:
+        response = pm_client.post(url, member_form_data(member, role=role("engineer").pk))
+    assert response.status_code == 302
+    assert columns_updated(queries, "partners_member") == [{"role_id", "updated_at"}]
+    member.refresh_from_db()
+    assert member.role.code == "engineer"
+
+
+def test_changing_a_members_phone_in_the_back_office_keeps_the_role(pm_client):
+    member = MemberFactory(role=role("sales"), phone="")
+    url = reverse("admin:partners_member_change", args=[member.pk])
+    response = pm_client.post(url, member_form_data(member, phone=" +49 30 1 "))
+    assert response.status_code == 302
+    member.refresh_from_db()
+    assert (member.phone, member.role.code) == ("+49 30 1", "sales")
+
+
+def test_the_role_of_someone_who_left_cannot_change(pm_client):
+    member = MemberFactory(role=role("sales"), status=MemberStatus.LEFT)
+    url = reverse("admin:partners_member_change", args=[member.pk])
+    assert "role" in pm_client.get(url).context["adminform"].readonly_fields
+    pm_client.post(url, member_form_data(member, role=role("engineer").pk))
+    member.refresh_from_db()
+    assert member.role.code == "sales"
+
+
+def test_member_change_role_by_the_partners_owner():
+    owner = OwnerFactory()
+    rep = MemberFactory(partner=owner.partner, role=role("sales"))
+    services.member_change_role(member=rep, role=role("foreman"), actor=owner.user)
+    rep.refresh_from_db()
+    assert rep.role.code == "foreman"
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("other_owner", "Only the partner's owner or a program manager can do this."),
+        ("left", "has left"),
+        ("self_demote", "You cannot give up your own owner role"),
+    ],
+)
+def test_member_change_role_refusals_change_nothing(case, message):
+    owner = OwnerFactory()
+    member = {
+        "other_owner": MemberFactory(role=role("sales")),
+        "left": MemberFactory(partner=owner.partner, role=role("sales"), status=MemberStatus.LEFT),
+        "self_demote": owner,
+    }[case]
+    before = member.role_id
+    with pytest.raises(ApplicationError, match=message):
+        services.member_change_role(member=member, role=role("engineer"), actor=owner.user)
+    member.refresh_from_db()
+    assert member.role_id == before

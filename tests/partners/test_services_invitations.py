@@ -1,11 +1,25 @@
+import threading
+from datetime import timedelta
+
 import pytest
+from allauth.account.models import EmailAddress
+from django.db import connection
+from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 from partners import services
 from partners.constants import MemberStatus
 from partners.models import Invitation, Member, User
 
-from .factories import MemberFactory, OwnerFactory, PartnerFactory, ProgramManagerFactory, role
+from .factories import (
+    PASSWORD,
+    InvitationFactory,
+    MemberFactory,
+    OwnerFactory,
+    PartnerFactory,
+    ProgramManagerFactory,
+    role,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -108,3 +122,202 @@ def test_person_active_elsewhere_cannot_accept_until_they_leave():
     invitation.refresh_from_db()
     assert invitation.accepted_at is None
     assert Member.objects.get(pk=invitation.member_id).status == MemberStatus.INVITED
+
+
+# Sign-up through an invitation (invitation_register) ---------------------------------------------------
+
+NEW_PASSWORD = "blue-kettle-Orchard-42"
+
+
+def _new_person_invitation(*, invited_by=None) -> Invitation:
+    """An invitation to someone without an account yet, as invitation_send makes it."""
+    if invited_by is None:
+        invited_by = OwnerFactory(partner__name="Aqua Dealer Ltd").user
+        partner = invited_by.memberships.get().partner
+    else:
+        partner = PartnerFactory(name="Aqua Dealer Ltd")
+    return services.invitation_send(
+        partner=partner, email="newbie@aqua.example", role=role("engineer"), invited_by=invited_by
+    )
+
+
+def _sign_up_state(invitation: Invitation) -> tuple:
+    user = User.objects.get(pk=invitation.member.user_id)
+    invitation.refresh_from_db()
+    return (
+        user.full_name,
+        user.has_usable_password(),
+        list(EmailAddress.objects.filter(user=user).values_list("email", "verified", "primary")),
+        Member.objects.get(pk=invitation.member_id).status,
+        invitation.accepted_at,
+    )
+
+
+def test_register_sets_name_and_password_verifies_the_address_and_accepts():
+    invitation = _new_person_invitation()
+
+    member = services.invitation_register(token=invitation.token, full_name="  Nina New ", password=NEW_PASSWORD)
+
+    assert member.status == MemberStatus.PENDING_APPROVAL
+    user = User.objects.get(email="newbie@aqua.example")
+    assert member.user == user
+    assert member.user.check_password(NEW_PASSWORD)  # the returned user carries the new password (for login)
+    assert user.full_name == "Nina New"
+    assert user.check_password(NEW_PASSWORD)
+    assert list(EmailAddress.objects.filter(user=user).values_list("email", "verified", "primary")) == [
+        ("newbie@aqua.example", True, True)
+    ]
+    invitation.refresh_from_db()
+    assert invitation.accepted_at is not None
+
+
+def test_register_through_a_program_managers_invitation_activates_at_once():
+    invitation = _new_person_invitation(invited_by=ProgramManagerFactory())
+
+    member = services.invitation_register(token=invitation.token, full_name="Bo Boss", password=NEW_PASSWORD)
+
+    assert member.status == MemberStatus.ACTIVE
+
+
+def test_register_makes_an_existing_unverified_address_verified_and_primary():
+    invitation = _new_person_invitation()
+    user = invitation.member.user
+    EmailAddress.objects.create(user=user, email="old@aqua.example", verified=True, primary=True)
+    EmailAddress.objects.create(user=user, email="NEWBIE@aqua.example", verified=False, primary=False)
+
+    services.invitation_register(token=invitation.token, full_name="Nina New", password=NEW_PASSWORD)
+
+    assert sorted(EmailAddress.objects.filter(user=user).values_list("email", "verified", "primary")) == [
+        ("NEWBIE@aqua.example", True, True),
+        ("old@aqua.example", True, False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("password", "expected"),
+    [
+        ("12345678", ["This password is too common.", "This password is entirely numeric."]),
+        ("kettle", ["This password is too short. It must contain at least 8 characters."]),
+        ("newbie@aqua.example", ["The password is too similar to the email."]),
+    ],
+    ids=["common-numeric", "short", "like-the-email"],
+)
+def test_register_refuses_a_weak_password_with_the_validators_messages_and_keeps_nothing(password, expected):
+    invitation = _new_person_invitation()
+    before = _sign_up_state(invitation)
+
+    with pytest.raises(ApplicationError) as caught:
+        services.invitation_register(token=invitation.token, full_name="Nina New", password=password)
+
+    assert caught.value.code == "invalid_password"
+    assert caught.value.extra["messages"] == expected
+    assert caught.value.message == " ".join(expected)
+    assert _sign_up_state(invitation) == before == ("", False, [], MemberStatus.INVITED, None)
+
+
+@pytest.mark.parametrize("full_name", ["", "   ", "x" * 151], ids=["empty", "blank", "too-long"])
+def test_register_refuses_a_missing_or_too_long_name(full_name):
+    invitation = _new_person_invitation()
+    before = _sign_up_state(invitation)
+
+    with pytest.raises(ApplicationError) as caught:
+        services.invitation_register(token=invitation.token, full_name=full_name, password=NEW_PASSWORD)
+
+    assert caught.value.code == "invalid_name"
+    assert _sign_up_state(invitation) == before
+
+
+@pytest.mark.parametrize(
+    ("token", "invitation_fields", "code"),
+    [
+        ("no-such-token", {}, "unknown"),
+        ("link", {"accepted_at": timezone.now()}, "used"),
+        ("link", {"revoked_at": timezone.now()}, "revoked"),
+        ("link", {"expires_at": timezone.now() - timedelta(days=1)}, "expired"),
+    ],
+    ids=["unknown", "used", "revoked", "expired"],
+)
+def test_register_through_an_unusable_link_is_refused_with_the_links_code(token, invitation_fields, code):
+    invitation = InvitationFactory(token="link", **invitation_fields)
+    User.objects.filter(pk=invitation.member.user_id).update(password="!")  # nobody has signed up yet
+    before = _sign_up_state(invitation)
+
+    with pytest.raises(ApplicationError) as caught:
+        services.invitation_register(token=token, full_name="Nina New", password=NEW_PASSWORD)
+
+    assert caught.value.code == code
+    assert _sign_up_state(invitation) == before
+
+
+def test_register_refuses_a_person_who_already_has_an_account_and_leaves_their_password():
+    invitation = InvitationFactory(token="link")  # the factory's user has a password
+    user = invitation.member.user
+
+    with pytest.raises(ApplicationError, match="already an account") as caught:
+        services.invitation_register(token="link", full_name="Someone Else", password=NEW_PASSWORD)
+
+    assert caught.value.code == "has_account"
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+    assert not user.check_password(NEW_PASSWORD)
+    assert Member.objects.get(pk=invitation.member_id).status == MemberStatus.INVITED
+
+
+def test_register_is_undone_when_the_acceptance_is_refused():
+    """Active on another team: invitation_accept refuses, and the name, password and address are not kept."""
+    busy = MemberFactory(user__full_name="")
+    User.objects.filter(pk=busy.user_id).update(password="!")
+    owner = OwnerFactory()
+    invitation = services.invitation_send(
+        partner=owner.partner, email=busy.user.email, role=role("sales"), invited_by=owner.user
+    )
+    before = _sign_up_state(invitation)
+
+    with pytest.raises(ApplicationError) as caught:
+        services.invitation_register(token=invitation.token, full_name="Bea Busy", password=NEW_PASSWORD)
+
+    assert caught.value.code == "already_member_elsewhere"
+    assert _sign_up_state(invitation) == before
+
+
+def test_register_works_once():
+    invitation = _new_person_invitation()
+    services.invitation_register(token=invitation.token, full_name="Nina New", password=NEW_PASSWORD)
+
+    with pytest.raises(ApplicationError) as caught:
+        services.invitation_register(token=invitation.token, full_name="Mallory", password="other-Password-99")
+
+    assert caught.value.code == "used"
+    user = User.objects.get(email="newbie@aqua.example")
+    assert (user.full_name, user.check_password(NEW_PASSWORD)) == ("Nina New", True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_sign_ups_through_one_link_register_once():
+    invitation = _new_person_invitation()
+    barrier = threading.Barrier(6)
+    outcomes = []
+
+    def register(n):
+        try:
+            barrier.wait()
+            services.invitation_register(
+                token=invitation.token, full_name=f"Person {n}", password=f"{NEW_PASSWORD}-{n}"
+            )
+            outcomes.append(("joined", n))
+        except ApplicationError as exc:
+            outcomes.append((exc.code, n))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=register, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    joined = [n for outcome, n in outcomes if outcome == "joined"]
+    assert len(joined) == 1
+    assert sorted(outcome for outcome, _ in outcomes) == ["joined"] + ["used"] * 5
+    user = User.objects.get(email="newbie@aqua.example")  # the winner's name and password, nobody else's
+    assert (user.full_name, user.check_password(f"{NEW_PASSWORD}-{joined[0]}")) == (f"Person {joined[0]}", True)

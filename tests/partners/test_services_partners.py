@@ -5,7 +5,7 @@ from django.db import connection
 
 from loyalty.common.errors import ApplicationError
 from partners import services
-from partners.constants import MemberStatus, PartnerKind, PartnerStatus
+from partners.constants import MemberStatus, PartnerKind, PartnerStatus, PayoutPolicy
 from partners.models import Member, Partner
 
 from .factories import (
@@ -158,3 +158,69 @@ def test_concurrent_accepts_of_one_invitation_join_once():
     member = Member.objects.get(pk=invitation.member_id)
     assert member.status == MemberStatus.PENDING_APPROVAL
     assert member.status_changes.filter(to_status=MemberStatus.PENDING_APPROVAL).count() == 1
+
+
+# Payout policy -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("actor_factory", [lambda p: OwnerFactory(partner=p).user, lambda p: ProgramManagerFactory()])
+def test_the_owner_or_a_program_manager_sets_the_payout_policy(actor_factory):
+    partner = PartnerFactory(payout_policy=PayoutPolicy.INDIVIDUAL)
+    updated_before = partner.updated_at
+
+    result = services.partner_set_payout_policy(
+        partner=partner, policy=PayoutPolicy.POOLED, actor=actor_factory(partner)
+    )
+
+    assert result.payout_policy == partner.payout_policy == PayoutPolicy.POOLED
+    partner.refresh_from_db()
+    assert partner.payout_policy == PayoutPolicy.POOLED
+    assert partner.updated_at > updated_before
+
+
+@pytest.mark.django_db
+def test_setting_the_current_payout_policy_again_changes_nothing():
+    owner = OwnerFactory(partner__payout_policy=PayoutPolicy.POOLED)
+    updated_before = Partner.objects.get(pk=owner.partner_id).updated_at
+
+    services.partner_set_payout_policy(partner=owner.partner, policy=PayoutPolicy.POOLED, actor=owner.user)
+
+    assert Partner.objects.get(pk=owner.partner_id).updated_at == updated_before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "actor_factory",
+    [
+        lambda p: MemberFactory(partner=p).user,  # a plain member of the partner
+        lambda p: MemberFactory(partner=p, role=role("owner"), status=MemberStatus.PENDING_APPROVAL).user,
+        lambda p: OwnerFactory().user,  # another partner's owner
+        lambda p: AccountManagerFactory(),  # even the partner's own account manager: it is the owner's decision
+        lambda p: UserFactory(),
+    ],
+    ids=["member", "pending-owner", "other-owner", "account-manager", "no-membership"],
+)
+def test_nobody_else_may_set_the_payout_policy(actor_factory):
+    partner = PartnerFactory(payout_policy=PayoutPolicy.INDIVIDUAL)
+    actor = actor_factory(partner)
+    if actor.is_account_manager:
+        services.partner_assign_account_manager(partner=partner, account_manager=actor)
+
+    with pytest.raises(ApplicationError, match="Only the partner's owner") as caught:
+        services.partner_set_payout_policy(partner=partner, policy=PayoutPolicy.POOLED, actor=actor)
+
+    assert caught.value.code == "forbidden"
+    assert Partner.objects.get(pk=partner.pk).payout_policy == PayoutPolicy.INDIVIDUAL
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("policy", ["", "company", "POOLED", None])
+def test_an_unknown_payout_policy_is_refused_and_changes_nothing(policy):
+    owner = OwnerFactory(partner__payout_policy=PayoutPolicy.INDIVIDUAL)
+
+    with pytest.raises(ApplicationError, match="Choose how staff bonuses are paid") as caught:
+        services.partner_set_payout_policy(partner=owner.partner, policy=policy, actor=owner.user)
+
+    assert caught.value.code == "invalid_policy"
+    assert Partner.objects.get(pk=owner.partner_id).payout_policy == PayoutPolicy.INDIVIDUAL

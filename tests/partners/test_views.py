@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from loyalty.services import ledger
 from partners import services
-from partners.constants import Channel, MemberStatus
-from partners.models import Invitation, Member, User
+from partners.constants import Channel, MemberStatus, PayoutPolicy
+from partners.models import Invitation, Member, Partner, User
 from tests.loyalty.factories import ProgramFactory
 
 from .factories import (
@@ -555,6 +555,30 @@ def test_new_person_accepts_sets_password_verifies_email_and_is_signed_in(client
     assert new_person_invitation.accepted_at is not None
 
 
+def test_new_person_stays_signed_in_after_joining(client, new_person_invitation):
+    """The session keeps the hash of the password just chosen, so the next page is still signed in."""
+    url = reverse("invitation_accept", args=[new_person_invitation.token])
+    client.post(url, {"full_name": "Nina New", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+
+    response = client.get(reverse("home"))
+
+    assert response.status_code == 200
+    assert "Hello, Nina" in response.content.decode()
+
+
+def test_new_person_with_a_password_like_their_email_sees_the_validator_message(client, new_person_invitation):
+    url = reverse("invitation_accept", args=[new_person_invitation.token])
+
+    response = client.post(
+        url, {"full_name": "Nina New", "password1": "newbie@aqua.example", "password2": "newbie@aqua.example"}
+    )
+
+    assert response.status_code == 200
+    assert "The password is too similar to the email." in response.content.decode()
+    assert not User.objects.get(email="newbie@aqua.example").has_usable_password()
+    assert "_auth_user_id" not in client.session
+
+
 def test_invitation_from_a_program_manager_makes_the_person_active(client):
     partner = PartnerFactory(name="Pure Water Ltd")
     invitation = services.invitation_send(
@@ -593,7 +617,11 @@ def test_new_person_with_a_weak_password_sees_the_validator_message(client, new_
     html = response.content.decode()
     assert "This password is too common." in html
     assert "This password is entirely numeric." in html
-    assert not User.objects.get(email="newbie@aqua.example").has_usable_password()
+    assert re.search(r'id="id_password1"[^>]*is-invalid|is-invalid[^>]*id="id_password1"', html)
+    user = User.objects.get(email="newbie@aqua.example")
+    assert (user.full_name, user.has_usable_password()) == ("", False)
+    assert not EmailAddress.objects.filter(user=user).exists()
+    assert Member.objects.get(pk=new_person_invitation.member_id).status == MemberStatus.INVITED
 
 
 def test_a_failed_accept_rolls_back_the_new_password_and_email(client):
@@ -823,3 +851,188 @@ def test_cancel_confirmation_for_someone_who_joined_goes_back_with_the_reason(cl
 
     assert response.url == reverse("team")
     assert _messages(response) == ["rep@aqua.example has already accepted the invitation."]
+
+
+# Company settings (payout policy) ---------------------------------------------------------------------
+
+
+def _policy(partner) -> str:
+    return Partner.objects.get(pk=partner.pk).payout_policy
+
+
+def test_team_page_and_home_link_the_company_settings(client, owner):
+    team = client.get(reverse("team")).content.decode()
+    home = client.get(reverse("home")).content.decode()
+
+    assert f'href="{reverse("company")}">Company settings</a>' in team
+    assert f'href="{reverse("company")}">Open company settings</a>' in home
+    assert "Staff bonuses: paid to each employee." in home
+
+
+def test_company_page_shows_the_current_payout_policy_with_both_choices(client, owner):
+    response = client.get(reverse("company"))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert re.search(r'data-testid="current-payout-policy">Paid to each employee<', html)
+    assert re.search(r'value="individual"[^>]*checked', html)
+    assert 'value="pooled"' in html
+    assert "Pooled to the company account" in html
+    assert "Aqua Dealer Ltd" in html
+
+
+def test_changing_the_payout_policy_asks_for_confirmation_first(client, owner):
+    response = client.post(reverse("company"), {"payout_policy": "pooled"})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Change how staff bonuses are paid?" in html
+    assert '<input type="hidden" name="payout_policy" value="pooled">' in html
+    assert '<input type="hidden" name="confirm" value="yes">' in html
+    assert _policy(owner.partner) == PayoutPolicy.INDIVIDUAL
+
+
+def test_owner_changes_the_payout_policy_after_confirming(client, owner):
+    response = client.post(reverse("company"), {"payout_policy": "pooled", "confirm": "yes"})
+
+    assert response.status_code == 302
+    assert response.url == reverse("company")
+    assert _messages(response) == ["Staff bonuses are now pooled to the company account."]
+    assert _policy(owner.partner) == PayoutPolicy.POOLED
+    page = client.get(reverse("company")).content.decode()
+    assert re.search(r'data-testid="current-payout-policy">Pooled to the company account<', page)
+
+
+def test_choosing_the_current_payout_policy_again_says_nothing_changed(client, owner):
+    response = client.post(reverse("company"), {"payout_policy": "individual", "confirm": "yes"})
+
+    assert response.url == reverse("company")
+    assert _messages(response) == ["Nothing changed: staff bonuses are already paid to each employee."]
+    assert _policy(owner.partner) == PayoutPolicy.INDIVIDUAL
+
+
+@pytest.mark.parametrize("data", [{}, {"payout_policy": "everything-to-me", "confirm": "yes"}], ids=["none", "bad"])
+def test_an_unknown_payout_policy_shows_a_message_and_changes_nothing(client, owner, data):
+    updated_before = Partner.objects.get(pk=owner.partner_id).updated_at
+
+    response = client.post(reverse("company"), data)
+
+    assert response.url == reverse("company")
+    assert _messages(response) == [
+        "Choose how staff bonuses are paid: paid to each employee or pooled to the company account."
+    ]
+    partner = Partner.objects.get(pk=owner.partner_id)
+    assert (partner.payout_policy, partner.updated_at) == (PayoutPolicy.INDIVIDUAL, updated_before)
+
+
+@pytest.mark.parametrize(
+    "make_viewer",
+    [
+        lambda partner: MemberFactory(partner=partner).user,
+        lambda partner: MemberFactory(partner=partner, role=role("owner"), status=MemberStatus.PENDING_APPROVAL).user,
+        lambda partner: AccountManagerFactory(),
+        lambda partner: ProgramManagerFactory(),  # program managers use the back office
+    ],
+    ids=["member", "pending-owner", "account-manager", "program-manager"],
+)
+def test_only_an_active_owner_may_open_or_use_company_settings(client, make_viewer):
+    partner = PartnerFactory(payout_policy=PayoutPolicy.INDIVIDUAL)
+    viewer = make_viewer(partner)
+    if viewer.is_account_manager:
+        Partner.objects.filter(pk=partner.pk).update(account_manager=viewer)
+    client.force_login(viewer)
+
+    shown = client.get(reverse("company"))
+    posted = client.post(reverse("company"), {"payout_policy": "pooled", "confirm": "yes"})
+
+    assert (shown.status_code, posted.status_code) == (404, 404)
+    assert _policy(partner) == PayoutPolicy.INDIVIDUAL
+
+
+def test_another_partners_owner_changes_only_their_own_partner(client, owner):
+    other_owner = OwnerFactory(partner__payout_policy=PayoutPolicy.INDIVIDUAL)
+    client.force_login(other_owner.user)
+
+    client.post(reverse("company"), {"payout_policy": "pooled", "confirm": "yes"})
+
+    assert _policy(other_owner.partner) == PayoutPolicy.POOLED
+    assert _policy(owner.partner) == PayoutPolicy.INDIVIDUAL
+
+
+# Error pages ------------------------------------------------------------------------------------------
+
+
+def _assert_site_layout(html: str) -> None:
+    assert '<html lang="en">' in html
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert 'href="#main">Skip to main content</a>' in html
+    assert '<main id="main"' in html
+    assert "vendor/bootstrap/bootstrap.min.css" in html
+    assert "css/app.css" in html
+    assert "Partner Loyalty — the channel partner program." in html
+
+
+def test_an_unknown_address_gets_the_site_404_page(client, settings):
+    assert settings.DEBUG is False  # Django's own debug page otherwise
+
+    response = client.get("/no-such-page/")
+
+    assert response.status_code == 404
+    html = response.content.decode()
+    _assert_site_layout(html)
+    assert re.search(r"<h1[^>]*>We cannot find this page</h1>", html)
+    assert "<code>/no-such-page/</code>" in html
+    assert 'href="/">Go to the home page</a>' in html
+    assert f'href="{reverse("account_login")}">Sign in</a>' in html
+
+
+def test_a_page_not_open_to_the_viewer_is_the_site_404_page_with_their_navigation(client, owner):
+    response = client.get(reverse("partner_list"))  # account and program managers only
+
+    assert response.status_code == 404
+    html = response.content.decode()
+    _assert_site_layout(html)
+    assert "not open to your account" in html
+    assert f'href="{reverse("team")}">Team</a>' in html  # the owner's own navigation
+    assert 'href="/">Go to the home page</a>' in html
+    assert "No Partner matches" not in html and "not available to you" not in html  # no internals
+
+
+def test_the_403_page_uses_the_site_layout(rf):
+    from django.contrib.auth.models import AnonymousUser
+    from django.core.exceptions import PermissionDenied
+    from django.views.defaults import permission_denied
+
+    request = rf.get("/somewhere/")
+    request.user = AnonymousUser()
+
+    response = permission_denied(request, PermissionDenied())
+
+    assert response.status_code == 403
+    html = response.content.decode()
+    _assert_site_layout(html)
+    assert "You cannot do this here" in html
+    assert 'href="/">Go to the home page</a>' in html
+
+
+@pytest.mark.parametrize(
+    ("view", "status", "heading"),
+    [("server_error", 500, "Something went wrong on our side"), ("bad_request", 400, "could not be understood")],
+)
+def test_the_500_and_400_pages_need_neither_a_request_context_nor_the_database(
+    rf, django_db_blocker, view, status, heading
+):
+    from django.core.exceptions import SuspiciousOperation
+    from django.views import defaults
+
+    request = rf.get("/boom/")  # no user, no session: Django renders these templates without a context
+    args = (SuspiciousOperation(),) if view == "bad_request" else ()
+    with django_db_blocker.block():  # any query would raise here
+        response = getattr(defaults, view)(request, *args)
+
+    assert response.status_code == status
+    html = response.content.decode()
+    _assert_site_layout(html)
+    assert heading in html
+    assert 'href="/">Go to the home page</a>' in html
+    assert "Sign out" not in html

@@ -92,6 +92,8 @@ ROUTES = {
     "cancel_other": ("get", lambda w: reverse("invitation_cancel", args=[w.other_invited.pk]), None),
     "cancel_post_own": ("post", lambda w: reverse("invitation_cancel", args=[w.own_invited.pk]), {}),
     "cancel_post_other": ("post", lambda w: reverse("invitation_cancel", args=[w.other_invited.pk]), {}),
+    "company": ("get", lambda w: reverse("company"), None),
+    "company_post": ("post", lambda w: reverse("company"), {"payout_policy": "pooled", "confirm": "yes"}),
     "partner_list": ("get", lambda w: reverse("partner_list"), None),
     "partner_detail_own": ("get", lambda w: reverse("partner_detail", args=[w.a.pk]), None),
     "partner_detail_other": ("get", lambda w: reverse("partner_detail", args=[w.b.pk]), None),
@@ -124,6 +126,8 @@ EXPECTED = {
         "resend_own": 302,
         "cancel_own": 200,
         "cancel_post_own": 302,
+        "company": 200,
+        "company_post": 302,
         "partner_detail_own": 200,
     },
     "account_manager": SIGNED_IN | {"partner_list": 200, "partner_detail_own": 200},
@@ -132,6 +136,9 @@ EXPECTED = {
 }
 
 CASES = [(viewer, route) for viewer, row in EXPECTED.items() for route in row]
+
+# Where a done action redirects to: the team page, unless said here.
+REDIRECTS = {"company_post": "company"}
 
 
 def test_the_matrix_covers_every_member_site_url():
@@ -147,6 +154,7 @@ def test_the_matrix_covers_every_member_site_url():
         "member_deactivate",
         "invitation_resend",
         "invitation_cancel",
+        "company",
         "invitation_accept",
         "partner_list",
         "partner_detail",
@@ -169,5 +177,5 @@ def test_visibility_matrix(client, world, viewer, route):
         assert (response.status_code, response.url) == (302, f"/accounts/login/?next={url}")
     else:
         assert response.status_code == expected
-        if expected == 302:  # a team action done: back to the team page
-            assert response.url == reverse("team")
+        if expected == 302:  # an action done: back to the team page (or the page it was taken on)
+            assert response.url == reverse(REDIRECTS.get(route, "team"))
