@@ -97,12 +97,22 @@ def reward_detail(request, reward_id: int):
     except Reward.DoesNotExist:
         raise Http404("This reward is not in your catalogue.") from None
     in_cart = request.member.cart_items.filter(reward=reward).values_list("quantity", flat=True).first()
+    balances = _balances(request.member, request.program)
+    limit_left = selectors.limit_left(reward=reward, member=request.member)
+    # Offer one-tap redemption only when it can succeed: nothing to ship, affordable, in stock, within limits.
+    can_redeem_now = (
+        not reward.ships
+        and (balances[reward.paid_by] or 0) >= reward.points_price
+        and (reward.free_codes > 0 if reward.uses_codes else reward.stock is None or reward.stock > 0)
+        and (limit_left is None or limit_left > 0)
+    )
     context = {
         "reward": reward,
         "form": QuantityForm(initial={"quantity": in_cart or 1}),
         "in_cart": in_cart,
-        "balances": _balances(request.member, request.program),
-        "limit_left": selectors.limit_left(reward=reward, member=request.member),
+        "balances": balances,
+        "limit_left": limit_left,
+        "can_redeem_now": can_redeem_now,
         "checkout_key": uuid.uuid4().hex,
     }
     return render(request, "rewards/reward_detail.html", context)

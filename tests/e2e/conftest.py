@@ -12,6 +12,7 @@ from allauth.account.models import EmailAddress
 from playwright.sync_api import Page
 
 from ..partners.factories import OwnerFactory
+from .axe import AXE_SOURCE
 
 CHROMIUM = Path("/usr/bin/chromium")
 E2E_DIR = Path(__file__).parent
@@ -72,11 +73,13 @@ def e2e_db(transactional_db, live_server, settings):
 
 @pytest.fixture
 def open_page(new_context, live_server) -> Callable[[], Page]:
-    """A page in a fresh browser context (own cookies, so a different person) on a 390×844 phone screen."""
+    """A page in a fresh browser context (own cookies, so a different person) on a 390×844 phone screen.
+    axe-core is handed to the context once and loads with every page, ready for axe_check."""
 
     def _open() -> Page:
         context = new_context(base_url=live_server.url)
         context.set_default_timeout(ACTION_TIMEOUT_MS)
+        context.add_init_script(script=AXE_SOURCE)
         return context.new_page()
 
     return _open

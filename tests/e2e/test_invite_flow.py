@@ -9,26 +9,11 @@ from partners.models import Member
 
 from ..partners.factories import PASSWORD, InvitationFactory
 from .axe import axe_check
+from .pages import open_navigation, sign_in
 
 REP_EMAIL = "sam.sales@northwind.example"
 REP_PASSWORD = "Blue-kettle-47-orbit"
 INVITATION_LINK = re.compile(r"https?://\S+/invitations/[^/\s]+/")
-
-
-def sign_in(page: Page, email: str, password: str) -> None:
-    page.goto("/accounts/login/")
-    axe_check(page)
-    page.locator('input[name="login"]').fill(email)
-    page.locator('input[name="password"]').fill(password)
-    page.locator('form:has(input[name="login"]) [type="submit"]').click()
-
-
-def open_navigation(page: Page) -> None:
-    """At 390 px the navbar is collapsed behind its toggler."""
-    toggler = page.locator(".navbar-toggler")
-    expect(toggler).to_be_visible()
-    toggler.click()
-    expect(toggler).to_have_attribute("aria-expanded", "true")
 
 
 def expect_row_status(page: Page, email: str, status: MemberStatus) -> None:
