@@ -287,6 +287,8 @@ def order_transition(
         locked.carrier, locked.tracking_number = carrier.strip(), tracking_number.strip()
         locked.save(update_fields=["carrier", "tracking_number"])
     _move(locked, to, actor=actor, note=note.strip())
+    if to == OrderStatus.APPROVED and all(line.reward.uses_codes for line in locked.lines.select_related("reward")):
+        _move(locked, OrderStatus.FULFILLED, actor=actor, note="Codes shown to the member")
     order.status = locked.status
     return locked
 

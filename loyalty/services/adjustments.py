@@ -22,6 +22,12 @@ def adjustment_request(*, account: PointsAccount, points: int, reason: str, requ
         raise ApplicationError("An adjustment must be a whole number of points other than zero.", code="invalid_points")
     if not reason.strip():
         raise ApplicationError("Give a reason for the adjustment; the member sees it.", code="reason_required")
+    available = PointsAccount.objects.values_list("available", flat=True).get(pk=account.pk)
+    if points < 0 and available < -points:
+        # Checked at request time too: a debit that can never post should not wait for a second approver.
+        raise ApplicationError(
+            f"Not enough points: {available:,} available, {-points:,} to take away.", code="insufficient_points"
+        )
     adjustment = PointsAdjustment.objects.create(
         account=account,
         points=points,
@@ -51,6 +57,8 @@ def adjustment_approve(*, adjustment: PointsAdjustment, approver) -> PointsAdjus
 @transaction.atomic
 def adjustment_reject(*, adjustment: PointsAdjustment, approver, reason: str) -> PointsAdjustment:
     _require_program_manager(approver)
+    if not reason.strip():
+        raise ApplicationError("Say why the adjustment is rejected; the requester sees it.", code="reason_required")
     adjustment = PointsAdjustment.objects.select_for_update().get(pk=adjustment.pk)
     if adjustment.status != AdjustmentStatus.PENDING_APPROVAL:
         raise ApplicationError(f"This adjustment is already {adjustment.get_status_display().lower()}.", code="decided")

@@ -49,11 +49,13 @@ def test_large_adjustment_waits_for_a_second_program_manager():
 
 def test_rejected_adjustment_posts_nothing():
     account = MemberAccountFactory(program=ProgramFactory(adjustment_approval_threshold=10))
+    ledger.earn(account=account, points=100, key="earned")
     adjustment = adjustment_request(account=account, points=-50, reason="Fraud", requested_by=ProgramManagerFactory())
     adjustment_reject(adjustment=adjustment, approver=ProgramManagerFactory(), reason="Not proven")
     adjustment.refresh_from_db()
+    account.refresh_from_db()
     assert adjustment.status == AdjustmentStatus.REJECTED
-    assert not PointsEntry.objects.exists()
+    assert (account.available, PointsEntry.objects.count()) == (100, 1)
 
 
 @pytest.mark.parametrize("points", [0, 1.5, "10"])
@@ -124,3 +126,19 @@ def test_periodic_tasks_expire_and_release():
     assert expire_due_points.delay().get() == 1
     account.refresh_from_db()
     assert (account.available, account.expired) == (4, 9)
+
+
+def test_a_large_debit_beyond_the_balance_is_refused_when_requested():
+    account = MemberAccountFactory(program=ProgramFactory(adjustment_approval_threshold=10))
+    with pytest.raises(ApplicationError, match="Not enough points"):
+        adjustment_request(account=account, points=-500, reason="Fraud", requested_by=ProgramManagerFactory())
+    assert not PointsAdjustment.objects.exists()
+
+
+def test_rejecting_needs_a_reason():
+    account = MemberAccountFactory(program=ProgramFactory(adjustment_approval_threshold=10))
+    adjustment = adjustment_request(account=account, points=50, reason="Event", requested_by=ProgramManagerFactory())
+    with pytest.raises(ApplicationError, match="Say why"):
+        adjustment_reject(adjustment=adjustment, approver=ProgramManagerFactory(), reason=" ")
+    adjustment.refresh_from_db()
+    assert adjustment.status == AdjustmentStatus.PENDING_APPROVAL

@@ -256,3 +256,18 @@ def test_codes_upload_skips_duplicates_and_reports_bad_files():
     with pytest.raises(ApplicationError, match="does not hand out codes"):
         services.codes_add(reward=RewardFactory(), codes=["X"])
     assert card.codes.count() == 3
+
+
+def test_approving_a_code_order_shows_the_codes_at_once():
+    program, member = funded_member(5000, program=ProgramFactory(order_approval_threshold=50))
+    card = CodeRewardFactory(program=program, codes=1, points_price=100)
+    order = place(member, program, [(card, 1)])
+    assert order.status == OrderStatus.PLACED
+    services.order_transition(order=order, to=OrderStatus.APPROVED, actor=ProgramManagerFactory())
+    order.refresh_from_db()
+    assert order.status == OrderStatus.FULFILLED
+    assert list(order.events.values_list("to_status", flat=True)) == [
+        OrderStatus.PLACED,
+        OrderStatus.APPROVED,
+        OrderStatus.FULFILLED,
+    ]

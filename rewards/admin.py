@@ -1,0 +1,568 @@
+"""The back office for the rewards catalogue, voucher codes and redemption orders.
+
+Catalogue rows are edited through validated model forms; codes are added only by uploading a CSV
+(services.codes_from_csv + services.codes_add); orders move only through services.order_transition, from
+the list actions, one message per refused order while the others go ahead. The supplier file is written
+by rewards.exports. Query counts are pinned in tests/rewards/test_admin.py.
+"""
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from loyalty.admin import (
+    DetailJoinsMixin,
+    EstimatedCountPaginator,
+    ReadOnlyModelAdmin,
+    action_page,
+    ask_reason,
+    with_name,
+)
+from loyalty.common.errors import ApplicationError
+from partners.admin import (
+    ProgramManagerAdmin,
+    ReadOnlyInline,
+    _names,
+    _plural,
+    is_program_manager,
+    run_for_each,
+)
+
+from . import exports, services
+from .admin_forms import CodeUploadForm, OrderFulfilForm, RewardAdminForm
+from .constants import SHIPPED_KINDS, OrderStatus, PaidBy
+from .models import OrderEvent, RedemptionLine, RedemptionOrder, Reward, RewardCategory, VoucherCode
+
+# Characters of a code the lists show; the code's own page shows all of it.
+CODE_VISIBLE_CHARS = 4
+
+
+def mask(code: str) -> str:
+    return "••••" + code[-CODE_VISIBLE_CHARS:] if len(code) > CODE_VISIBLE_CHARS else "••••"
+
+
+def _count_codes(*, free: bool) -> Coalesce:
+    """Free (or assigned) codes of each reward, as a correlated subquery: no GROUP BY over the list."""
+    codes = (
+        VoucherCode.objects.filter(reward=OuterRef("pk"), order_line__isnull=free)
+        .order_by()
+        .values("reward")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(codes, output_field=IntegerField()), Value(0))
+
+
+def _count_lines() -> Coalesce:
+    lines = RedemptionLine.objects.filter(order=OuterRef("pk")).order_by().values("order").annotate(n=Count("pk"))
+    return Coalesce(Subquery(lines.values("n"), output_field=IntegerField()), Value(0))
+
+
+# Catalogue ------------------------------------------------------------------------------------------
+
+
+@admin.register(RewardCategory)
+class RewardCategoryAdmin(ProgramManagerAdmin):
+    allow_delete = True  # a category still in use is protected by its rewards
+    list_display = ("name", "slug", "sort_order", "reward_count")
+    list_editable = ("sort_order",)
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(reward_count=Count("rewards"))
+
+    @admin.display(description="Rewards", ordering="reward_count")
+    def reward_count(self, obj):
+        url = reverse("admin:rewards_reward_changelist") + f"?category__id__exact={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, obj.reward_count)
+
+
+@admin.register(Reward)
+class RewardAdmin(ProgramManagerAdmin):
+    form = RewardAdminForm
+    list_display = (
+        "name",
+        "program",
+        "kind",
+        "points_price",
+        "stock_or_codes",
+        "paid_by",
+        "is_active",
+        "window",
+    )
+    list_filter = ("program", "kind", "paid_by", "is_active", "uses_codes", "category")
+    list_select_related = ("program",)
+    search_fields = ("name", "sku")
+    search_help_text = "Search by name or supplier SKU."
+    filter_horizontal = ("allowed_roles", "allowed_regions")
+    readonly_fields = ("code_pool", "created_at", "updated_at")
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(free_codes=_count_codes(free=True), assigned_codes=_count_codes(free=False))
+        )
+
+    def get_fieldsets(self, request, obj=None):
+        stock = ("points_price", "paid_by", "stock", "uses_codes")
+        fieldsets = [
+            (None, {"fields": ("program", "category", "name", "sku", "kind", "description", "image")}),
+            ("Price and stock", {"fields": (*stock, "code_pool") if obj is not None else stock}),
+            (
+                "Who may redeem it",
+                {
+                    "fields": (
+                        "allowed_roles",
+                        "allowed_partner_kinds",
+                        "allowed_regions",
+                        ("limit_per_member", "limit_period"),
+                    ),
+                    "description": "Leave a restriction empty to offer the reward to everyone.",
+                },
+            ),
+            ("Availability", {"fields": ("is_active", "available_from", "available_until")}),
+        ]
+        if obj is not None:
+            fieldsets.append(("Record", {"fields": ("created_at", "updated_at")}))
+        return fieldsets
+
+    @admin.display(description="Stock")
+    def stock_or_codes(self, obj):
+        if obj.uses_codes:
+            return f"{_plural(obj.free_codes, 'free code')}"
+        return "Unlimited" if obj.stock is None else f"{obj.stock:,} in stock"
+
+    @admin.display(description="Window")
+    def window(self, obj):
+        parts = []
+        if obj.available_from:
+            parts.append(f"from {timezone.localtime(obj.available_from):%d %b %Y}")
+        if obj.available_until:
+            parts.append(f"until {timezone.localtime(obj.available_until):%d %b %Y}")
+        return " ".join(parts) or "Always"
+
+    @admin.display(description="Code pool")
+    def code_pool(self, obj):
+        if not obj.uses_codes:
+            return "This reward hands out no codes."
+        codes_url = reverse("admin:rewards_vouchercode_changelist") + f"?reward={obj.pk}"
+        return format_html(
+            '{} free, {} assigned — <a href="{}">see the codes</a> · <a href="{}">upload codes</a>',
+            f"{obj.free_codes:,}",
+            f"{obj.assigned_codes:,}",
+            codes_url,
+            reverse("admin:rewards_reward_upload_codes", args=[obj.pk]),
+        )
+
+    # Uploading codes ---------------------------------------------------------------------------------
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/upload-codes/",
+                self.admin_site.admin_view(self.upload_codes_view),
+                name="rewards_reward_upload_codes",
+            ),
+            *super().get_urls(),
+        ]
+
+    def upload_codes_view(self, request, object_id):
+        """Add the codes of a CSV file to a code reward's pool; codes already there are skipped."""
+        reward = self.get_object(request, unquote(object_id))
+        if reward is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, reward):
+            raise PermissionDenied
+        form = CodeUploadForm(request.POST, request.FILES) if request.method == "POST" else CodeUploadForm()
+        if form.is_bound and form.is_valid():
+            try:
+                added, skipped = services.codes_add(reward=reward, codes=form.codes)
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                message = (
+                    f"Added {_plural(added, 'code')} to {reward.name}; {skipped} "
+                    f"{'was' if skipped == 1 else 'were'} already in the pool or repeated in the file."
+                )
+                self.log_change(request, reward, message)
+                self.message_user(request, message, level=messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:rewards_reward_change", args=[reward.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Upload codes for {reward.name}",
+            "subtitle": None,
+            "opts": self.opts,
+            "original": reward,
+            "form": form,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/rewards/reward/upload_codes.html", context)
+
+
+# Voucher codes --------------------------------------------------------------------------------------
+
+
+class CodeStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("free", "Free"), ("assigned", "Assigned to an order")]
+
+    def queryset(self, request, queryset):
+        match self.value():
+            case "free":
+                return queryset.filter(order_line__isnull=True)
+            case "assigned":
+                return queryset.filter(order_line__isnull=False)
+        return queryset
+
+
+class CodeRewardFilter(admin.SimpleListFilter):
+    """The rewards that hand out codes (a related-field filter would list every reward)."""
+
+    title = "reward"
+    parameter_name = "reward"
+
+    def lookups(self, request, model_admin):
+        return [(str(pk), name) for pk, name in Reward.objects.filter(uses_codes=True).values_list("pk", "name")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(reward_id=int(value)) if value and value.isdigit() else queryset
+
+
+@admin.register(VoucherCode)
+class VoucherCodeAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
+    list_display = ("masked_code", "reward", "state", "order", "assigned_at", "created_at")
+    list_filter = (CodeStateFilter, CodeRewardFilter)
+    list_select_related = ("reward", "order_line")
+    detail_select_related = list_select_related
+    search_fields = ("=code",)
+    search_help_text = "An exact code."
+    ordering = ("-id",)
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    fields = ("reward", "code", "state", "order", "assigned_at", "created_at")
+    readonly_fields = ("state", "order")
+
+    @admin.display(description="Code")
+    def masked_code(self, obj):
+        return mask(obj.code)
+
+    @admin.display(description="State")
+    def state(self, obj):
+        return "Assigned" if obj.order_line_id else "Free"
+
+    @admin.display(description="Order")
+    def order(self, obj):
+        if not obj.order_line_id:
+            return "—"
+        order_id = obj.order_line.order_id
+        url = reverse("admin:rewards_redemptionorder_change", args=[order_id])
+        return format_html('<a href="{}">Order {}</a>', url, order_id)
+
+
+# Orders ---------------------------------------------------------------------------------------------
+
+
+class FulfilmentFilter(admin.SimpleListFilter):
+    title = "fulfilment"
+    parameter_name = "fulfilment"
+    TO_FULFIL = "to_fulfil"
+
+    def lookups(self, request, model_admin):
+        return [(self.TO_FULFIL, "To fulfil (approved, with items to ship)")]
+
+    def queryset(self, request, queryset):
+        if self.value() != self.TO_FULFIL:
+            return queryset
+        ships = RedemptionLine.objects.filter(order=OuterRef("pk"), reward__kind__in=SHIPPED_KINDS)
+        return queryset.filter(Exists(ships), status=OrderStatus.APPROVED)
+
+
+class OrderLineInline(ReadOnlyInline):
+    model = RedemptionLine
+    verbose_name_plural = "Lines"
+    fields = ("reward", "sku", "quantity", "points_each", "points", "codes")
+    ordering = ("id",)
+
+    def get_queryset(self, request):
+        codes = VoucherCode.objects.order_by("id")
+        return super().get_queryset(request).select_related("reward").prefetch_related(Prefetch("codes", codes))
+
+    @admin.display(description="SKU")
+    def sku(self, obj):
+        return obj.reward.sku
+
+    @admin.display(description="Points")
+    def points(self, obj):
+        return f"{obj.points_total:,}"
+
+    @admin.display(description="Codes")
+    def codes(self, obj):
+        codes = list(obj.codes.all())
+        if not codes:
+            return "—"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            ((reverse("admin:rewards_vouchercode_change", args=[code.pk]), mask(code.code)) for code in codes),
+        )
+
+
+class OrderEventInline(ReadOnlyInline):
+    model = OrderEvent
+    verbose_name_plural = "History: every status move, who and when"
+    fields = ("created_at", "from_status", "to_status", "actor", "note")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
+
+
+def describe_order(order: RedemptionOrder) -> str:
+    return f"Order {order.pk} — {order.member.user.email}, {order.total_points:,} points, {order.get_status_display()}"
+
+
+@admin.register(RedemptionOrder)
+class RedemptionOrderAdmin(DetailJoinsMixin, ProgramManagerAdmin):
+    list_display = (
+        "__str__",
+        "created_at",
+        "status",
+        "member_email",
+        "partner",
+        "payer",
+        "total_points",
+        "line_count",
+        "tracking",
+    )
+    list_filter = (FulfilmentFilter, "status", "paid_by", "program")
+    list_select_related = ("member__user", "member__partner")
+    detail_select_related = (
+        "program",
+        "member__user",
+        "member__partner",
+        "account__program",
+        "account__member__user",
+        "account__member__partner",
+        "account__partner",
+        "spend_entry",
+        "refund_entry",
+    )
+    search_fields = ("member__user__email", "member__partner__name", "=tracking_number")
+    search_help_text = "Search by order number, member e-mail, partner or tracking number."
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
+    show_full_result_count = False
+    fieldsets = (
+        (None, {"fields": ("program", "member", "member_email", "paid_by", "account", "total_points", "status")}),
+        (
+            "Delivery",
+            {
+                "fields": (
+                    "delivery_name",
+                    "delivery_street",
+                    ("delivery_postcode", "delivery_city"),
+                    "delivery_country",
+                    "delivery_phone",
+                )
+            },
+        ),
+        ("Fulfilment", {"fields": ("carrier", "tracking_number")}),
+        ("Decision", {"fields": ("decision_reason",)}),
+        ("Ledger", {"fields": ("spend_entry", "refund_entry", "checkout_key", "created_at", "updated_at")}),
+    )
+    readonly_fields = ("member_email",)
+    inlines = (OrderLineInline, OrderEventInline)
+    actions = (
+        "approve",
+        "reject",
+        "cancel",
+        "mark_fulfilled",
+        "mark_delivered",
+        "export_supplier_csv",
+        "export_supplier_xlsx",
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(line_count=_count_lines())
+
+    def has_add_permission(self, request):
+        return False  # members place orders on the member site
+
+    def has_change_permission(self, request, obj=None):
+        return False  # orders move only through the actions, which record who did what and when
+
+    def has_manage_permission(self, request):
+        return is_program_manager(request.user)
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        number = search_term.strip().removeprefix("#")
+        if number.isdigit() and len(number) < 19:  # an order number (and not beyond a bigint)
+            results |= queryset.filter(pk=int(number))
+        return results, may_have_duplicates
+
+    @admin.display(description="Member e-mail", ordering="member__user__email")
+    def member_email(self, obj):
+        return obj.member.user.email
+
+    @admin.display(description="Paid by", ordering="paid_by")
+    def payer(self, obj):
+        return "Company" if obj.paid_by == PaidBy.COMPANY else "Member"
+
+    @admin.display(description="Partner", ordering="member__partner__name")
+    def partner(self, obj):
+        return obj.member.partner.name
+
+    @admin.display(description="Lines", ordering="line_count")
+    def line_count(self, obj):
+        return obj.line_count
+
+    @admin.display(description="Tracking", ordering="tracking_number")
+    def tracking(self, obj):
+        return f"{obj.carrier} {obj.tracking_number}".strip() or "—"
+
+    # Status moves ------------------------------------------------------------------------------------
+
+    def _move(self, request, orders, to: str, *, done: str, note: str = "", shipment=None) -> None:
+        def move(order: RedemptionOrder) -> None:
+            carrier, tracking_number = shipment(order) if shipment else ("", "")
+            services.order_transition(
+                order=order, to=to, actor=request.user, note=note, carrier=carrier, tracking_number=tracking_number
+            )
+
+        # The service's refusals of a bad move name the order; other refusals get its number in front.
+        run_for_each(self, request, orders, with_name(move, str), done=done, noun="order")
+
+    def _for_page(self, queryset) -> list[RedemptionOrder]:
+        return list(queryset.select_related("member__user").order_by("pk"))
+
+    @admin.action(description="Approve selected orders", permissions=["manage"])
+    def approve(self, request, queryset):
+        self._move(request, queryset.order_by("pk"), OrderStatus.APPROVED, done="Approved")
+
+    @admin.action(description="Reject selected orders (asks for a reason; refunds)", permissions=["manage"])
+    def reject(self, request, queryset):
+        orders = self._for_page(queryset)
+        return ask_reason(
+            self,
+            request,
+            orders,
+            title="Reject orders",
+            intro="Each order's points go back to the account that paid, with its stock and codes.",
+            button="Reject and refund",
+            describe=describe_order,
+            reason_help="Required. The member sees it with the refund.",
+            apply=lambda reason: self._move(
+                request, orders, OrderStatus.REJECTED, done="Rejected and refunded", note=reason
+            ),
+        )
+
+    @admin.action(description="Cancel selected orders (asks for a reason; refunds)", permissions=["manage"])
+    def cancel(self, request, queryset):
+        orders = self._for_page(queryset)
+        return ask_reason(
+            self,
+            request,
+            orders,
+            title="Cancel orders",
+            intro="Each order's points go back to the account that paid, with its stock and codes.",
+            button="Cancel and refund",
+            describe=describe_order,
+            reason_help="Required. The member sees it with the refund.",
+            apply=lambda reason: self._move(
+                request, orders, OrderStatus.CANCELLED, done="Cancelled and refunded", note=reason
+            ),
+        )
+
+    @admin.action(description="Mark selected orders fulfilled (asks for tracking numbers)", permissions=["manage"])
+    def mark_fulfilled(self, request, queryset):
+        lines = RedemptionLine.objects.select_related("reward").order_by("id")
+        orders = list(
+            queryset.select_related("member__user", "member__partner")
+            .prefetch_related(Prefetch("lines", queryset=lines))
+            .order_by("pk")
+        )
+        form = OrderFulfilForm(request.POST if "apply" in request.POST else None, orders=orders)
+        if form.is_bound and form.is_valid():
+            self._move(request, orders, OrderStatus.FULFILLED, done="Fulfilled", shipment=form.shipment)
+            return None
+        return action_page(
+            self,
+            request,
+            orders,
+            form=form,
+            title="Mark orders fulfilled",
+            intro="Orders that ship to an address need a carrier and a tracking number; the member sees them.",
+            button="Mark fulfilled",
+            describe=describe_order,
+            fields=["carrier"],
+            template="admin/rewards/redemptionorder/mark_fulfilled.html",
+            rows=form.rows(),
+        )
+
+    @admin.action(description="Mark selected orders delivered", permissions=["manage"])
+    def mark_delivered(self, request, queryset):
+        self._move(request, queryset.order_by("pk"), OrderStatus.DELIVERED, done="Recorded the delivery of")
+
+    # Supplier file -----------------------------------------------------------------------------------
+
+    def _supplier_lines(self, request, queryset):
+        """The lines to export, or None (with a message) when the selection cannot go to the supplier."""
+        orders = list(queryset.order_by("pk").values_list("pk", "status"))
+        refused = [
+            f"order {pk} is {OrderStatus(status).label.lower()}"
+            for pk, status in orders
+            if status not in exports.EXPORTABLE_STATUSES
+        ]
+        if refused:
+            self.message_user(
+                request,
+                f"Only approved or fulfilled orders go to the supplier, but {_names(refused)}. Nothing was exported.",
+                level=messages.ERROR,
+            )
+            return None
+        lines = exports.supplier_lines(pk for pk, _status in orders)
+        if not lines.exists():
+            self.message_user(
+                request, "None of the selected orders has items to ship. Nothing was exported.", level=messages.ERROR
+            )
+            return None
+        return lines
+
+    @staticmethod
+    def _filename(extension: str) -> str:
+        return f'attachment; filename="supplier-file-{timezone.localtime():%Y%m%d-%H%M}.{extension}"'
+
+    @admin.action(description="Export supplier file (CSV) of the items to ship", permissions=["manage"])
+    def export_supplier_csv(self, request, queryset):
+        lines = self._supplier_lines(request, queryset)
+        if lines is None:
+            return None
+        return StreamingHttpResponse(
+            exports.csv_stream(exports.supplier_rows(lines)),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": self._filename("csv")},
+        )
+
+    @admin.action(description="Export supplier file (XLSX) of the items to ship", permissions=["manage"])
+    def export_supplier_xlsx(self, request, queryset):
+        lines = self._supplier_lines(request, queryset)
+        if lines is None:
+            return None
+        return HttpResponse(
+            exports.xlsx_bytes(exports.supplier_rows(lines)),
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": self._filename("xlsx")},
+        )
