@@ -533,3 +533,4 @@ class PointsAdjustmentAdmin(DetailJoinsMixin, ProgramManagerAdmin):
         )
 
 
+from . import admin_claims  # noqa: E402, F401  (the sales-claims queue registers itself)

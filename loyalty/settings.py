@@ -194,6 +194,7 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "expire-due-points": {"task": "loyalty.tasks.expire_due_points", "schedule": 60 * 60 * 6},
     "release-due-points": {"task": "loyalty.tasks.release_due_points", "schedule": 60 * 15},
+    "evaluate-tiers": {"task": "loyalty.tasks.evaluate_tiers", "schedule": 60 * 60 * 24},
 }
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"

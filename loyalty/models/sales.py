@@ -6,6 +6,7 @@ from django.db.models import Q
 from loyalty.common.models import TimeStampedModel
 
 from ..constants import ClaimFlag, ClaimStatus, ImportStatus, RejectionReason
+from ..storage import private_storage
 
 
 class SalesSource(TimeStampedModel):
@@ -124,7 +125,9 @@ class SalesClaim(TimeStampedModel):
     colleagues = models.ManyToManyField("partners.Member", blank=True, related_name="+")
     invoice_number = models.CharField(max_length=60)
     invoice_date = models.DateField()
-    document = models.FileField(upload_to="claims/%Y/%m/", help_text="Photo or PDF of the invoice (private).")
+    document = models.FileField(
+        upload_to="claims/%Y/%m/", storage=private_storage, help_text="Photo or PDF of the invoice (private)."
+    )
     status = models.CharField(max_length=10, choices=ClaimStatus.choices, default=ClaimStatus.SUBMITTED)
     flags = ArrayField(models.CharField(max_length=30, choices=ClaimFlag.choices), default=list, blank=True)
     total_amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)

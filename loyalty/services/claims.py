@@ -1,0 +1,691 @@
+"""Sales claims: a member claims a sale (invoice, lines, proof, colleagues); automatic checks refuse or flag it;
+a program manager approves it (points post through the rule engine) or rejects it with a reason the member
+sees; the member corrects and resubmits it while the claim window is open.
+
+- Refused at once (ApplicationError, nothing written): an inactive member, no lines, a quantity ≤ 0 or a
+  negative amount, a colleague who is not an active member of the same partner, an invoice date in the
+  future, a document that is not a photo or PDF or is larger than 10 MB, and an invoice number the same
+  partner already claimed in this program (in any claim that is not withdrawn).
+- Flagged for review: an inactive product, an invoice older than the program's claim window, the same
+  invoice claimed by another partner (suspected duplicate), a quantity above the product's usual maximum.
+- A claim without flags worth less than the program's `claim_auto_approve_below` is approved at once.
+
+Every status move locks the claim row, checks CLAIM_TRANSITIONS and appends a ClaimEvent. Claims of one
+invoice number are serialised by a transaction-scoped advisory lock (taken before any claim row lock), so
+two simultaneous submissions of one invoice can never both pass the duplicate check. Invoice numbers are
+stored normalised (upper case, no spaces), so "inv 0042" and "INV0042" are the same invoice.
+"""
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import F, Func, Value
+from django.db.models.functions import Upper
+from django.utils import timezone
+
+from loyalty.common.errors import ApplicationError
+from partners.constants import MemberStatus, PartnerStatus
+from partners.models import Member
+
+from ..constants import CLAIM_TRANSITIONS, ClaimFlag, ClaimStatus, RejectionReason
+from ..facts import partner_tiers, sale_event
+from ..models import ClaimEvent, ClaimLine, Product, Program, SaleLine, SalesClaim, SalesSource
+from ..storage import MAX_DOCUMENT_BYTES, DocumentKind, sniff_file
+from .earning import post_event, published_rules
+
+logger = logging.getLogger(__name__)
+
+MAX_LINES = 50
+MAX_COLLEAGUES = 50
+MAX_QUANTITY = Decimal("999999999.999")
+MAX_AMOUNT = Decimal("999999999999.99")
+QUANTITY_STEP = Decimal("0.001")
+AMOUNT_STEP = Decimal("0.01")
+INVOICE_NUMBER_MAX = 60
+NOTE_MAX = 500
+# The source type of the ledger entries a claim's lines post (their source id is the line's source key).
+ENTRY_SOURCE_TYPE = "claim"
+
+WORD_FOR = {
+    ClaimStatus.APPROVED: "approved",
+    ClaimStatus.REJECTED: "rejected",
+    ClaimStatus.WITHDRAWN: "withdrawn",
+    ClaimStatus.SUBMITTED: "resubmitted",
+}
+
+
+# Checks ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    product: Product
+    quantity: Decimal
+    amount: Decimal
+
+
+def normalise_invoice_number(value: str) -> str:
+    """The form invoice numbers are stored and compared in: upper case, without any spaces."""
+    return "".join((value or "").split()).upper()
+
+
+def check_document(document) -> DocumentKind:
+    """The kind of an uploaded invoice (JPEG, PNG, WebP, HEIC or PDF, by its content), or a clear refusal."""
+    if not document:
+        raise ApplicationError("Add a photo or a PDF of the invoice.", code="document_missing")
+    size = getattr(document, "size", None) or 0
+    if size > MAX_DOCUMENT_BYTES:
+        raise ApplicationError(
+            f"The file is {size / 1024 / 1024:.1f} MB; the largest accepted is "
+            f"{MAX_DOCUMENT_BYTES // 1024 // 1024} MB. Take the photo again or choose a smaller file.",
+            code="document_too_large",
+        )
+    if size == 0:
+        raise ApplicationError("The file is empty. Take the photo again or choose another file.", code="document_empty")
+    kind = sniff_file(document)
+    if kind is None:
+        name = getattr(document, "name", "") or "The file"
+        raise ApplicationError(
+            f"“{name}” is not a photo (JPEG, PNG, WebP or HEIC) or a PDF. "
+            "Take a photo of the invoice or choose its PDF.",
+            code="document_type",
+        )
+    return kind
+
+
+def _decimal(value, *, line: int, what: str) -> Decimal:
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        raise ApplicationError(f"Line {line}: the {what} is not a number.", code="invalid_line") from None
+    if not number.is_finite():
+        raise ApplicationError(f"Line {line}: the {what} is not a number.", code="invalid_line")
+    return number
+
+
+def _check_lines(lines: Sequence) -> list[Line]:
+    if not lines:
+        raise ApplicationError("Add at least one line: the product, the quantity and the amount.", code="no_lines")
+    if len(lines) > MAX_LINES:
+        raise ApplicationError(f"A claim can have at most {MAX_LINES} lines.", code="too_many_lines")
+    checked = []
+    for number, (product, quantity, amount) in enumerate(lines, start=1):
+        if not isinstance(product, Product) or product.pk is None:
+            raise ApplicationError(f"Line {number}: choose a product.", code="invalid_line")
+        quantity = _decimal(quantity, line=number, what="quantity")
+        amount = _decimal(amount, line=number, what="amount")
+        if quantity <= 0:
+            raise ApplicationError(f"Line {number}: the quantity must be more than 0.", code="invalid_line")
+        if quantity > MAX_QUANTITY or quantity != quantity.quantize(QUANTITY_STEP):
+            raise ApplicationError(
+                f"Line {number}: enter a quantity below one billion with at most 3 decimals.", code="invalid_line"
+            )
+        if amount < 0:
+            raise ApplicationError(f"Line {number}: the amount cannot be negative.", code="invalid_line")
+        if amount > MAX_AMOUNT or amount != amount.quantize(AMOUNT_STEP):
+            raise ApplicationError(f"Line {number}: enter the amount with at most 2 decimals.", code="invalid_line")
+        checked.append(Line(product, quantity.quantize(QUANTITY_STEP), amount.quantize(AMOUNT_STEP)))
+    return checked
+
+
+def _check_member(member: Member) -> Member:
+    """The claimant as stored now (with partner and role): active, in an active partner."""
+    fresh = Member.objects.select_related("user", "role", "partner").get(pk=member.pk)
+    if fresh.status != MemberStatus.ACTIVE:
+        raise ApplicationError(
+            f"Only active members can claim sales; this membership is {fresh.get_status_display().lower()}.",
+            code="member_inactive",
+        )
+    if fresh.partner.status != PartnerStatus.ACTIVE:
+        raise ApplicationError(
+            f"{fresh.partner.name} is {fresh.partner.get_status_display().lower()} in the program; "
+            "sales cannot be claimed now.",
+            code="partner_inactive",
+        )
+    return fresh
+
+
+def _check_program(program: Program) -> None:
+    if not program.is_active:
+        raise ApplicationError(
+            f"{program.name} is not running; sales cannot be claimed in it.", code="program_inactive"
+        )
+
+
+def _check_colleagues(member: Member, colleagues: Iterable[Member]) -> list[Member]:
+    """Active members of the claimant's partner (the claimant and repeats dropped), as stored now."""
+    ids = {c.pk for c in colleagues} - {member.pk}
+    if len(ids) > MAX_COLLEAGUES:
+        raise ApplicationError(f"Name at most {MAX_COLLEAGUES} colleagues.", code="invalid_colleague")
+    found = list(Member.objects.select_related("user", "role").filter(pk__in=ids).order_by("pk"))
+    for colleague in found:
+        if colleague.partner_id != member.partner_id or colleague.status != MemberStatus.ACTIVE:
+            raise ApplicationError(
+                f"{colleague.user.get_full_name()} is not an active member of {member.partner.name}; "
+                "only active colleagues can share a claim.",
+                code="invalid_colleague",
+            )
+    if len(found) != len(ids):
+        raise ApplicationError("A colleague named on the claim does not exist.", code="invalid_colleague")
+    return found
+
+
+def _check_invoice(number: str, invoice_date: date, today: date) -> None:
+    if not number:
+        raise ApplicationError("Enter the invoice number.", code="invoice_number_missing")
+    if len(number) > INVOICE_NUMBER_MAX:
+        raise ApplicationError(
+            f"The invoice number is longer than {INVOICE_NUMBER_MAX} characters.", code="invoice_number_too_long"
+        )
+    if not isinstance(invoice_date, date):
+        raise ApplicationError("Enter the invoice date.", code="invoice_date_missing")
+    if invoice_date > today:
+        raise ApplicationError(
+            f"The invoice date {invoice_date:%d %b %Y} is in the future; enter the date printed on the invoice.",
+            code="invoice_date_future",
+        )
+
+
+def claim_deadline(*, program: Program, invoice_date: date) -> date:
+    """The last day a sale invoiced on `invoice_date` can be claimed (or corrected and resubmitted)."""
+    return invoice_date + timedelta(days=program.claim_window_days)
+
+
+def can_resubmit(*, claim: SalesClaim, member: Member | None, today: date | None = None) -> bool:
+    """Whether `member` may correct and resubmit `claim` now: their own, rejected, within the window."""
+    today = today or timezone.localdate()
+    return (
+        member is not None
+        and claim.member_id == member.pk
+        and claim.status == ClaimStatus.REJECTED
+        and today <= claim_deadline(program=claim.program, invoice_date=claim.invoice_date)
+    )
+
+
+def can_withdraw(*, claim: SalesClaim, member: Member | None) -> bool:
+    return member is not None and claim.member_id == member.pk and claim.status == ClaimStatus.SUBMITTED
+
+
+# Locks ----------------------------------------------------------------------------------------------
+
+
+def _invoice_lock(program_id: int, number: str) -> None:
+    """Serialise every claim of one invoice number in one program until the transaction ends. Locking the
+    number (not the partner) also makes the cross-partner duplicate flag exact."""
+    digest = hashlib.sha256(f"claim-invoice:{program_id}:{number}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+def _claim_lock(pk: int) -> SalesClaim:
+    return (
+        SalesClaim.objects.select_for_update(of=("self",))
+        .select_related("program", "partner", "member__user", "member__role", "member__partner")
+        .get(pk=pk)
+    )
+
+
+# Flags ----------------------------------------------------------------------------------------------
+
+
+def _same_invoice(program: Program, number: str, exclude_pk: int | None):
+    claims = SalesClaim.objects.filter(program=program, invoice_number=number).exclude(status=ClaimStatus.WITHDRAWN)
+    return claims.exclude(pk=exclude_pk) if exclude_pk else claims
+
+
+def _refuse_duplicate(program: Program, partner_id: int, number: str, exclude_pk: int | None) -> None:
+    earlier = _same_invoice(program, number, exclude_pk).filter(partner_id=partner_id).order_by("pk").first()
+    if earlier is None:
+        return
+    hint = " Correct and resubmit that claim instead." if earlier.status == ClaimStatus.REJECTED else ""
+    raise ApplicationError(
+        f"Invoice {number} is already claimed in claim {earlier.pk} "
+        f"({earlier.get_status_display().lower()}, {timezone.localdate(earlier.created_at):%d %b %Y}).{hint}",
+        code="duplicate_invoice",
+        extra={"claim_id": earlier.pk},
+    )
+
+
+def _flags(
+    *, program: Program, partner_id: int, number: str, invoice_date: date, lines: list[Line], today: date, exclude_pk
+) -> tuple[list[str], list[str], list[int]]:
+    """(flags, notes explaining them, ids of other partners' claims of the same invoice)."""
+    flags, notes = [], []
+    inactive = [line.product.sku for line in lines if not line.product.is_active]
+    if inactive:
+        flags.append(ClaimFlag.UNKNOWN_PRODUCT)
+        notes.append(f"inactive product {', '.join(dict.fromkeys(inactive))}")
+    if invoice_date < today - timedelta(days=program.claim_window_days):
+        flags.append(ClaimFlag.OUTSIDE_WINDOW)
+        notes.append(f"invoice dated {(today - invoice_date).days} days ago (window {program.claim_window_days} days)")
+    others = list(
+        _same_invoice(program, number, exclude_pk)
+        .exclude(partner_id=partner_id)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:10]
+    )
+    if others:
+        flags.append(ClaimFlag.DUPLICATE_OTHER_PARTNER)
+        notes.append(f"same invoice in claim {', '.join(map(str, others))} of another partner")
+    per_product: dict[int, tuple[Product, Decimal]] = {}
+    for line in lines:
+        product, quantity = per_product.get(line.product.pk, (line.product, Decimal(0)))
+        per_product[line.product.pk] = (product, quantity + line.quantity)
+    unusual = [
+        f"{quantity.normalize():f} × {product.sku} (usually at most {product.unusual_quantity})"
+        for product, quantity in per_product.values()
+        if product.unusual_quantity is not None and quantity > product.unusual_quantity
+    ]
+    if unusual:
+        flags.append(ClaimFlag.UNUSUAL_QUANTITY)
+        notes.append("unusual quantity " + ", ".join(unusual))
+    return flags, notes, others
+
+
+def _flag_other_claims(other_ids: list[int]) -> None:
+    """The other partners' claims of the same invoice that still wait for review get the flag too."""
+    flag = ClaimFlag.DUPLICATE_OTHER_PARTNER.value
+    SalesClaim.objects.filter(pk__in=other_ids, status=ClaimStatus.SUBMITTED).exclude(flags__contains=[flag]).update(
+        flags=Func(F("flags"), Value(flag), function="array_append")
+    )
+
+
+# Moves ----------------------------------------------------------------------------------------------
+
+
+def _check_move(claim: SalesClaim, to: str) -> None:
+    if to in CLAIM_TRANSITIONS[claim.status]:
+        return
+    if claim.status == to:
+        message = f"Claim {claim.pk} is already {WORD_FOR[to] if to != ClaimStatus.SUBMITTED else 'submitted'}."
+    else:
+        message = f"Claim {claim.pk} is {claim.get_status_display().lower()}; it cannot be {WORD_FOR[to]} now."
+    raise ApplicationError(message, code="bad_transition")
+
+
+def _move(claim: SalesClaim, to: str, *, actor, note: str, fields: Sequence[str] = ()) -> None:
+    """Check the move, save the status (and `fields`) and record the event. `claim` is locked."""
+    _check_move(claim, to)
+    from_status = claim.status
+    claim.status = to
+    claim.save(update_fields=["status", "updated_at", *fields])
+    ClaimEvent.objects.create(claim=claim, from_status=from_status, to_status=to, actor=actor, note=note[:NOTE_MAX])
+
+
+def _require_program_manager(user) -> None:
+    if not (getattr(user, "is_active", False) and getattr(user, "is_program_manager", False)):
+        raise ApplicationError("Only program managers decide on claims.", code="forbidden")
+
+
+def _require_claimant(claim: SalesClaim, member: Member, verb: str) -> None:
+    if member is None or claim.member_id != member.pk:
+        raise ApplicationError(f"Only the member who made claim {claim.pk} can {verb} it.", code="forbidden")
+
+
+def _approve(claim: SalesClaim, *, actor, note: str, matched_line: SaleLine | None = None) -> SalesClaim:
+    """Post every line's points through the engine and mark the claim approved. `claim` is locked.
+    Posting is idempotent by the lines' source keys: a repeated approval posts nothing twice."""
+    _check_move(claim, ClaimStatus.APPROVED)
+    program = claim.program
+    rules = published_rules(program)
+    tier = partner_tiers(program, [claim.partner_id]).get(claim.partner_id)
+    colleagues = list(claim.colleagues.select_related("role").order_by("pk"))
+    for line in claim.lines.select_related("product").order_by("pk"):
+        event = sale_event(
+            program=program,
+            source_key=line.source_key,
+            partner=claim.partner,
+            product=line.product,
+            quantity=line.quantity,
+            amount=line.amount,
+            occurred_on=claim.invoice_date,
+            actor=claim.member,
+            colleagues=colleagues,
+            tier=tier,
+        )
+        post_event(program=program, event=event, rules=rules, source_type=ENTRY_SOURCE_TYPE)
+    claim.decided_by = actor
+    claim.decided_at = timezone.now()
+    fields = ["decided_by", "decided_at"]
+    if matched_line is not None:
+        claim.matched_line = matched_line
+        fields.append("matched_line")
+    _move(claim, ClaimStatus.APPROVED, actor=actor, note=note, fields=fields)
+    return claim
+
+
+def _auto_approve(claim: SalesClaim) -> None:
+    """Approve a claim without flags below the program's threshold at once. If posting is refused, the claim
+    simply waits for review (the savepoint undoes any half of it)."""
+    if claim.flags or claim.total_amount >= claim.program.claim_auto_approve_below:
+        return
+    try:
+        with transaction.atomic():
+            _approve(claim, actor=None, note="Approved automatically")
+    except ApplicationError as exc:
+        claim.status, claim.decided_by, claim.decided_at = ClaimStatus.SUBMITTED, None, None
+        logger.warning("Claim %s was not approved automatically (%s); it waits for review.", claim.pk, exc.message)
+
+
+def _store_document(claim: SalesClaim, document, kind: DocumentKind) -> str:
+    """Write the file under a random name (never the uploaded one); returns the stored name."""
+    document.seek(0)
+    claim.document.save(f"invoice-{uuid.uuid4().hex}.{kind.extension}", document, save=False)
+    return claim.document.name
+
+
+def _delete_file(storage, name: str) -> None:
+    try:
+        storage.delete(name)
+    except OSError:
+        logger.exception("Could not delete the private file %s.", name)
+
+
+def _create_lines(claim: SalesClaim, lines: list[Line]) -> None:
+    ClaimLine.objects.bulk_create(
+        [ClaimLine(claim=claim, product=line.product, quantity=line.quantity, amount=line.amount) for line in lines]
+    )
+
+
+def _clean(claim: SalesClaim) -> None:
+    try:
+        claim.full_clean(exclude=["document"])
+    except ValidationError as exc:
+        raise ApplicationError(" ".join(exc.messages), code="invalid_claim") from exc
+
+
+def _summary(prefix: str, notes: list[str]) -> str:
+    return f"{prefix}; flagged: {'; '.join(notes)}" if notes else prefix
+
+
+# Services -------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def claim_submit(
+    *,
+    member: Member,
+    program: Program,
+    invoice_number: str,
+    invoice_date: date,
+    document,
+    lines: Sequence[tuple[Product, Decimal, Decimal]],
+    colleagues: Iterable[Member] = (),
+) -> SalesClaim:
+    """Check and record a claim; approve it at once when it has no flags and is worth less than the program's
+    threshold. A refusal writes nothing: no claim, no lines, no file."""
+    today = timezone.localdate()
+    number = normalise_invoice_number(invoice_number)
+    _check_program(program)
+    member = _check_member(member)
+    _check_invoice(number, invoice_date, today)
+    checked = _check_lines(lines)
+    team = _check_colleagues(member, colleagues)
+    kind = check_document(document)
+
+    _invoice_lock(program.pk, number)
+    _refuse_duplicate(program, member.partner_id, number, exclude_pk=None)
+    flags, notes, others = _flags(
+        program=program,
+        partner_id=member.partner_id,
+        number=number,
+        invoice_date=invoice_date,
+        lines=checked,
+        today=today,
+        exclude_pk=None,
+    )
+    claim = SalesClaim(
+        program=program,
+        member=member,
+        partner=member.partner,
+        invoice_number=number,
+        invoice_date=invoice_date,
+        status=ClaimStatus.SUBMITTED,
+        flags=flags,
+        total_amount=sum((line.amount for line in checked), Decimal("0.00")),
+    )
+    _clean(claim)
+    stored = _store_document(claim, document, kind)
+    try:
+        claim.save()
+        _create_lines(claim, checked)
+        claim.colleagues.set(team)
+        note = _summary("Submitted", notes)[:NOTE_MAX]
+        ClaimEvent.objects.create(claim=claim, to_status=ClaimStatus.SUBMITTED, actor=member.user, note=note)
+        _flag_other_claims(others)
+        _auto_approve(claim)
+    except BaseException:
+        _delete_file(claim.document.storage, stored)
+        raise
+    return claim
+
+
+@transaction.atomic
+def claim_approve(*, claim: SalesClaim, actor) -> SalesClaim:
+    """A program manager approves a waiting claim: its lines' points post (with the split among colleagues)."""
+    _require_program_manager(actor)
+    locked = _claim_lock(claim.pk)
+    _approve(locked, actor=actor, note="Approved")
+    claim.status = locked.status
+    return locked
+
+
+@transaction.atomic
+def claim_reject(*, claim: SalesClaim, actor, reason: str, text: str = "") -> SalesClaim:
+    """A program manager rejects a waiting claim with a reason code (and text, required for "Other");
+    the member sees both and may correct and resubmit while the window is open."""
+    _require_program_manager(actor)
+    if reason not in RejectionReason.values:
+        raise ApplicationError("Choose the reason for the rejection.", code="reason_required")
+    text = (text or "").strip()
+    if reason == RejectionReason.OTHER and not text:
+        raise ApplicationError("Say what is wrong with the claim; the member sees this text.", code="text_required")
+    if len(text) > NOTE_MAX:
+        raise ApplicationError(f"Keep the text under {NOTE_MAX} characters.", code="text_too_long")
+    locked = _claim_lock(claim.pk)
+    locked.rejection_reason, locked.rejection_text = reason, text
+    locked.decided_by, locked.decided_at = actor, timezone.now()
+    label = RejectionReason(reason).label
+    _move(
+        locked,
+        ClaimStatus.REJECTED,
+        actor=actor,
+        note=f"{label}: {text}" if text else label,
+        fields=["rejection_reason", "rejection_text", "decided_by", "decided_at"],
+    )
+    claim.status = locked.status
+    return locked
+
+
+@transaction.atomic
+def claim_resubmit(
+    *,
+    claim: SalesClaim,
+    member: Member,
+    invoice_number: str,
+    invoice_date: date,
+    lines: Sequence[tuple[Product, Decimal, Decimal]],
+    colleagues: Iterable[Member] = (),
+    document=None,
+) -> SalesClaim:
+    """The claimant corrects a rejected claim and sends it again, within the claim window of the (corrected)
+    invoice date. The checks run again; `document=None` keeps the invoice file already attached."""
+    today = timezone.localdate()
+    number = normalise_invoice_number(invoice_number)
+    _check_invoice(number, invoice_date, today)
+    checked = _check_lines(lines)
+    kind = check_document(document) if document else None
+
+    _invoice_lock(claim.program_id, number)  # before the row lock, in the same order as claim_submit
+    locked = _claim_lock(claim.pk)
+    _require_claimant(locked, member, "resubmit")
+    if locked.status != ClaimStatus.REJECTED:
+        raise ApplicationError(
+            f"Claim {locked.pk} is {locked.get_status_display().lower()}; only a rejected claim can be corrected "
+            "and resubmitted.",
+            code="bad_transition",
+        )
+    program = locked.program
+    _check_program(program)
+    member = _check_member(member)
+    deadline = claim_deadline(program=program, invoice_date=invoice_date)
+    if today > deadline:
+        raise ApplicationError(
+            f"The claim window for an invoice of {invoice_date:%d %b %Y} closed on {deadline:%d %b %Y} "
+            f"(sales can be claimed up to {program.claim_window_days} days after the invoice date).",
+            code="window_closed",
+        )
+    team = _check_colleagues(member, colleagues)
+    _refuse_duplicate(program, locked.partner_id, number, exclude_pk=locked.pk)
+    flags, notes, others = _flags(
+        program=program,
+        partner_id=locked.partner_id,
+        number=number,
+        invoice_date=invoice_date,
+        lines=checked,
+        today=today,
+        exclude_pk=locked.pk,
+    )
+    changes = []
+    if number != locked.invoice_number:
+        changes.append(f"invoice number {locked.invoice_number} → {number}")
+    if invoice_date != locked.invoice_date:
+        changes.append(f"invoice date {locked.invoice_date:%d %b %Y} → {invoice_date:%d %b %Y}")
+    old_file = locked.document.name
+    stored = _store_document(locked, document, kind) if document else None
+    if stored:
+        changes.append("new invoice file")
+    try:
+        locked.invoice_number, locked.invoice_date, locked.flags = number, invoice_date, flags
+        locked.total_amount = sum((line.amount for line in checked), Decimal("0.00"))
+        locked.submissions += 1  # the row is locked
+        locked.rejection_reason, locked.rejection_text = "", ""
+        locked.decided_by, locked.decided_at = None, None
+        _clean(locked)
+        ClaimLine.objects.filter(claim=locked).delete()
+        _create_lines(locked, checked)
+        locked.colleagues.set(team)
+        prefix = f"Resubmitted (submission {locked.submissions})"
+        if changes:
+            prefix += ": " + ", ".join(changes)
+        _move(
+            locked,
+            ClaimStatus.SUBMITTED,
+            actor=member.user,
+            note=_summary(prefix, notes),
+            fields=[
+                "invoice_number",
+                "invoice_date",
+                "flags",
+                "total_amount",
+                "submissions",
+                "rejection_reason",
+                "rejection_text",
+                "decided_by",
+                "decided_at",
+                "document",
+            ],
+        )
+        _flag_other_claims(others)
+        _auto_approve(locked)
+    except BaseException:
+        if stored:
+            _delete_file(locked.document.storage, stored)
+        raise
+    if stored and old_file:
+        storage = locked.document.storage
+        transaction.on_commit(lambda: _delete_file(storage, old_file))
+    claim.status = locked.status
+    return locked
+
+
+@transaction.atomic
+def claim_withdraw(*, claim: SalesClaim, member: Member) -> SalesClaim:
+    """The claimant takes back a claim that still waits for review."""
+    locked = _claim_lock(claim.pk)
+    _require_claimant(locked, member, "withdraw")
+    _move(locked, ClaimStatus.WITHDRAWN, actor=member.user, note="Withdrawn by the member")
+    claim.status = locked.status
+    return locked
+
+
+# Confirmation by sell-out data ----------------------------------------------------------------------
+
+
+def _normalised_invoice(field: str = "invoice_number") -> Func:
+    """The database twin of normalise_invoice_number."""
+    return Func(Upper(field), Value(r"\s"), Value(""), Value("g"), function="regexp_replace")
+
+
+def _match(claim: SalesClaim, sale_lines: list[SaleLine]) -> list[SaleLine] | None:
+    """One distinct sale line (same product and quantity) for every line of the claim, or None."""
+    unused = list(sale_lines)
+    matched = []
+    for line in claim.lines.all():
+        found = next((s for s in unused if s.product_id == line.product_id and s.quantity == line.quantity), None)
+        if found is None:
+            return None
+        unused.remove(found)
+        matched.append(found)
+    return matched
+
+
+@transaction.atomic
+def claims_confirm_by_sale_lines(*, sale_lines: Iterable[SaleLine]) -> int:
+    """Approve the waiting claims that imported sell-out lines confirm: same program (the lines' source's),
+    partner and invoice number, and for every claim line a sale line of the same product and quantity.
+    Returns how many claims were approved. A claim flagged as outside the claim window gets the matching line
+    recorded but still waits for a program manager's decision. Called by the sell-out import."""
+    lines = [line for line in sale_lines if line.quantity > 0 and normalise_invoice_number(line.invoice_number)]
+    if not lines:
+        return 0
+    programs = dict(
+        SalesSource.objects.filter(pk__in={line.source_id for line in lines}).values_list("pk", "program_id")
+    )
+    wanted = {
+        (programs[line.source_id], line.partner_id, normalise_invoice_number(line.invoice_number)) for line in lines
+    }
+    candidates = (
+        SalesClaim.objects.filter(
+            status=ClaimStatus.SUBMITTED,
+            partner_id__in={partner for _, partner, _ in wanted},
+            invoice_number__in={number for _, _, number in wanted},
+        )
+        .prefetch_related("lines")
+        .order_by("pk")
+    )
+    approved = 0
+    for claim in candidates:
+        if (claim.program_id, claim.partner_id, claim.invoice_number) not in wanted:
+            continue
+        same_invoice = list(
+            SaleLine.objects.select_related("source")
+            .filter(partner_id=claim.partner_id, source__program_id=claim.program_id, quantity__gt=0)
+            .alias(number=_normalised_invoice())
+            .filter(number=claim.invoice_number)
+            .order_by("pk")
+        )
+        matched = _match(claim, same_invoice)
+        if not matched:
+            continue
+        try:
+            with transaction.atomic():
+                locked = _claim_lock(claim.pk)
+                if locked.status != ClaimStatus.SUBMITTED:
+                    continue
+                if ClaimFlag.OUTSIDE_WINDOW in locked.flags:
+                    SalesClaim.objects.filter(pk=locked.pk).update(matched_line=matched[0])
+                    continue
+                _approve(locked, actor=None, note=f"Confirmed by sell-out line {matched[0]}", matched_line=matched[0])
+                approved += 1
+        except ApplicationError:
+            logger.exception("Claim %s matches sell-out lines but could not be approved.", claim.pk)
+    return approved
