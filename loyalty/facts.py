@@ -10,6 +10,11 @@ from .engine import ONE, Event, Participant
 from .models import PartnerTier, Product, Program
 
 
+# Default of `sale_event(tier=...)`: look the partner's tier up. Pass the PartnerTier, or None for "no tier",
+# when many lines share a partner (one lookup for all of them).
+LOOK_UP = object()
+
+
 def partner_tiers(program: Program, partner_ids) -> dict[int, PartnerTier]:
     rows = PartnerTier.objects.filter(program=program, partner_id__in=list(partner_ids)).select_related("tier")
     return {row.partner_id: row for row in rows}
@@ -26,10 +31,10 @@ def sale_event(
     occurred_on: date,
     actor: Member | None = None,
     colleagues: list[Member] = (),
-    tier: PartnerTier | None = None,
+    tier: PartnerTier | None | object = LOOK_UP,
 ) -> Event:
-    """A sale line as the engine sees it. `tier` may be passed in when many lines share a partner."""
-    if tier is None:
+    """A sale line as the engine sees it."""
+    if tier is LOOK_UP:
         tier = partner_tiers(program, [partner.pk]).get(partner.pk)
     people = []
     if actor is not None:
