@@ -4,6 +4,7 @@ from partners.visibility import current_membership
 
 from .models import PointsAccount
 from .selectors import current_program, expiring_soon
+from .services.tiers import tier_progress
 
 
 def points(request):
@@ -22,9 +23,18 @@ def points(request):
         account = my_balance
         return expiring_soon(account=account) if account and account.pk else None
 
+    def tier():
+        # The member's partner's tier progress; None without a membership, a program or tiers in it.
+        member = current_membership(getattr(request, "user", None))
+        program = current_program(request)
+        if member is None or program is None:
+            return None
+        return tier_progress(program=program, partner=member.partner)
+
     my_balance = SimpleLazyObject(balance)
     return {
         "program": SimpleLazyObject(lambda: current_program(request)),
         "my_balance": my_balance,
         "my_expiring": SimpleLazyObject(expiring),
+        "my_tier": SimpleLazyObject(tier),
     }

@@ -9,7 +9,6 @@ from partners.models import Member, Partner
 from .engine import ONE, Event, Participant
 from .models import PartnerTier, Product, Program
 
-
 # Default of `sale_event(tier=...)`: look the partner's tier up. Pass the PartnerTier, or None for "no tier",
 # when many lines share a partner (one lookup for all of them).
 LOOK_UP = object()

@@ -13,3 +13,26 @@ def expire_due_points() -> int:
 def release_due_points() -> int:
     """Hourly: make pending points available once their hold period is over."""
     return ledger.release_due()
+
+
+@shared_task
+def run_sales_import(import_id: int) -> str:
+    """Run an uploaded sell-out file (queued by services.imports.import_start after commit). Safe to run twice."""
+    from .services.imports import import_run
+
+    return import_run(import_id).status
+
+
+@shared_task
+def evaluate_tiers() -> dict[str, int]:
+    """Daily: re-evaluate every partner's tier in each active program (downgrades wait for the end of the
+    period). Evaluating twice the same day changes nothing the second time."""
+    from .models import Program
+    from .services.tiers import tiers_evaluate_all
+
+    totals = {"evaluated": 0, "assigned": 0, "upgraded": 0, "downgraded": 0}
+    for program in Program.objects.filter(is_active=True).order_by("pk"):
+        result = tiers_evaluate_all(program=program)
+        for key in totals:
+            totals[key] += getattr(result, key)
+    return totals

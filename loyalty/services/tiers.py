@@ -1,0 +1,443 @@
+"""Partner tiers: the qualifying metric, the evaluation, and a member's progress towards the next tier.
+
+The metric is judged over a rolling window of `program.tier_window_days` days ending `today` (both ends
+included), per the program's `tier_metric`:
+
+- SALES_AMOUNT: the sum of the partner's sell-out lines (`SaleLine.amount`, by invoice date, from the
+  program's sales sources; returns are negative lines and reduce it) plus the lines of the partner's
+  APPROVED sales claims that no sell-out line confirms (`claim.matched_line` is null), by the claim's invoice
+  date. A claim confirmed by a sell-out line is counted once, through that line. Submitted, rejected and
+  withdrawn claims never count. Money, in the program's currency.
+- POINTS_EARNED: the points EARNED (entries of kind "earn", pending ones included) in the window, on the
+  partner's company account and on the accounts of every membership of the partner, minus the reversals of
+  those earns. Never a balance (spending or expiry does not lower it, a transfer or a manual adjustment does
+  not raise it): FIELD.md item 7.
+
+The qualifying tier is the best (highest-rank) tier whose threshold is at most the metric; when none is,
+the program's entry tier (the lowest rank). Equal to the threshold qualifies; a cent below does not.
+
+The evaluation of one partner:
+- no tier yet: the qualifying tier, held until the end of the current period;
+- upgrade (qualifying rank above the current one): at once; `since` today, held until the end of the current
+  period (quarter or year, per `program.tier_period`);
+- downgrade (qualifying rank below): only once `today` is past `held_until`; then straight to the qualifying
+  tier, held until the end of the current period. Until then the tier is kept;
+- same tier: nothing moves, the metric and `evaluated_at` are refreshed. Once `today` is past `held_until`
+  (the period ended and the partner still qualifies), `held_until` moves to the end of the current period
+  too, so that a downgrade always waits for the end of a period instead of happening on any later day.
+Every move (first tier, upgrade, downgrade) appends a TierChange. Evaluating twice the same day changes
+nothing the second time. Evaluations of one program are serialised by a transaction-scoped advisory lock,
+so two runs at once cannot both record the same move.
+"""
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+
+from django.db import connection, transaction
+from django.db.models import F, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from partners.constants import PartnerStatus
+from partners.models import Partner
+
+from ..constants import ClaimStatus, EntryKind, TierMetric, TierPeriod
+from ..models import ClaimLine, PartnerTier, PointsEntry, Program, SaleLine, Tier, TierChange
+
+ZERO = Decimal("0")
+CENT = Decimal("0.01")
+# Partners tiers_evaluate_all looks at: the ones taking part. Prospects have not joined; closed ones keep their
+# last tier as history.
+EVALUATED_PARTNER_STATUSES = (PartnerStatus.ACTIVE, PartnerStatus.SUSPENDED)
+BATCH_SIZE = 1000
+CURRENCY_SYMBOLS = {"EUR": "€"}
+
+
+# Periods and windows --------------------------------------------------------------------------------
+
+
+def period_end(*, period: str, today: date) -> date:
+    """The last day of the quarter or year that contains `today`."""
+    if period == TierPeriod.YEAR:
+        return date(today.year, 12, 31)
+    last_month = ((today.month - 1) // 3 + 1) * 3
+    first_of_next = date(today.year + 1, 1, 1) if last_month == 12 else date(today.year, last_month + 1, 1)
+    return first_of_next - timedelta(days=1)
+
+
+def tier_window(*, program: Program, today: date) -> tuple[date, date]:
+    """First and last day of the rolling window, both included: `tier_window_days` days ending today."""
+    return today - timedelta(days=max(program.tier_window_days, 1) - 1), today
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+# The metric -----------------------------------------------------------------------------------------
+
+
+def _money(value) -> Decimal:
+    return Decimal(value or 0).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def partner_metrics(*, program: Program, today: date, partner_ids: Iterable[int] | None = None) -> dict[int, Decimal]:
+    """The metric of every partner with activity in the window (or of `partner_ids`), in one query.
+    Partners without activity are absent: their metric is 0."""
+    ids = None if partner_ids is None else list(partner_ids)
+    if program.tier_metric == TierMetric.POINTS_EARNED:
+        return _points_earned(program=program, today=today, partner_ids=ids)
+    return _sales_amount(program=program, today=today, partner_ids=ids)
+
+
+def _sales_amount(*, program: Program, today: date, partner_ids: list[int] | None) -> dict[int, Decimal]:
+    first, last = tier_window(program=program, today=today)
+    sales = SaleLine.objects.filter(source__program=program, invoice_date__range=(first, last))
+    claims = ClaimLine.objects.filter(
+        claim__program=program,
+        claim__status=ClaimStatus.APPROVED,
+        claim__matched_line__isnull=True,
+        claim__invoice_date__range=(first, last),
+    )
+    if partner_ids is not None:
+        sales = sales.filter(partner_id__in=partner_ids)
+        claims = claims.filter(claim__partner_id__in=partner_ids)
+    sales = sales.order_by().values_list("partner_id").annotate(total=Sum("amount"))
+    claims = claims.order_by().values_list("claim__partner_id").annotate(total=Sum("amount"))
+    totals: dict[int, Decimal] = {}
+    for partner_id, total in sales.union(claims, all=True):
+        totals[partner_id] = totals.get(partner_id, ZERO) + (total or ZERO)
+    return {partner_id: _money(total) for partner_id, total in totals.items()}
+
+
+def _points_earned(*, program: Program, today: date, partner_ids: list[int] | None) -> dict[int, Decimal]:
+    first, last = tier_window(program=program, today=today)
+    start, end = _day_start(first), _day_start(last + timedelta(days=1))
+    earned = Q(kind=EntryKind.EARN, created_at__gte=start, created_at__lt=end)
+    # A reversal takes back points of the earn it reverses: it counts in that earn's window.
+    reversed_earn = Q(
+        kind=EntryKind.REVERSE,
+        created_at__lt=end,
+        reverses__kind=EntryKind.EARN,
+        reverses__created_at__gte=start,
+        reverses__created_at__lt=end,
+    )
+    entries = PointsEntry.objects.filter(earned | reversed_earn, account__program=program)
+    if partner_ids is not None:
+        entries = entries.filter(
+            Q(account__partner_id__in=partner_ids) | Q(account__member__partner_id__in=partner_ids)
+        )
+    rows = (
+        entries.order_by()
+        .annotate(holder=Coalesce("account__partner_id", "account__member__partner_id"))
+        .values_list("holder")
+        .annotate(total=Sum(F("available_delta") + F("pending_delta")))
+    )
+    return {partner_id: Decimal(total or 0) for partner_id, total in rows}
+
+
+def partner_metric(*, program: Program, partner: Partner, today: date | None = None) -> Decimal:
+    today = today or timezone.localdate()
+    return partner_metrics(program=program, today=today, partner_ids=[partner.pk]).get(partner.pk, ZERO)
+
+
+# Which tier -----------------------------------------------------------------------------------------
+
+
+def program_tiers(program: Program) -> list[Tier]:
+    """The program's tiers, entry tier first."""
+    return list(Tier.objects.filter(program=program).order_by("rank"))
+
+
+def qualifying_tier(tiers: list[Tier], metric: Decimal) -> Tier | None:
+    """The best tier whose threshold is at most `metric`; else the entry tier. `tiers` ordered by rank."""
+    if not tiers:
+        return None
+    reached = [tier for tier in tiers if tier.threshold <= metric]
+    return reached[-1] if reached else tiers[0]
+
+
+def tier_ladder_problems(
+    *, program: Program, rank: int, threshold: Decimal, exclude_pk: int | None = None
+) -> list[tuple[str, str]]:
+    """(field, message) for each way a tier of this rank and threshold would break the program's ladder: the
+    lowest tier is every partner's starting tier, so it needs 0; a higher rank needs a higher threshold."""
+    others = list(Tier.objects.filter(program=program).exclude(pk=exclude_pk).order_by("rank"))
+    below = [tier for tier in others if tier.rank < rank]
+    above = [tier for tier in others if tier.rank > rank]
+    problems = []
+    if not below and threshold != 0:
+        problems.append(
+            (
+                "threshold",
+                "This would be the lowest tier, which every partner starts in: its threshold must be 0. "
+                "Create the entry tier (rank 0, threshold 0) first.",
+            )
+        )
+    if below and below[-1].threshold >= threshold:
+        problems.append(
+            (
+                "threshold",
+                f"Must be more than the {describe_metric(program, below[-1].threshold)} of {below[-1].name} "
+                f"(rank {below[-1].rank}): a higher rank needs more.",
+            )
+        )
+    if above and above[0].threshold <= threshold:
+        problems.append(
+            (
+                "threshold",
+                f"Must be less than the {describe_metric(program, above[0].threshold)} of {above[0].name} "
+                f"(rank {above[0].rank}): a lower rank needs less.",
+            )
+        )
+    return problems
+
+
+def describe_metric(program: Program, value: Decimal) -> str:
+    """A metric value as members read it: "4,250 €", "1,200.50 USD", "3,000 AquaPoints"."""
+    if program.tier_metric == TierMetric.POINTS_EARNED:  # a part of a point still needed is a whole point
+        return f"{int(Decimal(value).to_integral_value(rounding=ROUND_CEILING)):,} {program.currency_name}"
+    value = _money(value)
+    number = f"{int(value):,}" if value == value.to_integral_value() else f"{value:,.2f}"
+    return f"{number} {CURRENCY_SYMBOLS.get(program.money_currency, program.money_currency)}"
+
+
+def _metric_words(program: Program, value: Decimal) -> str:
+    what = "points earned" if program.tier_metric == TierMetric.POINTS_EARNED else "sales"
+    return f"{describe_metric(program, value)} of {what} in {program.tier_window_days} days"
+
+
+# Evaluation -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TierEvaluation:
+    """What one run did; `changes` are the TierChange rows it appended."""
+
+    evaluated: int = 0
+    assigned: int = 0
+    upgraded: int = 0
+    downgraded: int = 0
+    unchanged: int = 0
+    changes: tuple[TierChange, ...] = ()
+
+
+def _program_lock(program: Program) -> None:
+    """Serialise tier evaluations of one program until the transaction ends."""
+    digest = hashlib.sha256(f"tiers:{program.pk}".encode()).digest()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest[:8], "big", signed=True)])
+
+
+@transaction.atomic
+def _evaluate(*, program: Program, partner_ids: list[int] | None, today: date) -> TierEvaluation:
+    _program_lock(program)
+    tiers = program_tiers(program)
+    if not tiers:
+        return TierEvaluation()
+    by_id = {tier.pk: tier for tier in tiers}
+    rows = PartnerTier.objects.filter(program=program)
+    if partner_ids is None:  # every partner: no id lists in the queries, one pass over the window
+        scope = Partner.objects.filter(status__in=EVALUATED_PARTNER_STATUSES).order_by("pk")
+        partner_ids = list(scope.values_list("pk", flat=True))
+        metrics = partner_metrics(program=program, today=today)
+    else:
+        rows = rows.filter(partner_id__in=partner_ids)
+        metrics = partner_metrics(program=program, today=today, partner_ids=partner_ids)
+    rows = {row.partner_id: row for row in rows}
+    new_end = period_end(period=program.tier_period, today=today)
+    now = timezone.now()
+    created, updated, changes = [], [], []
+    counts = {"assigned": 0, "upgraded": 0, "downgraded": 0, "unchanged": 0}
+    for partner_id in partner_ids:
+        metric = metrics.get(partner_id, ZERO)
+        target = qualifying_tier(tiers, metric)
+        row = rows.get(partner_id)
+        current = by_id.get(row.tier_id) if row is not None else None
+        move, reason = None, ""
+        if current is None:
+            move, reason = "assigned", f"First tier: {_metric_words(program, metric)}."
+        elif target.rank > current.rank:
+            move = "upgraded"
+            reason = f"Upgraded: {_metric_words(program, metric)} reach {target.name}."
+        elif target.rank < current.rank and today > row.held_until:
+            move = "downgraded"
+            reason = (
+                f"Downgraded at the end of the period (held until {row.held_until:%Y-%m-%d}): "
+                f"{_metric_words(program, metric)} are below {current.name}."
+            )
+        if move is None:
+            counts["unchanged"] += 1
+            fields = {}
+            stale = row.evaluated_at is None or timezone.localdate(row.evaluated_at) != timezone.localdate(now)
+            if stale or row.metric_value != metric:  # the same metric again the same day: nothing to write
+                fields.update(metric_value=metric, evaluated_at=now)
+            if target.rank == current.rank and today > row.held_until:
+                fields["held_until"] = new_end  # the period ended and the partner still qualifies
+            if fields:
+                for name, value in fields.items():
+                    setattr(row, name, value)
+                updated.append(row)
+            continue
+        counts[move] += 1
+        changes.append(
+            TierChange(
+                program=program,
+                partner_id=partner_id,
+                from_tier=current,
+                to_tier=target,
+                metric_value=metric,
+                reason=reason[:200],
+            )
+        )
+        if row is None:
+            created.append(
+                PartnerTier(
+                    program=program,
+                    partner_id=partner_id,
+                    tier=target,
+                    since=today,
+                    held_until=new_end,
+                    metric_value=metric,
+                    evaluated_at=now,
+                )
+            )
+        else:
+            row.tier, row.since, row.held_until = target, today, new_end
+            row.metric_value, row.evaluated_at = metric, now
+            updated.append(row)
+    if created:
+        PartnerTier.objects.bulk_create(created, batch_size=BATCH_SIZE)
+    if updated:
+        PartnerTier.objects.bulk_update(
+            updated, ["tier", "since", "held_until", "metric_value", "evaluated_at"], batch_size=BATCH_SIZE
+        )
+    if changes:
+        TierChange.objects.bulk_create(changes, batch_size=BATCH_SIZE)
+    return TierEvaluation(evaluated=len(partner_ids), changes=tuple(changes), **counts)
+
+
+def tier_evaluate(*, program: Program, partner: Partner, today: date | None = None) -> PartnerTier | None:
+    """Evaluate one partner now (e.g. after a big sale); returns its tier row, None if the program has no tiers."""
+    _evaluate(program=program, partner_ids=[partner.pk], today=today or timezone.localdate())
+    return PartnerTier.objects.select_related("tier").filter(program=program, partner=partner).first()
+
+
+def tiers_evaluate_all(*, program: Program, today: date | None = None) -> TierEvaluation:
+    """Evaluate every active or suspended partner of the program, with a fixed number of queries."""
+    return _evaluate(program=program, partner_ids=None, today=today or timezone.localdate())
+
+
+# Progress -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TierProgress:
+    """Where a partner stands. `current` is the tier it holds (None before its first evaluation); `next` the
+    tier above it (None at the top); `missing` how much of the metric `next` still needs (0 when the partner
+    already qualifies and the next evaluation will upgrade it); `percent` of the way from 0 to `next`'s
+    threshold; `to_keep` how much more keeps `current` past `held_until` (None when the metric already does)."""
+
+    program: Program
+    current: Tier | None
+    next: Tier | None
+    missing: Decimal | None
+    metric_value: Decimal
+    percent: int
+    held_until: date | None = None
+    to_keep: Decimal | None = None
+
+    @property
+    def metric_text(self) -> str:
+        return describe_metric(self.program, self.metric_value)
+
+    @property
+    def missing_text(self) -> str:
+        return describe_metric(self.program, self.missing) if self.missing is not None else ""
+
+    @property
+    def to_keep_text(self) -> str:
+        return describe_metric(self.program, self.to_keep) if self.to_keep is not None else ""
+
+    @property
+    def summary(self) -> str:
+        """One line for the member: "Silver · 4,250 € of sales to reach Gold"."""
+        held = self.current.name if self.current is not None else "No tier yet"
+        if self.next is None:
+            return f"{held} · the highest tier"
+        if not self.missing:
+            return f"{held} · {self.next.name} reached: it applies from the next daily review"
+        needed = "of sales" if self.program.tier_metric == TierMetric.SALES_AMOUNT else "more to earn"
+        return f"{held} · {self.missing_text} {needed} to reach {self.next.name}"
+
+    @property
+    def progress_text(self) -> str:
+        """The metric against the next threshold: "5,750 € of 10,000 € of sales in the last 365 days (57%)"."""
+        days = self.program.tier_window_days
+        points = self.program.tier_metric == TierMetric.POINTS_EARNED
+        if self.next is None:
+            return f"{self.metric_text} {'earned' if points else 'of sales'} in the last {days} days"
+        if points:
+            got = f"{max(int(self.metric_value), 0):,} of {self.next_threshold_text} earned"
+        else:
+            got = f"{self.metric_text} of {self.next_threshold_text} of sales"
+        return f"{got} in the last {days} days ({self.percent}%)"
+
+    @property
+    def multiplier_text(self) -> str:
+        """The current tier's earn multiplier as "1.25" or "2"; empty when it adds nothing (×1)."""
+        if self.current is None or self.current.multiplier == 1:
+            return ""
+        return f"{self.current.multiplier.normalize():f}"
+
+    @property
+    def next_threshold_text(self) -> str:
+        return describe_metric(self.program, self.next.threshold) if self.next is not None else ""
+
+    @property
+    def metric_noun(self) -> str:
+        return "points earned" if self.program.tier_metric == TierMetric.POINTS_EARNED else "sales"
+
+    @property
+    def progress_max(self) -> Decimal:
+        return self.next.threshold if self.next is not None else ZERO
+
+    @property
+    def progress_now(self) -> Decimal:
+        """The metric clamped to the bar's range, for aria-valuenow."""
+        return min(max(self.metric_value, ZERO), self.progress_max)
+
+
+def tier_progress(*, program: Program, partner: Partner, today: date | None = None) -> TierProgress | None:
+    """The partner's progress, with the metric as of now; None when the program has no tiers.
+    Costs two queries: the tiers with the partner's current one, then the metric."""
+    today = today or timezone.localdate()
+    held = PartnerTier.objects.filter(program=program, partner=partner, tier=OuterRef("pk")).values("held_until")
+    tiers = list(Tier.objects.filter(program=program).annotate(held_until=Subquery(held[:1])).order_by("rank"))
+    if not tiers:
+        return None
+    current = next((tier for tier in tiers if tier.held_until is not None), None)
+    metric = partner_metric(program=program, partner=partner, today=today)
+    upcoming = next((tier for tier in tiers if current is None or tier.rank > current.rank), None)
+    if upcoming is None:
+        missing, percent = None, 100
+    else:
+        missing = max(upcoming.threshold - metric, ZERO)
+        ratio = metric / upcoming.threshold if upcoming.threshold > 0 else Decimal(1)
+        percent = int(min(max(ratio, ZERO), Decimal(1)) * 100)
+    to_keep = None
+    if current is not None and current.rank > tiers[0].rank and metric < current.threshold:
+        to_keep = current.threshold - metric
+    return TierProgress(
+        program=program,
+        current=current,
+        next=upcoming,
+        missing=missing,
+        metric_value=metric,
+        percent=percent,
+        held_until=current.held_until if current is not None else None,
+        to_keep=to_keep,
+    )
