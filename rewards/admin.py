@@ -121,6 +121,7 @@ class RewardAdmin(ProgramManagerAdmin):
                 "Who may redeem it",
                 {
                     "fields": (
+                        "min_tier",
                         "allowed_roles",
                         "allowed_partner_kinds",
                         "allowed_regions",

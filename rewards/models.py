@@ -53,6 +53,14 @@ class Reward(TimeStampedModel):
     allowed_regions = models.ManyToManyField(
         "partners.Region", blank=True, related_name="+", help_text="Empty: every region."
     )
+    min_tier = models.ForeignKey(
+        "loyalty.Tier",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Exclusive to partners at this tier or above. Empty: every tier.",
+    )
     limit_per_member = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
     limit_period = models.CharField(max_length=10, choices=LimitPeriod.choices, default=LimitPeriod.MONTH)
     available_from = models.DateTimeField(null=True, blank=True)

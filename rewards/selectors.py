@@ -5,12 +5,17 @@ from datetime import datetime
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
-from loyalty.models import Program
+from loyalty.models import PartnerTier, Program
 from partners.models import Member
 from partners.visibility import members_for
 
 from .constants import LIVE_STATUSES, LimitPeriod, PaidBy
 from .models import CartItem, RedemptionLine, RedemptionOrder, Reward, VoucherCode
+
+
+def partner_tier_rank(*, program, partner) -> int | None:
+    """The rank of the partner's current tier in the program (None: no tier yet)."""
+    return PartnerTier.objects.filter(program=program, partner=partner).values_list("tier__rank", flat=True).first()
 
 
 def catalogue(
@@ -24,17 +29,20 @@ def catalogue(
 ) -> QuerySet[Reward]:
     """Rewards this member may redeem now: active, in their window, and open to their role, kind and region."""
     now = timezone.now()
+    rank = partner_tier_rank(program=program, partner=member.partner_id)
+    tier_ok = Q(min_tier__isnull=True) if rank is None else Q(min_tier__isnull=True) | Q(min_tier__rank__lte=rank)
     rewards = (
         Reward.objects.filter(program=program, is_active=True)
         .filter(Q(available_from__isnull=True) | Q(available_from__lte=now))
         .filter(Q(available_until__isnull=True) | Q(available_until__gt=now))
+        .filter(tier_ok)
         .filter(Q(allowed_partner_kinds=[]) | Q(allowed_partner_kinds__contains=[member.partner.kind]))
         .annotate(
             role_rules=Count("allowed_roles", distinct=True), region_rules=Count("allowed_regions", distinct=True)
         )
         .filter(Q(role_rules=0) | Q(allowed_roles=member.role_id))
         .filter(Q(region_rules=0) | Q(allowed_regions=member.partner.region_id))
-        .select_related("category")
+        .select_related("category", "min_tier")
         .annotate(free_codes=Count("codes", filter=Q(codes__order_line__isnull=True), distinct=True))
         .distinct()
     )

@@ -47,6 +47,10 @@ def reward_problem(*, reward: Reward, member: Member, moment: datetime | None = 
         if reward.available_from and moment < reward.available_from:
             return f"{reward.name} can be redeemed from {timezone.localtime(reward.available_from):%d %b %Y}."
         return f"{reward.name} is no longer available."
+    if reward.min_tier_id is not None:
+        rank = selectors.partner_tier_rank(program=reward.program_id, partner=member.partner_id)
+        if rank is None or rank < reward.min_tier.rank:
+            return f"{reward.name} is reserved for {reward.min_tier.name} partners and above."
     role_ids = {role.pk for role in reward.allowed_roles.all()}
     if role_ids and member.role_id not in role_ids:
         return f"{reward.name} is reserved for other roles."

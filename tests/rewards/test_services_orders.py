@@ -271,3 +271,25 @@ def test_approving_a_code_order_shows_the_codes_at_once():
         OrderStatus.APPROVED,
         OrderStatus.FULFILLED,
     ]
+
+
+def test_tier_exclusive_rewards_need_that_tier_or_better():
+    from loyalty.models import PartnerTier
+    from rewards import selectors
+    from tests.loyalty.factories import TierFactory
+
+    program, member = funded_member(1000)
+    silver = TierFactory(program=program, name="Silver", rank=1)
+    gold = TierFactory(program=program, name="Gold", rank=2)
+    lounge = RewardFactory(program=program, name="Gold lounge", min_tier=gold)
+    assert lounge not in selectors.catalogue(member=member, program=program)
+    with pytest.raises(ApplicationError, match="reserved for Gold partners and above"):
+        place(member, program, [(lounge, 1)])
+
+    today = timezone.localdate()
+    PartnerTier.objects.create(program=program, partner=member.partner, tier=silver, since=today, held_until=today)
+    with pytest.raises(ApplicationError, match="reserved for Gold"):
+        place(member, program, [(lounge, 1)])
+    PartnerTier.objects.filter(partner=member.partner).update(tier=gold)
+    assert lounge in selectors.catalogue(member=member, program=program)
+    assert place(member, program, [(lounge, 1)]).status == OrderStatus.APPROVED
