@@ -36,3 +36,14 @@ def evaluate_tiers() -> dict[str, int]:
         for key in totals:
             totals[key] += getattr(result, key)
     return totals
+
+
+@shared_task
+def evaluate_partner_tier(program_id: int, partner_id: int) -> None:
+    """Right after points or sales land (an approved claim): upgrade at once if the partner now qualifies."""
+    from partners.models import Partner
+
+    from .models import Program
+    from .services.tiers import tier_evaluate
+
+    tier_evaluate(program=Program.objects.get(pk=program_id), partner=Partner.objects.get(pk=partner_id))

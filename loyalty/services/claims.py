@@ -34,6 +34,7 @@ from loyalty.common.errors import ApplicationError
 from partners.constants import MemberStatus, PartnerStatus
 from partners.models import Member
 
+from .. import tasks
 from ..constants import CLAIM_TRANSITIONS, ClaimFlag, ClaimStatus, RejectionReason
 from ..facts import partner_tiers, sale_event
 from ..models import ClaimEvent, ClaimLine, Product, Program, SaleLine, SalesClaim, SalesSource
@@ -359,6 +360,9 @@ def _approve(claim: SalesClaim, *, actor, note: str, matched_line: SaleLine | No
         claim.matched_line = matched_line
         fields.append("matched_line")
     _move(claim, ClaimStatus.APPROVED, actor=actor, note=note, fields=fields)
+    # Upgrades happen as soon as a partner qualifies, not at the next daily review.
+    program_id, partner_id = claim.program_id, claim.partner_id
+    transaction.on_commit(lambda: tasks.evaluate_partner_tier.delay(program_id, partner_id))
     return claim
 
 

@@ -637,3 +637,32 @@ def test_home_with_tiers_costs_two_more_queries_whatever_the_team(
         response = client.get(reverse("home"))
 
     assert 'data-testid="tier-card"' in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_an_approved_claim_upgrades_the_partner_at_once(django_capture_on_commit_callbacks):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from loyalty.constants import TierMetric
+    from loyalty.models import PartnerTier
+    from loyalty.services.claims import claim_approve, claim_submit
+    from tests.loyalty.factories import ProductFactory, ProgramFactory, TierFactory
+    from tests.partners.factories import MemberFactory, ProgramManagerFactory
+
+    program = ProgramFactory(tier_metric=TierMetric.SALES_AMOUNT, claim_auto_approve_below=Decimal("0"))
+    TierFactory(program=program, name="Base", rank=0, threshold=Decimal("0"))
+    TierFactory(program=program, name="Gold", rank=1, threshold=Decimal("1000"))
+    member = MemberFactory()
+    pdf = SimpleUploadedFile("invoice.pdf", b"%PDF-1.4\n%test invoice\n", content_type="application/pdf")
+    claim = claim_submit(
+        member=member,
+        program=program,
+        invoice_number="INV-77",
+        invoice_date=date.today(),
+        document=pdf,
+        lines=[(ProductFactory(), Decimal(2), Decimal("1500.00"))],
+        colleagues=[],
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        claim_approve(claim=claim, actor=ProgramManagerFactory())
+    assert PartnerTier.objects.get(program=program, partner=member.partner).tier.name == "Gold"
