@@ -46,7 +46,7 @@ def expiring_soon(*, account: PointsAccount, days: int = EXPIRING_SOON_DAYS) -> 
 
 def statement(*, account: PointsAccount) -> QuerySet[PointsEntry]:
     """Entries of one account, newest first (paginate the result). The caller got `account` from accounts_for."""
-    return PointsEntry.objects.filter(account=account).select_related("reverses", "created_by").order_by("-id")
+    return PointsEntry.objects.filter(account=account).order_by("-id")
 
 
 AUDIT_SQL = """

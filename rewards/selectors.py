@@ -2,7 +2,8 @@
 
 from datetime import datetime
 
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from loyalty.models import PartnerTier, Program
@@ -18,6 +19,38 @@ def partner_tier_rank(*, program, partner) -> int | None:
     return PartnerTier.objects.filter(program=program, partner=partner).values_list("tier__rank", flat=True).first()
 
 
+def _redeemable(*, member: Member, program: Program) -> QuerySet[Reward]:
+    """Rewards this member may redeem now: active, in their window, and open to their tier, role, kind and region.
+    Rules on roles and regions are EXISTS tests: no join, no GROUP BY, no DISTINCT."""
+    now = timezone.now()
+    rank = partner_tier_rank(program=program, partner=member.partner_id)
+    tier_ok = Q(min_tier__isnull=True) if rank is None else Q(min_tier__isnull=True) | Q(min_tier__rank__lte=rank)
+    roles = Reward.allowed_roles.through.objects.filter(reward=OuterRef("pk"))
+    regions = Reward.allowed_regions.through.objects.filter(reward=OuterRef("pk"))
+    return (
+        Reward.objects.filter(program=program, is_active=True)
+        .filter(Q(available_from__isnull=True) | Q(available_from__lte=now))
+        .filter(Q(available_until__isnull=True) | Q(available_until__gt=now))
+        .filter(tier_ok)
+        .filter(Q(allowed_partner_kinds=[]) | Q(allowed_partner_kinds__contains=[member.partner.kind]))
+        .filter(~Exists(roles) | Exists(roles.filter(role=member.role_id)))
+        .filter(~Exists(regions) | Exists(regions.filter(region=member.partner.region_id)))
+        .select_related("category", "min_tier")
+    )
+
+
+def _with_free_codes(rewards: QuerySet[Reward]) -> QuerySet[Reward]:
+    """Each reward's number of free codes: a correlated count on the voucher_free_idx partial index."""
+    free = (
+        VoucherCode.objects.filter(reward=OuterRef("pk"), order_line__isnull=True)
+        .order_by()
+        .values("reward")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return rewards.annotate(free_codes=Coalesce(Subquery(free), 0))
+
+
 def catalogue(
     *,
     member: Member,
@@ -27,25 +60,8 @@ def catalogue(
     max_points: int | None = None,
     max_company_points: int | None = None,
 ) -> QuerySet[Reward]:
-    """Rewards this member may redeem now: active, in their window, and open to their role, kind and region."""
-    now = timezone.now()
-    rank = partner_tier_rank(program=program, partner=member.partner_id)
-    tier_ok = Q(min_tier__isnull=True) if rank is None else Q(min_tier__isnull=True) | Q(min_tier__rank__lte=rank)
-    rewards = (
-        Reward.objects.filter(program=program, is_active=True)
-        .filter(Q(available_from__isnull=True) | Q(available_from__lte=now))
-        .filter(Q(available_until__isnull=True) | Q(available_until__gt=now))
-        .filter(tier_ok)
-        .filter(Q(allowed_partner_kinds=[]) | Q(allowed_partner_kinds__contains=[member.partner.kind]))
-        .annotate(
-            role_rules=Count("allowed_roles", distinct=True), region_rules=Count("allowed_regions", distinct=True)
-        )
-        .filter(Q(role_rules=0) | Q(allowed_roles=member.role_id))
-        .filter(Q(region_rules=0) | Q(allowed_regions=member.partner.region_id))
-        .select_related("category", "min_tier")
-        .annotate(free_codes=Count("codes", filter=Q(codes__order_line__isnull=True), distinct=True))
-        .distinct()
-    )
+    """Rewards this member may redeem now, each with its number of free codes."""
+    rewards = _with_free_codes(_redeemable(member=member, program=program))
     if category:
         rewards = rewards.filter(category__slug=category)
     if search:
@@ -86,8 +102,11 @@ def limit_left(*, reward: Reward, member: Member) -> int | None:
     return max(reward.limit_per_member - already_ordered(reward=reward, member=member), 0)
 
 
-def reward_get(*, member: Member, program: Program, pk: int) -> Reward:
-    return catalogue(member=member, program=program).get(pk=pk)
+def reward_get(*, member: Member, program: Program, pk: int, free_codes: bool = False) -> Reward:
+    """One reward the member may redeem now; `free_codes` adds its number of free codes (a count over the pool:
+    only for the pages that show it, never for a redemption)."""
+    rewards = _redeemable(member=member, program=program)
+    return (_with_free_codes(rewards) if free_codes else rewards).get(pk=pk)
 
 
 def cart(*, member: Member) -> list[CartItem]:

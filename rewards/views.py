@@ -93,7 +93,7 @@ def catalogue(request):
 @member_required
 def reward_detail(request, reward_id: int):
     try:
-        reward = selectors.reward_get(member=request.member, program=request.program, pk=reward_id)
+        reward = selectors.reward_get(member=request.member, program=request.program, pk=reward_id, free_codes=True)
     except Reward.DoesNotExist:
         raise Http404("This reward is not in your catalogue.") from None
     in_cart = request.member.cart_items.filter(reward=reward).values_list("quantity", flat=True).first()

@@ -3,6 +3,7 @@ from importlib import import_module
 
 import pytest
 from django.apps import apps
+from django.test import override_settings
 from pytest_django.plugin import blocking_manager_key
 
 # live_server + Playwright's sync API share a thread with an event loop.
@@ -50,3 +51,11 @@ def _seed_roles_after_last_flush(request, django_db_setup, django_db_blocker):
     if request.config.stash.get(FLUSHED, False):
         with django_db_blocker.unblock():
             seed_default_roles()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _uploads_in_a_temporary_folder(tmp_path_factory):
+    """Uploaded and generated files (claim documents, import files, reward images) never land in the project."""
+    root = tmp_path_factory.mktemp("uploads")
+    with override_settings(MEDIA_ROOT=root / "media", PRIVATE_MEDIA_ROOT=root / "private-media"):
+        yield

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from dateutil.relativedelta import relativedelta
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
@@ -243,6 +243,34 @@ def release_due(*, now: datetime | None = None, limit: int = 1000) -> int:
     return released
 
 
+_SPEND_LOCK = "SELECT available FROM loyalty_pointsaccount WHERE id = %s FOR UPDATE"
+_SPEND_ENTRY = """
+INSERT INTO loyalty_pointsentry (account_id, kind, available_delta, pending_delta, idempotency_key, fingerprint,
+    source_type, source_id, explanation, details, created_by_id, created_at)
+VALUES (%s, 'spend', %s, 0, %s, %s, %s, %s, %s, %s, %s, now())
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id, created_at
+"""
+# Soonest-to-expire first: each open lot gives min(what it has, what is still missing after the lots before it).
+_SPEND_LOTS = """
+WITH open AS (
+    SELECT id, remaining, SUM(remaining) OVER (ORDER BY expires_at ASC NULLS LAST, id) - remaining AS before
+    FROM loyalty_pointslot WHERE account_id = %(account)s AND remaining > 0 AND NOT is_pending
+), taken AS (
+    SELECT id, LEAST(remaining, %(points)s - before) AS points FROM open WHERE before < %(points)s
+), lots AS (
+    UPDATE loyalty_pointslot lot SET remaining = lot.remaining - taken.points FROM taken WHERE lot.id = taken.id
+    RETURNING lot.id, taken.points
+)
+INSERT INTO loyalty_pointsallocation (lot_id, entry_id, points) SELECT id, %(entry)s, points FROM lots
+RETURNING points
+"""
+_SPEND_BALANCE = """
+UPDATE loyalty_pointsaccount SET available = available - %s, redeemed = redeemed + %s, updated_at = now()
+WHERE id = %s
+"""
+
+
 @transaction.atomic
 def spend(
     *,
@@ -257,26 +285,36 @@ def spend(
 ) -> PointsEntry:
     """Take available points, soonest-to-expire first. Refused, changing nothing, if they are not there."""
     _require_points(points)
-    account = accounts_lock(account.pk)[account.pk]
     fingerprint = _fingerprint("spend", account.pk, points, source_type, source_id)
-    if (existing := _replay(key, fingerprint)) is not None:
-        return existing
-    if account.available < points:
-        raise _insufficient(account, points)
-    entry = _insert_entry(
-        account=account,
-        kind=EntryKind.SPEND,
-        available_delta=-points,
-        idempotency_key=key,
-        fingerprint=fingerprint,
-        source_type=source_type,
-        source_id=source_id,
-        explanation=explanation,
-        details=details or {},
-        created_by=created_by,
-    )
-    _record_allocations(entry, _take(_open_lots(account), points))
-    _move_balances(account, available=-points, redeemed=points)
+    with connection.cursor() as cursor:
+        cursor.execute(_SPEND_LOCK, [account.pk])
+        available = cursor.fetchone()[0]
+        if available < points:
+            if (existing := _replay(key, fingerprint)) is not None:
+                return existing
+            account.available = available
+            raise _insufficient(account, points)
+        created_by_id = getattr(created_by, "pk", created_by)
+        cursor.execute(
+            _SPEND_ENTRY,
+            [account.pk, -points, key, fingerprint, source_type, source_id, explanation,
+             json.dumps(details or {}), created_by_id],
+        )  # fmt: skip
+        row = cursor.fetchone()
+        if row is None:  # the key was used before: the same spend again returns it, another one is refused
+            return _replay(key, fingerprint)
+        entry_id, created_at = row
+        cursor.execute(_SPEND_LOTS, {"account": account.pk, "points": points, "entry": entry_id})
+        if sum(taken for (taken,) in cursor.fetchall()) != points:
+            raise AssertionError("lots do not cover the balance")  # balances and lots disagree: never expected
+        cursor.execute(_SPEND_BALANCE, [points, points, account.pk])
+    account.available = available - points
+    entry = PointsEntry(
+        pk=entry_id, account=account, kind=EntryKind.SPEND, available_delta=-points, idempotency_key=key,
+        fingerprint=fingerprint, source_type=source_type, source_id=source_id, explanation=explanation,
+        details=details or {}, created_by_id=created_by_id, created_at=created_at,
+    )  # fmt: skip
+    entry._state.adding, entry._state.db = False, "default"
     return entry
 
 
