@@ -247,7 +247,7 @@ _SPEND_LOCK = "SELECT available FROM loyalty_pointsaccount WHERE id = %s FOR UPD
 _SPEND_ENTRY = """
 INSERT INTO loyalty_pointsentry (account_id, kind, available_delta, pending_delta, idempotency_key, fingerprint,
     source_type, source_id, explanation, details, created_by_id, created_at)
-VALUES (%s, 'spend', %s, 0, %s, %s, %s, %s, %s, %s, %s, now())
+VALUES (%s, 'spend', %s, 0, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id, created_at
 """
@@ -298,7 +298,7 @@ def spend(
         cursor.execute(
             _SPEND_ENTRY,
             [account.pk, -points, key, fingerprint, source_type, source_id, explanation,
-             json.dumps(details or {}), created_by_id],
+             json.dumps(details or {}), created_by_id, timezone.now()],
         )  # fmt: skip
         row = cursor.fetchone()
         if row is None:  # the key was used before: the same spend again returns it, another one is refused
