@@ -15,6 +15,10 @@ from .harness import BenchError, Options
 # name -> module with NAME, DESCRIPTION and run(options) -> bool
 BENCHMARKS = {
     "foundation": "bench.foundation",
+    "checkout": "bench.checkout",
+    "ledger": "bench.ledger",
+    "statement": "bench.statement",
+    "sellout": "bench.sellout",
 }
 
 

@@ -7,6 +7,7 @@ itself never opens a database connection that would skew the figures.
 """
 
 import http.client
+import importlib
 import json
 import os
 import re
@@ -15,10 +16,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RESULTS_DIR = BASE_DIR / "bench" / "results"
@@ -95,6 +98,31 @@ def prepare_database(database_url: str, scale: int, *, label: str = "") -> float
     return time.monotonic() - started
 
 
+def prepare_channel(database_url: str, scale: int, *, label: str = "") -> float:
+    """Like prepare_database, but only the demo channel (partners.demo: partners, people, demo logins), without
+    seed_demo's demo program: for benchmarks that build their own program. Returns the seconds the seeding took."""
+    if ensure_database(database_url):
+        print(f"{label}created database {urlsplit(database_url).path.lstrip('/')}", flush=True)
+    manage = [sys.executable, str(BASE_DIR / "manage.py")]
+    subprocess.run(
+        [*manage, "migrate", "--no-input", "-v", "0"], env=django_env(database_url), cwd=BASE_DIR, check=True
+    )
+    return django_call(database_url, "bench.harness:seed_channel", {"scale": scale}, label=label)
+
+
+def seed_channel(*, scale: int) -> float:
+    """The Django side of prepare_channel."""
+    from partners import demo
+
+    report = demo.seed_demo(scale=scale, progress=lambda line: print(line, flush=True))
+    if report.nothing_to_do:
+        print(f"Demo channel: all {scale} block(s) already present ({report.seconds:.1f} s).", flush=True)
+    else:
+        rows = ", ".join(f"{count:,} {table}" for table, count in report.rows.items() if count)
+        print(f"Demo channel: created {rows} in {report.seconds:.1f} s.", flush=True)
+    return report.seconds
+
+
 # Django side: sessions and query counts (run in bench.probe) --------------------------------------------------
 
 
@@ -116,6 +144,83 @@ def probe(database_url: str, *, pages: list[dict], sessions: list[str] = ()) -> 
     return json.loads(result.stdout)
 
 
+# Django side: any function, in a child process -----------------------------------------------------------------
+
+RESULT_MARKER = "BENCH-RESULT "
+_CHILD_COMMAND = "import sys; from bench.harness import child_main; sys.exit(child_main(sys.argv[1]))"
+
+
+def django_call_start(database_url: str, target: str, payload: dict | None = None) -> subprocess.Popen:
+    """Start `target` ("bench.ledger:build") in a child process with Django set up against `database_url`; the
+    function receives `payload` as keyword arguments and returns something JSON can carry. Collect the answer
+    with django_call_finish; start several before collecting any to run them at the same time."""
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by django_call_finish)
+    process = subprocess.Popen(
+        [sys.executable, "-c", _CHILD_COMMAND, target],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=errors,
+        text=True,
+        env=django_env(database_url),
+        cwd=BASE_DIR,
+    )
+    process.error_output = errors
+    process.stdin.write(json.dumps(payload or {}))
+    process.stdin.close()
+    return process
+
+
+def django_call_finish(process: subprocess.Popen, *, label: str = "", timeout: float = 3600) -> Any:
+    """Wait for a django_call_start child: echo what it prints (prefixed with `label`) and return its answer.
+    Raises BenchError with the child's error output when it fails or outlives `timeout` seconds."""
+    stopped = threading.Event()
+
+    def stop() -> None:
+        stopped.set()
+        process.kill()
+
+    timer = threading.Timer(timeout, stop)
+    timer.start()
+    answer, found = None, False
+    try:
+        for line in process.stdout:
+            if line.startswith(RESULT_MARKER):
+                answer, found = json.loads(line[len(RESULT_MARKER) :]), True
+            else:
+                print(f"{label}{line.rstrip()}", flush=True)
+        process.wait()
+    finally:
+        timer.cancel()
+    process.error_output.seek(0)
+    error = process.error_output.read().decode(errors="replace")[-4000:]
+    process.error_output.close()
+    if process.returncode != 0 or not found:
+        why = f"was stopped after {timeout:.0f} s" if stopped.is_set() else f"failed (exit code {process.returncode})"
+        raise BenchError(f"{process.args[-1]} {why}:\n{error}")
+    return answer
+
+
+def django_call(database_url: str, target: str, payload: dict | None = None, *, label: str = "", timeout=3600) -> Any:
+    """Run `target` in a Django child process against `database_url` and return its answer (see
+    django_call_start)."""
+    return django_call_finish(django_call_start(database_url, target, payload), label=label, timeout=timeout)
+
+
+def child_main(target: str) -> int:
+    """The child side of django_call: read the keyword arguments on stdin, set Django up, call the function and
+    write its answer on stdout after RESULT_MARKER."""
+    import django
+
+    payload = json.load(sys.stdin)
+    django.setup()
+    module, function = target.split(":")
+    answer = getattr(importlib.import_module(module), function)(**payload)
+    sys.stdout.flush()
+    sys.stdout.write(RESULT_MARKER + json.dumps(answer, default=_jsonable) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
 # The server ----------------------------------------------------------------------------------------------------
 
 
@@ -133,6 +238,19 @@ def fetch(url: str, *, cookie: str = "", timeout: float = 10.0) -> tuple[int, by
         connection.request("GET", parts.path or "/", headers={"Cookie": cookie} if cookie else {})
         response = connection.getresponse()
         return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def post_form(url: str, fields: dict[str, str], *, cookie: str = "", timeout: float = 10.0) -> tuple[int, dict, bytes]:
+    """POST `fields` form-encoded to `url` once without following redirects: (status, headers, body)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **({"Cookie": cookie} if cookie else {})}
+    try:
+        connection.request("POST", parts.path or "/", body=urlencode(fields), headers=headers)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
     finally:
         connection.close()
 
@@ -290,6 +408,130 @@ def run_wrk(url: str, *, seconds: int, threads: int = 2, connections: int = 4, c
     return parse_wrk(result.stdout)
 
 
+# Scripted load: wrk with a Lua script (bench/lua/) that reports its own summary -------------------------------
+
+LUA_DIR = BASE_DIR / "bench" / "lua"
+WRK_SUMMARY_MARKER = "BENCH-WRK "
+
+
+@dataclass
+class ScriptedLoad:
+    """What a bench/lua script's done() reported: counts, latency percentiles, and its own extra figures."""
+
+    requests: int  # responses received
+    seconds: float
+    requests_per_second: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int  # socket errors (connect, read, write, timeout) and HTTP statuses above 399, as wrk counts them
+    extra: dict = field(default_factory=dict)
+
+
+def parse_wrk_summary(output: str) -> ScriptedLoad:
+    """Read the summary line a bench/lua script's done() prints (WRK_SUMMARY_MARKER + JSON)."""
+    lines = [line for line in output.splitlines() if line.startswith(WRK_SUMMARY_MARKER)]
+    if not lines:
+        raise BenchError(f"wrk printed no summary line ({WRK_SUMMARY_MARKER.strip()}):\n{output}")
+    data = json.loads(lines[-1][len(WRK_SUMMARY_MARKER) :])
+    seconds = data.pop("duration_us") / 1e6
+    latency = data.pop("latency_us")
+    errors = data.pop("errors")
+    requests = data.pop("requests")
+    return ScriptedLoad(
+        requests=requests,
+        seconds=seconds,
+        requests_per_second=requests / seconds if seconds else 0.0,
+        p50_ms=latency["p50"] / 1000,
+        p95_ms=latency["p95"] / 1000,
+        p99_ms=latency["p99"] / 1000,
+        max_ms=latency["max"] / 1000,
+        errors=sum(errors.values()),
+        extra={"error_kinds": errors, **data},
+    )
+
+
+def run_wrk_script(
+    url: str,
+    *,
+    script: str,
+    seconds: int,
+    threads: int = 2,
+    connections: int = 4,
+    script_args: tuple[str, ...] = (),
+) -> ScriptedLoad:
+    """Drive `url` with wrk and bench/lua/<script> for `seconds`; the script's done() reports the figures."""
+    if urlsplit(url).hostname != LOOPBACK:
+        raise BenchError(f"Benchmarks run on loopback only, not {url}.")
+    command = [
+        ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
+        "-s", str(LUA_DIR / script), url, *(["--", *script_args] if script_args else []),
+    ]  # fmt: skip
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"wrk did not finish within {seconds + 30} s") from exc
+    if result.returncode != 0:
+        raise BenchError(f"wrk failed (exit code {result.returncode}):\n{result.stderr or result.stdout}")
+    return parse_wrk_summary(result.stdout)
+
+
+# CPU accounting (Linux /proc; elsewhere the figures are 0) --------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far; 0.0 when it is gone or /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of process `pid` (a gunicorn master's workers)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return children
+
+
+def postgres_backend_pids(database_url: str) -> list[int]:
+    """The PostgreSQL client backends connected to the URL's database, when the server runs on this machine
+    (found by their process titles, "postgres: ... <user> <database> <client> ...", without connecting)."""
+    name = urlsplit(database_url).path.lstrip("/")
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
+        except OSError:
+            continue
+        if words[:1] == ["postgres:"] and name in words[2:5]:
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds used by a set of processes between start() and stop() (processes present at both moments)."""
+
+    def __init__(self, pids) -> None:
+        self.pids = pids  # a callable returning the pids to watch
+        self.seconds = 0.0
+
+    def start(self) -> None:
+        self._before = {pid: cpu_seconds(pid) for pid in self.pids()}
+
+    def stop(self) -> float:
+        after = {pid: cpu_seconds(pid) for pid in self.pids()}
+        self.seconds = sum(after[pid] - before for pid, before in self._before.items() if pid in after)
+        return self.seconds
+
+
 # Results -------------------------------------------------------------------------------------------------------
 
 
@@ -322,6 +564,20 @@ def write_results(name: str, data: dict) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
     return path
+
+
+def report_load(context: str) -> tuple[float, float, float]:
+    """Print the load average (1, 5, 15 min) before a measurement, with a warning when other processes
+    compete for the CPU; returns it for the results file."""
+    averages = os.getloadavg()
+    print(f"   load average {averages[0]:.2f} {averages[1]:.2f} {averages[2]:.2f} {context}".rstrip(), flush=True)
+    if averages[0] > (os.cpu_count() or 1) / 2:
+        print(
+            f"   warning: load average {averages[0]:.1f} on {os.cpu_count()} cores: other processes compete for "
+            "the CPU, so the figures will be lower than on an idle machine",
+            flush=True,
+        )
+    return averages
 
 
 def _jsonable(value):

@@ -535,4 +535,5 @@ class PointsAdjustmentAdmin(DetailJoinsMixin, ProgramManagerAdmin):
 
 from . import admin_claims  # noqa: E402, F401  (the sales-claims queue registers itself)
 from .admin_catalog import ProductAdmin  # noqa: E402, F401  (the catalogue and tiers register themselves)
+from .admin_imports import SalesImportAdmin  # noqa: E402, F401  (sources, aliases and sell-out imports register themselves)
 from .admin_rules import IncentiveRuleAdmin  # noqa: E402, F401  (incentive rules and their simulation register themselves)

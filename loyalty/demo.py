@@ -33,7 +33,7 @@ from unittest import mock
 
 from dateutil.relativedelta import relativedelta
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import Exists, Q
 from django.db.models.signals import pre_save
 from django.utils import timezone
 
@@ -385,6 +385,9 @@ class DemoExtension(Protocol):
     TABLES: Sequence[tuple[str, type[models.Model]]]  # what it writes, (label, model), in report order
 
     def plan(self, book: Book) -> list[Step]: ...
+
+    # Optional: `marker() -> QuerySet`, rows that exist once the extension's part is seeded. An extension with a
+    # marker is added on its own to a program seeded before it existed (the others are there with the program).
 
 
 # Planning: what happened when (pure: no database) ----------------------------------------------------------------
@@ -741,7 +744,8 @@ TABLES = (
 @dataclass
 class ProgramReport:
     dry_run: bool
-    present: bool  # the program was there already: nothing was done
+    present: bool  # the program was there already, with every extension's part: nothing was done
+    added: bool = False  # the program was there; the parts of extensions seeded before them were added
     tables: list[str] = field(default_factory=list)  # the labels of `rows`, in report order
     rows: Counter = field(default_factory=Counter)  # created (or, dry, about to be), by table
     seconds: float = 0.0
@@ -749,6 +753,20 @@ class ProgramReport:
 
 def program_present() -> bool:
     return Program.objects.filter(Q(slug=PROGRAM_SLUG) | Q(name=PROGRAM_NAME)).exists()
+
+
+def _missing_parts(extensions: Sequence[DemoExtension]) -> list[DemoExtension] | None:
+    """None when the program is not there; else the extensions (with a marker) whose part is missing. One query."""
+    marked = {f"part_{n}": ext for n, ext in enumerate(extensions) if getattr(ext, "marker", None) is not None}
+    row = (
+        Program.objects.filter(Q(slug=PROGRAM_SLUG) | Q(name=PROGRAM_NAME))
+        .annotate(**{name: Exists(ext.marker()) for name, ext in marked.items()})
+        .values(*marked, "pk")
+        .first()
+    )
+    if row is None:
+        return None
+    return [ext for name, ext in marked.items() if not row[name]]
 
 
 def seed_program(
@@ -763,11 +781,17 @@ def seed_program(
     started = time.monotonic()
     say = progress or (lambda message: None)
     tables = [*TABLES, *(table for extension in extensions for table in extension.TABLES)]
-    report = ProgramReport(dry_run=dry_run, present=program_present(), tables=[label for label, _ in tables])
+    missing = _missing_parts(extensions)
+    report = ProgramReport(dry_run=dry_run, present=missing == [], tables=[label for label, _ in tables])
     if report.present:
         report.seconds = time.monotonic() - started
         return report
     now = now or timezone.now()
+    if missing:
+        report.added = True
+        _add_parts(missing, tables, report, now=now, say=say)
+        report.seconds = time.monotonic() - started
+        return report
     plan = partners_demo.plan_block(0, now=now)
     if dry_run:
         channel = channel_from_db(plan) or channel_from_plan(plan)
@@ -799,6 +823,31 @@ def seed_program(
         report.rows.update({label: model.objects.count() - before[label] for label, model in tables})
     report.seconds = time.monotonic() - started
     return report
+
+
+def _add_parts(
+    extensions: Sequence[DemoExtension], tables: list, report: ProgramReport, *, now: datetime, say: Callable
+) -> None:
+    """Add the parts of `extensions` to a program seeded before they existed, on the same kind of timeline (their
+    entries are dated in the past but come after the program's others in the statements)."""
+    with transaction.atomic():
+        plan = partners_demo.plan_block(0, now=now)
+        channel = channel_from_db(plan)
+        program = Program.objects.filter(Q(slug=PROGRAM_SLUG) | Q(name=PROGRAM_NAME)).first()
+        if channel is None:
+            return
+        before = {label: model.objects.count() for label, model in tables}
+        staff = {u.email: u for u in User.objects.filter(email__in=[e for _, e in partners_demo.PROGRAM_MANAGERS])}
+        book = Book(now=now, channel=channel, program=program, staff=staff)
+        steps = sorted((step for ext in extensions for step in ext.plan(book)), key=lambda step: step.at)
+        if report.dry_run:
+            for step in steps:
+                report.rows.update(step.counts)
+            return
+        clock = DemoClock(now)
+        _replay(steps, clock=clock, now=now)
+        say(f"  added to the program: {len(steps):,} steps replayed")
+        report.rows.update({label: model.objects.count() - before[label] for label, model in tables})
 
 
 def _create_program(now: datetime) -> Program:

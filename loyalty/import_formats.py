@@ -318,16 +318,20 @@ def _open_xlsx(stream, head: bytes) -> TableFile:
         kind="xlsx",
         header=[str(v).strip() if v is not None else "" for v in header],
         data_lines=max(max_row - header_row, 0) if max_row else None,
-        _rows=_xlsx_rows(rows, header_row),
+        _rows=_xlsx_rows(rows, header_row, len(header)),
         _closers=[workbook.close],
     )
 
 
-def _xlsx_rows(rows, header_row: int) -> Iterator[tuple[int, list]]:
+def _xlsx_rows(rows, header_row: int, width: int) -> Iterator[tuple[int, list]]:
+    """Rows padded to the header's width (a sheet's row stops at its last filled cell)."""
     for number, values in enumerate(rows, start=header_row + 1):
         if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
             continue
-        yield number, list(values)
+        cells = list(values)
+        if len(cells) < width:
+            cells += [None] * (width - len(cells))
+        yield number, cells
 
 
 # Values ----------------------------------------------------------------------------------------------------

@@ -10,22 +10,67 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import transaction
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from loyalty.constants import AdjustmentStatus, EntryKind, LeaverPolicy
+from loyalty.constants import (
+    AdjustmentStatus,
+    ClaimFlag,
+    ClaimStatus,
+    EntryKind,
+    ImportStatus,
+    LeaverPolicy,
+    RuleStatus,
+)
 from loyalty.demo import PROGRAM_NAME
-from loyalty.models import PointsAccount, PointsAdjustment, PointsEntry, Program
+from loyalty.demo_sales import MARKER_SKU
+from loyalty.models import (
+    IncentiveRule,
+    PartnerTier,
+    PointsAccount,
+    PointsAdjustment,
+    PointsEntry,
+    Product,
+    ProductLine,
+    Program,
+    SaleLine,
+    SalesClaim,
+    SalesImport,
+    SalesSource,
+    Tier,
+    TierChange,
+)
 from loyalty.selectors import expiring_soon, ledger_problems, statement
-from partners.demo import DEMO_MEMBERS, PROGRAM_MANAGERS
-from partners.models import User
+from loyalty.services.tiers import tier_progress
+from loyalty.storage import PDF, sniff_file
+from partners.demo import DEMO_MEMBERS, FLAGSHIP_NAME, PROGRAM_MANAGERS
+from partners.models import Partner, User
 from rewards.constants import OrderStatus, PaidBy, RewardKind
 from rewards.models import CartItem, RedemptionOrder, Reward, RewardCategory, VoucherCode
 
 pytestmark = pytest.mark.django_db
 
-COUNTED = (Program, PointsAccount, PointsEntry, PointsAdjustment, RewardCategory, Reward, VoucherCode, RedemptionOrder)
+COUNTED = (
+    Program,
+    PointsAccount,
+    PointsEntry,
+    PointsAdjustment,
+    RewardCategory,
+    Reward,
+    VoucherCode,
+    RedemptionOrder,
+    ProductLine,
+    Product,
+    Tier,
+    PartnerTier,
+    TierChange,
+    IncentiveRule,
+    SalesSource,
+    SalesImport,
+    SaleLine,
+    SalesClaim,
+)
 DEMO_EMAILS = {role: email for _, _, email, role in DEMO_MEMBERS}
 
 
@@ -37,8 +82,16 @@ def account_of(email: str) -> PointsAccount:
     return PointsAccount.objects.select_related("program").get(member__user__email=email, member__status="active")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def media(tmp_path_factory):
+    """Claims' invoices and the sell-out file go to a temporary directory, not the project's."""
+    root = tmp_path_factory.mktemp("demo-media")
+    with override_settings(MEDIA_ROOT=root / "media", PRIVATE_MEDIA_ROOT=root / "private-media"):
+        yield root
+
+
 @pytest.fixture(scope="module")
-def demo(django_db_setup, django_db_blocker):
+def demo(django_db_setup, django_db_blocker, media):
     """The output of one `seed_demo` on an empty database; rolled back when the module is done."""
     with django_db_blocker.unblock(), transaction.atomic():
         out = StringIO()
@@ -208,3 +261,112 @@ def test_a_second_run_creates_nothing_in_two_queries(demo, django_assert_max_num
 
     assert counts() == before
     assert f"Demo program: {PROGRAM_NAME} already present, nothing to do." in out.getvalue()
+
+
+# The sales side (issue 4): catalogue, tiers, rules, sell-out and claims -------------------------------------------
+
+
+def test_the_catalogue_has_forty_products_in_five_lines_some_inactive_and_a_new_line(demo):
+    assert ProductLine.objects.count() == 5
+    assert Product.objects.count() == 40
+    assert Product.objects.filter(sku=MARKER_SKU).exists()
+    assert 2 <= Product.objects.filter(is_active=False).count() <= 4
+    assert Product.objects.exclude(unusual_quantity=None).count() >= 5
+    assert (
+        Product.objects.filter(line__code="uv-disinfection", launch_date__year__gte=timezone.now().year - 1).count()
+        == 6
+    )
+    assert not Product.objects.filter(launch_date=None).exists()
+
+
+def test_three_tiers_on_sales_and_every_active_partner_has_one(demo):
+    program = Program.objects.get()
+    tiers = list(Tier.objects.filter(program=program).order_by("rank"))
+
+    assert [(t.name, str(t.multiplier)) for t in tiers] == [("Bronze", "1.00"), ("Silver", "1.10"), ("Gold", "1.25")]
+    assert tiers[0].threshold == 0 and all(t.service_level for t in tiers)
+    assert (program.tier_metric, program.tier_window_days) == ("sales_amount", 365)
+    assert (
+        PartnerTier.objects.filter(program=program).count()
+        == Partner.objects.filter(status__in=["active", "suspended"]).count()
+    )
+    assert set(PartnerTier.objects.values_list("tier__name", flat=True)) == {"Bronze", "Silver", "Gold"}
+
+
+def test_the_demo_owners_partner_is_silver_and_short_of_gold(demo):
+    program = Program.objects.get()
+    flagship = Partner.objects.get(name=FLAGSHIP_NAME)
+
+    progress = tier_progress(program=program, partner=flagship)
+
+    assert progress.current.name == "Silver"
+    assert progress.next.name == "Gold"
+    assert 0 < progress.missing < 20_000
+    assert "to reach Gold" in progress.summary
+    client = Client()
+    client.force_login(User.objects.get(email=DEMO_EMAILS["owner"]))
+    assert "to reach Gold" in client.get(reverse("home")).content.decode()
+
+
+def test_rules_are_published_role_based_versioned_with_a_draft(demo):
+    rules = IncentiveRule.objects.all()
+    published = rules.filter(status=RuleStatus.PUBLISHED, effective_until=None)
+
+    assert 6 <= published.count() <= 8
+    assert rules.filter(status=RuleStatus.DRAFT).count() == 1
+    assert rules.filter(code="softener-units").count() == 2  # a second version
+    assert published.exclude(roles=None).exists()
+    assert published.exclude(shares=[]).exists()
+    assert published.exclude(cap_points=None).exists()
+    assert published.exclude(budget_points=None).exists()
+    assert published.exclude(valid_from=None).exclude(valid_until=None).exists()
+    assert published.exclude(partner_kinds=[]).exists()
+    assert PointsEntry.objects.filter(explanation__contains="double points in March v1: ").exists()
+    assert PointsEntry.objects.filter(explanation__contains="limited to 400 by the rule's cap").exists()
+    assert IncentiveRule.objects.get(code="uv-launch").budget_used > 0
+
+
+def test_claims_are_in_every_state_with_documents_and_one_confirmed_by_sell_out(demo):
+    claims = SalesClaim.objects.all()
+
+    assert set(claims.values_list("status", flat=True)) == set(ClaimStatus.values)
+    assert claims.filter(status=ClaimStatus.SUBMITTED).exclude(flags=[]).exists()
+    flags = {flag for row in claims.values_list("flags", flat=True) for flag in row}
+    assert flags == set(ClaimFlag.values)
+    assert claims.filter(status=ClaimStatus.APPROVED, decided_by=None).exists()  # automatically
+    assert claims.filter(status=ClaimStatus.APPROVED).exclude(decided_by=None).exists()
+    assert claims.filter(status=ClaimStatus.REJECTED).exclude(rejection_reason="").exclude(rejection_text="").exists()
+    assert claims.filter(submissions__gte=2).exists()
+    assert claims.filter(status=ClaimStatus.APPROVED).exclude(matched_line=None).exists()
+    claim = claims.first()
+    with claim.document.open("rb") as document:
+        assert sniff_file(document) is PDF
+    assert {c.member.user.email for c in claims.select_related("member__user")} >= set(DEMO_EMAILS.values())
+
+
+def test_the_sell_out_import_finished_with_a_few_bad_lines_and_returns(demo):
+    sales_import = SalesImport.objects.get()
+
+    assert sales_import.status == ImportStatus.DONE
+    assert sales_import.source.column_mapping
+    assert 200 <= sales_import.new_lines <= 500
+    assert 2 <= sales_import.error_rows <= 5
+    assert sales_import.points_posted > 0
+    assert SaleLine.objects.filter(quantity__lt=0).exclude(returns_line=None).count() >= 2
+    dates = SaleLine.objects.values_list("invoice_date", flat=True)
+    assert (max(dates) - min(dates)).days > 300
+
+
+def test_the_demo_sales_reps_statement_explains_rules_and_versions(demo):
+    entries = statement(account=account_of(DEMO_EMAILS["sales"]))
+    explanations = [entry.explanation for entry in entries]
+
+    assert any(" v1: " in text for text in explanations)
+    assert any(" v2: " in text for text in explanations)
+    assert any("Sales rep share 60%" in text for text in explanations)
+
+
+def test_the_books_balance_after_the_sales_side(demo):
+    assert PointsEntry.objects.filter(source_type="claim").exists()
+    assert PointsEntry.objects.filter(source_type="sale_line").exists()
+    assert ledger_problems() == []

@@ -41,6 +41,7 @@ class PartnerAlias(models.Model):
     partner = models.ForeignKey("partners.Partner", on_delete=models.CASCADE, related_name="+")
 
     class Meta:
+        verbose_name_plural = "partner aliases"
         constraints = [models.UniqueConstraint(fields=["source", "code"], name="partner_alias_unique")]
 
     def __str__(self):
@@ -51,7 +52,7 @@ class SalesImport(TimeStampedModel):
     """One uploaded sell-out file and how far its background processing got."""
 
     source = models.ForeignKey(SalesSource, on_delete=models.PROTECT, related_name="imports")
-    file = models.FileField(upload_to="imports/%Y/%m/")
+    file = models.FileField(upload_to="imports/%Y/%m/", storage=private_storage, help_text="Kept private.")
     original_name = models.CharField(max_length=255)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=10, choices=ImportStatus.choices, default=ImportStatus.QUEUED)

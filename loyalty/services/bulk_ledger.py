@@ -476,13 +476,11 @@ class BulkPoster:
         if not source_keys:
             return {}
         wanted = {key: f"{key}:r" for key in source_keys}
-        # One index lookup per key (LATERAL), whatever the planner's statistics say about the table.
         cursor.execute(
-            "SELECT e.id, e.account_id, e.available_delta + e.pending_delta, e.idempotency_key, "
-            "e.details ->> 'rule_id', e.source_id FROM unnest(%s::text[]) AS k(source_id) CROSS JOIN LATERAL "
-            "(SELECT * FROM loyalty_pointsentry WHERE source_type = %s AND source_id = k.source_id AND kind = %s) e "
-            "ORDER BY e.id",
-            [sorted({key[:64] for key in source_keys}), self.source_type, EntryKind.EARN],
+            "SELECT id, account_id, available_delta + pending_delta, idempotency_key, details ->> 'rule_id', "
+            "source_id FROM loyalty_pointsentry WHERE source_type = %s AND source_id = ANY(%s) AND kind = %s "
+            "ORDER BY id",
+            [self.source_type, sorted({key[:64] for key in source_keys}), EntryKind.EARN],
         )
         by_source_id = defaultdict(list)
         for row in cursor.fetchall():
@@ -508,15 +506,14 @@ class BulkPoster:
         own_lots: dict[int, list[list]] = defaultdict(list)  # entry id -> [[lot id, remaining, is_pending], ...]
         if entry_ids:
             cursor.execute(
-                "SELECT k.id, -SUM(r.available_delta + r.pending_delta) FROM unnest(%s::bigint[]) AS k(id) "
-                "CROSS JOIN LATERAL (SELECT * FROM loyalty_pointsentry WHERE reverses_id = k.id) r GROUP BY k.id",
+                "SELECT reverses_id, -SUM(available_delta + pending_delta) FROM loyalty_pointsentry "
+                "WHERE reverses_id = ANY(%s) GROUP BY reverses_id",
                 [entry_ids],
             )
             reversed_before.update(cursor.fetchall())
             cursor.execute(
-                "SELECT l.id, l.entry_id, l.remaining, l.is_pending FROM unnest(%s::bigint[]) AS k(id) "
-                "CROSS JOIN LATERAL (SELECT * FROM loyalty_pointslot WHERE entry_id = k.id AND remaining > 0) l "
-                "ORDER BY l.id",
+                "SELECT id, entry_id, remaining, is_pending FROM loyalty_pointslot "
+                "WHERE entry_id = ANY(%s) AND remaining > 0 ORDER BY id",
                 [entry_ids],
             )
             for lot_id, entry_id, remaining, is_pending in cursor.fetchall():
@@ -634,6 +631,27 @@ def _take(lots: list[list], points: int) -> list[tuple[list, int]]:
         left -= amount
         taken.append((lot, amount))
     return taken
+
+
+# Planner statistics -----------------------------------------------------------------------------------------
+
+STATISTICS_TABLES = ("loyalty_saleline", "loyalty_pointsentry", "loyalty_pointslot", "loyalty_ruleusage")
+
+
+def refresh_statistics(tables: Sequence[str] = STATISTICS_TABLES) -> list[str]:
+    """ANALYZE the tables a bulk load grows when their planner statistics are missing or stale (changed by
+    more than a fifth since, autovacuum's own rule), in case autovacuum is off or behind: without them
+    PostgreSQL may scan millions of entries to find a few hundred. Returns the tables analysed."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(%s) AND n_mod_since_analyze > 1000 "
+            "AND (COALESCE(last_analyze, last_autoanalyze) IS NULL OR n_mod_since_analyze > n_live_tup / 5)",
+            [list(tables)],
+        )
+        stale = sorted(row[0] for row in cursor.fetchall())
+        for table in stale:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+    return stale
 
 
 # COPY helpers --------------------------------------------------------------------------------------------

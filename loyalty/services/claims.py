@@ -437,6 +437,7 @@ def claim_submit(
 
     _invoice_lock(program.pk, number)
     _refuse_duplicate(program, member.partner_id, number, exclude_pk=None)
+    _refuse_already_imported(program, member.partner_id, number, checked)
     flags, notes, others = _flags(
         program=program,
         partner_id=member.partner_id,
@@ -622,6 +623,24 @@ def claim_withdraw(*, claim: SalesClaim, member: Member) -> SalesClaim:
 
 
 # Confirmation by sell-out data ----------------------------------------------------------------------
+
+
+def _refuse_already_imported(program: Program, partner_id: int, number: str, lines: list) -> None:
+    """A sale the distributor's sell-out already reported has been paid: claiming it again would pay twice."""
+    imported = (
+        SaleLine.objects.select_related("source")
+        .filter(partner_id=partner_id, source__program=program, quantity__gt=0)
+        .alias(number=_normalised_invoice())
+        .filter(number=number)
+    )
+    for line in lines:
+        found = imported.filter(product=line.product, quantity=line.quantity).first()
+        if found is not None:
+            raise ApplicationError(
+                f"Invoice {number} ({line.product.sku}, {line.quantity.normalize():f}) was already reported by "
+                f"{found.source.name} and earned its points; there is nothing to claim.",
+                code="already_imported",
+            )
 
 
 def _normalised_invoice(field: str = "invoice_number") -> Func:

@@ -8,6 +8,7 @@ puts its orders on loyalty.demo's timeline.
 from django.core.management.base import BaseCommand, CommandError
 
 from loyalty import demo as loyalty_demo
+from loyalty import demo_sales
 from loyalty.common.errors import ApplicationError
 from partners import demo as partners_demo
 from rewards import demo as rewards_demo
@@ -23,8 +24,8 @@ class Command(BaseCommand):
     help = (
         "Load the demo program: a water-treatment equipment maker's channel of ~60 partners and ~300 members "
         "per unit of --scale, with the demo logins; the AquaPro Partner Club with the points history of the first "
-        "60 partners, a rewards catalogue and orders. Idempotent: only missing parts are written, so running it "
-        "again is quick and changes nothing."
+        "60 partners, products, tiers, incentive rules, a year of sell-out and claims, a rewards catalogue and "
+        "orders. Idempotent: only missing parts are written, so running it again is quick and changes nothing."
     )
 
     def add_arguments(self, parser):
@@ -50,7 +51,9 @@ class Command(BaseCommand):
             )
         try:
             channel = partners_demo.seed_demo(scale=scale, dry_run=dry_run, progress=progress)
-            program = loyalty_demo.seed_program(dry_run=dry_run, progress=progress, extensions=(rewards_demo,))
+            program = loyalty_demo.seed_program(
+                dry_run=dry_run, progress=progress, extensions=(demo_sales, rewards_demo)
+            )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         if verbosity < 1:
@@ -80,6 +83,12 @@ class Command(BaseCommand):
             self.stdout.write(f"Demo program: {name} already present, nothing to do.")
             return
         created = ", ".join(_count(report.rows[table], table) for table in report.tables if report.rows[table])
+        if report.added:
+            verb = "would add about" if report.dry_run else "added"
+            self.stdout.write(
+                f"Demo program: {name} was there; {verb} {created or 'nothing'} ({report.seconds:.1f} s)."
+            )
+            return
         if report.dry_run:
             self.stdout.write(f"Demo program, dry run: would create {name} with about {created}. Nothing was written.")
         else:

@@ -1,0 +1,1198 @@
+"""Sell-out import: a distributor's or the ERP's file of sale lines, validated, matched and posted in bulk.
+
+Service API (the admin calls exactly these; everything raises ApplicationError with a message to show as is):
+
+    OUR_FIELDS                                   ordered {field: (label, required)} a source's columns map to
+    REQUIRED_FIELDS                              the fields of OUR_FIELDS that must be mapped
+    read_header(file, *, source) -> list[str]    the column headings of an uploaded file (CSV or XLSX); refuses
+                                                 empty, binary, undecodable and single-column files
+    suggest_mapping(header) -> dict[str, str]    {field: heading} guessed from the headings, to pre-fill the form
+    mapping_problems(mapping, header=None)       what is wrong with a mapping (empty list: nothing)
+    source_mapping_save(*, source, mapping, header=None) -> SalesSource
+                                                 validate and save a source's mapping (done once per source)
+    import_start(*, source, uploaded_file, user) -> SalesImport
+                                                 check the file against the saved mapping, store it, and queue
+                                                 loyalty.tasks.run_sales_import after commit (status "queued")
+    import_run(import_id, *, stats=None) -> SalesImport
+                                                 the task's body (see below); safe to call twice (a finished
+                                                 import is left alone, a running one too: advisory lock)
+    errors_csv(sales_import) -> Iterator[str]    "line,column,value,reason" CSV lines of every refused row, for
+                                                 a StreamingHttpResponse download
+
+Formats (loyalty.import_formats): CSV in UTF-8 (with or without BOM), UTF-16 with BOM or Windows-1252,
+delimiter from the source or detected (; , tab |); XLSX (first sheet, read-only). Numbers as the source
+says: 1,234.56 or, with `decimal_comma`, 1.234,56 (also 1 234,56, a trailing minus 12-, parentheses);
+dates by the source's `date_format` (e.g. %d.%m.%Y), else ISO or 31.12.2026; ambiguous 01/02/2026 is refused.
+
+What import_run does, and what the admin can rely on:
+- Whole-file problems (empty file, undecodable bytes anywhere in it, a single column, a heading of the mapping
+  missing, too many lines) are found before the first line is posted: status "failed", `message` says why,
+  nothing changed. Extra, unmapped columns are fine.
+- Lines are read as a stream and handled in batches of BATCH_SIZE, each in one transaction: the lines of a
+  batch are posted all together or not at all. After each batch `processed_rows` / `total_rows` (and the
+  counts) are committed, so a progress bar can poll `SalesImport.percent_done`.
+- Every line is validated; a bad line is never posted and is listed with its line number (the header is
+  line 1; for XLSX the sheet's row number), the column heading, the value and the reason. The first
+  MAX_STORED_ERRORS are in `errors`; errors_csv gives them all.
+- Partners are matched by the source's alias code (PartnerAlias) or the legal id; members (optional) by
+  member code ("M" + id) or e-mail, and must work at the line's partner (one who has left is refused: leave
+  the column empty to credit the partner's account); products by SKU. Quantity 0, more than 3 decimals,
+  dates in the future or before 2000 are refused.
+- Idempotent per (source, external id): a line already imported (by any earlier import of the source) is
+  counted in `duplicate_lines` and posts nothing; the same external id twice in one file: the second is an
+  error. Importing the same file twice posts nothing the second time and the message says so.
+- Good lines go through the same engine as earning.post_event (same rules, caps, budgets, idempotency keys:
+  `sale:{source id}:{external id}:r{rule id}:{beneficiary}`), via bulk_ledger.BulkPoster.
+- A negative quantity is a return: it takes back, from exactly the entries its original line earned, the
+  share of the returned quantity (reverse entries; the rules' budgets are given back and the caps' usage is
+  not, exactly as reverse_source does; running totals are rounded so that returning a line in parts takes
+  back exactly what it earned). The original is the line named in returns_external_id, else the earlier
+  line of the same source with the same partner, invoice number and SKU that still has enough quantity left
+  to return. A return with no original, or returning more than is left, is refused with the reason. If the
+  member already spent the points, the return is posted, what is there is taken back, and the shortfall is
+  listed in `errors` (the line counts as new, not as an error) and in the message.
+- New lines with an invoice number are handed to claims.claims_confirm_by_sale_lines (when that service
+  exists), in the same transaction, so matching claims are approved without review.
+- Speed: a writer thread with its own connection posts batch N while batch N+1 is read, checked and
+  evaluated (only outside a transaction; inside one, e.g. in tests, batches run one after the other as
+  savepoints). The planner statistics of the ledger tables are refreshed when stale (autovacuum off or late).
+  Memory is bounded by two batches in flight plus the external ids seen (to refuse duplicates in the file):
+  ~370 MB peak for 1,000,000 lines.
+- `status` ends "done" (with a message like "1,000,000 lines: 999,800 new, 0 already imported, 200 with
+  errors; 12,345,678 points posted") or "failed" (whole-file problem, or an unexpected error: the batches
+  before it stay posted, and importing the file again posts only the rest).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import re
+import tempfile
+import time
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.core.files.base import File
+from django.core.files.storage import default_storage
+from django.db import DatabaseError, connection, transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from loyalty.common.errors import ApplicationError
+from partners.constants import MemberStatus, PayoutPolicy
+from partners.models import Member, Partner
+
+from ..constants import ClaimStatus, ImportStatus
+from ..engine import ONE, Event, Participant
+from ..import_formats import CsvLineError, FileProblem, open_table, parse_date, parse_decimal
+from ..models import ClaimLine, PartnerAlias, PartnerTier, Product, SaleLine, SalesClaim, SalesImport, SalesSource
+from .bulk_ledger import BulkPoster, Reversal, copy_in, copy_text, refresh_statistics
+
+logger = logging.getLogger(__name__)
+
+OUR_FIELDS: dict[str, tuple[str, bool]] = {
+    "external_id": ("External line id", True),
+    "partner": ("Partner (legal id or the source's customer code)", True),
+    "member": ("Member (e-mail or member code M…)", False),
+    "sku": ("SKU", True),
+    "quantity": ("Quantity (negative: a return)", True),
+    "amount": ("Amount", True),
+    "invoice_number": ("Invoice number (needed to confirm claims)", False),
+    "invoice_date": ("Invoice date", True),
+    "returns_external_id": ("Returned line's external id (for returns)", False),
+}
+REQUIRED_FIELDS = [name for name, (_, required) in OUR_FIELDS.items() if required]
+
+BATCH_SIZE = getattr(settings, "SALES_IMPORT_BATCH_SIZE", 50_000)
+MAX_FILE_BYTES = getattr(settings, "SALES_IMPORT_MAX_BYTES", 1024 * 1024 * 1024)
+MAX_LINES = getattr(settings, "SALES_IMPORT_MAX_LINES", 5_000_000)
+MAX_STORED_ERRORS = 1000
+STATISTICS_EVERY = 10  # batches between checks of the planner statistics
+# Read and evaluate the next batch while the previous one is written (a second database connection).
+PIPELINE = getattr(settings, "SALES_IMPORT_PIPELINE", True)
+ERRORS_DIR = "imports/errors"
+
+MAX_QUANTITY = Decimal(10) ** 9
+MAX_AMOUNT = Decimal(10) ** 12
+CENT = Decimal("0.01")
+_BAD_ID = re.compile(r"[\x00-\x1f\x7f]")
+
+
+# Headers and mappings ----------------------------------------------------------------------------------------
+
+
+def read_header(file, *, source: SalesSource) -> list[str]:
+    """The column headings of an uploaded file. Raises ApplicationError when the file cannot be read."""
+    _check_size(getattr(file, "size", None))
+    try:
+        with open_table(file, name=getattr(file, "name", "") or "", delimiter=source.delimiter) as table:
+            header = table.header
+    finally:
+        file.seek(0)
+    if not any(header):
+        raise FileProblem("The file's first line is empty: it needs a header line with the column names.")
+    return header
+
+
+_SYNONYMS = {
+    "external_id": ["externalid", "lineid", "id", "lineno", "linenumber", "line", "position", "transactionid",
+                    "rowid", "docline", "itemid", "belegposition"],
+    "partner": ["partner", "partnercode", "customer", "customerno", "customernumber", "customerid", "customercode",
+                "dealer", "dealercode", "legalid", "vat", "vatnumber", "vatid", "taxid", "kunde", "kundennummer",
+                "client", "account"],
+    "member": ["member", "membercode", "email", "emailaddress", "salesrep", "rep", "seller", "contact", "mitglied"],
+    "sku": ["sku", "productcode", "product", "article", "articleno", "articlenumber", "item", "itemcode",
+            "itemno", "material", "materialno", "partnumber", "artikel", "artikelnummer"],
+    "quantity": ["quantity", "qty", "units", "pieces", "pcs", "menge", "quantite", "cantidad"],
+    "amount": ["amount", "netamount", "total", "linetotal", "lineamount", "net", "value", "revenue", "sales",
+               "betrag", "umsatz", "montant", "importe"],
+    "invoice_number": ["invoicenumber", "invoiceno", "invoice", "invoiceid", "document", "documentno", "docno",
+                       "rechnung", "rechnungsnummer", "rechnungsnr", "facture", "factura", "billno"],
+    "invoice_date": ["invoicedate", "date", "documentdate", "docdate", "datum", "rechnungsdatum", "datefacture",
+                     "saledate", "salesdate"],
+    "returns_external_id": ["returnsexternalid", "returnsline", "returnslineid", "returnof", "originalline",
+                            "originallineid", "originalid", "creditfor", "returnedline", "originalexternalid"],
+}  # fmt: skip
+
+
+def _normalise(heading: str) -> str:
+    text = unicodedata.normalize("NFKD", heading).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]", "", text)
+
+
+def suggest_mapping(header: Iterable[str]) -> dict[str, str]:
+    """{our field: heading} guessed from the headings: exact synonyms first, then headings that contain one.
+    Each heading is used once; fields without a good guess are left out."""
+    headings = [h for h in header if h and h.strip()]
+    normalised = {h: _normalise(h) for h in headings}
+    mapping: dict[str, str] = {}
+    used: set[str] = set()
+    for exact in (True, False):
+        for name in OUR_FIELDS:
+            if name in mapping:
+                continue
+            for synonym in _SYNONYMS[name]:
+                found = next(
+                    (
+                        h
+                        for h in headings
+                        if h not in used
+                        and (normalised[h] == synonym if exact else len(synonym) > 3 and synonym in normalised[h])
+                    ),
+                    None,
+                )
+                if found is not None:
+                    mapping[name] = found
+                    used.add(found)
+                    break
+    return {name: mapping[name] for name in OUR_FIELDS if name in mapping}
+
+
+def mapping_problems(mapping: dict, header: list[str] | None = None) -> list[str]:
+    """Why a mapping cannot be used (with this file's header, when given); an empty list when it can."""
+    problems = []
+    unknown = sorted(set(mapping) - set(OUR_FIELDS))
+    if unknown:
+        problems.append(f"Unknown fields: {', '.join(unknown)}.")
+    for name in REQUIRED_FIELDS:
+        if not (mapping.get(name) or "").strip():
+            problems.append(f"Choose the column for “{OUR_FIELDS[name][0]}”: it is required.")
+    chosen = [(name, column) for name, column in mapping.items() if name in OUR_FIELDS and column]
+    seen: dict[str, str] = {}
+    for name, column in chosen:
+        if column in seen:
+            problems.append(
+                f"The column “{column}” is chosen for both “{OUR_FIELDS[seen[column]][0]}” and “{OUR_FIELDS[name][0]}”."
+            )
+        seen[column] = name
+    if header is not None:
+        present = set(header)
+        for name, column in chosen:
+            if column not in present:
+                problems.append(
+                    f"The file has no column “{column}” (mapped to “{OUR_FIELDS[name][0]}”). "
+                    f"Its columns are: {', '.join(h for h in header if h) or '(none)'}."
+                )
+            elif header.count(column) > 1:
+                problems.append(f"The file has two columns named “{column}”: rename one of them.")
+    return problems
+
+
+@transaction.atomic
+def source_mapping_save(*, source: SalesSource, mapping: dict, header: list[str] | None = None) -> SalesSource:
+    """Save which heading of this source's files holds each of our fields (asked once per source)."""
+    mapping = {name: (mapping.get(name) or "").strip() for name in OUR_FIELDS if (mapping.get(name) or "").strip()}
+    problems = mapping_problems(mapping, header)
+    if problems:
+        raise ApplicationError(" ".join(problems), "invalid_mapping")
+    source = SalesSource.objects.select_for_update().get(pk=source.pk)
+    source.column_mapping = mapping
+    source.full_clean()
+    source.save(update_fields=["column_mapping", "updated_at"])
+    return source
+
+
+def _check_size(size: int | None) -> None:
+    if size is not None and size > MAX_FILE_BYTES:
+        raise FileProblem(
+            f"The file is {size / 1024 / 1024:,.0f} MB; the most one import takes is "
+            f"{MAX_FILE_BYTES / 1024 / 1024:,.0f} MB. Split it into several files (the lines already imported "
+            "are skipped, so overlapping files are fine).",
+            "file_too_big",
+        )
+
+
+# Starting -----------------------------------------------------------------------------------------------------
+
+
+def import_start(*, source: SalesSource, uploaded_file, user) -> SalesImport:
+    """Check the file against the source's saved mapping, store it and queue the import after commit."""
+    from ..tasks import run_sales_import
+
+    mapping = source.column_mapping or {}
+    missing = [OUR_FIELDS[name][0] for name in REQUIRED_FIELDS if not mapping.get(name)]
+    if missing:
+        raise ApplicationError(
+            f"Map this source's columns first: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not "
+            "mapped yet.",
+            "mapping_incomplete",
+        )
+    header = read_header(uploaded_file, source=source)
+    problems = mapping_problems(mapping, header)
+    if problems:
+        raise ApplicationError(" ".join(problems), "header_mismatch")
+    name = os.path.basename(getattr(uploaded_file, "name", "") or "sell-out.csv")
+    with transaction.atomic():
+        sales_import = SalesImport(source=source, original_name=name[:255], uploaded_by=user)
+        uploaded_file.seek(0)
+        sales_import.file.save(name, uploaded_file if isinstance(uploaded_file, File) else File(uploaded_file), False)
+        sales_import.full_clean()
+        sales_import.save()
+        transaction.on_commit(lambda: run_sales_import.delay(sales_import.pk))
+    return sales_import
+
+
+# Running --------------------------------------------------------------------------------------------------------
+
+_IMPORT_COLUMNS = (
+    "seq, external_id, partner_id, member_id, product_id, quantity, amount, invoice_number, invoice_date, "
+    "returns_line_id"
+)
+# Lines of a source by external id: one index lookup each (LATERAL), whatever the table's statistics say.
+_BY_EXTERNAL_ID = (
+    "SELECT {columns} FROM unnest(%s::text[]) AS k(external_id) CROSS JOIN LATERAL "
+    "(SELECT * FROM loyalty_saleline WHERE source_id = %s AND external_id = k.external_id) s"
+)
+_LOCK_NAMESPACE = 0x5A1E  # pg_advisory_lock(namespace, import id): one worker per import
+
+
+def import_run(import_id: int, *, stats: dict | None = None) -> SalesImport:
+    """Run a queued import to the end (the task's body). A finished import is left as it is; one that is
+    running elsewhere is left to that worker; one interrupted mid-way is run again (posted lines are skipped).
+    `stats`, when given, receives the seconds spent in each phase (for benchmarks)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_NAMESPACE, import_id])
+        if not cursor.fetchone()[0]:
+            return SalesImport.objects.get(pk=import_id)
+    try:
+        sales_import = SalesImport.objects.select_related("source__program").get(pk=import_id)
+        if sales_import.status in (ImportStatus.DONE, ImportStatus.FAILED):
+            return sales_import
+        resumed = sales_import.status == ImportStatus.RUNNING
+        run = _Run(sales_import, resumed=resumed)
+        run.run()
+        if stats is not None:
+            stats.update(run.stats.seconds)
+            if run.poster is not None:
+                stats["entries"] = run.poster.entries_written
+                stats.update({f"post.{step}": seconds for step, seconds in run.poster.timings.items()})
+        return sales_import
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_NAMESPACE, import_id])
+
+
+@dataclass(slots=True)
+class _Line:
+    line: int
+    external_id: str
+    partner: str
+    member: str
+    sku: str
+    quantity: Decimal
+    amount: Decimal
+    invoice_number: str
+    invoice_date: date
+    returns_external_id: str
+    partner_facts: tuple | None = None
+    member_facts: tuple | None = None
+    product_facts: tuple | None = None
+
+
+@dataclass
+class _Counts:
+    total: int = 0
+    new: int = 0
+    duplicates: int = 0
+    error_rows: int = 0
+    points: int = 0
+    reversed: int = 0
+    returns: int = 0
+    shortfall: int = 0
+    notes: int = 0  # errors-list entries for posted lines (shortfalls)
+
+
+class _Issues:
+    """The problems found in one batch: error entries (line, column heading, value, reason) and bad rows."""
+
+    def __init__(self, headings: dict[str, str]):
+        self.headings = headings
+        self.items: list[dict] = []
+        self.rows = 0
+
+    def add(self, line: int, name: str, value, reason: str) -> None:
+        value = "" if value is None else str(value)[:200]
+        self.items.append({"line": line, "column": self.headings.get(name, name), "value": value, "reason": reason})
+
+    def row(self, line: int, name: str, value, reason: str) -> None:
+        self.rows += 1
+        self.add(line, name, value, reason)
+
+
+@dataclass
+class _Prepared:
+    """A batch read, checked and matched (and, usually, evaluated), waiting to be written."""
+
+    errors: _Issues
+    lines: list = field(default_factory=list)
+    total: int = 0
+    events: dict | None = None
+    earns: list | None = None
+
+
+@dataclass
+class _Stats:
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def add(self, phase: str, started: float) -> float:
+        now = time.perf_counter()
+        self.seconds[phase] += now - started
+        return now
+
+
+class _Run:
+    """One run of one import. See the module docstring for what it promises."""
+
+    def __init__(self, sales_import: SalesImport, *, resumed: bool = False):
+        self.imp = sales_import
+        self.source = sales_import.source
+        self.program = self.source.program
+        self.mapping = self.source.column_mapping or {}
+        self.resumed = resumed
+        self.counts = _Counts()
+        self.errors: list[dict] = []
+        self.speculate = True
+        self.batches_written = 0
+        self.error_file = tempfile.TemporaryFile(mode="w+", encoding="utf-8", newline="")  # noqa: SIM115
+        self.error_writer = csv.writer(self.error_file)
+        self.error_writer.writerow(["line", "column", "value", "reason"])
+        self.seen: set[str] = set()
+        self.stats = _Stats()
+        self.poster: BulkPoster | None = None
+        self.today = timezone.localdate()
+        self.total_rows = 0
+        self._partners: dict[str, tuple | None] = {}
+        self._members_by_code: dict[str, tuple | None] = {}
+        self._members_by_email: dict[str, list[tuple]] = {}
+        self._products: dict[str, tuple | None] = {}
+        self._participants: dict[int, tuple[Participant, ...]] = {}
+        self._quantities: dict[str, Decimal | str] = {}
+        self._dates: dict[str, date | str] = {}
+
+    # -- the run -----------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        imp = self.imp
+        SalesImport.objects.filter(pk=imp.pk).update(
+            status=ImportStatus.RUNNING,
+            started_at=timezone.now(),
+            finished_at=None,
+            total_rows=0,
+            processed_rows=0,
+            new_lines=0,
+            duplicate_lines=0,
+            error_rows=0,
+            points_posted=0,
+            errors=[],
+            message="",
+        )
+        try:
+            with imp.file.open("rb") as stream:
+                table = self._open(stream)
+                with table:
+                    self._import(table)
+        except FileProblem as exc:
+            self._finish(ImportStatus.FAILED, f"{exc.message} Nothing was imported.")
+        except Exception as exc:
+            logger.exception("Sales import %s stopped", imp.pk)
+            self._finish(
+                ImportStatus.FAILED,
+                f"The import stopped after {self.counts.total:,} lines because of an unexpected error "
+                f"({type(exc).__name__}: {str(exc)[:120]}). The lines before it are posted; import the file "
+                "again to post the rest (lines already imported are skipped).",
+            )
+        finally:
+            self.error_file.close()
+        imp.refresh_from_db()
+
+    def _open(self, stream):
+        size = getattr(self.imp.file, "size", None)
+        _check_size(size)
+        table = open_table(stream, name=self.imp.original_name, delimiter=self.source.delimiter, check_whole_file=True)
+        problems = mapping_problems(self.mapping, table.header)
+        if problems:
+            table.close()
+            raise FileProblem(" ".join(problems), "header_mismatch")
+        if table.data_lines is not None and table.data_lines > MAX_LINES:
+            table.close()
+            raise FileProblem(
+                f"The file has {table.data_lines:,} lines; the most one import takes is {MAX_LINES:,}. Split it "
+                "into several files.",
+                "too_many_lines",
+            )
+        return table
+
+    def _import(self, table) -> None:
+        imp = self.imp
+        self.columns = {name: table.header.index(column) for name, column in self.mapping.items() if column}
+        self.headings = {name: column for name, column in self.mapping.items() if column}
+        self.width = max(self.columns.values()) + 1
+        self.total_rows = table.data_lines or 0
+        SalesImport.objects.filter(pk=imp.pk).update(total_rows=self.total_rows)
+        self.poster = BulkPoster(self.program)
+        if PIPELINE and not connection.in_atomic_block:
+            self._pipelined(self._batches(table))
+        else:  # inside the caller's transaction (tests): one connection, batches are savepoints
+            for rows in self._batches(table):
+                self._write(self._prepare(rows))
+        self._analyze()
+        self._flush_errors()
+        if self.counts.total == 0:
+            raise FileProblem("The file has a header line but no lines below it.", "no_lines")
+        self._finish(ImportStatus.DONE, self._message())
+
+    def _batches(self, table) -> Iterator[list[tuple[int, list]]]:
+        batch: list[tuple[int, list]] = []
+        started = time.perf_counter()
+        for item in table.rows():
+            batch.append(item)
+            if len(batch) >= BATCH_SIZE:
+                self.stats.add("read", started)
+                yield batch
+                batch = []
+                started = time.perf_counter()
+        self.stats.add("read", started)
+        if batch:
+            yield batch
+
+    def _pipelined(self, batches: Iterator[list]) -> None:
+        """While a writer thread (its own database connection) posts one batch, this thread reads, checks and
+        evaluates the next: the database and Python work at the same time. One batch in flight at most."""
+
+        def write(prepared: _Prepared) -> None:
+            try:
+                self._write(prepared)
+            finally:
+                connection.close_if_unusable_or_obsolete()
+
+        def close() -> None:
+            connection.close()
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sales-import") as writer:
+            pending = None
+            try:
+                for rows in batches:
+                    prepared = self._prepare(rows)
+                    if pending is not None:
+                        pending.result()  # the previous batch's failure stops the import here
+                    pending = writer.submit(write, prepared)
+                if pending is not None:
+                    pending.result()
+            finally:
+                writer.submit(close).result()
+
+    # -- one batch ---------------------------------------------------------------------------------------
+
+    def _prepare(self, rows: list[tuple[int, list]]) -> _Prepared:
+        """Read, check and match a batch, and evaluate its sales (no writes)."""
+        batch = _Prepared(errors=_Issues(self.headings))
+        started = time.perf_counter()
+        lines = self._parse(rows, batch)
+        rows.clear()  # the raw cells are not needed any more
+        started = self.stats.add("parse", started)
+        batch.lines = self._match(lines, batch.errors)
+        started = self.stats.add("match", started)
+        if self.speculate:  # evaluate now, in parallel with the writer; lines found already imported are dropped
+            batch.events = {line.external_id: self._event(line) for line in batch.lines if line.quantity > 0}
+            batch.earns = self.poster.evaluate(batch.events.values())
+            self.stats.add("evaluate", started)
+        return batch
+
+    def _write(self, batch: _Prepared) -> None:
+        """Post one batch in one transaction, with the import's progress."""
+        if self.batches_written % STATISTICS_EVERY == 0:
+            self._analyze()
+        self.batches_written += 1
+        started = time.perf_counter()
+        counts, errors = self.counts, batch.errors
+        with transaction.atomic():
+            counts.total += batch.total
+            positives = [line for line in batch.lines if line.quantity > 0]
+            returns = [line for line in batch.lines if line.quantity < 0]
+            new_ids = self._insert(positives)
+            started = self.stats.add("insert_lines", started)
+            new_lines = [line for line in positives if line.external_id in new_ids]
+            counts.duplicates += len(positives) - len(new_lines)
+            reversals, new_returns = self._returns(returns, errors) if returns else ([], {})
+            started = self.stats.add("returns", started)
+            # A sale a claim already reports is paid once, through the claim (with its colleagues' shares).
+            covered = self._covered_by_claims(new_lines)
+            paying = [line for line in new_lines if line.external_id not in covered]
+            if batch.earns is not None:
+                keys = {batch.events[line.external_id].source_key for line in paying}
+                earns = [earn for earn in batch.earns if earn.event.source_key in keys]
+                result = self.poster.post((), reversals, evaluated=earns)
+            else:
+                result = self.poster.post([self._event(line) for line in paying], reversals)
+            started = self.stats.add("post", started)
+            self.speculate = bool(new_lines) or not positives  # a file already imported: evaluate only what is new
+            counts.new += len(new_lines) + len(new_returns)
+            counts.points += result.points_earned
+            counts.reversed += result.points_reversed
+            counts.returns += len(new_returns)
+            for shortfall in result.shortfalls:
+                counts.shortfall += shortfall.missing
+                errors.add(
+                    shortfall.ref,
+                    "quantity",
+                    "",
+                    f"Return posted, but {shortfall.missing:,} of the {shortfall.wanted:,} points to take back were "
+                    f"already spent (account {shortfall.account_id}): only {shortfall.taken:,} were taken back.",
+                )
+            self._confirm_claims(new_lines, new_ids)
+            started = self.stats.add("claims", started)
+            counts.error_rows += errors.rows
+            self._flush_errors(errors.items)
+            SalesImport.objects.filter(pk=self.imp.pk).update(
+                processed_rows=counts.total,
+                total_rows=max(self.total_rows, counts.total),
+                new_lines=counts.new,
+                duplicate_lines=counts.duplicates,
+                error_rows=counts.error_rows,
+                points_posted=counts.points,
+                errors=self.errors,
+            )
+        self.stats.add("commit", started)
+
+    # -- parsing (no database) ---------------------------------------------------------------------------
+
+    def _parse(self, rows: list[tuple[int, list]], batch: _Prepared) -> list[_Line]:
+        columns, width = self.columns, self.width
+        get = columns.get
+        i_ext, i_partner, i_member = columns["external_id"], columns["partner"], get("member")
+        i_sku, i_qty, i_amount = columns["sku"], columns["quantity"], columns["amount"]
+        i_invoice, i_date, i_returns = get("invoice_number"), columns["invoice_date"], get("returns_external_id")
+        decimal_comma, date_format = self.source.decimal_comma, self.source.date_format
+        quantities, dates, seen = self._quantities, self._dates, self.seen
+        latest = self.today + timedelta(days=1)
+        lines = []
+        issues = batch.errors
+        batch.total = len(rows)
+        for number, cells in rows:
+            if isinstance(cells, CsvLineError):
+                issues.row(number, "", "", f"The line cannot be read as CSV: {cells}.")
+                continue
+            if len(cells) < width:
+                if any(_text(c) for c in cells):
+                    issues.row(
+                        number,
+                        "",
+                        "",
+                        f"The line has {len(cells)} values; the columns mapped need {width} (a missing separator?).",
+                    )
+                    continue
+                cells = list(cells) + [""] * (width - len(cells))
+            problems = []
+            external_id = _text(cells[i_ext])
+            if not external_id:
+                problems.append(("external_id", "", "is missing"))
+            elif len(external_id) > 80 or _BAD_ID.search(external_id):
+                problems.append(
+                    ("external_id", external_id, "must be at most 80 characters, without control characters")
+                )
+            elif external_id in seen:
+                problems.append(
+                    ("external_id", external_id, "appears more than once in this file: only its first line is imported")
+                )
+            else:
+                seen.add(external_id)
+            partner = _text(cells[i_partner])
+            if not partner:
+                problems.append(("partner", "", "is missing"))
+            member = _text(cells[i_member]) if i_member is not None else ""
+            sku = _text(cells[i_sku])
+            if not sku:
+                problems.append(("sku", "", "is missing"))
+            raw = cells[i_qty]
+            quantity = quantities.get(raw) if isinstance(raw, str) else None
+            if quantity is None:
+                quantity = _quantity(raw, decimal_comma)
+                if isinstance(raw, str) and len(quantities) < 10_000:
+                    quantities[raw] = quantity
+            if isinstance(quantity, str):
+                problems.append(("quantity", _text(raw), quantity))
+            raw = cells[i_amount]
+            try:
+                amount = parse_decimal(raw, decimal_comma=decimal_comma)
+                if amount.as_tuple().exponent < -2:
+                    amount = amount.quantize(CENT, rounding=ROUND_HALF_UP)
+                if abs(amount) >= MAX_AMOUNT:
+                    problems.append(("amount", _text(raw), "is too large"))
+            except ValueError as exc:
+                problems.append(("amount", _text(raw), str(exc)))
+            raw = cells[i_date]
+            day = dates.get(raw) if isinstance(raw, str) else None
+            if day is None:
+                try:
+                    day = parse_date(raw, date_format=date_format)
+                    if day > latest:
+                        day = "is in the future"
+                    elif day.year < 2000:
+                        day = "is before 2000"
+                except ValueError as exc:
+                    day = str(exc)
+                if isinstance(raw, str) and len(dates) < 100_000:
+                    dates[raw] = day
+            if isinstance(day, str):
+                problems.append(("invoice_date", _text(raw), day))
+            invoice = _text(cells[i_invoice]) if i_invoice is not None else ""
+            if len(invoice) > 60:
+                problems.append(("invoice_number", invoice, "must be at most 60 characters"))
+            returns_id = _text(cells[i_returns]) if i_returns is not None else ""
+            if returns_id and not isinstance(quantity, str) and quantity > 0:
+                problems.append(("returns_external_id", returns_id, "is only for returns (a negative quantity)"))
+            if problems:
+                issues.rows += 1
+                for name, value, reason in problems:
+                    issues.add(number, name, value, reason)
+                continue
+            lines.append(_Line(number, external_id, partner, member, sku, quantity, amount, invoice, day, returns_id))
+        return lines
+
+    # -- matching partners, members and products (a few queries per batch) ---------------------------------
+
+    def _match(self, lines: list[_Line], issues: _Issues) -> list[_Line]:
+        self._load_partners({line.partner for line in lines} - self._partners.keys())
+        self._load_products({line.sku for line in lines} - self._products.keys())
+        codes, emails = set(), set()
+        for line in lines:
+            if line.member:
+                if _is_member_code(line.member):
+                    codes.add(line.member.upper())
+                else:
+                    emails.add(line.member.lower())
+        self._load_members(codes - self._members_by_code.keys(), emails - self._members_by_email.keys())
+        good = []
+        for line in lines:
+            problems = []
+            partner = self._partners.get(line.partner)
+            if partner is None:
+                problems.append(
+                    ("partner", line.partner, "is not a partner's legal id nor a customer code of this source")
+                )
+            product = self._products.get(line.sku)
+            if product is None:
+                problems.append(("sku", line.sku, "is not a SKU of the catalogue"))
+            member = None
+            if line.member and partner is not None:
+                member, reason = self._member(line.member, partner)
+                if reason:
+                    problems.append(("member", line.member, reason))
+            if problems:
+                issues.rows += 1
+                for name, value, reason in problems:
+                    issues.add(line.line, name, value, reason)
+                continue
+            line.partner_facts, line.member_facts, line.product_facts = partner, member, product
+            good.append(line)
+        return good
+
+    def _load_partners(self, codes: set[str]) -> None:
+        if not codes:
+            return
+        found: dict[str, int] = {}
+        for code, partner_id in PartnerAlias.objects.filter(source=self.source, code__in=codes).values_list(
+            "code", "partner_id"
+        ):
+            found[code] = partner_id
+        for legal_id, partner_id in Partner.objects.filter(legal_id__in=codes - found.keys()).values_list(
+            "legal_id", "pk"
+        ):
+            found[legal_id] = partner_id
+        facts = {}
+        ids = set(found.values()) - {f[0] for f in self._partners.values() if f}
+        if ids:
+            tiers = {
+                row.partner_id: (row.tier_id, row.tier.name, row.tier.multiplier)
+                for row in PartnerTier.objects.filter(program=self.program, partner_id__in=ids).select_related("tier")
+            }
+            for pk, kind, region_id, payout in Partner.objects.filter(pk__in=ids).values_list(
+                "pk", "kind", "region_id", "payout_policy"
+            ):
+                facts[pk] = (pk, kind, region_id, payout == PayoutPolicy.POOLED, tiers.get(pk))
+        known = {f[0]: f for f in self._partners.values() if f}
+        known.update(facts)
+        for code in codes:
+            self._partners[code] = known.get(found[code]) if code in found else None
+
+    def _load_products(self, skus: set[str]) -> None:
+        if not skus:
+            return
+        found = {
+            sku: (pk, line_id)
+            for sku, pk, line_id in Product.objects.filter(sku__in=skus).values_list("sku", "pk", "line_id")
+        }
+        for sku in skus:
+            self._products[sku] = found.get(sku)
+
+    def _load_members(self, codes: set[str], emails: set[str]) -> None:
+        fields = ("pk", "partner_id", "status", "role__code", "role__name")
+        if codes:
+            ids = {int(code[1:]) for code in codes}
+            found = {f"M{row[0]}": row for row in Member.objects.filter(pk__in=ids).values_list(*fields)}
+            for code in codes:
+                self._members_by_code[code] = found.get(f"M{int(code[1:])}")
+        if emails:
+            for email in emails:
+                self._members_by_email[email] = []
+            rows = (
+                Member.objects.annotate(email_lower=Lower("user__email"))
+                .filter(email_lower__in=emails)
+                .values_list("email_lower", *fields)
+            )
+            for email, *row in rows:
+                self._members_by_email[email].append(tuple(row))
+
+    def _member(self, key: str, partner: tuple) -> tuple[tuple | None, str]:
+        if _is_member_code(key):
+            member = self._members_by_code.get(key.upper())
+            if member is None:
+                return None, "is not a member code"
+            if member[1] != partner[0]:
+                return None, "is the member code of someone at another partner"
+        else:
+            memberships = [m for m in self._members_by_email.get(key.lower(), ()) if m[1] == partner[0]]
+            if not memberships:
+                known = bool(self._members_by_email.get(key.lower()))
+                return None, "works at another partner" if known else "is not the e-mail of a member"
+            current = [m for m in memberships if m[2] != MemberStatus.LEFT]
+            member = current[0] if current else memberships[0]
+        if member[2] == MemberStatus.LEFT:
+            return None, "has left this partner: leave the member column empty to credit the partner's account"
+        return member, ""
+
+    # -- writing -----------------------------------------------------------------------------------------
+
+    def _insert(self, lines: list[_Line], returns_of: dict[str, int] | None = None) -> dict[str, int]:
+        """Insert the lines that are new for this source; {external id: sale line id} of those inserted."""
+        if not lines:
+            return {}
+        rows = []
+        for seq, line in enumerate(lines):
+            member = line.member_facts[0] if line.member_facts else "\\N"
+            original = returns_of.get(line.external_id, "\\N") if returns_of else "\\N"
+            rows.append(
+                f"{seq}\t{copy_text(line.external_id)}\t{line.partner_facts[0]}\t{member}\t{line.product_facts[0]}\t"
+                f"{line.quantity}\t{line.amount}\t{copy_text(line.invoice_number)}\t{line.invoice_date.isoformat()}\t"
+                f"{original}\n"
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS loyalty_import_lines (seq int, external_id text, partner_id bigint, "
+                "member_id bigint, product_id bigint, quantity numeric, amount numeric, invoice_number text, "
+                "invoice_date date, returns_line_id bigint)"
+            )
+            cursor.execute("TRUNCATE loyalty_import_lines")
+            copy_in(cursor, "loyalty_import_lines", _IMPORT_COLUMNS, rows)
+            del rows
+            cursor.execute(
+                "INSERT INTO loyalty_saleline (source_id, external_id, sales_import_id, partner_id, member_id, "
+                "product_id, quantity, amount, invoice_number, invoice_date, returns_line_id, created_at) "
+                "SELECT %s, external_id, %s, partner_id, member_id, product_id, quantity, amount, invoice_number, "
+                "invoice_date, returns_line_id, now() FROM loyalty_import_lines ORDER BY seq "
+                "ON CONFLICT (source_id, external_id) DO NOTHING RETURNING external_id, id",
+                [self.source.pk, self.imp.pk],
+            )
+            inserted = dict(cursor.fetchall())
+            if self.resumed and len(inserted) < len(lines):
+                # Lines this import posted before it was interrupted count as its new lines, not duplicates.
+                missing = [line.external_id for line in lines if line.external_id not in inserted]
+                cursor.execute(
+                    _BY_EXTERNAL_ID.format(columns="s.external_id, s.id") + " WHERE s.sales_import_id = %s",
+                    [missing, self.source.pk, self.imp.pk],
+                )
+                inserted.update(cursor.fetchall())
+        return inserted
+
+    def _returns(self, returns: list[_Line], issues: _Issues) -> tuple[list[Reversal], dict[str, int]]:
+        """Find each return's original line, refuse those that cannot be matched, insert the rest and say what
+        each takes back. Returns (reversals, {external id: sale line id} of the returns inserted)."""
+        source_id = self.source.pk
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _BY_EXTERNAL_ID.format(columns="s.external_id"), [[line.external_id for line in returns], source_id]
+            )
+            already = {row[0] for row in cursor.fetchall()}
+            returns = [line for line in returns if line.external_id not in already]
+            self.counts.duplicates += len(already)
+            by_id = [line.returns_external_id for line in returns if line.returns_external_id]
+            originals: dict[str, tuple] = {}
+            if by_id:
+                cursor.execute(
+                    _BY_EXTERNAL_ID.format(columns="s.external_id, s.id, s.partner_id, s.product_id, s.quantity"),
+                    [by_id, source_id],
+                )
+                originals = {row[0]: row for row in cursor.fetchall()}
+            by_invoice = [line for line in returns if not line.returns_external_id and line.invoice_number]
+            candidates: dict[tuple, list[tuple]] = defaultdict(list)
+            if by_invoice:
+                cursor.execute(
+                    "SELECT s.external_id, s.id, s.partner_id, s.product_id, s.quantity, s.invoice_number "
+                    "FROM (SELECT DISTINCT * FROM unnest(%s::bigint[], %s::text[], %s::bigint[])) "
+                    "AS w(partner_id, invoice_number, product_id) CROSS JOIN LATERAL (SELECT * FROM loyalty_saleline "
+                    "WHERE partner_id = w.partner_id AND invoice_number = w.invoice_number "
+                    "AND product_id = w.product_id "
+                    "AND source_id = %s AND quantity > 0) s ORDER BY s.id",
+                    [
+                        [line.partner_facts[0] for line in by_invoice],
+                        [line.invoice_number for line in by_invoice],
+                        [line.product_facts[0] for line in by_invoice],
+                        source_id,
+                    ],
+                )
+                for row in cursor.fetchall():
+                    candidates[(row[2], row[5], row[3])].append(row[:5])
+            original_ids = {row[1] for row in originals.values()} | {
+                row[1] for rows in candidates.values() for row in rows
+            }
+            returned: dict[int, Decimal] = defaultdict(Decimal)
+            if original_ids:
+                cursor.execute(
+                    "SELECT k.id, -SUM(s.quantity) FROM unnest(%s::bigint[]) AS k(id) CROSS JOIN LATERAL "
+                    "(SELECT quantity FROM loyalty_saleline WHERE returns_line_id = k.id) s GROUP BY k.id",
+                    [sorted(original_ids)],
+                )
+                returned.update(cursor.fetchall())
+        accepted: list[tuple[_Line, tuple, Decimal]] = []  # (return, original row, returned before)
+        for line in returns:
+            quantity = -line.quantity
+            original, reason, column = None, "", "returns_external_id"
+            if line.returns_external_id:
+                original = originals.get(line.returns_external_id)
+                if original is None:
+                    reason = "is not the external id of a line imported from this source (before this line)"
+                elif original[4] < 0:
+                    original, reason = None, "is itself a return"
+                elif original[2] != line.partner_facts[0]:
+                    original, reason, column = None, "is not the partner of the returned line", "partner"
+                elif original[3] != line.product_facts[0]:
+                    original, reason, column = None, "is not the SKU of the returned line", "sku"
+            elif not line.invoice_number:
+                column = "returns_external_id" if "returns_external_id" in self.headings else "quantity"
+                reason = "is a return without the returned line's external id or an invoice number to find it"
+            else:
+                options = candidates.get((line.partner_facts[0], line.invoice_number, line.product_facts[0]), [])
+                original = next((o for o in options if o[4] - returned[o[1]] >= quantity), None)
+                if original is None:
+                    column = "invoice_number"
+                    reason = (
+                        "matches no earlier line of this source with the same partner, invoice number and SKU"
+                        if not options
+                        else "returns more than is left of the lines with the same partner, invoice number and SKU"
+                    )
+            if original is not None and original[4] - returned[original[1]] < quantity:
+                left = original[4] - returned[original[1]]
+                original, column = None, "quantity"
+                reason = f"returns more than is left to return of the original line ({_number(left)} of it)"
+            if original is None:
+                issues.rows += 1
+                value = {
+                    "returns_external_id": line.returns_external_id,
+                    "quantity": str(line.quantity),
+                    "invoice_number": line.invoice_number,
+                    "partner": line.partner,
+                    "sku": line.sku,
+                }[column]
+                issues.add(line.line, column, value, reason)
+                continue
+            accepted.append((line, original, returned[original[1]]))
+            returned[original[1]] += quantity
+        if not accepted:
+            return [], {}
+        inserted = self._insert([line for line, _, _ in accepted], {line.external_id: o[1] for line, o, _ in accepted})
+        self.counts.duplicates += len(accepted) - len(inserted)
+        reversals = []
+        for line, original, before in accepted:
+            if line.external_id not in inserted:
+                continue
+            reversals.append(
+                Reversal(
+                    key=f"sale:{source_id}:{line.external_id}",
+                    original_key=f"sale:{source_id}:{original[0]}",
+                    returned=-line.quantity,
+                    original_quantity=original[4],
+                    returned_before=before,
+                    explanation=f"Return of {_number(-line.quantity)} of {_number(original[4])} units of line "
+                    f"{original[0]} (line {line.external_id})",
+                    ref=line.line,
+                )
+            )
+        return reversals, inserted
+
+    def _event(self, line: _Line) -> Event:
+        partner_id, kind, region_id, pooled, tier = line.partner_facts
+        member = line.member_facts
+        participants = ()
+        if member is not None:
+            participants = self._participants.get(member[0])
+            if participants is None:
+                participants = self._participants[member[0]] = (
+                    Participant(member[0], member[3], member[4], is_actor=True),
+                )
+        product_id, line_id = line.product_facts
+        return Event(
+            kind="sale_line",
+            source_key=f"sale:{self.source.pk}:{line.external_id}",
+            occurred_on=line.invoice_date,
+            partner_id=partner_id,
+            partner_kind=kind,
+            region_id=region_id,
+            tier_id=tier[0] if tier else None,
+            tier_name=tier[1] if tier else "",
+            tier_multiplier=tier[2] if tier else ONE,
+            pooled=pooled,
+            participants=participants,
+            product_id=product_id,
+            line_id=line_id,
+            quantity=line.quantity,
+            amount=line.amount,
+        )
+
+    def _covered_by_claims(self, lines: list[_Line]) -> set[str]:
+        """External ids of new lines that a submitted or approved claim of this program already reports (same
+        partner, invoice number, product and quantity; each claim line covers one sale line)."""
+        normalise = getattr(_claims_module(), "normalise_invoice_number", None)
+        lines = [line for line in lines if line.invoice_number]
+        if normalise is None or not lines:
+            return set()
+        partners = {line.partner_facts[0] for line in lines}
+        numbers = {normalise(line.invoice_number) for line in lines}
+        claimed = Counter(
+            ClaimLine.objects.filter(
+                claim__program=self.program,
+                claim__status__in=[ClaimStatus.SUBMITTED, ClaimStatus.APPROVED],
+                claim__partner_id__in=partners,
+                claim__invoice_number__in=numbers,
+            ).values_list("claim__partner_id", "claim__invoice_number", "product_id", "quantity")
+        )
+        covered = set()
+        for line in lines:
+            key = (line.partner_facts[0], normalise(line.invoice_number), line.product_facts[0], line.quantity)
+            if claimed[key] > 0:
+                claimed[key] -= 1
+                covered.add(line.external_id)
+        return covered
+
+    def _confirm_claims(self, lines: list[_Line], ids: dict[str, int]) -> None:
+        """Hand the new lines that may confirm a waiting claim (same partner and invoice number) to
+        claims.claims_confirm_by_sale_lines, in this batch's transaction."""
+        claims = _claims_module()
+        confirm = getattr(claims, "claims_confirm_by_sale_lines", None)
+        if confirm is None:
+            return
+        lines = [line for line in lines if line.invoice_number]
+        if not lines:
+            return
+        normalise = getattr(claims, "normalise_invoice_number", None)
+        if normalise is not None:
+            # One query tells which (partner, invoice) pairs have a waiting claim; only those lines can match.
+            waiting = set(
+                SalesClaim.objects.filter(program=self.program, status=ClaimStatus.SUBMITTED).values_list(
+                    "partner_id", "invoice_number"
+                )
+            )
+            lines = [line for line in lines if (line.partner_facts[0], normalise(line.invoice_number)) in waiting]
+        if lines:
+            confirm(sale_lines=SaleLine.objects.filter(pk__in=[ids[line.external_id] for line in lines]))
+
+    # -- errors and the end ------------------------------------------------------------------------------
+
+    def _analyze(self) -> None:
+        """Keep the planner's statistics fresh while the tables grow (see bulk_ledger.refresh_statistics)."""
+        if connection.in_atomic_block:
+            return  # ANALYZE would hold its lock to the end of the caller's transaction
+        started = time.perf_counter()
+        try:
+            refresh_statistics()
+        except DatabaseError:  # not the tables' owner: autovacuum's statistics will have to do
+            logger.warning("Could not refresh the planner statistics after a sales import.", exc_info=True)
+        self.stats.add("analyze", started)
+
+    def _flush_errors(self, items: list[dict] = ()) -> None:
+        """A batch's errors in line order (they are found phase by phase), into the list and the file."""
+        for error in sorted(items, key=lambda error: error["line"]):
+            self.error_writer.writerow([error["line"], error["column"], _safe_cell(error["value"]), error["reason"]])
+            if len(self.errors) < MAX_STORED_ERRORS:
+                self.errors.append(error)
+
+    def _message(self) -> str:
+        c = self.counts
+        text = (
+            f"{c.total:,} {'line' if c.total == 1 else 'lines'}: {c.new:,} new, {c.duplicates:,} already imported, "
+            f"{c.error_rows:,} with errors; {c.points:,} points posted"
+        )
+        if c.returns:
+            text += f"; {c.returns:,} {'return' if c.returns == 1 else 'returns'} took back {c.reversed:,} points"
+        if c.shortfall:
+            text += f" ({c.shortfall:,} points could not be taken back: already spent, see the errors)"
+        text += "."
+        if c.new == 0 and c.duplicates and not c.error_rows:
+            text += " Nothing new: every line of this file was already imported."
+        elif c.new == 0 and c.error_rows == c.total:
+            text += " Every line has errors: check the source's column mapping and formats."
+        if self.resumed:
+            text += " (Run again after an interruption.)"
+        return text
+
+    def _finish(self, status: str, message: str) -> None:
+        stored = self._store_errors()
+        SalesImport.objects.filter(pk=self.imp.pk).update(
+            status=status,
+            message=message[:500],
+            finished_at=timezone.now(),
+            processed_rows=self.counts.total,
+            total_rows=self.counts.total if status == ImportStatus.DONE else max(self.counts.total, self.total_rows),
+            new_lines=self.counts.new,
+            duplicate_lines=self.counts.duplicates,
+            error_rows=self.counts.error_rows,
+            points_posted=self.counts.points,
+            errors=self.errors,
+        )
+        if not stored:
+            _errors_storage().delete(_errors_name(self.imp))
+
+    def _store_errors(self) -> bool:
+        """Keep every error (not only the first MAX_STORED_ERRORS) for errors_csv."""
+        name = _errors_name(self.imp)
+        if len(self.errors) < MAX_STORED_ERRORS:
+            return False
+        self.error_file.flush()
+        self.error_file.seek(0)
+        storage = _errors_storage()
+        storage.delete(name)
+        storage.save(name, File(io.BytesIO(self.error_file.read().encode("utf-8"))))
+        return True
+
+
+def _claims_module():
+    try:
+        from . import claims
+    except ImportError:  # the claims service is optional
+        return None
+    return claims
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _quantity(raw, decimal_comma: bool) -> Decimal | str:
+    """The quantity, or the reason it is refused."""
+    try:
+        quantity = parse_decimal(raw, decimal_comma=decimal_comma)
+    except ValueError as exc:
+        return str(exc)
+    if quantity == 0:
+        return "is zero"
+    if quantity.as_tuple().exponent < -3 and quantity != quantity.quantize(Decimal("0.001")):
+        return "has more than 3 decimals"
+    if abs(quantity) >= MAX_QUANTITY:
+        return "is too large"
+    return quantity
+
+
+def _number(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+
+
+def _is_member_code(text: str) -> bool:
+    return len(text) > 1 and text[0] in "Mm" and text[1:].isdigit() and "@" not in text
+
+
+def _safe_cell(value: str) -> str:
+    """A value from an uploaded file, defused for spreadsheets (no formulas)."""
+    if value[:1] in ("=", "+", "@", "\t", "\r") or (value[:1] == "-" and not _looks_numeric(value)):
+        return "'" + value
+    return value
+
+
+def _looks_numeric(value: str) -> bool:
+    return bool(re.fullmatch(r"-?[\d.,  ]+", value))
+
+
+def _errors_storage():
+    """The full error lists quote the files' values (customer codes, e-mails): private storage, no URL."""
+    try:
+        from ..storage import private_storage
+    except ImportError:  # pragma: no cover - the private storage came with the claims
+        return default_storage
+    return private_storage()
+
+
+def _errors_name(sales_import: SalesImport) -> str:
+    return f"{ERRORS_DIR}/sales-import-{sales_import.pk}.csv"
+
+
+def errors_csv(sales_import: SalesImport) -> Iterator[str]:
+    """Every refused line as CSV text lines (line, column, value, reason), header first."""
+    name, storage = _errors_name(sales_import), _errors_storage()
+    if storage.exists(name):
+        with storage.open(name, "rb") as stored:
+            yield from io.TextIOWrapper(stored, encoding="utf-8", newline="")
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["line", "column", "value", "reason"])
+    yield buffer.getvalue()
+    for error in sales_import.errors or []:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(
+            [error.get("line"), error.get("column"), _safe_cell(str(error.get("value", ""))), error.get("reason")]
+        )
+        yield buffer.getvalue()

@@ -1,0 +1,716 @@
+import io
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+from openpyxl import Workbook
+
+from loyalty.common.errors import ApplicationError
+from loyalty.constants import ClaimStatus, ImportStatus
+from loyalty.models import PartnerAlias, PointsAccount, PointsEntry, SaleLine, SalesImport, SalesSource
+from loyalty.selectors import ledger_problems
+from loyalty.services import earning, imports, ledger
+from loyalty.services.imports import errors_csv, import_run, import_start, read_header, suggest_mapping
+from partners.constants import MemberStatus
+from tests.partners.factories import MemberFactory, ProgramManagerFactory
+
+from .factories import ProductFactory, ProgramFactory, RuleFactory
+
+DAY = timezone.localdate() - timedelta(days=10)
+ISO = DAY.isoformat()
+HEADER = "Line;Customer;Rep;SKU;Qty;Amount;Invoice;Date;Returns"
+MAPPING = {
+    "external_id": "Line",
+    "partner": "Customer",
+    "member": "Rep",
+    "sku": "SKU",
+    "quantity": "Qty",
+    "amount": "Amount",
+    "invoice_number": "Invoice",
+    "invoice_date": "Date",
+    "returns_external_id": "Returns",
+}
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.PRIVATE_MEDIA_ROOT = tmp_path / "private-media"
+
+
+class World:
+    def __init__(self):
+        self.program = ProgramFactory()
+        self.rule = RuleFactory(program=self.program, name="Softeners", value=Decimal(10))
+        self.member = MemberFactory()
+        self.partner = self.member.partner
+        self.product = ProductFactory(sku="AQ-1")
+        self.source = SalesSource.objects.create(
+            program=self.program, name="Distributor feed", code="dist", column_mapping=MAPPING
+        )
+        self.user = ProgramManagerFactory()
+
+    def line(self, ext, qty="10", amount="100.00", *, partner=None, rep=None, sku="AQ-1", invoice="INV-1", day=ISO,
+             returns=""):  # fmt: skip
+        partner = self.partner.legal_id if partner is None else partner
+        rep = f"M{self.member.pk}" if rep is None else rep
+        return ";".join([ext, partner, rep, sku, qty, amount, invoice, day, returns])
+
+    def upload(self, lines, *, header=HEADER, name="sales.csv", encoding="utf-8") -> SalesImport:
+        data = "\n".join([header, *lines]).encode(encoding) if isinstance(lines, list) else lines
+        return import_start(source=self.source, uploaded_file=SimpleUploadedFile(name, data), user=self.user)
+
+    def run(self, lines, **kwargs) -> SalesImport:
+        return import_run(self.upload(lines, **kwargs).pk)
+
+    def balance(self, member=None) -> int:
+        account = PointsAccount.objects.filter(program=self.program, member=member or self.member).first()
+        return account.available if account else 0
+
+
+@pytest.fixture
+def world(db):
+    return World()
+
+
+def errors(sales_import):
+    return [(e["line"], e["column"], e["reason"]) for e in sales_import.errors]
+
+
+# Validation --------------------------------------------------------------------------------------------------
+
+
+def test_good_lines_are_posted_and_every_bad_line_is_listed_with_its_line_and_column(world):
+    imp = world.run(
+        [
+            world.line("L1"),  # line 2: good, 10 × 10 = 100 points
+            world.line("L2", sku="NOPE"),
+            world.line("L3", partner="VAT-UNKNOWN"),
+            world.line("L4", rep="nobody@example.com"),
+            world.line("L5", qty="ten"),
+            world.line("L6", day="31/02/2026"),
+            world.line("L7", qty="0"),
+            world.line("L1", qty="1"),  # line 9: the same external id again
+            world.line("", qty="1"),
+            world.line("L10", amount=""),
+            world.line("L11", qty="2", amount="20"),  # line 12: good
+        ]
+    )
+    assert imp.status == ImportStatus.DONE
+    assert errors(imp) == [
+        (3, "SKU", "is not a SKU of the catalogue"),
+        (4, "Customer", "is not a partner's legal id nor a customer code of this source"),
+        (5, "Rep", "is not the e-mail of a member"),
+        (6, "Qty", "is not a number"),
+        (7, "Date", "is ambiguous (day/month or month/day?): set the source's date format, e.g. %d/%m/%Y or %m/%d/%Y"),
+        (8, "Qty", "is zero"),
+        (9, "Line", "appears more than once in this file: only its first line is imported"),
+        (10, "Line", "is missing"),
+        (11, "Amount", "is empty"),
+    ]
+    assert (imp.total_rows, imp.processed_rows, imp.new_lines, imp.duplicate_lines, imp.error_rows) == (11, 11, 2, 0, 9)
+    assert imp.points_posted == 120
+    assert sorted(SaleLine.objects.values_list("external_id", flat=True)) == ["L1", "L11"]
+    assert SaleLine.objects.get(external_id="L1").quantity == 10  # the first L1, not the second
+    assert world.balance() == 120
+    assert imp.message == "11 lines: 2 new, 0 already imported, 9 with errors; 120 points posted."
+    assert ledger_problems() == []
+
+
+def test_every_problem_of_a_line_is_listed(world):
+    imp = world.run([world.line("L1", sku="NOPE", qty="x", day="tomorrow")])
+    assert errors(imp) == [
+        (2, "Qty", "is not a number"),
+        (2, "Date", "is not a date (write 2026-12-31, 31.12.2026, or set the source's date format)"),
+    ]  # the unknown SKU is looked up only for lines that read well
+    assert imp.error_rows == 1
+
+
+def test_numbers_and_dates_in_the_sources_local_format(world):
+    world.source.decimal_comma = True
+    world.source.date_format = "%d.%m.%Y"
+    world.source.save()
+    day = DAY.strftime("%d.%m.%Y")
+    imp = world.run([world.line("L1", qty="2", amount="1.234,56", day=day), world.line("L2", amount="1,234.56")])
+    line = SaleLine.objects.get(external_id="L1")
+    assert (line.amount, line.invoice_date, line.quantity) == (Decimal("1234.56"), DAY, 2)
+    assert errors(imp) == [
+        (3, "Amount", "is written with a decimal point, but this source writes numbers like 1.234,56"),
+        (3, "Date", f"is not a date in this source's format (like {DAY.replace(month=12, day=31):31.12.%Y})"),
+    ]
+
+
+def test_a_line_with_too_few_values_is_refused(world):
+    imp = world.run(["L1;x;y", world.line("L2")])
+    assert errors(imp) == [(2, "", "The line has 3 values; the columns mapped need 9 (a missing separator?).")]
+    assert imp.new_lines == 1
+
+
+def test_members_match_by_email_or_code_and_must_work_at_the_lines_partner(world):
+    other = MemberFactory()
+    left = MemberFactory(partner=world.partner, status=MemberStatus.LEFT)
+    imp = world.run(
+        [
+            world.line("L1", rep=world.member.user.email.upper()),
+            world.line("L2", rep=f"m{world.member.pk}"),
+            world.line("L3", rep=f"M{other.pk}"),
+            world.line("L4", rep=other.user.email),
+            world.line("L5", rep=f"M{left.pk}"),
+            world.line("L6", rep=""),
+        ]
+    )
+    assert errors(imp) == [
+        (4, "Rep", "is the member code of someone at another partner"),
+        (5, "Rep", "works at another partner"),
+        (6, "Rep", "has left this partner: leave the member column empty to credit the partner's account"),
+    ]
+    assert world.balance() == 200
+    company = PointsAccount.objects.get(program=world.program, partner=world.partner)
+    assert company.available == 100  # L6: no member, the partner's account
+
+
+def test_partners_match_by_the_sources_alias_code(world):
+    PartnerAlias.objects.create(source=world.source, code="C-001", partner=world.partner)
+    imp = world.run([world.line("L1", partner="C-001")])
+    assert imp.new_lines == 1
+    assert SaleLine.objects.get().partner == world.partner
+
+
+# Whole-file problems -----------------------------------------------------------------------------------------
+
+
+def test_an_empty_file_is_refused_at_upload(world):
+    with pytest.raises(ApplicationError, match="The file is empty"):
+        world.upload(b"")
+    assert SalesImport.objects.count() == 0
+
+
+def test_a_header_without_a_mapped_column_is_refused_at_upload_and_extra_columns_are_fine(world):
+    with pytest.raises(ApplicationError, match="The file has no column “Qty”"):
+        world.upload([], header="Line;Customer;Rep;SKU;Amount;Invoice;Date;Returns")
+    imp = world.run([world.line("L1") + ";extra"], header=HEADER + ";Comment")
+    assert imp.new_lines == 1
+
+
+def test_an_incomplete_mapping_is_refused(world):
+    world.source.column_mapping = {"external_id": "Line"}
+    world.source.save()
+    with pytest.raises(ApplicationError, match="Map this source's columns first"):
+        world.upload([world.line("L1")])
+
+
+def test_a_file_with_a_bad_byte_far_down_is_refused_whole_and_posts_nothing(world, monkeypatch):
+    monkeypatch.setattr(imports, "BATCH_SIZE", 500)
+    lines = [world.line(f"L{n}") for n in range(2000)]  # more than the 64 KB the encoding is guessed from
+    data = ("\n".join([HEADER, *lines]) + "\n").encode() + b"L99;\xff\xfe\n"
+    imp = world.run(data)
+    assert imp.status == ImportStatus.FAILED
+    assert imp.message.startswith("The file cannot be read as text (UTF-8): line 2,002 has bytes")
+    assert imp.message.endswith("Nothing was imported.")
+    assert SaleLine.objects.count() == 0
+    assert PointsEntry.objects.count() == 0
+
+
+def test_a_huge_file_is_refused_at_upload_with_its_size(world, monkeypatch):
+    monkeypatch.setattr(imports, "MAX_FILE_BYTES", 1024 * 1024)
+    with pytest.raises(ApplicationError, match=r"The file is 2 MB; the most one import takes is 1 MB"):
+        world.upload(b"x" * 2 * 1024 * 1024)
+
+
+def test_a_file_with_too_many_lines_is_refused_whole(world, monkeypatch):
+    monkeypatch.setattr(imports, "MAX_LINES", 2)
+    imp = world.run([world.line(f"L{n}") for n in range(3)])
+    assert (imp.status, imp.message) == (
+        ImportStatus.FAILED,
+        "The file has 3 lines; the most one import takes is 2. Split it into several files. Nothing was imported.",
+    )
+    assert SaleLine.objects.count() == 0
+
+
+def test_a_file_in_the_wrong_delimiter_for_the_source_is_refused_at_upload(world):
+    world.source.delimiter = ","
+    world.source.save()
+    with pytest.raises(ApplicationError, match="separated by commas, but this file's header uses semicolons"):
+        world.upload([world.line("L1")])
+
+
+def test_a_header_only_file_fails_with_a_clear_message(world):
+    imp = world.run([])
+    assert (imp.status, imp.message) == (
+        ImportStatus.FAILED,
+        "The file has a header line but no lines below it. Nothing was imported.",
+    )
+
+
+def test_read_header_and_suggest_mapping(world):
+    upload = SimpleUploadedFile(
+        "x.csv", b"Line ID,Customer No.,E-mail,Article,Qty,Net amount,Invoice no.,Invoice date\n"
+    )
+    header = read_header(upload, source=world.source)
+    assert header == [
+        "Line ID",
+        "Customer No.",
+        "E-mail",
+        "Article",
+        "Qty",
+        "Net amount",
+        "Invoice no.",
+        "Invoice date",
+    ]
+    assert suggest_mapping(header) == {
+        "external_id": "Line ID",
+        "partner": "Customer No.",
+        "member": "E-mail",
+        "sku": "Article",
+        "quantity": "Qty",
+        "amount": "Net amount",
+        "invoice_number": "Invoice no.",
+        "invoice_date": "Invoice date",
+    }
+    with pytest.raises(ApplicationError, match="single column"):
+        read_header(SimpleUploadedFile("x.csv", b"Line ID\n1\n"), source=world.source)
+
+
+def test_source_mapping_save_refuses_incomplete_or_doubled_columns(world):
+    with pytest.raises(ApplicationError, match="Choose the column for “SKU”"):
+        imports.source_mapping_save(source=world.source, mapping={**MAPPING, "sku": ""})
+    with pytest.raises(ApplicationError, match="is chosen for both"):
+        imports.source_mapping_save(source=world.source, mapping={**MAPPING, "member": "Line"})
+    saved = imports.source_mapping_save(source=world.source, mapping={**MAPPING, "returns_external_id": ""})
+    assert "returns_external_id" not in saved.column_mapping
+
+
+# Idempotency -------------------------------------------------------------------------------------------------
+
+
+def test_importing_the_same_file_twice_posts_nothing_new_and_says_so(world):
+    lines = [world.line("L1"), world.line("L2", qty="3", amount="30")]
+    first = world.run(lines)
+    entries = PointsEntry.objects.count()
+    second = world.run(lines)
+    assert (first.new_lines, second.new_lines, second.duplicate_lines, second.points_posted) == (2, 0, 2, 0)
+    assert second.message == (
+        "2 lines: 0 new, 2 already imported, 0 with errors; 0 points posted. "
+        "Nothing new: every line of this file was already imported."
+    )
+    assert PointsEntry.objects.count() == entries
+    assert world.balance() == 130
+    assert ledger_problems() == []
+
+
+def test_a_partly_new_file_posts_only_the_new_lines(world):
+    world.run([world.line("L1"), world.line("L2")])
+    imp = world.run([world.line("L1"), world.line("L2"), world.line("L3", qty="1", amount="5")])
+    assert (imp.new_lines, imp.duplicate_lines, imp.points_posted) == (1, 2, 10)
+    assert world.balance() == 210
+
+
+def test_a_line_the_per_event_path_already_paid_is_not_paid_again(world):
+    from loyalty.facts import sale_event
+
+    event = sale_event(
+        program=world.program,
+        source_key=f"sale:{world.source.pk}:L1",
+        partner=world.partner,
+        product=world.product,
+        quantity=Decimal(10),
+        amount=Decimal(100),
+        occurred_on=DAY,
+        actor=world.member,
+    )
+    [paid] = earning.post_event(program=world.program, event=event)
+    imp = world.run([world.line("L1"), world.line("L2")])
+    assert imp.new_lines == 2
+    assert imp.points_posted == 100  # L2 only: L1's key was already posted
+    assert PointsEntry.objects.filter(idempotency_key=paid.idempotency_key).count() == 1
+    assert world.balance() == 200
+    assert ledger_problems() == []
+
+
+# Batches and progress ----------------------------------------------------------------------------------------
+
+
+def test_progress_is_committed_after_every_batch(world, monkeypatch):
+    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+    seen = []
+    original = imports._Run._write
+
+    def spy(self, batch):
+        original(self, batch)
+        imp = SalesImport.objects.get(pk=self.imp.pk)
+        seen.append((imp.processed_rows, imp.total_rows, imp.new_lines))
+
+    monkeypatch.setattr(imports._Run, "_write", spy)
+    imp = world.run([world.line(f"L{n}") for n in range(5)])
+    assert seen == [(2, 5, 2), (4, 5, 4), (5, 5, 5)]
+    assert imp.percent_done == 100
+
+
+def test_a_failing_batch_posts_nothing_of_itself_and_a_second_import_posts_the_rest(world, monkeypatch):
+    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+    original = imports.BulkPoster.post
+    calls = []
+
+    def failing(self, events, reversals=(), **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+        return original(self, events, reversals, **kwargs)
+
+    monkeypatch.setattr(imports.BulkPoster, "post", failing)
+    lines = [world.line(f"L{n}") for n in range(5)]
+    imp = world.run(lines)
+    assert imp.status == ImportStatus.FAILED
+    assert imp.message.startswith("The import stopped after 4 lines because of an unexpected error (RuntimeError")
+    assert sorted(SaleLine.objects.values_list("external_id", flat=True)) == ["L0", "L1"]
+    assert world.balance() == 200
+    monkeypatch.setattr(imports.BulkPoster, "post", original)
+    again = world.run(lines)
+    assert (again.new_lines, again.duplicate_lines) == (3, 2)
+    assert world.balance() == 500
+    assert ledger_problems() == []
+
+
+def test_running_a_finished_import_again_does_nothing(world):
+    imp = world.run([world.line("L1")])
+    assert import_run(imp.pk).message == imp.message
+    assert PointsEntry.objects.count() == 1
+
+
+# Rules, caps and budgets ---------------------------------------------------------------------------------------
+
+
+def test_caps_and_budgets_are_exact_across_batches_and_imports(world, monkeypatch):
+    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+    world.rule.cap_points = 250
+    world.rule.budget_points = 400
+    world.rule.save()
+    other = MemberFactory(partner=world.partner)
+    imp = world.run([world.line(f"L{n}") for n in range(4)] + [world.line("L9", rep=f"M{other.pk}")])
+    assert (world.balance(), world.balance(other)) == (250, 100)
+    world.rule.refresh_from_db()
+    assert world.rule.budget_used == 350
+    more = world.run([world.line("X1", rep=f"M{other.pk}"), world.line("X2", rep=f"M{other.pk}")])
+    assert world.balance(other) == 150  # the budget's last 50
+    world.rule.refresh_from_db()
+    assert world.rule.budget_used == 400
+    limited = PointsEntry.objects.get(idempotency_key__startswith=f"sale:{world.source.pk}:L2:")
+    assert limited.explanation.endswith("limited to 50 by the rule's cap or budget")
+    assert (imp.points_posted, more.points_posted) == (350, 50)
+    assert ledger_problems() == []
+
+
+def test_the_import_pays_what_post_event_would_pay(world):
+    from loyalty.facts import sale_event
+
+    world.rule.shares = [{"role": "sales", "percent": 60}]
+    world.rule.save()
+    world.run([world.line("L1", qty="3", amount="77.50")])
+    imported = sorted(
+        PointsEntry.objects.values_list("idempotency_key", "available_delta", "explanation", "fingerprint")
+    )
+    event = sale_event(
+        program=world.program,
+        source_key=f"sale:{world.source.pk}:L1",
+        partner=world.partner,
+        product=world.product,
+        quantity=Decimal(3),
+        amount=Decimal("77.50"),
+        occurred_on=DAY,
+        actor=world.member,
+    )
+    postings = earning.evaluate(event, earning.published_rules(world.program))
+    expected = sorted((earning.posting_key(event, p), p.points, p.explanation) for p in postings)
+    assert [row[:3] for row in imported] == expected
+    for key, points, _, fingerprint in imported:
+        entry = PointsEntry.objects.get(idempotency_key=key)
+        assert fingerprint == ledger._fingerprint("earn", entry.account_id, points, "sale_line", entry.source_id, None)
+
+
+# Returns -----------------------------------------------------------------------------------------------------
+
+
+def reversals():
+    return list(
+        PointsEntry.objects.filter(kind="reverse")
+        .order_by("pk")
+        .values_list("reverses__idempotency_key", "available_delta")
+    )
+
+
+def test_returns_take_back_exactly_the_original_lines_points_in_proportion(world):
+    world.run([world.line("L1", qty="10", invoice="INV-7")])  # 100 points
+    key = f"sale:{world.source.pk}:L1:r{world.rule.pk}:m{world.member.pk}"
+    first = world.run([world.line("R1", qty="-3", amount="-30", returns="L1")])
+    assert reversals() == [(key, -30)]
+    assert (
+        first.message
+        == "1 line: 1 new, 0 already imported, 0 with errors; 0 points posted; 1 return took back 30 points."
+    )
+    second = world.run(
+        [world.line("R2", qty="-7", amount="-70", invoice="INV-7"), world.line("R3", qty="-1", invoice="INV-7")]
+    )
+    assert reversals() == [(key, -30), (key, -70)]
+    assert errors(second) == [
+        (3, "Invoice", "returns more than is left of the lines with the same partner, invoice number and SKU")
+    ]
+    assert SaleLine.objects.get(external_id="R2").returns_line.external_id == "L1"
+    assert world.balance() == 0
+    account = PointsAccount.objects.get(program=world.program, member=world.member)
+    assert account.lifetime_earned == 0
+    assert ledger_problems() == []
+
+
+def test_partial_returns_round_to_exactly_the_original_points(world):
+    world.rule.value = Decimal(1)
+    world.rule.save()
+    world.run([world.line("L1", qty="3")])  # 3 points
+    world.run([world.line(f"R{n}", qty="-1", returns="L1") for n in range(3)])
+    assert [points for _, points in reversals()] == [-1, -1, -1]
+    world.rule.value = Decimal(5)
+    world.rule.save()
+    world.run([world.line("L2", qty="2")])  # 10 points, returned 1/2 + 1/2 (no 5.5 rounding drift)
+    world.run([world.line("S1", qty="-1", returns="L2"), world.line("S2", qty="-1", returns="L2")])
+    assert sum(points for _, points in reversals()) == -13
+    assert world.balance() == 0
+
+
+def test_a_return_in_the_same_batch_as_its_original(world):
+    imp = world.run([world.line("L1", qty="4"), world.line("R1", qty="-1", returns="L1")])
+    assert (imp.new_lines, imp.points_posted, world.balance()) == (2, 40, 30)
+    assert ledger_problems() == []
+
+
+def test_returns_that_cannot_be_matched_are_refused_with_the_reason(world):
+    world.run([world.line("L1", qty="2")])
+    other = ProductFactory(sku="AQ-2")
+    imp = world.run(
+        [
+            world.line("R1", qty="-1", returns="NOPE"),
+            world.line("R2", qty="-1", returns="L1", sku=other.sku),
+            world.line("R3", qty="-5", returns="L1"),
+            world.line("R4", qty="-1", invoice=""),
+            world.line("R5", qty="-1", invoice="INV-404"),
+            world.line("L9", qty="1", returns="L1"),
+        ]
+    )
+    assert errors(imp) == [
+        (2, "Returns", "is not the external id of a line imported from this source (before this line)"),
+        (3, "SKU", "is not the SKU of the returned line"),
+        (4, "Qty", "returns more than is left to return of the original line (2 of it)"),
+        (5, "Returns", "is a return without the returned line's external id or an invoice number to find it"),
+        (6, "Invoice", "matches no earlier line of this source with the same partner, invoice number and SKU"),
+        (7, "Returns", "is only for returns (a negative quantity)"),
+    ]
+    assert imp.new_lines == 0
+    assert not SaleLine.objects.filter(quantity__lt=0).exists()
+
+
+def test_a_return_of_points_already_spent_takes_back_what_is_there_and_reports_the_rest(world):
+    world.run([world.line("L1", qty="10")])  # 100 points
+    account = PointsAccount.objects.get(program=world.program, member=world.member)
+    ledger.spend(account=account, points=80, key="shop-1")
+    imp = world.run([world.line("R1", qty="-10", returns="L1")])
+    assert imp.status == ImportStatus.DONE
+    assert imp.new_lines == 1 and imp.error_rows == 0
+    assert reversals()[0][1] == -20
+    assert errors(imp) == [
+        (
+            2,
+            "Qty",
+            f"Return posted, but 80 of the 100 points to take back were already spent (account {account.pk}): only "
+            "20 were taken back.",
+        )
+    ]
+    assert "80 points could not be taken back" in imp.message
+    assert world.balance() == 0
+    assert ledger_problems() == []
+
+
+def test_a_return_takes_from_other_lots_when_its_own_lot_was_spent(world):
+    world.run([world.line("L1", qty="5"), world.line("L2", qty="5")])  # two lots of 50
+    account = PointsAccount.objects.get(program=world.program, member=world.member)
+    ledger.spend(account=account, points=50, key="shop-1")  # empties L1's lot (soonest first)
+    world.run([world.line("R1", qty="-5", returns="L1")])
+    assert reversals()[0][1] == -50
+    assert world.balance() == 0
+    assert ledger_problems() == []
+
+
+def test_returns_give_the_rules_budget_back(world):
+    world.rule.budget_points = 1000
+    world.rule.save()
+    world.run([world.line("L1", qty="10")])
+    world.run([world.line("R1", qty="-4", returns="L1")])
+    world.rule.refresh_from_db()
+    assert world.rule.budget_used == 60
+
+
+# Errors download, claims, XLSX, the task -----------------------------------------------------------------------
+
+
+def test_errors_csv_lists_every_bad_line_beyond_the_stored_ones(world, monkeypatch, settings):
+    monkeypatch.setattr(imports, "MAX_STORED_ERRORS", 2)
+    imp = world.run([world.line(f"L{n}", sku=f"=BAD{n}") for n in range(3)])
+    assert len(imp.errors) == 2
+    assert (settings.PRIVATE_MEDIA_ROOT / "imports" / "errors" / f"sales-import-{imp.pk}.csv").exists()
+    assert "".join(errors_csv(imp)) == (
+        "line,column,value,reason\r\n"
+        "2,SKU,'=BAD0,is not a SKU of the catalogue\r\n"
+        "3,SKU,'=BAD1,is not a SKU of the catalogue\r\n"
+        "4,SKU,'=BAD2,is not a SKU of the catalogue\r\n"
+    )
+
+
+def test_errors_csv_from_the_stored_errors(world):
+    imp = world.run([world.line("L1", qty="-0")])
+    assert list(errors_csv(imp)) == ["line,column,value,reason\r\n", "2,Qty,'-0,is zero\r\n"] or list(
+        errors_csv(imp)
+    ) == ["line,column,value,reason\r\n", "2,Qty,-0,is zero\r\n"]
+
+
+def test_a_waiting_claim_matched_by_an_imported_line_is_approved_without_review(world):
+    from loyalty.services import claims
+
+    claim = claims.claim_submit(
+        member=world.member,
+        program=world.program,
+        invoice_number="INV-77",
+        invoice_date=DAY,
+        document=SimpleUploadedFile("invoice.pdf", b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n"),
+        lines=[(world.product, Decimal(10), Decimal("1000.00"))],
+        colleagues=[],
+    )
+    assert claim.status == ClaimStatus.SUBMITTED
+    world.run([world.line("L1", qty="3", invoice="INV-77"), world.line("L2", qty="10", invoice="INV-1")])
+    claim.refresh_from_db()
+    assert claim.status == ClaimStatus.SUBMITTED  # same invoice, another quantity: not confirmed
+    world.run([world.line("L3", qty="10", invoice=" inv-77 ")])
+    claim.refresh_from_db()
+    assert (claim.status, claim.matched_line.external_id) == (ClaimStatus.APPROVED, "L3")
+
+
+def test_an_xlsx_file_imports_like_a_csv(world):
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(HEADER.split(";"))
+    sheet.append(["L1", world.partner.legal_id, f"M{world.member.pk}", "AQ-1", 2, 19.9, "INV-1", DAY, None])
+    sheet.append([1002, world.partner.legal_id, None, "AQ-1", 1.0, 10, "INV-1", ISO, None])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    imp = world.run(buffer.getvalue(), name="sales.xlsx")
+    assert (imp.status, imp.new_lines, imp.error_rows) == (ImportStatus.DONE, 2, 0)
+    assert SaleLine.objects.get(external_id="L1").amount == Decimal("19.90")
+    assert SaleLine.objects.filter(external_id="1002").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_start_stores_the_file_and_runs_the_import_after_commit(django_capture_on_commit_callbacks):
+    world = World()
+    with django_capture_on_commit_callbacks(execute=True):
+        imp = world.upload([world.line("L1")], name="week 47.csv")
+    imp.refresh_from_db()
+    assert (imp.status, imp.original_name, imp.new_lines, imp.uploaded_by) == (
+        ImportStatus.DONE,
+        "week 47.csv",
+        1,
+        world.user,
+    )
+    assert imp.file.name.startswith("imports/")
+    assert world.balance() == 100
+    assert ledger_problems() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pipelined_run_posts_batch_by_batch_with_real_commits(monkeypatch):
+    monkeypatch.setattr(imports, "BATCH_SIZE", 3)
+    world = World()
+    lines = [world.line(f"L{n}", qty="2") for n in range(7)] + [
+        world.line("R1", qty="-1", returns="L0"),
+        world.line("BAD", sku="NOPE"),
+        world.line("R2", qty="-2", returns="L6"),
+    ]
+    imp = world.run(lines)
+    assert (imp.status, imp.total_rows, imp.new_lines, imp.error_rows) == (ImportStatus.DONE, 10, 9, 1)
+    assert errors(imp) == [(10, "SKU", "is not a SKU of the catalogue")]
+    assert (imp.points_posted, world.balance()) == (140, 110)
+    again = world.run(lines)
+    assert (again.new_lines, again.duplicate_lines, again.points_posted) == (0, 9, 0)
+    assert world.balance() == 110
+    assert ledger_problems() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_batch_in_the_writer_thread_stops_the_import_after_the_batches_before_it(monkeypatch):
+    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+    world = World()
+    original = imports.BulkPoster.post
+    calls = []
+
+    def failing(self, events, reversals=(), **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+        return original(self, events, reversals, **kwargs)
+
+    monkeypatch.setattr(imports.BulkPoster, "post", failing)
+    imp = world.run([world.line(f"L{n}") for n in range(5)])
+    assert imp.status == ImportStatus.FAILED
+    assert "RuntimeError: database went away" in imp.message
+    assert sorted(SaleLine.objects.values_list("external_id", flat=True)) == ["L0", "L1"]
+    assert (imp.new_lines, world.balance()) == (2, 200)
+    assert ledger_problems() == []
+
+
+def _claim(world, invoice, quantity=10):
+    from loyalty.services import claims
+
+    return claims.claim_submit(
+        member=world.member,
+        program=world.program,
+        invoice_number=invoice,
+        invoice_date=DAY,
+        document=SimpleUploadedFile("invoice.pdf", b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n"),
+        lines=[(world.product, Decimal(quantity), Decimal("1000.00"))],
+        colleagues=[],
+    )
+
+
+def _earned_for(prefix: str) -> int:
+    return sum(
+        PointsEntry.objects.filter(kind="earn", idempotency_key__startswith=prefix).values_list(
+            "available_delta", flat=True
+        )
+    )
+
+
+def test_a_sale_reported_by_a_claim_and_by_the_sell_out_is_paid_once(world):
+    waiting = _claim(world, "INV-88")
+    world.run([world.line("L8", qty="10", invoice="INV-88")])
+    waiting.refresh_from_db()
+    assert waiting.status == ClaimStatus.APPROVED
+    assert _earned_for(f"claim:{waiting.pk}:") > 0
+    assert _earned_for(f"sale:{world.source.pk}:L8:") == 0
+    assert ledger_problems() == []
+
+
+def test_a_line_whose_claim_was_approved_earlier_is_not_paid_again(world):
+    from loyalty.services import claims
+
+    earlier = _claim(world, "INV-99")
+    if earlier.status != ClaimStatus.APPROVED:
+        claims.claim_approve(claim=earlier, actor=ProgramManagerFactory())
+    world.run([world.line("L9", qty="10", invoice="INV-99"), world.line("L10", qty="4", invoice="INV-99")])
+    assert _earned_for(f"sale:{world.source.pk}:L9:") == 0
+    assert _earned_for(f"sale:{world.source.pk}:L10:") > 0  # not on the claim: the sell-out pays it
+
+
+def test_claiming_a_sale_the_sell_out_already_paid_is_refused(world):
+    from loyalty.models import SalesClaim
+
+    world.run([world.line("L11", qty="10", invoice="INV-55")])
+    with pytest.raises(ApplicationError, match="already reported by"):
+        _claim(world, " inv-55 ")
+    assert not SalesClaim.objects.exists()
