@@ -44,7 +44,8 @@ def team_list(
         qs = qs.filter(role__code=role)
     qs = _search_members(qs, search)
     # Newest first within each status: sorting by name would join every user of a big team before paging.
-    return qs.select_related("user", "role", "partner").order_by(_STATUS_ORDER, "-pk")
+    # Users are prefetched for the page only: joining them would join every user before the top-N sort.
+    return qs.select_related("role", "partner").prefetch_related("user").order_by(_STATUS_ORDER, "-pk")
 
 
 def team_counts(*, viewer, partner: Partner) -> dict[str, int]:

@@ -411,16 +411,27 @@ class TierProgress:
         return min(max(self.metric_value, ZERO), self.progress_max)
 
 
-def tier_progress(*, program: Program, partner: Partner, today: date | None = None) -> TierProgress | None:
-    """The partner's progress, with the metric as of now; None when the program has no tiers.
-    Costs two queries: the tiers with the partner's current one, then the metric."""
+def tier_progress(
+    *, program: Program, partner: Partner, today: date | None = None, live: bool = False
+) -> TierProgress | None:
+    """The partner's progress; None when the program has no tiers. One query with the metric stored by the last
+    evaluation (daily, and right after an approved claim); `live=True` computes the metric as of now instead."""
     today = today or timezone.localdate()
-    held = PartnerTier.objects.filter(program=program, partner=partner, tier=OuterRef("pk")).values("held_until")
-    tiers = list(Tier.objects.filter(program=program).annotate(held_until=Subquery(held[:1])).order_by("rank"))
+    mine = PartnerTier.objects.filter(program=program, partner=partner, tier=OuterRef("pk"))
+    tiers = list(
+        Tier.objects.filter(program=program)
+        .annotate(
+            held_until=Subquery(mine.values("held_until")[:1]), stored_metric=Subquery(mine.values("metric_value")[:1])
+        )
+        .order_by("rank")
+    )
     if not tiers:
         return None
     current = next((tier for tier in tiers if tier.held_until is not None), None)
-    metric = partner_metric(program=program, partner=partner, today=today)
+    if live or current is None:
+        metric = partner_metric(program=program, partner=partner, today=today)
+    else:
+        metric = current.stored_metric
     upcoming = next((tier for tier in tiers if current is None or tier.rank > current.rank), None)
     if upcoming is None:
         missing, percent = None, 100

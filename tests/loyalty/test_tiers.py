@@ -525,7 +525,7 @@ def test_progress_before_the_next_evaluation_says_the_next_tier_is_reached(progr
     tier_evaluate(program=program, partner=partner, today=TODAY)
     sale(program, partner, "5000.00")  # enough for Silver; the daily evaluation has not run yet
 
-    progress = tier_progress(program=program, partner=partner, today=TODAY)
+    progress = tier_progress(program=program, partner=partner, today=TODAY, live=True)
 
     assert (progress.current.name, progress.next.name, progress.missing, progress.percent) == (
         "Bronze",
@@ -543,7 +543,7 @@ def test_progress_of_a_partner_never_evaluated_points_at_the_first_tier(points_p
     ledger.earn(account=account, points=400, key="e1")
     tier_evaluate(program=points_program, partner=partner)
 
-    progress = tier_progress(program=points_program, partner=partner)
+    progress = tier_progress(program=points_program, partner=partner, live=True)
 
     assert progress.summary == "Member · 601 AquaPoints more to earn to reach Elite"  # 600.50 rounds up
     assert progress.progress_text == "400 of 1,001 AquaPoints earned in the last 30 days (39%)"
@@ -552,7 +552,7 @@ def test_progress_of_a_partner_never_evaluated_points_at_the_first_tier(points_p
 def test_progress_warns_what_keeps_a_held_tier_after_the_period(program, gold_partner):
     sale(program, gold_partner, "-2000.00", day=date(2026, 6, 1), quantity="-1")
 
-    progress = tier_progress(program=program, partner=gold_partner, today=date(2026, 6, 2))
+    progress = tier_progress(program=program, partner=gold_partner, today=date(2026, 6, 2), live=True)
 
     assert (progress.current.name, progress.held_until, progress.to_keep) == (
         "Gold",
@@ -562,7 +562,7 @@ def test_progress_warns_what_keeps_a_held_tier_after_the_period(program, gold_pa
 
 
 def test_progress_is_none_when_the_program_has_no_tiers(program, partner):
-    assert tier_progress(program=program, partner=partner) is None
+    assert tier_progress(program=program, partner=partner, live=True) is None
 
 
 # The member's home page -----------------------------------------------------------------------------

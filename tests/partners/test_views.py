@@ -329,8 +329,9 @@ def test_team_query_count_does_not_grow_with_the_team(client, owner, team_size, 
     MemberFactory.create_batch(team_size, partner=owner.partner)
     ledger.earn(account=ledger.member_account(program=ProgramFactory(), member=owner), points=5, key="team")
 
-    # session, user, the viewer's membership, roles, count, one page of rows; the navigation's program + balance
-    with django_assert_max_num_queries(8):
+    # session, user, the viewer's membership, roles, count, one page of rows and its users; the navigation's
+    # program + balance
+    with django_assert_max_num_queries(9):
         response = client.get(reverse("team"))
 
     assert len(_rows(response)) == min(team_size + 1, 25)
