@@ -310,6 +310,12 @@ def import_run(import_id: int, *, stats: dict | None = None) -> SalesImport:
         resumed = sales_import.status == ImportStatus.RUNNING
         run = _Run(sales_import, resumed=resumed)
         run.run()
+        sales_import.refresh_from_db(fields=["status", "new_lines"])
+        if sales_import.status == ImportStatus.DONE and sales_import.new_lines:
+            # New sales can lift partners into a higher tier: upgrades happen at once, not at the daily review.
+            from .tiers import tiers_evaluate_all
+
+            tiers_evaluate_all(program=sales_import.source.program)
         if stats is not None:
             stats.update(run.stats.seconds)
             if run.poster is not None:

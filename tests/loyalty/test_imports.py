@@ -714,3 +714,13 @@ def test_claiming_a_sale_the_sell_out_already_paid_is_refused(world):
     with pytest.raises(ApplicationError, match="already reported by"):
         _claim(world, " inv-55 ")
     assert not SalesClaim.objects.exists()
+
+
+def test_an_import_that_lifts_a_partner_over_a_threshold_upgrades_it_at_once(world):
+    from loyalty.models import PartnerTier
+    from tests.loyalty.factories import TierFactory
+
+    TierFactory(program=world.program, name="Base", rank=0, threshold=Decimal("0"))
+    TierFactory(program=world.program, name="Gold", rank=1, threshold=Decimal("500"))
+    world.run([world.line("T1", qty="10", amount="600.00")])
+    assert PartnerTier.objects.get(program=world.program, partner=world.partner).tier.name == "Gold"
