@@ -1,14 +1,13 @@
 """Settings, all read from the environment through one `env` object (12-factor).
 
-Every variable is listed in .env.example. With DEBUG off (production) SECRET_KEY and DATABASE_URL
-must be set; nothing falls back to a default there.
+Every variable is listed in .env.example. With DEBUG off (production) the web and worker entry points refuse
+to start without a real SECRET_KEY and DATABASE_URL; nothing falls back to a default there.
 """
 
 from pathlib import Path
 from urllib.parse import unquote
 
 import environ
-from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -18,12 +17,16 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("DEBUG", default=False)
 TESTING = env.bool("TESTING", default=False)
 
+# What keeps this configuration from serving. The web and worker entry points refuse to start while the list
+# is not empty (loyalty/startup.py); tools that need neither (e.g. `makemigrations --check`) still load.
+STARTUP_PROBLEMS: list[str] = []
+
 if DEBUG or TESTING:
     SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-not-for-production")
 else:
     SECRET_KEY = env("SECRET_KEY", default="")
     if len(SECRET_KEY) < 32 or SECRET_KEY.startswith("dev-only"):
-        raise ImproperlyConfigured("Set SECRET_KEY to a random string of at least 32 characters.")
+        STARTUP_PROBLEMS.append("Set SECRET_KEY to a random string of at least 32 characters.")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG or TESTING else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -87,14 +90,17 @@ TEMPLATES = [
 
 # PostgreSQL only. `make run` / `make test` start an embedded server and set DATABASE_URL for us
 # (loyalty/embedded_db.py); anything else must say where its database is.
-if not env("DATABASE_URL", default=""):
-    raise ImproperlyConfigured(
+if env("DATABASE_URL", default=""):
+    DATABASES = {"default": env.db_url("DATABASE_URL")}
+    # A Unix-socket directory arrives percent-encoded in the URL's host part.
+    DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST", ""))
+else:
+    STARTUP_PROBLEMS.append(
         "DATABASE_URL is not set. Use `make run` / `make test` (they start an embedded PostgreSQL), "
         "or set DATABASE_URL=postgres://user@host:5432/dbname."
     )
-DATABASES = {"default": env.db_url("DATABASE_URL")}
-# A Unix-socket directory arrives percent-encoded in the URL's host part.
-DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST", ""))
+    # Any database access fails; commands that need no database still run.
+    DATABASES = {"default": {"ENGINE": "django.db.backends.dummy"}}
 # Keep connections open between requests: a new connection per request costs ~5x throughput here.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
