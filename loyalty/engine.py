@@ -85,15 +85,12 @@ class CompiledRule:
     cap_period: str = CapPeriod.MONTH
     budget_points: int | None = None
 
-    def matches(self, event: Event) -> bool:
+    def matches_facts(self, event: Event, role: str | None) -> bool:
+        """The conditions on who and what (event, role of the person acting, partner, product), not on when or
+        how much: the same for every line of one kind, so bulk evaluation can cache it."""
         if self.event != event.kind or (self.custom_event and self.custom_event != event.custom_event):
             return False
-        day = event.occurred_on
-        if self.effective_from and day < self.effective_from or self.effective_until and day >= self.effective_until:
-            return False
-        if self.valid_from and day < self.valid_from or self.valid_until and day > self.valid_until:
-            return False
-        if self.roles and (event.actor is None or event.actor.role_code not in self.roles):
+        if self.roles and role not in self.roles:
             return False
         if self.partner_kinds and event.partner_kind not in self.partner_kinds:
             return False
@@ -103,7 +100,16 @@ class CompiledRule:
             return False
         if self.product_ids and event.product_id not in self.product_ids:
             return False
-        if self.line_ids and event.line_id not in self.line_ids:
+        return not (self.line_ids and event.line_id not in self.line_ids)
+
+    def matches(self, event: Event) -> bool:
+        actor = event.actor
+        if not self.matches_facts(event, actor.role_code if actor is not None else None):
+            return False
+        day = event.occurred_on
+        if self.effective_from and day < self.effective_from or self.effective_until and day >= self.effective_until:
+            return False
+        if self.valid_from and day < self.valid_from or self.valid_until and day > self.valid_until:
             return False
         if self.min_quantity is not None and event.quantity < self.min_quantity:
             return False

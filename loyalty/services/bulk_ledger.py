@@ -135,29 +135,13 @@ class RuleIndex:
         )
         found = self._cache.get(key)
         if found is None:
-            found = self._cache[key] = tuple(rule for rule in self.rules if _static_match(rule, event, role))
+            found = self._cache[key] = tuple(rule for rule in self.rules if rule.matches_facts(event, role))
         return found
 
     def evaluate(self, event: Event, role: str | None = ...) -> list[Posting]:
         """engine.evaluate(event, all rules), evaluated over the candidates only."""
         candidates = self.candidates(event, role)
         return evaluate(event, candidates) if candidates else []
-
-
-def _static_match(rule: CompiledRule, event: Event, role: str | None) -> bool:
-    if rule.event != event.kind or (rule.custom_event and rule.custom_event != event.custom_event):
-        return False
-    if rule.roles and role not in rule.roles:
-        return False
-    if rule.partner_kinds and event.partner_kind not in rule.partner_kinds:
-        return False
-    if rule.tier_ids and event.tier_id not in rule.tier_ids:
-        return False
-    if rule.region_ids and event.region_id not in rule.region_ids:
-        return False
-    if rule.product_ids and event.product_id not in rule.product_ids:
-        return False
-    return not (rule.line_ids and event.line_id not in rule.line_ids)
 
 
 # The poster ----------------------------------------------------------------------------------------------
