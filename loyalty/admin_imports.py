@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from loyalty.common.errors import ApplicationError
+from loyalty.common.htmx import wants_partial
 from partners.admin import ProgramManagerAdmin, SavedByServices, _plural
 from partners.models import Partner
 
@@ -604,7 +605,7 @@ class SalesImportAdmin(ProgramManagerAdmin):
             "poll_url": request.path,
         }
         template = "admin/loyalty/salesimport/progress.html"
-        if request.htmx and not request.htmx.history_restore_request:
+        if wants_partial(request):
             template += "#progress"
         return TemplateResponse(request, template, context)
 

@@ -6,24 +6,23 @@ Thin views over loyalty.claim_selectors (reads, scoped by partners.visibility) a
 ApplicationError shown next to the field it concerns, or as a message.
 """
 
-from functools import wraps
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from loyalty.common.errors import ApplicationError
+from loyalty.common.htmx import render_page_or_partial
 from partners.constants import MemberStatus
 from partners.visibility import Viewer, current_membership, viewer_kind
 
 from . import claim_selectors as selectors
 from .claim_forms import ClaimFilterForm, ClaimForm, ClaimLineFormSet, plain_number, product_text
 from .constants import ClaimFlag, ClaimStatus
+from .decorators import member_in_program_required
 from .models import SalesClaim
 from .selectors import current_program
 from .services import claims as services
@@ -47,26 +46,7 @@ ERROR_FIELDS = {
 LINE_FIELDS = ("product", "quantity", "amount")
 
 
-def _partial(request, template: str, partial: str, context: dict):
-    wants_partial = bool(request.htmx) and not request.htmx.history_restore_request
-    response = render(request, f"{template}#{partial}" if wants_partial else template, context)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
-
-
-def claimant_required(view):
-    """Claiming is for partner people with a current membership, in a running program; others get a 404."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        member = current_membership(request.user)
-        program = current_program(request)
-        if member is None or program is None:
-            raise Http404("Sales claims are for partner members.")
-        request.member, request.program = member, program
-        return view(request, *args, **kwargs)
-
-    return login_required(wrapper)
+claimant_required = member_in_program_required("Sales claims are for partner members.")
 
 
 def _get_claim(request, claim_id: int) -> SalesClaim:
@@ -93,7 +73,7 @@ def claim_list(request):
         "page": Paginator(claims, PAGE_SIZE).get_page(request.GET.get("page")),
         "can_claim": current_membership(request.user) is not None and program is not None,
     }
-    return _partial(request, "loyalty/claims/claim_list.html", "claim-table", context)
+    return render_page_or_partial(request, "loyalty/claims/claim_list.html", "claim-table", context)
 
 
 @login_required

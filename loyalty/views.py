@@ -6,6 +6,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from loyalty.common.htmx import render_page_or_partial
 from partners.visibility import Viewer, current_membership, viewer_kind
 
 from .models import PointsAccount
@@ -47,5 +48,4 @@ def points_statement(request):
         "page": page,
         "is_own": account.member_id is not None and member is not None and account.member_id == member.pk,
     }
-    template = "loyalty/statement.html#entries" if request.htmx else "loyalty/statement.html"
-    return render(request, template, context)
+    return render_page_or_partial(request, "loyalty/statement.html", "entries", context)

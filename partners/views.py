@@ -14,10 +14,10 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseNotAllowed, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
 from loyalty.common.errors import ApplicationError
+from loyalty.common.htmx import render_page_or_partial
 
 from . import selectors, services
 from .constants import MemberStatus, PayoutPolicy
@@ -60,18 +60,6 @@ def _viewer_kinds(*kinds: str):
 
 owner_only = _viewer_kinds(Viewer.OWNER)
 managers_only = _viewer_kinds(Viewer.ACCOUNT_MANAGER, Viewer.PROGRAM_MANAGER)  # the manufacturer's staff
-
-
-def _wants_partial(request) -> bool:
-    """An htmx request refreshing a table gets just the table; a history restore needs the whole page."""
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
-def _render_list(request, template: str, partial: str, context: dict):
-    name = f"{template}#{partial}" if _wants_partial(request) else template
-    response = render(request, name, context)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
 
 
 def _name(member: Member) -> str:
@@ -156,7 +144,7 @@ def _back_to_team(request):
 @login_required
 @owner_only
 def team(request):
-    return _render_list(request, "partners/team.html", "member-table", _team_context(request))
+    return render_page_or_partial(request, "partners/team.html", "member-table", _team_context(request))
 
 
 @login_required
@@ -371,7 +359,7 @@ def partner_list(request):
         "is_filtered": any(filters.values()),
         "page": Paginator(partners, PAGE_SIZE).get_page(request.GET.get("page")),
     }
-    return _render_list(request, "partners/partner_list.html", "partner-table", context)
+    return render_page_or_partial(request, "partners/partner_list.html", "partner-table", context)
 
 
 @login_required
@@ -385,4 +373,4 @@ def partner_detail(request, partner_id: int):
         "page": Paginator(members, PAGE_SIZE).get_page(request.GET.get("page")),
         "is_own_partner": viewer_kind(request.user) == Viewer.OWNER,
     }
-    return _render_list(request, "partners/partner_detail.html", "member-table", context)
+    return render_page_or_partial(request, "partners/partner_detail.html", "member-table", context)

@@ -4,7 +4,6 @@ Thin views over rewards.selectors (reads, scoped by partners.visibility) and rew
 """
 
 import uuid
-from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -12,13 +11,13 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
 from loyalty.common.errors import ApplicationError
+from loyalty.common.htmx import render_page_or_partial
+from loyalty.decorators import member_in_program_required
 from loyalty.models import PointsAccount
-from loyalty.selectors import current_program
-from partners.visibility import Viewer, current_membership, viewer_kind
+from partners.visibility import Viewer, viewer_kind
 
 from . import selectors, services
 from .constants import OrderStatus, PaidBy
@@ -29,19 +28,7 @@ CATALOGUE_PAGE_SIZE = 24
 ORDER_PAGE_SIZE = 25
 
 
-def member_required(view):
-    """Rewards are for partner people with a current membership, in a running program; others get a 404."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        member = current_membership(request.user)
-        program = current_program(request)
-        if member is None or program is None:
-            raise Http404("The rewards catalogue is for partner members.")
-        request.member, request.program = member, program
-        return view(request, *args, **kwargs)
-
-    return login_required(wrapper)
+member_required = member_in_program_required("The rewards catalogue is for partner members.")
 
 
 def _balances(member, program) -> dict[str, int | None]:
@@ -56,13 +43,6 @@ def _balances(member, program) -> dict[str, int | None]:
             accounts.filter(partner=member.partner_id).values_list("available", flat=True).first() or 0
         )
     return balances
-
-
-def _partial(request, template: str, partial: str, context: dict):
-    wants_partial = bool(request.htmx) and not request.htmx.history_restore_request
-    response = render(request, f"{template}#{partial}" if wants_partial else template, context)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
 
 
 @member_required
@@ -87,7 +67,7 @@ def catalogue(request):
         "is_filtered": any(filters.values()),
         "cart_count": request.member.cart_items.count(),
     }
-    return _partial(request, "rewards/catalogue.html", "reward-grid", context)
+    return render_page_or_partial(request, "rewards/catalogue.html", "reward-grid", context)
 
 
 @member_required
@@ -250,7 +230,7 @@ def order_list(request):
     orders = selectors.order_list(viewer=request.user, status=status)
     page = Paginator(orders, ORDER_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"page": page, "status": status, "statuses": OrderStatus.choices}
-    return _partial(request, "rewards/order_list.html", "order-table", context)
+    return render_page_or_partial(request, "rewards/order_list.html", "order-table", context)
 
 
 def _get_order(request, order_id: int) -> RedemptionOrder:
