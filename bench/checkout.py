@@ -28,7 +28,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -413,10 +413,7 @@ def run(options: Options) -> bool:
     path = harness.write_results(
         NAME,
         {
-            "benchmark": NAME,
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "passed": result.passed,
-            "options": {k: v for k, v in asdict(options).items() if k not in ("database_url", "connections")},
+            **harness.results_header(NAME, result.passed, options, omit=("database_url", "connections")),
             "clients": CLIENTS,
             "load_average_at_start": load_average,
             "targets": {"max_p95_ms": MAX_P95_MS, "errors": 0, "orders_equal_successes": True, "ledger_problems": 0},

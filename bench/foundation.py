@@ -13,7 +13,6 @@ scale 1 and at the big scale.
 import os
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from . import harness
@@ -129,10 +128,7 @@ def run(options: Options, pages: tuple[Page, ...] = PAGES) -> bool:
     path = harness.write_results(
         NAME,
         {
-            "benchmark": NAME,
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "passed": passed,
-            "options": {k: v for k, v in asdict(options).items() if k != "database_url"},
+            **harness.results_header(NAME, passed, options),
             "load_average_at_start": load_average[0],
             "targets": {"min_ratio_to_bare": MIN_RATIO, "max_p99_ms": MAX_P99_MS, "same_query_count": True},
             "data": data,

@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -556,6 +557,14 @@ class Table:
 
         rule = "  ".join("-" * width for width in widths)
         return "\n".join([line(self.columns), rule, *(line(row) for row in self.rows)])
+
+
+def results_header(name: str, passed: bool, options=None, omit: tuple[str, ...] = ("database_url",)) -> dict:
+    """The fields every results file starts with: which benchmark, when, whether it passed, with what options."""
+    header = {"benchmark": name, "finished_at": datetime.now(UTC).isoformat(timespec="seconds"), "passed": passed}
+    if options is not None:
+        header["options"] = {k: v for k, v in asdict(options).items() if k not in omit}
+    return header
 
 
 def write_results(name: str, data: dict) -> Path:

@@ -742,10 +742,7 @@ def run(options: Options) -> bool:
     path = harness.write_results(
         NAME,
         {
-            "benchmark": NAME,
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "passed": passed,
-            "options": {k: v for k, v in asdict(options).items() if k != "database_url"},
+            **harness.results_header(NAME, passed, options),
             "processes": PROCESSES,
             "load_average_at_start": load_averages,
             "targets": {"min_ratio_to_raw_sql": MIN_RATIO, "ledger_problems": "none before and after"},

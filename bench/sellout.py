@@ -23,7 +23,6 @@ import os
 import random
 import tempfile
 import time
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -497,10 +496,7 @@ def run(options: Options, lines: int = LINES) -> bool:
     path = harness.write_results(
         NAME,
         {
-            "benchmark": NAME,
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "passed": passed,
-            "options": {k: v for k, v in asdict(options).items() if k != "database_url"},
+            **harness.results_header(NAME, passed, options),
             "load_average": {"import": load_first, "copy": load_copy, "rerun": load_second},
             "targets": {
                 "min_ratio_to_copy": MIN_RATIO,

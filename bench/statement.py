@@ -281,9 +281,7 @@ def run(options: Options, requests: int = REQUESTS) -> bool:
     path = harness.write_results(
         NAME,
         {
-            "benchmark": NAME,
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "passed": passed,
+            **harness.results_header(NAME, passed),
             "client": "django.test.Client in-process (middleware, session, templates; no HTTP server)",
             "requests_per_page": requests,
             "load_average_at_start": load_average,
