@@ -1,5 +1,8 @@
+import json
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Q
 
@@ -80,17 +83,47 @@ class SalesImport(TimeStampedModel):
 
 
 class SaleLine(models.Model):
-    """One sell-out line, imported once per (source, external id). Negative quantities are returns."""
+    """One sell-out line, imported once per (source, external id). Negative quantities are returns.
 
-    source = models.ForeignKey(SalesSource, on_delete=models.PROTECT, related_name="lines")
-    external_id = models.CharField(max_length=80)
-    sales_import = models.ForeignKey(SalesImport, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="sale_lines")
-    member = models.ForeignKey("partners.Member", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    product = models.ForeignKey("loyalty.Product", on_delete=models.PROTECT, related_name="+")
+    A high-volume fact table, shaped for bulk loading (docs/decisions.md #9): the importer checks every
+    reference itself, so the foreign keys have no database constraints (Django still refuses to delete a
+    partner, member or product that has lines), and only the indexes the product reads through exist.
+    `postings` is what the line paid, as JSON text (not jsonb, which costs more to load than the rest of the
+    row): [[rule id, member id or null (the partner's account), points, explanation], ...]; its points add up
+    to `points` and, over an import, to that import's ledger entries.
+    """
+
+    source = models.ForeignKey(
+        SalesSource, on_delete=models.PROTECT, related_name="lines", db_constraint=False, db_index=False
+    )
+    external_id = models.CharField(max_length=80, db_collation="C")
+    sales_import = models.ForeignKey(
+        SalesImport,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    partner = models.ForeignKey(
+        "partners.Partner", on_delete=models.PROTECT, related_name="sale_lines", db_constraint=False, db_index=False
+    )
+    member = models.ForeignKey(
+        "partners.Member",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    product = models.ForeignKey(
+        "loyalty.Product", on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
+    )
     quantity = models.DecimalField(max_digits=12, decimal_places=3)
     amount = models.DecimalField(max_digits=14, decimal_places=2)
-    invoice_number = models.CharField(max_length=60, blank=True)
+    invoice_number = models.CharField(max_length=60, blank=True, db_collation="C")
     invoice_date = models.DateField()
     returns_line = models.ForeignKey(
         "self",
@@ -98,16 +131,27 @@ class SaleLine(models.Model):
         null=True,
         blank=True,
         related_name="returns",
+        db_constraint=False,
+        db_index=False,
         help_text="For a return or credit note: the line whose points it takes back.",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    points = models.BigIntegerField(default=0, help_text="Points the line paid (taken back, for a return).")
+    postings = models.TextField(blank=True, help_text="What the line paid, per rule and beneficiary (JSON).")
+    created_at = models.DateTimeField(db_default=models.functions.Now())
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["source", "external_id"], name="sale_line_once_per_source"),
             models.CheckConstraint(condition=~Q(quantity=0), name="sale_line_quantity_not_zero"),
         ]
-        indexes = [models.Index(fields=["partner", "invoice_number", "product"], name="sale_line_claim_match_idx")]
+        indexes = [
+            models.Index(fields=["partner", "invoice_number", "product"], name="sale_line_claim_match_idx"),
+            # An import's lines are written together, so a block-range index finds them at almost no cost.
+            BrinIndex(fields=["sales_import"], name="sale_line_import_brin"),
+            models.Index(
+                fields=["returns_line"], condition=Q(returns_line__isnull=False), name="sale_line_returns_idx"
+            ),
+        ]
 
     def __str__(self):
         return f"{self.source.code}:{self.external_id}"
@@ -115,6 +159,11 @@ class SaleLine(models.Model):
     @property
     def source_key(self) -> str:
         return f"sale:{self.source_id}:{self.external_id}"
+
+    @property
+    def posting_list(self) -> list[list]:
+        """[[rule id, member id or None, points, explanation], ...] (see `postings`)."""
+        return json.loads(self.postings) if self.postings else []
 
 
 class SalesClaim(TimeStampedModel):

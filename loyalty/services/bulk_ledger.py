@@ -1,49 +1,48 @@
-"""Posting many events at once: the bulk twin of earning.post_event and earning.reverse_source.
+"""Posting a sell-out import: many lines evaluated fast, paid through the ledger in one entry per account.
 
-`BulkPoster(program).post(events, reversals)` evaluates each event with the same engine (engine.evaluate over
-the rules that can match it, found once per kind of event), applies caps and budgets with engine.limit from a
-limiter seeded with the locked rule and usage rows, and writes with COPY: one entry and one lot per posting,
-then every touched account's balances with one UPDATE. It runs in the caller's transaction (one per batch),
-so a failure posts nothing of the batch.
+Two parts, one per side of the import's pipeline:
 
-It keeps every promise of loyalty.services.ledger:
-- idempotency keys are exactly earning.posting_key's (`{source_key}:r{rule_id}:{beneficiary}`) and the
-  fingerprints exactly ledger.earn's / ledger.reverse's, so the per-event path and this one can never pay a
-  line twice (the unique key refuses it; see `_write_earns`);
-- locks are taken in the per-event path's order: budget rules (ascending id), then usage rows (rule, member,
-  period), then accounts (ascending id);
-- entries and allocations are only ever INSERTed (the append-only triggers are untouched); lots and account
-  balances are UPDATEd under the account locks, by exactly the entries' sums.
+- `LineEvaluator` (no database) gives each line what engine.evaluate pays for it, as `Share`s (rule, member
+  or partner account, points, explanation). Lines of one kind (who acted, partner kind, tier, region,
+  product) share their candidate rules (`RuleIndex`); lines of one kind, date range and quantity share the
+  result, so engine.evaluate runs once per distinct case rather than once per line (lines whose rules look at
+  the amount are evaluated one by one). The engine stays the one place that decides what a line pays.
+- `ImportLedger` (the writer's transaction, one per import) applies caps and budgets in file order from the
+  rows it has locked, sums the points per beneficiary, and at the end writes one earn entry (with its lot) per
+  account and one reversal entry per earn entry that returns take from, then every balance in one UPDATE.
 
-Reversals (returns, credit notes) take back `returned / original quantity` of each earn entry the original
-line posted, as earning.reverse_source does, rounding the running total so that several partial returns add
-up to exactly the original points. Points are taken from the entry's own lot first, then from the account's
-other lots soonest-to-expire first (ledger.reverse's rule). When the member has already spent them, what is
-there is taken back and the rest is reported as a shortfall instead of failing the batch.
+One entry per import and account (not per line) is what keeps a million-line import cheap: the ledger's
+entries, lots and their indexes grow with the number of accounts an import pays, not with its lines. Each
+line keeps its own share of those entries (`SaleLine.points` and `postings`), so a statement entry opens on
+the lines behind it, with their arithmetic, and a return takes back exactly what its line earned. It keeps
+every promise of loyalty.services.ledger: entries and allocations are only INSERTed (append-only triggers),
+lots and balances move under the accounts' row locks by exactly the entries' sums, and the entry keys
+(`sales-import:{import id}:m{member id}` / `:p{partner id}` and `...:return:{entry id}`) make the posting
+happen once. Locks are taken in the per-event path's order: budget rules (ascending id) when the import
+starts, usage rows as lines need them, accounts (ascending id) at the end.
 """
 
 from __future__ import annotations
 
-import hashlib
+import bisect
 import io
 import json
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.utils import timezone
 
-from ..constants import EntryKind
-from ..engine import CompiledRule, Event, MemoryLimiter, Posting, evaluate, limit, period_start
+from ..constants import Formula, RuleEvent
+from ..engine import ONE, CompiledRule, Event, MemoryLimiter, Participant, Posting, evaluate, limit, period_start
 from ..models import Program
 from . import ledger
-from .earning import published_rules
 
-SOURCE_TYPE = "sale_line"
+SOURCE_TYPE = "sales_import"
 _JSON_UNSAFE = set('"\\') | {chr(c) for c in range(32)}
 
 
@@ -54,37 +53,73 @@ def copy_text(value: str) -> str:
     return value
 
 
-def _json_string(value: str) -> str:
-    """json.dumps(value) (ensure_ascii), quickly for the usual plain-ASCII case."""
-    if value.isascii() and not _JSON_UNSAFE.intersection(value):
+def json_text(value: str) -> str:
+    """json.dumps(value) without escaping non-ASCII letters ("×", "é": no backslashes for COPY to escape)."""
+    if not _JSON_UNSAFE.intersection(value):
         return f'"{value}"'
-    return json.dumps(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 # Value objects -------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Reversal:
-    """Take back what one line earned, in proportion to the quantity returned (a return or credit note).
+class Share:
+    """What one rule pays one beneficiary for one line: the member who sold (`to_member`) or the partner's
+    company account. `head` and `tail` are the JSON of SaleLine.postings around the member id."""
 
-    `key` is the return line's source key: the reversal entries' keys are `{key}:return:{earn entry id}`.
-    `returned_before` is what earlier returns of the same original already took back (their quantities).
-    """
+    rule_id: int
+    to_member: bool
+    points: int
+    explanation: str
+    cap_points: int | None = None
+    cap_period: str = ""
+    budget_points: int | None = None
+    head: str = field(default="", compare=False)
+    tail: str = field(default="", compare=False)
 
-    key: str
-    original_key: str
+    @property
+    def is_limited(self) -> bool:
+        return self.cap_points is not None or self.budget_points is not None
+
+
+def share_of(posting: Posting) -> Share:
+    return Share(
+        posting.rule_id,
+        posting.member_id is not None,
+        posting.points,
+        posting.explanation,
+        posting.cap_points,
+        posting.cap_period,
+        posting.budget_points,
+        head=f"[{posting.rule_id},",
+        tail=f",{posting.points},{json_text(posting.explanation)}]",
+    )
+
+
+class _Capped(NamedTuple):
+    """The fields of a Posting that engine.limit reads."""
+
+    rule_id: int
+    member_id: int | None
+    points: int
+    cap_points: int | None
+    cap_period: str
+    budget_points: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Return:
+    """One return line taking back its share of what its original line paid (see `_proportional`)."""
+
     returned: Decimal
     original_quantity: Decimal
     returned_before: Decimal = Decimal(0)
-    explanation: str = ""
-    ref: int = 0  # the caller's reference (a file line number), echoed in shortfalls
 
 
 @dataclass(frozen=True, slots=True)
 class Shortfall:
     ref: int
-    key: str
     account_id: int
     wanted: int
     taken: int
@@ -95,13 +130,11 @@ class Shortfall:
 
 
 @dataclass
-class BatchResult:
+class LedgerResult:
     entries: int = 0
     points_earned: int = 0
     points_reversed: int = 0
-    postings_limited: int = 0
     shortfalls: list[Shortfall] = field(default_factory=list)
-    earned_by_key: dict[str, int] = field(default_factory=dict)  # event source key -> points posted
 
 
 # Candidate rules ------------------------------------------------------------------------------------------
@@ -144,130 +177,133 @@ class RuleIndex:
         return evaluate(event, candidates) if candidates else []
 
 
-# The poster ----------------------------------------------------------------------------------------------
+# Evaluating lines ------------------------------------------------------------------------------------------
+
+_MEMBER = -1  # the member id of the template events: a posting to it is a posting to the line's member
 
 
-@dataclass(slots=True)
-class _Earn:
-    event: Event
-    posting: Posting
-    key: str
-    points: int = 0
-    account_id: int = 0
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The candidate rules of one kind of line, and what their results depend on besides the kind."""
+
+    rules: tuple[CompiledRule, ...]
+    template: Event
+    bounds: tuple[date, ...]  # days on which a candidate starts or stops being in force
+    by_quantity: bool
+    by_amount: bool
 
 
-class BulkPoster:
-    """Posts batches of events of one program. Keep one per import: it caches compiled rules, candidate
-    lists and account ids between batches. Call `post` inside a transaction (one per batch)."""
+class LineEvaluator:
+    """engine.evaluate for sale lines, with each distinct case evaluated once (see the module docstring)."""
 
-    def __init__(self, program: Program, *, rules: Sequence[CompiledRule] | None = None, source_type=SOURCE_TYPE):
+    def __init__(self, index: RuleIndex):
+        self.index = index
+        self._plans: dict[tuple, _Plan | None] = {}
+        self._results: dict[tuple, tuple[Share, ...]] = {}
+
+    def shares(self, partner: tuple, member: tuple | None, product: tuple, day: date, quantity: Decimal,
+               amount: Decimal) -> tuple[Share, ...]:  # fmt: skip
+        """What a line pays. `partner`: (id, kind, region id, pooled, (tier id, name, multiplier) or None);
+        `member`: (id, partner id, status, role code, role name) or None; `product`: (id, line id)."""
+        tier = partner[4]
+        key = (partner[1], partner[2], partner[3], tier, member[3] if member else None,
+               member[4] if member else None, product)  # fmt: skip
+        plan = self._plans.get(key, ...)
+        if plan is ...:
+            plan = self._plans[key] = self._plan(partner, member, product)
+        if plan is None:
+            return ()
+        result_key = (
+            key,
+            bisect.bisect_right(plan.bounds, day),
+            quantity if plan.by_quantity else None,
+            amount if plan.by_amount else None,
+        )
+        found = self._results.get(result_key) if not plan.by_amount else None
+        if found is None:
+            event = plan.template
+            event = Event(
+                kind=event.kind, source_key="", occurred_on=day, partner_id=0, partner_kind=event.partner_kind,
+                region_id=event.region_id, tier_id=event.tier_id, tier_name=event.tier_name,
+                tier_multiplier=event.tier_multiplier, pooled=event.pooled, participants=event.participants,
+                product_id=event.product_id, line_id=event.line_id, quantity=quantity, amount=amount,
+            )  # fmt: skip
+            found = tuple(share_of(posting) for posting in evaluate(event, plan.rules))
+            if not plan.by_amount:
+                self._results[result_key] = found
+        return found
+
+    def _plan(self, partner: tuple, member: tuple | None, product: tuple) -> _Plan | None:
+        tier = partner[4]
+        participants = (Participant(_MEMBER, member[3], member[4], is_actor=True),) if member else ()
+        template = Event(
+            kind=RuleEvent.SALE_LINE, source_key="", occurred_on=date.min, partner_id=0, partner_kind=partner[1],
+            region_id=partner[2], tier_id=tier[0] if tier else None, tier_name=tier[1] if tier else "",
+            tier_multiplier=tier[2] if tier else ONE, pooled=partner[3], participants=participants,
+            product_id=product[0], line_id=product[1],
+        )  # fmt: skip
+        rules = self.index.candidates(template, member[3] if member else None)
+        if not rules:
+            return None
+        bounds = set()
+        for rule in rules:
+            bounds.update(day for day in (rule.effective_from, rule.effective_until, rule.valid_from) if day)
+            if rule.valid_until:
+                bounds.add(rule.valid_until + timedelta(days=1))
+        formulas = {rule.formula for rule in rules}
+        return _Plan(
+            rules=rules,
+            template=template,
+            bounds=tuple(sorted(bounds)),
+            by_quantity=True,  # points per unit, minimum quantities, and the explanations name the quantity
+            by_amount=Formula.PER_AMOUNT in formulas or any(rule.min_amount is not None for rule in rules),
+        )
+
+
+# Posting one import ----------------------------------------------------------------------------------------
+
+
+class ImportLedger:
+    """The ledger side of one import, inside the writer's transaction (see the module docstring).
+
+    begin() → [limit() and add() per batch, add_return() per return] → finish(). `snapshot()`/`restore()`
+    undo a batch's limits when the batch has to be written again."""
+
+    def __init__(self, program: Program, *, sales_import_id: int, label: str, budget_rule_ids: Sequence[int]):
         self.program = program
-        self.rules = tuple(published_rules(program) if rules is None else rules)
-        self.index = RuleIndex(self.rules)
-        self.budget_rule_ids = sorted({r.id for r in self.rules if r.budget_points is not None})
-        self.source_type = source_type
-        self._member_accounts: dict[int, int] = {}
-        self._partner_accounts: dict[int, int] = {}
-        self.entries_written = 0
-        self.timings: dict[str, float] = defaultdict(float)  # seconds per step, for benchmarks
+        self.import_id = sales_import_id
+        self.label = label
+        self.budget_rule_ids = sorted(budget_rule_ids)
+        self.limiter = MemoryLimiter()
+        self._usage_start: dict[tuple[int, int, date], int] = {}
+        self._budget_start: dict[int, int] = {}
+        self.earned: dict[tuple[str, int], int] = defaultdict(int)  # ("m", member id) / ("p", partner id)
+        self.lines: dict[tuple[str, int], int] = defaultdict(int)
+        # (original line's import id, beneficiary) -> [points wanted, return lines, first file line]
+        self.returns: dict[tuple[int, tuple[str, int]], list[int]] = {}
+        self.budget_back: dict[int, int] = defaultdict(int)
 
-    # -- public -----------------------------------------------------------------------------------------
+    def begin(self, cursor) -> None:
+        """Lock the program's budget rules for the whole import (ascending ids, like the per-event path)."""
+        if self.budget_rule_ids:
+            cursor.execute(
+                "SELECT id, budget_used FROM loyalty_incentiverule WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                [self.budget_rule_ids],
+            )
+            self._budget_start = dict(cursor.fetchall())
+            self.limiter.rule_usage.update(self._budget_start)
 
-    def evaluate(self, events: Sequence[Event]) -> list[_Earn]:
-        earns = []
-        index_evaluate = self.index.evaluate
-        for event in events:
-            participants = event.participants
-            if not participants:
-                role = None
-            elif len(participants) == 1 and participants[0].is_actor:
-                role = participants[0].role_code
-            else:
-                role = ...
-            postings = index_evaluate(event, role)
-            if postings:
-                source_key = event.source_key
-                for posting in postings:
-                    earns.append(_Earn(event, posting, f"{source_key}:r{posting.rule_id}:{posting.beneficiary_key}"))
-        return earns
+    def snapshot(self) -> tuple[dict, dict]:
+        return dict(self.limiter.member_usage), dict(self.limiter.rule_usage)
 
-    def post(
-        self, events: Sequence[Event], reversals: Sequence[Reversal] = (), *, evaluated: list[_Earn] | None = None
-    ) -> BatchResult:
-        """Evaluate and post `events` (or post `evaluated`, what `evaluate` returned for them), then the
-        `reversals`, in the caller's transaction."""
-        if not connection.in_atomic_block:
-            raise RuntimeError("BulkPoster.post must run inside a transaction (one per batch).")
-        result = BatchResult()
-        clock = self._clock()
-        earns = self.evaluate(events) if evaluated is None else [_Earn(e.event, e.posting, e.key) for e in evaluated]
-        clock("evaluate")
-        if not earns and not reversals:
-            return result
-        with connection.cursor() as cursor:
-            old_entries = self._earn_entries(cursor, [r.original_key for r in reversals]) if reversals else {}
-            budget_rules = set(self.budget_rule_ids)
-            rule_ids = self.budget_rule_ids if reversals else sorted({e.posting.rule_id for e in earns} & budget_rules)
-            budgets = self._lock_rules(cursor, rule_ids)
-            usages = self._lock_usages(cursor, earns)
-            self._limit(earns, budgets, usages, result)
-            earns = [e for e in earns if e.points > 0]
-            clock("limits")
-            self._resolve_accounts(cursor, earns)
-            account_ids = {e.account_id for e in earns}
-            account_ids.update(row[1] for rows in old_entries.values() for row in rows)
-            locked = self._lock_accounts(cursor, account_ids)
-            clock("lock_accounts")
-            deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # available, pending, lifetime_earned
-            if earns:
-                earns = self._write_earns(cursor, earns, budgets, usages, result)
-                for earn in earns:
-                    delta = deltas[earn.account_id]
-                    delta[0] += earn.points
-                    delta[2] += earn.points
-            clock("write_earns")
-            budget_back: dict[int, int] = defaultdict(int)
-            if reversals:
-                self._reverse(cursor, reversals, locked, deltas, budget_back, result)
-            clock("reverse")
-            self._move_balances(cursor, deltas)
-            self._write_limits(cursor, budgets, usages, budget_back)
-            clock("balances")
-        self.entries_written += result.entries
-        return result
+    def restore(self, snapshot: tuple[dict, dict]) -> None:
+        self.limiter.member_usage, self.limiter.rule_usage = dict(snapshot[0]), dict(snapshot[1])
 
-    def _clock(self):
-        last = [time.perf_counter()]
-
-        def clock(phase: str) -> None:
-            now = time.perf_counter()
-            self.timings[phase] += now - last[0]
-            last[0] = now
-
-        return clock
-
-    # -- caps and budgets (locked in the per-event path's order) -----------------------------------------
-
-    def _lock_rules(self, cursor, rule_ids: list[int]) -> dict[int, list[int]]:
-        """{rule id: [budget_used when locked, budget_used now]} for the budget rules, locked in id order."""
-        if not rule_ids:
-            return {}
-        cursor.execute(
-            "SELECT id, budget_used FROM loyalty_incentiverule WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
-            [list(rule_ids)],
-        )
-        return {rule_id: [used, used] for rule_id, used in cursor.fetchall()}
-
-    def _lock_usages(self, cursor, earns: list[_Earn]) -> dict[tuple[int, int, date], list[int]]:
-        wanted = sorted(
-            {
-                (e.posting.rule_id, e.posting.member_id, period_start(e.posting.cap_period, e.event.occurred_on))
-                for e in earns
-                if e.posting.cap_points is not None and e.posting.member_id is not None
-            }
-        )
+    def lock_usages(self, cursor, keys: set[tuple[int, int, date]]) -> None:
+        """Create (if absent) and lock the usage rows of caps that these lines need, once per import."""
+        wanted = sorted(keys - self._usage_start.keys())
         if not wanted:
-            return {}
+            return
         rules, members, starts = (list(column) for column in zip(*wanted, strict=True))
         cursor.execute(
             "INSERT INTO loyalty_ruleusage (rule_id, member_id, period_start, points) "
@@ -282,89 +318,230 @@ class BulkPoster:
             "ORDER BY u.rule_id, u.member_id, u.period_start FOR UPDATE OF u",
             [rules, members, starts],
         )
-        return {(r, m, d): [points, points] for r, m, d, points in cursor.fetchall()}
+        for rule_id, member_id, start, points in cursor.fetchall():
+            self._usage_start[(rule_id, member_id, start)] = points
+            self.limiter.member_usage[(rule_id, member_id, start)] = points
 
-    def _limit(self, earns, budgets, usages, result: BatchResult) -> None:
-        """engine.limit for every posting in order, from the locked totals; remembers the new totals."""
-        limiter = MemoryLimiter(
-            member_usage={key: value[0] for key, value in usages.items()},
-            rule_usage={rule_id: value[0] for rule_id, value in budgets.items()},
-        )
-        for earn in earns:
-            posting = earn.posting
-            if posting.cap_points is None and posting.budget_points is None:
-                earn.points = posting.points
+    @staticmethod
+    def usage_keys(share: Share, member_id: int | None, day: date) -> tuple[int, int, date] | None:
+        if share.cap_points is None or not share.to_member or member_id is None:
+            return None
+        return (share.rule_id, member_id, period_start(share.cap_period, day))
+
+    def limit(self, share: Share, member_id: int | None, day: date) -> int:
+        """engine.limit for one share, in file order, from the locked totals."""
+        capped = _Capped(share.rule_id, member_id if share.to_member else None, share.points, share.cap_points,
+                         share.cap_period, share.budget_points)  # fmt: skip
+        return limit(capped, day, self.limiter)
+
+    def add(self, beneficiary: tuple[str, int], points: int) -> None:
+        self.earned[beneficiary] += points
+        self.lines[beneficiary] += 1
+
+    def add_return(self, original_import_id: int, beneficiary: tuple[str, int], rule_id: int, points: int,
+                   ref: int) -> None:  # fmt: skip
+        group = self.returns.get((original_import_id, beneficiary))
+        if group is None:
+            self.returns[(original_import_id, beneficiary)] = [points, 1, ref]
+        else:
+            group[0] += points
+            group[1] += 1
+        if rule_id in self.budget_rule_ids:
+            self.budget_back[rule_id] += points
+
+    # -- the end ------------------------------------------------------------------------------------------
+
+    def finish(self, cursor) -> LedgerResult:
+        result = LedgerResult()
+        earned = {holder: points for holder, points in self.earned.items() if points > 0}
+        holders = set(earned) | {holder for _, holder in self.returns}
+        accounts = self._accounts(cursor, holders)
+        originals = self._original_entries(cursor, accounts)
+        locked = sorted(set(accounts.values()) | {row[1] for row in originals.values()})
+        if locked:
+            cursor.execute("SELECT id FROM loyalty_pointsaccount WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [locked])
+            cursor.fetchall()
+        deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # available, pending, lifetime_earned
+        own_entries = self._write_earns(cursor, earned, accounts, deltas, result)
+        for (import_id, holder), entry in own_entries.items():
+            originals.setdefault((import_id, holder), entry)
+        self._reverse(cursor, originals, deltas, result)
+        self._move_balances(cursor, deltas)
+        self._write_limits(cursor)
+        return result
+
+    def _key(self, import_id: int, holder: tuple[str, int]) -> str:
+        return f"sales-import:{import_id}:{holder[0]}{holder[1]}"
+
+    def _accounts(self, cursor, holders: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Account ids of these members and partners, created (insert-if-absent, like ledger._account) when new."""
+        found: dict[tuple[str, int], int] = {}
+        for prefix, column in (("m", "member_id"), ("p", "partner_id")):
+            ids = sorted(holder[1] for holder in holders if holder[0] == prefix)
+            if not ids:
                 continue
-            earn.points = limit(posting, earn.event.occurred_on, limiter)
-            if earn.points < posting.points:
-                result.postings_limited += 1
-        for key, value in usages.items():
-            value[1] = limiter.member_usage.get(key, value[0])
-        for rule_id, value in budgets.items():
-            value[1] = limiter.rule_usage.get(rule_id, value[0])
-
-    def _write_limits(self, cursor, budgets, usages, budget_back: dict[int, int]) -> None:
-        changed = [(key, new - old) for key, (old, new) in usages.items() if new != old]
-        if changed:
-            cursor.execute(
-                "UPDATE loyalty_ruleusage u SET points = u.points + w.p "
-                "FROM unnest(%s::bigint[], %s::bigint[], %s::date[], %s::bigint[]) AS w(r, m, d, p) "
-                "WHERE u.rule_id = w.r AND u.member_id = w.m AND u.period_start = w.d",
-                [[k[0] for k, _ in changed], [k[1] for k, _ in changed], [k[2] for k, _ in changed]]
-                + [[d for _, d in changed]],
-            )
-        totals = {rule_id: new - old for rule_id, (old, new) in budgets.items()}
-        for rule_id, points in budget_back.items():
-            if rule_id in budgets:
-                totals[rule_id] = totals.get(rule_id, 0) - points
-        totals = {rule_id: delta for rule_id, delta in totals.items() if delta}
-        if totals:
-            cursor.execute(
-                "UPDATE loyalty_incentiverule r SET budget_used = GREATEST(r.budget_used + w.d, 0) "
-                "FROM unnest(%s::bigint[], %s::bigint[]) AS w(id, d) WHERE r.id = w.id",
-                [list(totals), list(totals.values())],
-            )
-
-    # -- accounts ----------------------------------------------------------------------------------------
-
-    def _resolve_accounts(self, cursor, earns: list[_Earn]) -> None:
-        members = {e.posting.member_id for e in earns if e.posting.member_id is not None}
-        partners = {e.posting.partner_id for e in earns if e.posting.member_id is None}
-        self._ensure_accounts(cursor, "member_id", members - self._member_accounts.keys(), self._member_accounts)
-        self._ensure_accounts(cursor, "partner_id", partners - self._partner_accounts.keys(), self._partner_accounts)
-        for earn in earns:
-            posting = earn.posting
-            if posting.member_id is None:
-                earn.account_id = self._partner_accounts[posting.partner_id]
-            else:
-                earn.account_id = self._member_accounts[posting.member_id]
-
-    def _ensure_accounts(self, cursor, column: str, holders: set[int], cache: dict[int, int]) -> None:
-        """Account ids of these members or partners, created (insert-if-absent, like ledger._account) when new."""
-        if not holders:
-            return
-        holders = sorted(holders)
-        select = f"SELECT {column}, id FROM loyalty_pointsaccount WHERE program_id = %s AND {column} = ANY(%s)"
-        cursor.execute(select, [self.program.pk, holders])
-        found = dict(cursor.fetchall())
-        missing = [h for h in holders if h not in found]
-        if missing:
             cursor.execute(
                 f"INSERT INTO loyalty_pointsaccount (program_id, {column}, available, pending, lifetime_earned, "
                 "redeemed, expired, created_at, updated_at) "
                 "SELECT %s, h, 0, 0, 0, 0, 0, now(), now() FROM unnest(%s::bigint[]) AS h ON CONFLICT DO NOTHING",
-                [self.program.pk, missing],
+                [self.program.pk, ids],
             )
-            cursor.execute(select, [self.program.pk, missing])
-            found.update(cursor.fetchall())
-        cache.update(found)
+            cursor.execute(
+                f"SELECT {column}, id FROM loyalty_pointsaccount WHERE program_id = %s AND {column} = ANY(%s)",
+                [self.program.pk, ids],
+            )
+            found.update(((prefix, holder), account_id) for holder, account_id in cursor.fetchall())
+        return found
 
-    def _lock_accounts(self, cursor, account_ids) -> set[int]:
-        ids = sorted(account_ids)
-        if ids:
-            cursor.execute("SELECT id FROM loyalty_pointsaccount WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids])
-            cursor.fetchall()
-        return set(ids)
+    def _original_entries(self, cursor, accounts) -> dict[tuple[int, tuple[str, int]], tuple[int, int, int]]:
+        """{(import id, holder): (entry id, account id, points)} of the earlier imports' entries that returns
+        take from."""
+        wanted = {self._key(import_id, holder): (import_id, holder) for import_id, holder in self.returns
+                  if import_id != self.import_id}  # fmt: skip
+        if not wanted:
+            return {}
+        cursor.execute(
+            "SELECT idempotency_key, id, account_id, available_delta + pending_delta FROM loyalty_pointsentry "
+            "WHERE idempotency_key = ANY(%s)",
+            [sorted(wanted)],
+        )
+        return {wanted[key]: (entry_id, account_id, points) for key, entry_id, account_id, points in cursor.fetchall()}
+
+    def _write_earns(self, cursor, earned, accounts, deltas, result) -> dict:
+        """One earn entry and one lot per account; returns {(this import, holder): (entry id, account id, points)}."""
+        if not earned:
+            return {}
+        holders = sorted(earned)
+        entry_ids = allocate_ids(cursor, "loyalty_pointsentry", len(holders))
+        expires = ledger._expiry(self.program, timezone.now())
+        expires_text = expires.isoformat() if expires is not None else "\\N"
+        entries, lots, written = io.StringIO(), io.StringIO(), {}
+        for holder, entry_id in zip(holders, entry_ids, strict=True):
+            points, account_id, lines = earned[holder], accounts[holder], self.lines[holder]
+            key = self._key(self.import_id, holder)
+            fingerprint = ledger._fingerprint("earn", account_id, points, SOURCE_TYPE, str(self.import_id), None)
+            text = f"{lines:,} sale {'line' if lines == 1 else 'lines'} from {self.label}"
+            details = json.dumps({"sales_import": self.import_id, "lines": lines})
+            entries.write(
+                f"{entry_id}\t{account_id}\tearn\t{points}\t0\t{key}\t{fingerprint}\t{SOURCE_TYPE}\t"
+                f"{self.import_id}\t{copy_text(text[:500])}\t{copy_text(details)}\t{expires_text}\n"
+            )
+            lots.write(f"{account_id}\t{entry_id}\t{points}\t{points}\tf\t{expires_text}\n")
+            delta = deltas[account_id]
+            delta[0] += points
+            delta[2] += points
+            written[(self.import_id, holder)] = (entry_id, account_id, points)
+            result.entries += 1
+            result.points_earned += points
+        copy_in(
+            cursor,
+            "loyalty_pointsentry",
+            "id, account_id, kind, available_delta, pending_delta, idempotency_key, fingerprint, source_type, "
+            "source_id, explanation, details, expires_at",
+            entries.getvalue(),
+        )
+        copy_in(
+            cursor, "loyalty_pointslot", "account_id, entry_id, points, remaining, is_pending, expires_at",
+            lots.getvalue(),
+        )  # fmt: skip
+        return written
+
+    def _reverse(self, cursor, originals, deltas, result: LedgerResult) -> None:
+        """One reversal entry per original entry that this import's returns take from: from that entry's own
+        lot first, then from the account's other lots soonest-to-expire first (ledger.reverse's rule). What was
+        already spent cannot be taken back: it is reported as a shortfall."""
+        groups = []  # (original entry id, account id, original points, wanted, lines, ref)
+        for (import_id, holder), (wanted, lines, ref) in sorted(self.returns.items(), key=lambda item: item[1][2]):
+            original = originals.get((import_id, holder))
+            if original is None or wanted <= 0:
+                continue  # the line earned nothing for this holder (a line from before postings were kept)
+            groups.append((*original, wanted, lines, ref))
+        if not groups:
+            return
+        entry_ids = [group[0] for group in groups]
+        cursor.execute(
+            "SELECT reverses_id, -SUM(available_delta + pending_delta) FROM loyalty_pointsentry "
+            "WHERE reverses_id = ANY(%s) GROUP BY reverses_id",
+            [entry_ids],
+        )
+        reversed_before = dict(cursor.fetchall())
+        cursor.execute(
+            "SELECT id, entry_id, remaining, is_pending FROM loyalty_pointslot WHERE entry_id = ANY(%s) "
+            "AND remaining > 0 ORDER BY id",
+            [entry_ids],
+        )
+        lots: dict[int, list] = {}
+        own_lots: dict[int, list[list]] = defaultdict(list)
+        for lot_id, entry_id, remaining, is_pending in cursor.fetchall():
+            lot = lots[lot_id] = [lot_id, remaining, is_pending]
+            own_lots[entry_id].append(lot)
+        other_lots: dict[int, list[list]] = {}
+        planned = []
+        for entry_id, account_id, points, wanted, lines, ref in groups:
+            wanted = min(wanted, points - reversed_before.get(entry_id, 0))
+            if wanted <= 0:
+                continue
+            taken = _take(own_lots.get(entry_id, []), wanted)
+            left = wanted - sum(n for _, n in taken)
+            if left:
+                if account_id not in other_lots:
+                    other_lots[account_id] = self._open_lots(cursor, account_id, lots)
+                own = {lot[0] for lot in own_lots.get(entry_id, ())}
+                taken += _take([lot for lot in other_lots[account_id] if lot[0] not in own], left)
+            total = sum(n for _, n in taken)
+            if total < wanted:
+                result.shortfalls.append(Shortfall(ref, account_id, wanted, total))
+            if total > 0:
+                planned.append((entry_id, account_id, wanted, total, lines, taken))
+        if not planned:
+            return
+        new_ids = allocate_ids(cursor, "loyalty_pointsentry", len(planned))
+        entries, allocations, touched = io.StringIO(), io.StringIO(), {}
+        for (original_id, account_id, wanted, total, lines, taken), entry_id in zip(planned, new_ids, strict=True):
+            pending = sum(n for lot, n in taken if lot[2])
+            available = total - pending
+            key = f"sales-import:{self.import_id}:return:{original_id}"
+            fingerprint = ledger._fingerprint("reverse", original_id, total)
+            text = f"{lines:,} {'return' if lines == 1 else 'returns'} from {self.label}: {total:,} points taken back"
+            if total < wanted:
+                text += f" ({wanted - total:,} could not be: already spent)"
+            details = json.dumps({"sales_import": self.import_id, "lines": lines, "wanted": wanted})
+            entries.write(
+                f"{entry_id}\t{account_id}\treverse\t{-available}\t{-pending}\t{key}\t{fingerprint}\t"
+                f"{SOURCE_TYPE}\t{self.import_id}\t{copy_text(text[:500])}\t{copy_text(details)}\t{original_id}\n"
+            )
+            for lot, n in taken:
+                allocations.write(f"{lot[0]}\t{entry_id}\t{n}\n")
+                touched[lot[0]] = lot[1]
+            delta = deltas[account_id]
+            delta[0] -= available
+            delta[1] -= pending
+            delta[2] -= total
+            result.entries += 1
+            result.points_reversed += total
+        copy_in(
+            cursor,
+            "loyalty_pointsentry",
+            "id, account_id, kind, available_delta, pending_delta, idempotency_key, fingerprint, source_type, "
+            "source_id, explanation, details, reverses_id",
+            entries.getvalue(),
+        )
+        copy_in(cursor, "loyalty_pointsallocation", "lot_id, entry_id, points", allocations.getvalue())
+        cursor.execute(
+            "UPDATE loyalty_pointslot l SET remaining = t.remaining FROM unnest(%s::bigint[], %s::bigint[]) "
+            "AS t(id, remaining) WHERE l.id = t.id",
+            [list(touched), list(touched.values())],
+        )
+
+    def _open_lots(self, cursor, account_id: int, lots: dict[int, list]) -> list[list]:
+        """The account's available lots soonest-to-expire first (ledger._open_lots), sharing loaded ones."""
+        cursor.execute(
+            "SELECT id, remaining, is_pending FROM loyalty_pointslot WHERE account_id = %s AND remaining > 0 "
+            "AND NOT is_pending ORDER BY expires_at ASC NULLS LAST, id",
+            [account_id],
+        )
+        rows = cursor.fetchall()
+        return [lots.setdefault(lot_id, [lot_id, remaining, pending]) for lot_id, remaining, pending in rows]
 
     def _move_balances(self, cursor, deltas: dict[int, list[int]]) -> None:
         rows = [(account_id, *d) for account_id, d in deltas.items() if any(d)]
@@ -379,228 +556,38 @@ class BulkPoster:
             [ids, available, pending, earned],
         )
 
-    # -- earns -------------------------------------------------------------------------------------------
-
-    def _write_earns(self, cursor, earns: list[_Earn], budgets, usages, result: BatchResult) -> list[_Earn]:
-        """COPY the entries and their lots. A key that already exists (the line was posted by another path)
-        makes the COPY fail: then the batch's earns are planned again without the keys already posted."""
-        try:
-            with transaction.atomic():
-                self._copy_earns(cursor, earns)
-        except IntegrityError:
-            keys = [e.key for e in earns]
-            cursor.execute("SELECT idempotency_key FROM loyalty_pointsentry WHERE idempotency_key = ANY(%s)", [keys])
-            posted = {row[0] for row in cursor.fetchall()}
-            if not posted:
-                raise
-            earns = [e for e in earns if e.key not in posted]
-            for earn in earns:
-                earn.points = 0
-            result.postings_limited = 0
-            self._limit(earns, budgets, usages, result)
-            earns = [e for e in earns if e.points > 0]
-            if earns:
-                self._copy_earns(cursor, earns)
-        for earn in earns:
-            result.entries += 1
-            result.points_earned += earn.points
-            source_key = earn.event.source_key
-            result.earned_by_key[source_key] = result.earned_by_key.get(source_key, 0) + earn.points
-        return earns
-
-    def _copy_earns(self, cursor, earns: list[_Earn]) -> None:
-        """COPY the entries while they are formatted (the server inserts as the rows arrive), then the lots."""
-        entry_ids = allocate_ids(cursor, "loyalty_pointsentry", len(earns))
-        expires = ledger._expiry(self.program, timezone.now())
-        expires_text = expires.isoformat() if expires is not None else "\\N"
-        source_type = self.source_type
-        lots, chunk = [], []
-        last_event = None
-        source_json = source_copy = source_key_json = ""
-        sha256 = hashlib.sha256
-        columns = (
-            "id, account_id, kind, available_delta, pending_delta, idempotency_key, fingerprint, source_type, "
-            "source_id, explanation, details, expires_at"
-        )
-        with connection.wrap_database_errors, cursor.copy(f"COPY loyalty_pointsentry ({columns}) FROM STDIN") as copy:
-            for earn, entry_id in zip(earns, entry_ids, strict=True):
-                event, posting, points, account_id = earn.event, earn.posting, earn.points, earn.account_id
-                if event is not last_event:
-                    last_event = event
-                    source_id = event.source_key[:64]
-                    source_json = _json_string(source_id)
-                    source_copy = copy_text(source_id)
-                    source_key_json = _json_string(event.source_key)
-                explanation = posting.explanation
-                if points < posting.points:
-                    explanation += f" — limited to {points} by the rule's cap or budget"
-                fingerprint = sha256(
-                    f'["earn", {account_id}, {points}, "{source_type}", {source_json}, null]'.encode()
-                ).hexdigest()
-                d = posting.details
-                details = (
-                    f'{{"rule_id": {d["rule_id"]}, "rule": {_json_string(d["rule"])}, "version": {d["version"]}, '
-                    f'"total": {d["total"]}, "source": {source_key_json}, "paid": {points}}}'
-                )
-                chunk.append(
-                    f"{entry_id}\t{account_id}\tearn\t{points}\t0\t{copy_text(earn.key)}\t{fingerprint}\t"
-                    f"{source_type}\t{source_copy}\t{copy_text(explanation[:500])}\t{copy_text(details)}\t"
-                    f"{expires_text}\n"
-                )
-                lots.append(f"{account_id}\t{entry_id}\t{points}\t{points}\tf\t{expires_text}\n")
-                if len(chunk) >= 2000:
-                    copy.write("".join(chunk))
-                    chunk = []
-            if chunk:
-                copy.write("".join(chunk))
-        copy_in(cursor, "loyalty_pointslot", "account_id, entry_id, points, remaining, is_pending, expires_at", lots)
-
-    def _earn_entries(self, cursor, source_keys: Sequence[str]) -> dict[str, list[tuple]]:
-        """{source key: [(entry id, account id, points, rule id), ...]}: the earn entries each line posted."""
-        if not source_keys:
-            return {}
-        wanted = {key: f"{key}:r" for key in source_keys}
-        cursor.execute(
-            "SELECT id, account_id, available_delta + pending_delta, idempotency_key, details ->> 'rule_id', "
-            "source_id FROM loyalty_pointsentry WHERE source_type = %s AND source_id = ANY(%s) AND kind = %s "
-            "ORDER BY id",
-            [self.source_type, sorted({key[:64] for key in source_keys}), EntryKind.EARN],
-        )
-        by_source_id = defaultdict(list)
-        for row in cursor.fetchall():
-            by_source_id[row[5]].append(row)
-        found: dict[str, list[tuple]] = {}
-        for key, prefix in wanted.items():
-            found[key] = [
-                (row[0], row[1], row[2], int(row[4]) if row[4] else None)
-                for row in by_source_id.get(key[:64], ())
-                if row[3].startswith(prefix)
-            ]
-        return found
-
-    # -- reversals ---------------------------------------------------------------------------------------
-
-    def _reverse(self, cursor, reversals, locked: set[int], deltas, budget_back, result: BatchResult) -> None:
-        entries = self._earn_entries(cursor, [r.original_key for r in reversals])
-        entry_ids = sorted({row[0] for rows in entries.values() for row in rows})
-        late = {row[1] for rows in entries.values() for row in rows} - locked
-        if late:  # an original posted by another path after we looked: lock its account too
-            locked |= self._lock_accounts(cursor, late)
-        reversed_before: dict[int, int] = defaultdict(int)
-        own_lots: dict[int, list[list]] = defaultdict(list)  # entry id -> [[lot id, remaining, is_pending], ...]
-        if entry_ids:
+    def _write_limits(self, cursor) -> None:
+        changed = [(key, self.limiter.member_usage[key] - start) for key, start in self._usage_start.items()
+                   if self.limiter.member_usage[key] != start]  # fmt: skip
+        if changed:
             cursor.execute(
-                "SELECT reverses_id, -SUM(available_delta + pending_delta) FROM loyalty_pointsentry "
-                "WHERE reverses_id = ANY(%s) GROUP BY reverses_id",
-                [entry_ids],
+                "UPDATE loyalty_ruleusage u SET points = u.points + w.p "
+                "FROM unnest(%s::bigint[], %s::bigint[], %s::date[], %s::bigint[]) AS w(r, m, d, p) "
+                "WHERE u.rule_id = w.r AND u.member_id = w.m AND u.period_start = w.d",
+                [[k[0] for k, _ in changed], [k[1] for k, _ in changed], [k[2] for k, _ in changed]]
+                + [[d for _, d in changed]],
             )
-            reversed_before.update(cursor.fetchall())
+        totals = {rule_id: self.limiter.rule_usage.get(rule_id, start) - start - self.budget_back.get(rule_id, 0)
+                  for rule_id, start in self._budget_start.items()}  # fmt: skip
+        totals = {rule_id: delta for rule_id, delta in totals.items() if delta}
+        if totals:
             cursor.execute(
-                "SELECT id, entry_id, remaining, is_pending FROM loyalty_pointslot "
-                "WHERE entry_id = ANY(%s) AND remaining > 0 ORDER BY id",
-                [entry_ids],
+                "UPDATE loyalty_incentiverule r SET budget_used = GREATEST(r.budget_used + w.d, 0) "
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS w(id, d) WHERE r.id = w.id",
+                [list(totals), list(totals.values())],
             )
-            for lot_id, entry_id, remaining, is_pending in cursor.fetchall():
-                own_lots[entry_id].append([lot_id, remaining, is_pending])
-        lots: dict[int, list] = {}  # lot id -> [lot id, remaining, is_pending], shared by every list below
-        for rows in own_lots.values():
-            for lot in rows:
-                lots[lot[0]] = lot
-        other_lots: dict[int, list[list]] = {}  # account id -> open lots soonest-to-expire first (loaded lazily)
-        planned = []  # (reversal, entry id, account id, available taken, pending taken, [(lot, n)], wanted)
-        for reversal in reversals:
-            for entry_id, account_id, points, rule_id in entries.get(reversal.original_key, ()):
-                wanted = _proportional(points, reversal)
-                wanted = min(wanted, points - reversed_before[entry_id])
-                if wanted <= 0:
-                    continue
-                reversed_before[entry_id] += wanted
-                taken = _take([lots[lot[0]] for lot in own_lots.get(entry_id, ())], wanted)
-                left = wanted - sum(n for _, n in taken)
-                if left:
-                    if account_id not in other_lots:
-                        other_lots[account_id] = self._open_lots(cursor, account_id, lots)
-                    own = {lot[0] for lot in own_lots.get(entry_id, ())}
-                    taken += _take([lot for lot in other_lots[account_id] if lot[0] not in own], left)
-                total = sum(n for _, n in taken)
-                if total < wanted:
-                    reversed_before[entry_id] -= wanted - total
-                    result.shortfalls.append(Shortfall(reversal.ref, reversal.key, account_id, wanted, total))
-                if total <= 0:
-                    continue
-                pending = sum(n for lot, n in taken if lot[2])
-                planned.append((reversal, entry_id, account_id, total - pending, pending, taken, rule_id, wanted))
-        if not planned:
-            return
-        entry_ids = allocate_ids(cursor, "loyalty_pointsentry", len(planned))
-        entry_rows, allocation_rows = io.StringIO(), io.StringIO()
-        touched: dict[int, int] = {}
-        for (reversal, original_id, account_id, available, pending, taken, rule_id, wanted), entry_id in zip(
-            planned, entry_ids, strict=True
-        ):
-            total = available + pending
-            key = f"{reversal.key}:return:{original_id}"
-            fingerprint = ledger._fingerprint("reverse", original_id, total)
-            text = reversal.explanation or f"Return {reversal.key}"
-            text += f": {total} points taken back"
-            if total < wanted:
-                text += f" ({wanted - total} could not be: already spent)"
-            details = json.dumps(
-                {"return_of": reversal.original_key, "quantity": str(reversal.returned), "rule_id": rule_id}
-            )
-            entry_rows.write(
-                f"{entry_id}\t{account_id}\treverse\t{-available}\t{-pending}\t{copy_text(key)}\t{fingerprint}\t"
-                f"{self.source_type}\t{copy_text(reversal.key[:64])}\t{copy_text(text[:500])}\t{copy_text(details)}\t"
-                f"{original_id}\n"
-            )
-            for lot, n in taken:
-                allocation_rows.write(f"{lot[0]}\t{entry_id}\t{n}\n")
-                touched[lot[0]] = lot[1]
-            delta = deltas[account_id]
-            delta[0] -= available
-            delta[1] -= pending
-            delta[2] -= total
-            result.entries += 1
-            result.points_reversed += total
-            if rule_id is not None and rule_id in self.budget_rule_ids:
-                budget_back[rule_id] += total
-        copy_in(
-            cursor,
-            "loyalty_pointsentry",
-            "id, account_id, kind, available_delta, pending_delta, idempotency_key, fingerprint, source_type, "
-            "source_id, explanation, details, reverses_id",
-            entry_rows.getvalue(),
-        )
-        copy_in(cursor, "loyalty_pointsallocation", "lot_id, entry_id, points", allocation_rows.getvalue())
-        cursor.execute(
-            "UPDATE loyalty_pointslot l SET remaining = t.remaining FROM unnest(%s::bigint[], %s::bigint[]) "
-            "AS t(id, remaining) WHERE l.id = t.id",
-            [list(touched), list(touched.values())],
-        )
-
-    def _open_lots(self, cursor, account_id: int, lots: dict[int, list]) -> list[list]:
-        """The account's available lots soonest-to-expire first (ledger._open_lots), sharing loaded ones."""
-        cursor.execute(
-            "SELECT id, remaining, is_pending FROM loyalty_pointslot WHERE account_id = %s AND remaining > 0 "
-            "AND NOT is_pending ORDER BY expires_at ASC NULLS LAST, id",
-            [account_id],
-        )
-        found = []
-        for lot_id, remaining, is_pending in cursor.fetchall():
-            found.append(lots.setdefault(lot_id, [lot_id, remaining, is_pending]))
-        return found
 
 
-def _proportional(points: int, reversal: Reversal) -> int:
-    """This return's share of an earn of `points`: the running total after it minus the running total before
-    it, each rounded half up, so that returning everything in parts takes back exactly `points`."""
-    quantity = reversal.original_quantity
+def proportional(points: int, line: Return) -> int:
+    """A return's share of `points` its original line earned: the running total after it minus the running
+    total before it, each rounded half up, so that returning everything in parts takes back exactly `points`."""
+    quantity = line.original_quantity
 
     def share(returned: Decimal) -> int:
-        return int((Decimal(points) * returned / quantity).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        return int((Decimal(points) * returned / quantity).quantize(ONE, rounding=ROUND_HALF_UP))
 
-    before = reversal.returned_before
-    return share(min(before + reversal.returned, quantity)) - share(min(before, quantity))
+    before = line.returned_before
+    return share(min(before + line.returned, quantity)) - share(min(before, quantity))
 
 
 def _take(lots: list[list], points: int) -> list[tuple[list, int]]:

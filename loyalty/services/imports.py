@@ -67,8 +67,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
+import queue
 import re
 import tempfile
 import time
@@ -83,7 +85,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.core.files.base import File
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -92,10 +94,20 @@ from partners.constants import MemberStatus, PayoutPolicy
 from partners.models import Member, Partner
 
 from ..constants import ClaimStatus, ImportStatus
-from ..engine import ONE, Event, Participant
 from ..import_formats import CsvLineError, FileProblem, open_table, parse_date, parse_decimal
 from ..models import ClaimLine, PartnerAlias, PartnerTier, Product, SaleLine, SalesClaim, SalesImport, SalesSource
-from .bulk_ledger import BulkPoster, Reversal, copy_in, copy_text, refresh_statistics
+from .bulk_ledger import (
+    ImportLedger,
+    LineEvaluator,
+    Return,
+    RuleIndex,
+    copy_in,
+    copy_text,
+    json_text,
+    proportional,
+    refresh_statistics,
+)
+from .earning import published_rules
 
 logger = logging.getLogger(__name__)
 
@@ -283,21 +295,25 @@ def import_start(*, source: SalesSource, uploaded_file, user) -> SalesImport:
 
 # Running --------------------------------------------------------------------------------------------------------
 
-_IMPORT_COLUMNS = (
-    "seq, external_id, partner_id, member_id, product_id, quantity, amount, invoice_number, invoice_date, "
-    "returns_line_id"
-)
 # Lines of a source by external id: one index lookup each (LATERAL), whatever the table's statistics say.
 _BY_EXTERNAL_ID = (
     "SELECT {columns} FROM unnest(%s::text[]) AS k(external_id) CROSS JOIN LATERAL "
     "(SELECT * FROM loyalty_saleline WHERE source_id = %s AND external_id = k.external_id) s"
 )
+_LINE_COLUMNS = (
+    "source_id, external_id, sales_import_id, partner_id, member_id, product_id, quantity, amount, invoice_number, "
+    "invoice_date, returns_line_id, points, postings"
+)
+_ORIGINAL_COLUMNS = "s.external_id, s.id, s.partner_id, s.product_id, s.quantity, s.sales_import_id, s.postings"
+NULL = "\\N"  # COPY's text format
 _LOCK_NAMESPACE = 0x5A1E  # pg_advisory_lock(namespace, import id): one worker per import
+_SOURCE_LOCK_NAMESPACE = 0x5A1F  # pg_advisory_xact_lock(namespace, source id): one import of a source at a time
+_STOP = object()  # tells the writer thread to give up (the reading side failed)
 
 
 def import_run(import_id: int, *, stats: dict | None = None) -> SalesImport:
     """Run a queued import to the end (the task's body). A finished import is left as it is; one that is
-    running elsewhere is left to that worker; one interrupted mid-way is run again (posted lines are skipped).
+    running elsewhere is left to that worker; one that was interrupted (nothing of it was posted) runs again.
     `stats`, when given, receives the seconds spent in each phase (for benchmarks)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_NAMESPACE, import_id])
@@ -315,12 +331,12 @@ def import_run(import_id: int, *, stats: dict | None = None) -> SalesImport:
             # New sales can lift partners into a higher tier: upgrades happen at once, not at the daily review.
             from .tiers import tiers_evaluate_all
 
+            started = time.perf_counter()
             tiers_evaluate_all(program=sales_import.source.program)
+            run.stats.add("tiers", started)
         if stats is not None:
             stats.update(run.stats.seconds)
-            if run.poster is not None:
-                stats["entries"] = run.poster.entries_written
-                stats.update({f"post.{step}": seconds for step, seconds in run.poster.timings.items()})
+            stats["entries"] = run.entries
         return sales_import
     finally:
         with connection.cursor() as cursor:
@@ -342,6 +358,7 @@ class _Line:
     partner_facts: tuple | None = None
     member_facts: tuple | None = None
     product_facts: tuple | None = None
+    shares: tuple = ()
 
 
 @dataclass
@@ -354,7 +371,6 @@ class _Counts:
     reversed: int = 0
     returns: int = 0
     shortfall: int = 0
-    notes: int = 0  # errors-list entries for posted lines (shortfalls)
 
 
 class _Issues:
@@ -376,13 +392,12 @@ class _Issues:
 
 @dataclass
 class _Prepared:
-    """A batch read, checked and matched (and, usually, evaluated), waiting to be written."""
+    """A batch read, checked, matched and evaluated, waiting to be written."""
 
     errors: _Issues
     lines: list = field(default_factory=list)
     total: int = 0
-    events: dict | None = None
-    earns: list | None = None
+    duplicates: int = 0
 
 
 @dataclass
@@ -406,21 +421,21 @@ class _Run:
         self.resumed = resumed
         self.counts = _Counts()
         self.errors: list[dict] = []
-        self.speculate = True
-        self.batches_written = 0
         self.error_file = tempfile.TemporaryFile(mode="w+", encoding="utf-8", newline="")  # noqa: SIM115
         self.error_writer = csv.writer(self.error_file)
         self.error_writer.writerow(["line", "column", "value", "reason"])
         self.seen: set[str] = set()
         self.stats = _Stats()
-        self.poster: BulkPoster | None = None
         self.today = timezone.localdate()
         self.total_rows = 0
+        self.entries = 0
+        self.ledger: ImportLedger | None = None
+        self.evaluator: LineEvaluator | None = None
+        self.source_had_lines = True
         self._partners: dict[str, tuple | None] = {}
         self._members_by_code: dict[str, tuple | None] = {}
         self._members_by_email: dict[str, list[tuple]] = {}
         self._products: dict[str, tuple | None] = {}
-        self._participants: dict[int, tuple[Participant, ...]] = {}
         self._quantities: dict[str, Decimal | str] = {}
         self._dates: dict[str, date | str] = {}
 
@@ -452,9 +467,8 @@ class _Run:
             logger.exception("Sales import %s stopped", imp.pk)
             self._finish(
                 ImportStatus.FAILED,
-                f"The import stopped after {self.counts.total:,} lines because of an unexpected error "
-                f"({type(exc).__name__}: {str(exc)[:120]}). The lines before it are posted; import the file "
-                "again to post the rest (lines already imported are skipped).",
+                f"The import stopped at line {self.counts.total + 1:,} because of an unexpected error "
+                f"({type(exc).__name__}: {str(exc)[:120]}). Nothing of it was posted; import the file again.",
             )
         finally:
             self.error_file.close()
@@ -484,14 +498,25 @@ class _Run:
         self.width = max(self.columns.values()) + 1
         self.total_rows = table.data_lines or 0
         SalesImport.objects.filter(pk=imp.pk).update(total_rows=self.total_rows)
-        self.poster = BulkPoster(self.program)
+        rules = published_rules(self.program)
+        self.evaluator = LineEvaluator(RuleIndex(rules))
+        self.ledger = ImportLedger(
+            self.program,
+            sales_import_id=imp.pk,
+            label=f"{self.source.name} ({imp.original_name})",
+            budget_rule_ids=[rule.id for rule in rules if rule.budget_points is not None],
+        )
+        self.source_had_lines = SaleLine.objects.filter(source=self.source).exists()
         if PIPELINE and not connection.in_atomic_block:
             self._pipelined(self._batches(table))
-        else:  # inside the caller's transaction (tests): one connection, batches are savepoints
-            for rows in self._batches(table):
-                self._write(self._prepare(rows))
+        else:  # inside the caller's transaction (tests): one connection, the import is a savepoint
+            with transaction.atomic():
+                self._begin()
+                for rows in self._batches(table):
+                    self._write(self._prepare(rows))
+                    self._progress()
+                self._end()
         self._analyze()
-        self._flush_errors()
         if self.counts.total == 0:
             raise FileProblem("The file has a header line but no lines below it.", "no_lines")
         self._finish(ImportStatus.DONE, self._message())
@@ -511,103 +536,130 @@ class _Run:
             yield batch
 
     def _pipelined(self, batches: Iterator[list]) -> None:
-        """While a writer thread (its own database connection) posts one batch, this thread reads, checks and
-        evaluates the next: the database and Python work at the same time. One batch in flight at most."""
+        """A writer thread (its own database connection, one transaction for the whole import) writes batch N
+        while this thread reads, checks and evaluates batch N+1: the database and Python work at the same time.
+        One batch waits at most. Progress is committed by this thread's connection."""
+        handoff: queue.Queue = queue.Queue(maxsize=1)
 
-        def write(prepared: _Prepared) -> None:
+        def write_all() -> None:
             try:
-                self._write(prepared)
+                with transaction.atomic():
+                    self._begin()
+                    while (batch := handoff.get()) is not None:
+                        if batch is _STOP:
+                            raise RuntimeError("the import was stopped while reading the file")
+                        self._write(batch)
+                    self._end()
             finally:
-                connection.close_if_unusable_or_obsolete()
+                connection.close()
 
-        def close() -> None:
-            connection.close()
+        def hand_over(item) -> bool:
+            """Queue an item for the writer; False when the writer has stopped (its error is raised later)."""
+            while not writer.done():
+                try:
+                    handoff.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sales-import") as writer:
-            pending = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sales-import") as pool:
+            writer = pool.submit(write_all)
             try:
                 for rows in batches:
-                    prepared = self._prepare(rows)
-                    if pending is not None:
-                        pending.result()  # the previous batch's failure stops the import here
-                    pending = writer.submit(write, prepared)
-                if pending is not None:
-                    pending.result()
-            finally:
-                writer.submit(close).result()
+                    if not hand_over(self._prepare(rows)):
+                        break
+                    self._progress()
+            except BaseException:
+                hand_over(_STOP)
+                raise
+            hand_over(None)
+            writer.result()
+
+    def _progress(self) -> None:
+        SalesImport.objects.filter(pk=self.imp.pk).update(
+            processed_rows=self.counts.total, total_rows=max(self.total_rows, self.counts.total)
+        )
 
     # -- one batch ---------------------------------------------------------------------------------------
 
     def _prepare(self, rows: list[tuple[int, list]]) -> _Prepared:
-        """Read, check and match a batch, and evaluate its sales (no writes)."""
+        """Read, check and match a batch, drop the lines already imported, and evaluate the rest (no writes)."""
         batch = _Prepared(errors=_Issues(self.headings))
         started = time.perf_counter()
         lines = self._parse(rows, batch)
         rows.clear()  # the raw cells are not needed any more
+        self.counts.total += batch.total
         started = self.stats.add("parse", started)
-        batch.lines = self._match(lines, batch.errors)
+        lines = self._match(lines, batch.errors)
+        if self.source_had_lines:
+            lines = self._drop_imported(lines, batch)
         started = self.stats.add("match", started)
-        if self.speculate:  # evaluate now, in parallel with the writer; lines found already imported are dropped
-            batch.events = {line.external_id: self._event(line) for line in batch.lines if line.quantity > 0}
-            batch.earns = self.poster.evaluate(batch.events.values())
-            self.stats.add("evaluate", started)
+        shares = self.evaluator.shares
+        for line in lines:
+            if line.quantity > 0:
+                line.shares = shares(line.partner_facts, line.member_facts, line.product_facts, line.invoice_date,
+                                     line.quantity, line.amount)  # fmt: skip
+        batch.lines = lines
+        self.stats.add("evaluate", started)
         return batch
 
+    def _drop_imported(self, lines: list[_Line], batch: _Prepared) -> list[_Line]:
+        """The lines not imported before (committed ones: the writer checks again under its lock)."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _BY_EXTERNAL_ID.format(columns="s.external_id"),
+                [[line.external_id for line in lines], self.source.pk],
+            )
+            imported = {row[0] for row in cursor.fetchall()}
+        if not imported:
+            return lines
+        batch.duplicates += sum(1 for line in lines if line.external_id in imported)
+        return [line for line in lines if line.external_id not in imported]
+
+    def _begin(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_SOURCE_LOCK_NAMESPACE, self.source.pk])
+            self.ledger.begin(cursor)
+
     def _write(self, batch: _Prepared) -> None:
-        """Post one batch in one transaction, with the import's progress."""
-        if self.batches_written % STATISTICS_EVERY == 0:
-            self._analyze()
-        self.batches_written += 1
+        """Write one batch in the import's transaction: its new lines with what each pays, its returns."""
         started = time.perf_counter()
         counts, errors = self.counts, batch.errors
-        with transaction.atomic():
-            counts.total += batch.total
-            positives = [line for line in batch.lines if line.quantity > 0]
-            returns = [line for line in batch.lines if line.quantity < 0]
-            new_ids = self._insert(positives)
-            started = self.stats.add("insert_lines", started)
-            new_lines = [line for line in positives if line.external_id in new_ids]
-            counts.duplicates += len(positives) - len(new_lines)
-            reversals, new_returns = self._returns(returns, errors) if returns else ([], {})
-            started = self.stats.add("returns", started)
-            # A sale a claim already reports is paid once, through the claim (with its colleagues' shares).
-            covered = self._covered_by_claims(new_lines)
-            paying = [line for line in new_lines if line.external_id not in covered]
-            if batch.earns is not None:
-                keys = {batch.events[line.external_id].source_key for line in paying}
-                earns = [earn for earn in batch.earns if earn.event.source_key in keys]
-                result = self.poster.post((), reversals, evaluated=earns)
-            else:
-                result = self.poster.post([self._event(line) for line in paying], reversals)
-            started = self.stats.add("post", started)
-            self.speculate = bool(new_lines) or not positives  # a file already imported: evaluate only what is new
-            counts.new += len(new_lines) + len(new_returns)
-            counts.points += result.points_earned
-            counts.reversed += result.points_reversed
-            counts.returns += len(new_returns)
-            for shortfall in result.shortfalls:
-                counts.shortfall += shortfall.missing
-                errors.add(
-                    shortfall.ref,
-                    "quantity",
-                    "",
-                    f"Return posted, but {shortfall.missing:,} of the {shortfall.wanted:,} points to take back were "
-                    f"already spent (account {shortfall.account_id}): only {shortfall.taken:,} were taken back.",
-                )
-            self._confirm_claims(new_lines, new_ids)
-            started = self.stats.add("claims", started)
-            counts.error_rows += errors.rows
-            self._flush_errors(errors.items)
-            SalesImport.objects.filter(pk=self.imp.pk).update(
-                processed_rows=counts.total,
-                total_rows=max(self.total_rows, counts.total),
-                new_lines=counts.new,
-                duplicate_lines=counts.duplicates,
-                error_rows=counts.error_rows,
-                points_posted=counts.points,
-                errors=self.errors,
+        counts.duplicates += batch.duplicates
+        positives = [line for line in batch.lines if line.quantity > 0]
+        returns = [line for line in batch.lines if line.quantity < 0]
+        new_lines = self._insert(positives)
+        counts.duplicates += len(positives) - len(new_lines)
+        counts.new += len(new_lines)
+        started = self.stats.add("insert_lines", started)
+        if returns:
+            self._returns(returns, errors)
+        started = self.stats.add("returns", started)
+        self._confirm_claims(new_lines)
+        started = self.stats.add("claims", started)
+        counts.error_rows += errors.rows
+        self._flush_errors(errors.items)
+
+    def _end(self) -> None:
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            result = self.ledger.finish(cursor)
+        self.entries = result.entries
+        self.counts.points = result.points_earned
+        self.counts.reversed = result.points_reversed
+        notes = _Issues(self.headings)
+        for shortfall in result.shortfalls:
+            self.counts.shortfall += shortfall.missing
+            notes.add(
+                shortfall.ref,
+                "quantity",
+                "",
+                f"Return posted, but {shortfall.missing:,} of the {shortfall.wanted:,} points to take back were "
+                f"already spent (account {shortfall.account_id}): only {shortfall.taken:,} were taken back.",
             )
-        self.stats.add("commit", started)
+        self._flush_errors(notes.items)
+        self.stats.add("ledger", started)
 
     # -- parsing (no database) ---------------------------------------------------------------------------
 
@@ -818,50 +870,85 @@ class _Run:
 
     # -- writing -----------------------------------------------------------------------------------------
 
-    def _insert(self, lines: list[_Line], returns_of: dict[str, int] | None = None) -> dict[str, int]:
-        """Insert the lines that are new for this source; {external id: sale line id} of those inserted."""
+    def _insert(self, lines: list[_Line]) -> list[_Line]:
+        """COPY the new lines, each with what it pays (caps and budgets applied in file order). A line that
+        another import of the source committed after this batch was checked makes the COPY fail: the batch is
+        then written again without the lines already there. Returns the lines written."""
         if not lines:
-            return {}
-        rows = []
-        for seq, line in enumerate(lines):
-            member = line.member_facts[0] if line.member_facts else "\\N"
-            original = returns_of.get(line.external_id, "\\N") if returns_of else "\\N"
-            rows.append(
-                f"{seq}\t{copy_text(line.external_id)}\t{line.partner_facts[0]}\t{member}\t{line.product_facts[0]}\t"
-                f"{line.quantity}\t{line.amount}\t{copy_text(line.invoice_number)}\t{line.invoice_date.isoformat()}\t"
-                f"{original}\n"
-            )
+            return []
+        covered = self._covered_by_claims(lines)  # a sale a claim reports is paid once, through the claim
+        for line in lines:
+            if line.external_id in covered:
+                line.shares = ()
+        snapshot = self.ledger.snapshot()
         with connection.cursor() as cursor:
-            cursor.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS loyalty_import_lines (seq int, external_id text, partner_id bigint, "
-                "member_id bigint, product_id bigint, quantity numeric, amount numeric, invoice_number text, "
-                "invoice_date date, returns_line_id bigint)"
-            )
-            cursor.execute("TRUNCATE loyalty_import_lines")
-            copy_in(cursor, "loyalty_import_lines", _IMPORT_COLUMNS, rows)
-            del rows
-            cursor.execute(
-                "INSERT INTO loyalty_saleline (source_id, external_id, sales_import_id, partner_id, member_id, "
-                "product_id, quantity, amount, invoice_number, invoice_date, returns_line_id, created_at) "
-                "SELECT %s, external_id, %s, partner_id, member_id, product_id, quantity, amount, invoice_number, "
-                "invoice_date, returns_line_id, now() FROM loyalty_import_lines ORDER BY seq "
-                "ON CONFLICT (source_id, external_id) DO NOTHING RETURNING external_id, id",
-                [self.source.pk, self.imp.pk],
-            )
-            inserted = dict(cursor.fetchall())
-            if self.resumed and len(inserted) < len(lines):
-                # Lines this import posted before it was interrupted count as its new lines, not duplicates.
-                missing = [line.external_id for line in lines if line.external_id not in inserted]
+            try:
+                with transaction.atomic():
+                    rows, paid = self._line_rows(cursor, lines)
+                    copy_in(cursor, "loyalty_saleline", _LINE_COLUMNS, rows)
+            except IntegrityError:
+                self.ledger.restore(snapshot)
                 cursor.execute(
-                    _BY_EXTERNAL_ID.format(columns="s.external_id, s.id") + " WHERE s.sales_import_id = %s",
-                    [missing, self.source.pk, self.imp.pk],
+                    _BY_EXTERNAL_ID.format(columns="s.external_id"),
+                    [[line.external_id for line in lines], self.source.pk],
                 )
-                inserted.update(cursor.fetchall())
-        return inserted
+                imported = {row[0] for row in cursor.fetchall()}
+                if not imported:
+                    raise
+                lines = [line for line in lines if line.external_id not in imported]
+                rows, paid = self._line_rows(cursor, lines)
+                copy_in(cursor, "loyalty_saleline", _LINE_COLUMNS, rows)
+        add = self.ledger.add
+        for holder, points in paid:
+            add(holder, points)
+        return lines
 
-    def _returns(self, returns: list[_Line], issues: _Issues) -> tuple[list[Reversal], dict[str, int]]:
-        """Find each return's original line, refuse those that cannot be matched, insert the rest and say what
-        each takes back. Returns (reversals, {external id: sale line id} of the returns inserted)."""
+    def _line_rows(self, cursor, lines: list[_Line]) -> tuple[list[str], list[tuple[tuple[str, int], int]]]:
+        """The lines in COPY's text format, and (beneficiary, points) of every share they pay."""
+        ledger = self.ledger
+        usage_keys = set()
+        for line in lines:
+            for share in line.shares:
+                if share.cap_points is not None and line.member_facts is not None:
+                    usage_keys.add(ledger.usage_keys(share, line.member_facts[0], line.invoice_date))
+        usage_keys.discard(None)
+        ledger.lock_usages(cursor, usage_keys)
+        head = f"{self.source.pk}\t"
+        middle = f"\t{self.imp.pk}\t"
+        rows, paid = [], []
+        for line in lines:
+            partner_id = line.partner_facts[0]
+            member = line.member_facts
+            member_id = member[0] if member else None
+            member_text = str(member_id) if member else "null"
+            total, postings = 0, ""
+            if line.shares:
+                parts = []
+                for share in line.shares:
+                    points = share.points
+                    if share.is_limited:
+                        points = ledger.limit(share, member_id, line.invoice_date)
+                    if points == share.points:
+                        parts.append(f"{share.head}{member_text if share.to_member else 'null'}{share.tail}")
+                    else:
+                        text = f"{share.explanation} — limited to {points} by the rule's cap or budget"
+                        parts.append(
+                            f"[{share.rule_id},{member_text if share.to_member else 'null'},{points},{json_text(text)}]"
+                        )
+                    if points:
+                        paid.append((("m", member_id) if share.to_member else ("p", partner_id), points))
+                        total += points
+                postings = copy_text("[" + ",".join(parts) + "]")
+            rows.append(
+                f"{head}{copy_text(line.external_id)}{middle}{partner_id}\t{member_id if member else NULL}\t"
+                f"{line.product_facts[0]}\t{line.quantity}\t{line.amount}\t{copy_text(line.invoice_number)}\t"
+                f"{line.invoice_date.isoformat()}\t{NULL}\t{total}\t{postings}\n"
+            )
+        return rows, paid
+
+    def _returns(self, returns: list[_Line], issues: _Issues) -> None:
+        """Find each return's original line, refuse those that cannot be matched, and write the rest, each
+        taking back its share of every posting of its original line (bulk_ledger.proportional)."""
         source_id = self.source.pk
         with connection.cursor() as cursor:
             cursor.execute(
@@ -874,7 +961,7 @@ class _Run:
             originals: dict[str, tuple] = {}
             if by_id:
                 cursor.execute(
-                    _BY_EXTERNAL_ID.format(columns="s.external_id, s.id, s.partner_id, s.product_id, s.quantity"),
+                    _BY_EXTERNAL_ID.format(columns=_ORIGINAL_COLUMNS),
                     [by_id, source_id],
                 )
                 originals = {row[0]: row for row in cursor.fetchall()}
@@ -882,7 +969,7 @@ class _Run:
             candidates: dict[tuple, list[tuple]] = defaultdict(list)
             if by_invoice:
                 cursor.execute(
-                    "SELECT s.external_id, s.id, s.partner_id, s.product_id, s.quantity, s.invoice_number "
+                    f"SELECT {_ORIGINAL_COLUMNS}, s.invoice_number "
                     "FROM (SELECT DISTINCT * FROM unnest(%s::bigint[], %s::text[], %s::bigint[])) "
                     "AS w(partner_id, invoice_number, product_id) CROSS JOIN LATERAL (SELECT * FROM loyalty_saleline "
                     "WHERE partner_id = w.partner_id AND invoice_number = w.invoice_number "
@@ -896,7 +983,7 @@ class _Run:
                     ],
                 )
                 for row in cursor.fetchall():
-                    candidates[(row[2], row[5], row[3])].append(row[:5])
+                    candidates[(row[2], row[7], row[3])].append(row[:7])
             original_ids = {row[1] for row in originals.values()} | {
                 row[1] for rows in candidates.values() for row in rows
             }
@@ -953,55 +1040,34 @@ class _Run:
             accepted.append((line, original, returned[original[1]]))
             returned[original[1]] += quantity
         if not accepted:
-            return [], {}
-        inserted = self._insert([line for line, _, _ in accepted], {line.external_id: o[1] for line, o, _ in accepted})
-        self.counts.duplicates += len(accepted) - len(inserted)
-        reversals = []
+            return
+        ledger = self.ledger
+        rows = []
         for line, original, before in accepted:
-            if line.external_id not in inserted:
-                continue
-            reversals.append(
-                Reversal(
-                    key=f"sale:{source_id}:{line.external_id}",
-                    original_key=f"sale:{source_id}:{original[0]}",
-                    returned=-line.quantity,
-                    original_quantity=original[4],
-                    returned_before=before,
-                    explanation=f"Return of {_number(-line.quantity)} of {_number(original[4])} units of line "
-                    f"{original[0]} (line {line.external_id})",
-                    ref=line.line,
-                )
+            external_id, original_id, partner_id, _, quantity, original_import, postings = original
+            returned = -line.quantity
+            share = Return(returned=returned, original_quantity=quantity, returned_before=before)
+            parts, total = [], 0
+            text = f"Return of {_number(returned)} of {_number(quantity)} units of line {external_id}"
+            for rule_id, member_id, points, _ in json.loads(postings) if postings else ():
+                wanted = proportional(points, share) if points > 0 else 0
+                if wanted <= 0:
+                    continue
+                holder = ("m", member_id) if member_id is not None else ("p", partner_id)
+                ledger.add_return(original_import, holder, rule_id, wanted, line.line)
+                parts.append(f"[{rule_id},{'null' if member_id is None else member_id},{-wanted},{json_text(text)}]")
+                total -= wanted
+            member = line.member_facts
+            rows.append(
+                f"{source_id}\t{copy_text(line.external_id)}\t{self.imp.pk}\t{line.partner_facts[0]}\t"
+                f"{member[0] if member else NULL}\t{line.product_facts[0]}\t{line.quantity}\t{line.amount}\t"
+                f"{copy_text(line.invoice_number)}\t{line.invoice_date.isoformat()}\t{original_id}\t{total}\t"
+                f"{copy_text('[' + ','.join(parts) + ']') if parts else ''}\n"
             )
-        return reversals, inserted
-
-    def _event(self, line: _Line) -> Event:
-        partner_id, kind, region_id, pooled, tier = line.partner_facts
-        member = line.member_facts
-        participants = ()
-        if member is not None:
-            participants = self._participants.get(member[0])
-            if participants is None:
-                participants = self._participants[member[0]] = (
-                    Participant(member[0], member[3], member[4], is_actor=True),
-                )
-        product_id, line_id = line.product_facts
-        return Event(
-            kind="sale_line",
-            source_key=f"sale:{self.source.pk}:{line.external_id}",
-            occurred_on=line.invoice_date,
-            partner_id=partner_id,
-            partner_kind=kind,
-            region_id=region_id,
-            tier_id=tier[0] if tier else None,
-            tier_name=tier[1] if tier else "",
-            tier_multiplier=tier[2] if tier else ONE,
-            pooled=pooled,
-            participants=participants,
-            product_id=product_id,
-            line_id=line_id,
-            quantity=line.quantity,
-            amount=line.amount,
-        )
+        with connection.cursor() as cursor:
+            copy_in(cursor, "loyalty_saleline", _LINE_COLUMNS, rows)
+        self.counts.new += len(rows)
+        self.counts.returns += len(rows)
 
     def _covered_by_claims(self, lines: list[_Line]) -> set[str]:
         """External ids of new lines that a submitted or approved claim of this program already reports (same
@@ -1028,15 +1094,13 @@ class _Run:
                 covered.add(line.external_id)
         return covered
 
-    def _confirm_claims(self, lines: list[_Line], ids: dict[str, int]) -> None:
+    def _confirm_claims(self, lines: list[_Line]) -> None:
         """Hand the new lines that may confirm a waiting claim (same partner and invoice number) to
-        claims.claims_confirm_by_sale_lines, in this batch's transaction."""
+        claims.claims_confirm_by_sale_lines, in the import's transaction."""
         claims = _claims_module()
         confirm = getattr(claims, "claims_confirm_by_sale_lines", None)
-        if confirm is None:
-            return
         lines = [line for line in lines if line.invoice_number]
-        if not lines:
+        if confirm is None or not lines:
             return
         normalise = getattr(claims, "normalise_invoice_number", None)
         if normalise is not None:
@@ -1048,7 +1112,11 @@ class _Run:
             )
             lines = [line for line in lines if (line.partner_facts[0], normalise(line.invoice_number)) in waiting]
         if lines:
-            confirm(sale_lines=SaleLine.objects.filter(pk__in=[ids[line.external_id] for line in lines]))
+            confirm(
+                sale_lines=SaleLine.objects.filter(
+                    source=self.source, external_id__in=[line.external_id for line in lines]
+                ).order_by("pk")
+            )
 
     # -- errors and the end ------------------------------------------------------------------------------
 
