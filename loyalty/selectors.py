@@ -1,16 +1,19 @@
 """Reads of the program core that users see, scoped through partners.visibility."""
 
+import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.db import connection
-from django.db.models import Min, Q, QuerySet, Sum
+from django.db.models import BooleanField, Min, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from partners.visibility import company_partners_for, members_for
 
-from .constants import EXPIRING_SOON_DAYS
-from .models import PointsAccount, PointsEntry, PointsLot, Program
+from .constants import EXPIRING_SOON_DAYS, EntryKind
+from .models import PointsAccount, PointsEntry, PointsLot, Program, SaleLine
+from .services.bulk_ledger import SOURCE_TYPE as SALES_IMPORT
 
 
 def current_program(request) -> Program | None:
@@ -47,6 +50,57 @@ def expiring_soon(*, account: PointsAccount, days: int = EXPIRING_SOON_DAYS) -> 
 def statement(*, account: PointsAccount) -> QuerySet[PointsEntry]:
     """Entries of one account, newest first (paginate the result). The caller got `account` from accounts_for."""
     return PointsEntry.objects.filter(account=account).order_by("-id")
+
+
+def _posts_to(account: PointsAccount) -> RawSQL:
+    """True for a sale line with a posting to this account: a posting [rule, member id or null, points, text]
+    whose member id is the account's member, or null for a company account. Exact, unlike a text match on the
+    JSON; `strict` because lax mode would unwrap each posting into its values. A line that paid nothing has
+    empty `postings` (NULLIF: no posting, no error)."""
+    return RawSQL(
+        "jsonb_path_exists(NULLIF(loyalty_saleline.postings, '')::jsonb, 'strict $[*] ? (@[1] == $member)', %s::jsonb)",
+        [json.dumps({"member": account.member_id})],
+        output_field=BooleanField(),
+    )
+
+
+def entry_lines(*, entry: PointsEntry) -> QuerySet[SaleLine]:
+    """The sale lines behind one sell-out entry that paid its account, oldest first (paginate the result):
+    for an earn entry the import's sales, for a reversal the import's returns of the original entry's lines.
+    Empty for other entries. The caller got `entry` through accounts_for, with `account__member` and `reverses`
+    selected. Filtered by partner first: the (partner, invoice number, product) index leads with it."""
+    if entry.source_type != SALES_IMPORT:
+        return SaleLine.objects.none()
+    account = entry.account
+    if account.member_id is not None:
+        lines = SaleLine.objects.filter(partner_id=account.member.partner_id, member_id=account.member_id)
+    else:
+        lines = SaleLine.objects.filter(partner_id=account.partner_id)
+    lines = lines.filter(_posts_to(account), sales_import_id=int(entry.source_id))
+    if entry.kind == EntryKind.REVERSE:
+        if entry.reverses is None:
+            return SaleLine.objects.none()
+        # One reversal per original entry: an import returning lines of several imports has several.
+        lines = lines.filter(quantity__lt=0, returns_line__sales_import_id=int(entry.reverses.source_id))
+    else:
+        lines = lines.filter(quantity__gt=0)  # the import's returns are in its reversal entries
+    return lines.select_related("product").order_by("id")
+
+
+@dataclass(frozen=True)
+class LinePosting:
+    rule_id: int
+    points: int
+    explanation: str
+
+
+def account_postings(*, line: SaleLine, account: PointsAccount) -> list[LinePosting]:
+    """What one sale line paid (or, a return, took back from) this account, rule by rule."""
+    return [
+        LinePosting(rule_id=rule_id, points=points, explanation=explanation)
+        for rule_id, member_id, points, explanation in line.posting_list
+        if member_id == account.member_id
+    ]
 
 
 AUDIT_SQL = """

@@ -1,16 +1,16 @@
-"""Member-site pages of the program core: the points statement."""
+"""Member-site pages of the program core: the points statement and the sale lines behind an entry."""
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from loyalty.common.htmx import render_page_or_partial
 from partners.visibility import Viewer, current_membership, viewer_kind
 
-from .models import PointsAccount
-from .selectors import accounts_for, current_program, expiring_soon, statement
+from .models import PointsAccount, PointsEntry
+from .selectors import account_postings, accounts_for, current_program, entry_lines, expiring_soon, statement
 
 PAGE_SIZE = 25
 
@@ -49,3 +49,36 @@ def points_statement(request):
         "is_own": account.member_id is not None and member is not None and account.member_id == member.pk,
     }
     return render_page_or_partial(request, "loyalty/statement.html", "entries", context)
+
+
+@login_required
+@require_GET
+def points_entry(request, entry_id):
+    """One statement entry and the sale lines behind it, each with what it paid this account and why.
+    Only entries of the accounts the statement would show this viewer (404 otherwise)."""
+    program = current_program(request)
+    if program is None:
+        raise Http404("No program is running.")
+    visible = accounts_for(request.user).filter(program=program)
+    entry = get_object_or_404(
+        PointsEntry.objects.filter(account__in=visible).select_related(
+            "account__member__user", "account__partner", "account__program", "reverses"
+        ),
+        pk=entry_id,
+    )
+    account = entry.account
+    member = current_membership(request.user)
+    page = Paginator(entry_lines(entry=entry), PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = []
+    for line in page:
+        postings = account_postings(line=line, account=account)
+        rows.append({"line": line, "postings": postings, "points": sum(p.points for p in postings)})
+    context = {
+        "entry": entry,
+        "account": account,
+        "program": account.program,
+        "page": page,
+        "rows": rows,
+        "is_own": account.member_id is not None and member is not None and account.member_id == member.pk,
+    }
+    return render_page_or_partial(request, "loyalty/entry.html", "lines", context)

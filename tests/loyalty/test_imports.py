@@ -307,68 +307,73 @@ def test_a_partly_new_file_posts_only_the_new_lines(world):
     assert world.balance() == 210
 
 
-def test_a_line_the_per_event_path_already_paid_is_not_paid_again(world):
-    from loyalty.facts import sale_event
-
-    event = sale_event(
-        program=world.program,
-        source_key=f"sale:{world.source.pk}:L1",
-        partner=world.partner,
-        product=world.product,
-        quantity=Decimal(10),
-        amount=Decimal(100),
-        occurred_on=DAY,
-        actor=world.member,
-    )
-    [paid] = earning.post_event(program=world.program, event=event)
-    imp = world.run([world.line("L1"), world.line("L2")])
-    assert imp.new_lines == 2
-    assert imp.points_posted == 100  # L2 only: L1's key was already posted
-    assert PointsEntry.objects.filter(idempotency_key=paid.idempotency_key).count() == 1
-    assert world.balance() == 200
+def test_each_account_gets_one_entry_per_import_and_the_lines_behind_it_add_up_to_it(world):
+    world.rule.shares = [{"role": "sales", "percent": 60}]
+    world.rule.save()
+    other = MemberFactory(partner=world.partner)
+    imp = world.run([world.line("L1"), world.line("L2", qty="5"), world.line("L3", rep=f"M{other.pk}")])
+    entries = {
+        e.idempotency_key: (e.available_delta, e.explanation, e.details["lines"])
+        for e in PointsEntry.objects.filter(source_type="sales_import", source_id=str(imp.pk))
+    }
+    label = f"from Distributor feed ({imp.original_name})"
+    assert entries == {
+        f"sales-import:{imp.pk}:m{world.member.pk}": (90, f"2 sale lines {label}", 2),
+        f"sales-import:{imp.pk}:m{other.pk}": (60, f"1 sale line {label}", 1),
+        f"sales-import:{imp.pk}:p{world.partner.pk}": (100, f"3 sale lines {label}", 3),
+    }
+    lines = {line.external_id: line for line in SaleLine.objects.filter(sales_import=imp)}
+    assert lines["L2"].points == 50
+    assert lines["L2"].posting_list == [
+        [world.rule.pk, world.member.pk, 30, "Softeners v1: 5 units × 10 pts = 50; Sales rep share 60% = 30"],
+        [world.rule.pk, None, 20, "Softeners v1: 5 units × 10 pts = 50; company share = 20"],
+    ]
+    assert sum(line.points for line in lines.values()) == imp.points_posted == 250
     assert ledger_problems() == []
 
 
 # Batches and progress ----------------------------------------------------------------------------------------
 
 
-def test_progress_is_committed_after_every_batch(world, monkeypatch):
+def test_progress_is_saved_after_every_batch(world, monkeypatch):
     monkeypatch.setattr(imports, "BATCH_SIZE", 2)
     seen = []
-    original = imports._Run._write
+    original = imports._Run._progress
 
-    def spy(self, batch):
-        original(self, batch)
+    def spy(self):
+        original(self)
         imp = SalesImport.objects.get(pk=self.imp.pk)
-        seen.append((imp.processed_rows, imp.total_rows, imp.new_lines))
+        seen.append((imp.processed_rows, imp.total_rows, imp.percent_done))
 
-    monkeypatch.setattr(imports._Run, "_write", spy)
+    monkeypatch.setattr(imports._Run, "_progress", spy)
     imp = world.run([world.line(f"L{n}") for n in range(5)])
-    assert seen == [(2, 5, 2), (4, 5, 4), (5, 5, 5)]
-    assert imp.percent_done == 100
+    assert seen == [(2, 5, 40), (4, 5, 80), (5, 5, 100)]
+    assert (imp.percent_done, imp.new_lines) == (100, 5)
 
 
-def test_a_failing_batch_posts_nothing_of_itself_and_a_second_import_posts_the_rest(world, monkeypatch):
+def test_a_failure_in_any_batch_posts_nothing_of_the_import_and_importing_again_posts_it_all(world, monkeypatch):
     monkeypatch.setattr(imports, "BATCH_SIZE", 2)
-    original = imports.BulkPoster.post
+    original = imports._Run._write
     calls = []
 
-    def failing(self, events, reversals=(), **kwargs):
+    def failing(self, batch):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("database went away")
-        return original(self, events, reversals, **kwargs)
+        return original(self, batch)
 
-    monkeypatch.setattr(imports.BulkPoster, "post", failing)
+    monkeypatch.setattr(imports._Run, "_write", failing)
     lines = [world.line(f"L{n}") for n in range(5)]
     imp = world.run(lines)
     assert imp.status == ImportStatus.FAILED
-    assert imp.message.startswith("The import stopped after 4 lines because of an unexpected error (RuntimeError")
-    assert sorted(SaleLine.objects.values_list("external_id", flat=True)) == ["L0", "L1"]
-    assert world.balance() == 200
-    monkeypatch.setattr(imports.BulkPoster, "post", original)
+    assert imp.message.startswith("The import stopped at line 5 because of an unexpected error (RuntimeError")
+    assert "Nothing of it was posted" in imp.message
+    assert not SaleLine.objects.exists()
+    assert not PointsEntry.objects.exists()
+    assert world.balance() == 0
+    monkeypatch.setattr(imports._Run, "_write", original)
     again = world.run(lines)
-    assert (again.new_lines, again.duplicate_lines) == (3, 2)
+    assert (again.new_lines, again.duplicate_lines) == (5, 0)
     assert world.balance() == 500
     assert ledger_problems() == []
 
@@ -396,21 +401,18 @@ def test_caps_and_budgets_are_exact_across_batches_and_imports(world, monkeypatc
     assert world.balance(other) == 150  # the budget's last 50
     world.rule.refresh_from_db()
     assert world.rule.budget_used == 400
-    limited = PointsEntry.objects.get(idempotency_key__startswith=f"sale:{world.source.pk}:L2:")
-    assert limited.explanation.endswith("limited to 50 by the rule's cap or budget")
+    [limited] = SaleLine.objects.get(external_id="L2").posting_list
+    assert limited[2:] == [50, "Softeners v1: 10 units × 10 pts = 100 — limited to 50 by the rule's cap or budget"]
     assert (imp.points_posted, more.points_posted) == (350, 50)
     assert ledger_problems() == []
 
 
-def test_the_import_pays_what_post_event_would_pay(world):
+def test_each_line_pays_what_the_engine_says_for_it(world):
     from loyalty.facts import sale_event
 
     world.rule.shares = [{"role": "sales", "percent": 60}]
     world.rule.save()
     world.run([world.line("L1", qty="3", amount="77.50")])
-    imported = sorted(
-        PointsEntry.objects.values_list("idempotency_key", "available_delta", "explanation", "fingerprint")
-    )
     event = sale_event(
         program=world.program,
         source_key=f"sale:{world.source.pk}:L1",
@@ -422,11 +424,9 @@ def test_the_import_pays_what_post_event_would_pay(world):
         actor=world.member,
     )
     postings = earning.evaluate(event, earning.published_rules(world.program))
-    expected = sorted((earning.posting_key(event, p), p.points, p.explanation) for p in postings)
-    assert [row[:3] for row in imported] == expected
-    for key, points, _, fingerprint in imported:
-        entry = PointsEntry.objects.get(idempotency_key=key)
-        assert fingerprint == ledger._fingerprint("earn", entry.account_id, points, "sale_line", entry.source_id, None)
+    expected = [[p.rule_id, p.member_id, p.points, p.explanation] for p in postings]
+    assert SaleLine.objects.get(external_id="L1").posting_list == expected
+    assert len(expected) == 2
 
 
 # Returns -----------------------------------------------------------------------------------------------------
@@ -440,9 +440,13 @@ def reversals():
     )
 
 
+def line_points():
+    return dict(SaleLine.objects.values_list("external_id", "points"))
+
+
 def test_returns_take_back_exactly_the_original_lines_points_in_proportion(world):
-    world.run([world.line("L1", qty="10", invoice="INV-7")])  # 100 points
-    key = f"sale:{world.source.pk}:L1:r{world.rule.pk}:m{world.member.pk}"
+    earned = world.run([world.line("L1", qty="10", invoice="INV-7")])  # 100 points
+    key = f"sales-import:{earned.pk}:m{world.member.pk}"
     first = world.run([world.line("R1", qty="-3", amount="-30", returns="L1")])
     assert reversals() == [(key, -30)]
     assert (
@@ -468,11 +472,14 @@ def test_partial_returns_round_to_exactly_the_original_points(world):
     world.rule.save()
     world.run([world.line("L1", qty="3")])  # 3 points
     world.run([world.line(f"R{n}", qty="-1", returns="L1") for n in range(3)])
-    assert [points for _, points in reversals()] == [-1, -1, -1]
+    assert [points for _, points in reversals()] == [-3]  # one reversal entry per import and earn entry
+    assert [line_points()[f"R{n}"] for n in range(3)] == [-1, -1, -1]
     world.rule.value = Decimal(5)
     world.rule.save()
     world.run([world.line("L2", qty="2")])  # 10 points, returned 1/2 + 1/2 (no 5.5 rounding drift)
-    world.run([world.line("S1", qty="-1", returns="L2"), world.line("S2", qty="-1", returns="L2")])
+    world.run([world.line("S1", qty="-1", returns="L2")])
+    world.run([world.line("S2", qty="-1", returns="L2")])
+    assert [line_points()["S1"], line_points()["S2"]] == [-5, -5]
     assert sum(points for _, points in reversals()) == -13
     assert world.balance() == 0
 
@@ -643,25 +650,107 @@ def test_the_pipelined_run_posts_batch_by_batch_with_real_commits(monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_failing_batch_in_the_writer_thread_stops_the_import_after_the_batches_before_it(monkeypatch):
+def test_two_imports_of_overlapping_files_at_once_post_each_line_once():
+    from .test_ledger_concurrency import run_in_parallel
+
+    world = World()
+    files = [[world.line(f"L{n}") for n in range(6)], [world.line(f"L{n}") for n in range(3, 9)]]
+    uploads = [world.upload(lines) for lines in files]  # queued; run below from two threads at the same instant
+    outcomes = run_in_parallel(2, lambda i: import_run(uploads[i].pk).status)
+    assert outcomes == {ImportStatus.DONE: 2}
+    done = SalesImport.objects.filter(pk__in=[u.pk for u in uploads])
+    assert sorted((imp.new_lines, imp.duplicate_lines) for imp in done) == [(3, 3), (6, 0)]
+    assert SaleLine.objects.count() == 9
+    assert world.balance() == 900
+    assert ledger_problems() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_budget_is_exact_when_an_import_and_single_events_post_at_once():
+    from loyalty.facts import sale_event
+
+    from .test_ledger_concurrency import run_in_parallel
+
+    world = World()
+    world.rule.budget_points = 1500
+    world.rule.save()
+    members = [MemberFactory(partner=world.partner) for _ in range(3)]
+    upload = world.upload([world.line(f"L{n}", rep=f"M{members[0].pk}") for n in range(10)])  # 1,000 wanted
+
+    def work(i):
+        if i == 0:
+            return import_run(upload.pk).points_posted
+        entries = []
+        for n in range(5):  # 500 wanted by each of two threads
+            event = sale_event(
+                program=world.program, source_key=f"claim:{i}:{n}", partner=world.partner, product=world.product,
+                quantity=Decimal(10), amount=Decimal(100), occurred_on=DAY, actor=members[i],
+            )  # fmt: skip
+            entries += earning.post_event(program=world.program, event=event, source_type="claim_line")
+        return sum(e.available_delta for e in entries)
+
+    outcomes = run_in_parallel(3, work)
+    world.rule.refresh_from_db()
+    assert world.rule.budget_used == 1500
+    assert sum(points * count for points, count in outcomes.items()) == 1500
+    assert sum(PointsAccount.objects.filter(program=world.program).values_list("available", flat=True)) == 1500
+    assert ledger_problems() == []
+
+
+def test_a_pooled_partner_gets_its_staffs_points_in_the_company_account(world):
+    from partners.constants import PayoutPolicy
+
+    world.partner.payout_policy = PayoutPolicy.POOLED
+    world.partner.save()
+    imp = world.run([world.line("L1")])
+    assert world.balance() == 0
+    assert PointsAccount.objects.get(program=world.program, partner=world.partner).available == 100
+    [[_, member_id, points, explanation]] = SaleLine.objects.get(sales_import=imp).posting_list
+    assert (member_id, points) == (None, 100)
+    assert explanation.endswith("(pooled to the company account)")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_batch_in_the_writer_thread_stops_the_import_and_posts_nothing(monkeypatch):
     monkeypatch.setattr(imports, "BATCH_SIZE", 2)
     world = World()
-    original = imports.BulkPoster.post
+    original = imports._Run._write
     calls = []
 
-    def failing(self, events, reversals=(), **kwargs):
+    def failing(self, batch):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("database went away")
-        return original(self, events, reversals, **kwargs)
+        return original(self, batch)
 
-    monkeypatch.setattr(imports.BulkPoster, "post", failing)
+    monkeypatch.setattr(imports._Run, "_write", failing)
     imp = world.run([world.line(f"L{n}") for n in range(5)])
     assert imp.status == ImportStatus.FAILED
     assert "RuntimeError: database went away" in imp.message
-    assert sorted(SaleLine.objects.values_list("external_id", flat=True)) == ["L0", "L1"]
-    assert (imp.new_lines, world.balance()) == (2, 200)
+    assert not SaleLine.objects.exists()
+    assert (imp.new_lines, world.balance()) == (0, 0)
     assert ledger_problems() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_while_reading_stops_the_writer_and_posts_nothing(monkeypatch):
+    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+    world = World()
+    original = imports._Run._prepare
+    calls = []
+
+    def failing(self, rows):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("disk went away")
+        return original(self, rows)
+
+    monkeypatch.setattr(imports._Run, "_prepare", failing)
+    imp = world.run([world.line(f"L{n}") for n in range(6)])
+    assert imp.status == ImportStatus.FAILED
+    assert "RuntimeError: disk went away" in imp.message
+    assert not SaleLine.objects.exists()
+    assert world.balance() == 0
 
 
 def _claim(world, invoice, quantity=10):
@@ -686,13 +775,17 @@ def _earned_for(prefix: str) -> int:
     )
 
 
+def _line_points(external_id: str) -> int:
+    return SaleLine.objects.get(external_id=external_id).points
+
+
 def test_a_sale_reported_by_a_claim_and_by_the_sell_out_is_paid_once(world):
     waiting = _claim(world, "INV-88")
     world.run([world.line("L8", qty="10", invoice="INV-88")])
     waiting.refresh_from_db()
     assert waiting.status == ClaimStatus.APPROVED
     assert _earned_for(f"claim:{waiting.pk}:") > 0
-    assert _earned_for(f"sale:{world.source.pk}:L8:") == 0
+    assert _line_points("L8") == 0
     assert ledger_problems() == []
 
 
@@ -703,8 +796,8 @@ def test_a_line_whose_claim_was_approved_earlier_is_not_paid_again(world):
     if earlier.status != ClaimStatus.APPROVED:
         claims.claim_approve(claim=earlier, actor=ProgramManagerFactory())
     world.run([world.line("L9", qty="10", invoice="INV-99"), world.line("L10", qty="4", invoice="INV-99")])
-    assert _earned_for(f"sale:{world.source.pk}:L9:") == 0
-    assert _earned_for(f"sale:{world.source.pk}:L10:") > 0  # not on the claim: the sell-out pays it
+    assert _line_points("L9") == 0
+    assert _line_points("L10") == 40  # not on the claim: the sell-out pays it
 
 
 def test_claiming_a_sale_the_sell_out_already_paid_is_refused(world):
