@@ -340,6 +340,9 @@ _PLAIN = re.compile(r"\d+(?:\.\d+)?|\.\d+")
 _POINT_GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _COMMA_PLAIN = re.compile(r"\d+(?:,\d+)?|,\d+")
 _COMMA_GROUPED = re.compile(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?")
+# The usual forms, recognised with one regular expression each (a sell-out file has millions of numbers).
+_USUAL_COMMA = re.compile(r"-?(?:\d+|\d{1,3}(?:\.\d{3})+)(?:,\d+)?")
+_USUAL_POINT = re.compile(r"-?(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.\d+)?")
 _SPACES = str.maketrans("", "", " \u00a0\u202f\u2009'’")
 _MINUSES = ("-", "\u2212", "\u2013")
 
@@ -347,6 +350,12 @@ _MINUSES = ("-", "\u2212", "\u2013")
 def parse_decimal(value, *, decimal_comma: bool = False) -> Decimal:
     """A number as written in the file: 1234.56, 1,234.56 (or 1.234,56 and 1 234,56 with `decimal_comma`),
     a minus before or after it (SAP writes 12-) or parentheses. Raises ValueError with the reason."""
+    if value.__class__ is str:
+        if decimal_comma:
+            if _USUAL_COMMA.fullmatch(value):
+                return Decimal(value.replace(".", "").replace(",", "."))
+        elif _USUAL_POINT.fullmatch(value):
+            return Decimal(value.replace(",", ""))
     if isinstance(value, bool):
         raise ValueError("is not a number")
     if isinstance(value, int):

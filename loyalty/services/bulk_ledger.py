@@ -29,7 +29,7 @@ import io
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
@@ -171,6 +171,26 @@ class RuleIndex:
             found = self._cache[key] = tuple(rule for rule in self.rules if rule.matches_facts(event, role))
         return found
 
+    def candidates_for(self, *, kind: str, role: str | None, partner_kind: str, tier_id: int | None, region_id: int,
+                       product_id: int | None, line_id: int | None,
+                       ignore_product: bool = False) -> tuple[CompiledRule, ...]:  # fmt: skip
+        """`candidates` from the facts alone (no event to build); with `ignore_product`, the rules whose
+        conditions on everything but the product hold (the caller checks products and lines)."""
+        key = (kind, "", role, partner_kind, tier_id, region_id, product_id, line_id, ignore_product)
+        found = self._cache.get(key)
+        if found is None:
+            event = Event(kind=kind, source_key="", occurred_on=date.min, partner_id=0, partner_kind=partner_kind,
+                          region_id=region_id, tier_id=tier_id, product_id=product_id, line_id=line_id)  # fmt: skip
+            rules = self.rules
+            if ignore_product:
+                rules = [replace(rule, product_ids=frozenset(), line_ids=frozenset()) for rule in rules]
+                found = tuple(rule for rule, plain in zip(self.rules, rules, strict=True)
+                              if plain.matches_facts(event, role))  # fmt: skip
+            else:
+                found = tuple(rule for rule in rules if rule.matches_facts(event, role))
+            self._cache[key] = found
+        return found
+
     def evaluate(self, event: Event, role: str | None = ...) -> list[Posting]:
         """engine.evaluate(event, all rules), evaluated over the candidates only."""
         candidates = self.candidates(event, role)
@@ -184,21 +204,26 @@ _MEMBER = -1  # the member id of the template events: a posting to it is a posti
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """The candidate rules of one kind of line, and what their results depend on besides the kind."""
+    """One set of candidate rules, and what their result depends on besides the facts that chose them."""
 
+    number: int
     rules: tuple[CompiledRule, ...]
-    template: Event
     bounds: tuple[date, ...]  # days on which a candidate starts or stops being in force
-    by_quantity: bool
-    by_amount: bool
+    by_amount: bool  # per-amount formulas and minimum amounts look at the amount
 
 
 class LineEvaluator:
-    """engine.evaluate for sale lines, with each distinct case evaluated once (see the module docstring)."""
+    """engine.evaluate for sale lines, with each distinct case evaluated once (see the module docstring).
+
+    What a line pays depends on its candidate rules (chosen by the kind of line), the tier, the payout
+    policy, the seller's role, the date (only as far as it puts candidates in or out of force), the quantity
+    and, for some rules, the amount: that is the key results are remembered by."""
 
     def __init__(self, index: RuleIndex):
         self.index = index
-        self._plans: dict[tuple, _Plan | None] = {}
+        self._kinds: dict[tuple, _Plan | None] = {}
+        self._who: dict[tuple, tuple[CompiledRule, ...]] = {}
+        self._plans: dict[tuple[int, ...], _Plan] = {}
         self._results: dict[tuple, tuple[Share, ...]] = {}
 
     def shares(self, partner: tuple, member: tuple | None, product: tuple, day: date, quantity: Decimal,
@@ -206,58 +231,61 @@ class LineEvaluator:
         """What a line pays. `partner`: (id, kind, region id, pooled, (tier id, name, multiplier) or None);
         `member`: (id, partner id, status, role code, role name) or None; `product`: (id, line id)."""
         tier = partner[4]
-        key = (partner[1], partner[2], partner[3], tier, member[3] if member else None,
-               member[4] if member else None, product)  # fmt: skip
-        plan = self._plans.get(key, ...)
+        role = member[3] if member else None
+        kind = (partner[1], partner[2], tier, role, product)
+        plan = self._kinds.get(kind, ...)
         if plan is ...:
-            plan = self._plans[key] = self._plan(partner, member, product)
+            plan = self._kinds[kind] = self._plan(partner, role, product)
         if plan is None:
             return ()
-        result_key = (
-            key,
-            bisect.bisect_right(plan.bounds, day),
-            quantity if plan.by_quantity else None,
-            amount if plan.by_amount else None,
-        )
-        found = self._results.get(result_key) if not plan.by_amount else None
+        key = (plan.number, tier, partner[3], role, member[4] if member else None,
+               bisect.bisect_right(plan.bounds, day), quantity, amount if plan.by_amount else None)  # fmt: skip
+        found = self._results.get(key)
         if found is None:
-            event = plan.template
+            participants = (Participant(_MEMBER, role, member[4], is_actor=True),) if member else ()
             event = Event(
-                kind=event.kind, source_key="", occurred_on=day, partner_id=0, partner_kind=event.partner_kind,
-                region_id=event.region_id, tier_id=event.tier_id, tier_name=event.tier_name,
-                tier_multiplier=event.tier_multiplier, pooled=event.pooled, participants=event.participants,
-                product_id=event.product_id, line_id=event.line_id, quantity=quantity, amount=amount,
+                kind=RuleEvent.SALE_LINE, source_key="", occurred_on=day, partner_id=0, partner_kind=partner[1],
+                region_id=partner[2], tier_id=tier[0] if tier else None, tier_name=tier[1] if tier else "",
+                tier_multiplier=tier[2] if tier else ONE, pooled=partner[3], participants=participants,
+                product_id=product[0], line_id=product[1], quantity=quantity, amount=amount,
             )  # fmt: skip
             found = tuple(share_of(posting) for posting in evaluate(event, plan.rules))
-            if not plan.by_amount:
-                self._results[result_key] = found
+            if not plan.by_amount:  # amounts hardly repeat: remembering them would only cost memory
+                self._results[key] = found
         return found
 
-    def _plan(self, partner: tuple, member: tuple | None, product: tuple) -> _Plan | None:
+    def _plan(self, partner: tuple, role: str | None, product: tuple) -> _Plan | None:
         tier = partner[4]
-        participants = (Participant(_MEMBER, member[3], member[4], is_actor=True),) if member else ()
-        template = Event(
-            kind=RuleEvent.SALE_LINE, source_key="", occurred_on=date.min, partner_id=0, partner_kind=partner[1],
-            region_id=partner[2], tier_id=tier[0] if tier else None, tier_name=tier[1] if tier else "",
-            tier_multiplier=tier[2] if tier else ONE, pooled=partner[3], participants=participants,
-            product_id=product[0], line_id=product[1],
+        # The rules that pass the conditions on who (few kinds), then those of them that pass the product's.
+        who = (partner[1], partner[2], tier[0] if tier else None, role)
+        rules = self._who.get(who)
+        if rules is None:
+            rules = self._who[who] = self.index.candidates_for(
+                kind=RuleEvent.SALE_LINE, role=role, partner_kind=partner[1], tier_id=who[2], region_id=partner[2],
+                product_id=None, line_id=None, ignore_product=True,
+            )  # fmt: skip
+        rules = tuple(
+            rule for rule in rules
+            if (not rule.product_ids or product[0] in rule.product_ids)
+            and (not rule.line_ids or product[1] in rule.line_ids)
         )  # fmt: skip
-        rules = self.index.candidates(template, member[3] if member else None)
         if not rules:
             return None
-        bounds = set()
-        for rule in rules:
-            bounds.update(day for day in (rule.effective_from, rule.effective_until, rule.valid_from) if day)
-            if rule.valid_until:
-                bounds.add(rule.valid_until + timedelta(days=1))
-        formulas = {rule.formula for rule in rules}
-        return _Plan(
-            rules=rules,
-            template=template,
-            bounds=tuple(sorted(bounds)),
-            by_quantity=True,  # points per unit, minimum quantities, and the explanations name the quantity
-            by_amount=Formula.PER_AMOUNT in formulas or any(rule.min_amount is not None for rule in rules),
-        )
+        ids = tuple(rule.id for rule in rules)
+        plan = self._plans.get(ids)
+        if plan is None:
+            bounds = set()
+            for rule in rules:
+                bounds.update(day for day in (rule.effective_from, rule.effective_until, rule.valid_from) if day)
+                if rule.valid_until:
+                    bounds.add(rule.valid_until + timedelta(days=1))
+            plan = self._plans[ids] = _Plan(
+                number=len(self._plans),
+                rules=rules,
+                bounds=tuple(sorted(bounds)),
+                by_amount=any(rule.formula == Formula.PER_AMOUNT or rule.min_amount is not None for rule in rules),
+            )
+        return plan
 
 
 # Posting one import ----------------------------------------------------------------------------------------

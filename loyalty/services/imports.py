@@ -465,6 +465,8 @@ class _Run:
             self._finish(ImportStatus.FAILED, f"{exc.message} Nothing was imported.")
         except Exception as exc:
             logger.exception("Sales import %s stopped", imp.pk)
+            c = self.counts  # the transaction was rolled back: nothing of it stands
+            c.new = c.duplicates = c.points = c.reversed = c.returns = c.shortfall = 0
             self._finish(
                 ImportStatus.FAILED,
                 f"The import stopped at line {self.counts.total + 1:,} because of an unexpected error "
@@ -693,7 +695,7 @@ class _Run:
             external_id = _text(cells[i_ext])
             if not external_id:
                 problems.append(("external_id", "", "is missing"))
-            elif len(external_id) > 80 or _BAD_ID.search(external_id):
+            elif len(external_id) > 80 or (not external_id.isprintable() and _BAD_ID.search(external_id)):
                 problems.append(
                     ("external_id", external_id, "must be at most 80 characters, without control characters")
                 )
@@ -1073,25 +1075,26 @@ class _Run:
         """External ids of new lines that a submitted or approved claim of this program already reports (same
         partner, invoice number, product and quantity; each claim line covers one sale line)."""
         normalise = getattr(_claims_module(), "normalise_invoice_number", None)
-        lines = [line for line in lines if line.invoice_number]
-        if normalise is None or not lines:
+        if normalise is None:
             return set()
-        partners = {line.partner_facts[0] for line in lines}
-        numbers = {normalise(line.invoice_number) for line in lines}
+        partners = {line.partner_facts[0] for line in lines if line.invoice_number}
         claimed = Counter(
             ClaimLine.objects.filter(
                 claim__program=self.program,
                 claim__status__in=[ClaimStatus.SUBMITTED, ClaimStatus.APPROVED],
                 claim__partner_id__in=partners,
-                claim__invoice_number__in=numbers,
             ).values_list("claim__partner_id", "claim__invoice_number", "product_id", "quantity")
-        )
+        )  # claims are few next to sale lines: the partners' claim lines, then the lines of those partners
+        if not claimed:
+            return set()
+        claiming = {key[0] for key in claimed}
         covered = set()
         for line in lines:
-            key = (line.partner_facts[0], normalise(line.invoice_number), line.product_facts[0], line.quantity)
-            if claimed[key] > 0:
-                claimed[key] -= 1
-                covered.add(line.external_id)
+            if line.invoice_number and line.partner_facts[0] in claiming:
+                key = (line.partner_facts[0], normalise(line.invoice_number), line.product_facts[0], line.quantity)
+                if claimed[key] > 0:
+                    claimed[key] -= 1
+                    covered.add(line.external_id)
         return covered
 
     def _confirm_claims(self, lines: list[_Line]) -> None:
@@ -1196,6 +1199,8 @@ def _claims_module():
 
 
 def _text(value) -> str:
+    if value.__class__ is str:
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, str):

@@ -107,6 +107,8 @@ def test_the_line_evaluator_gives_exactly_what_the_engine_gives_for_every_line()
                 quantity=Decimal(rng.choice([1, 2, 3, 5])),
                 amount=Decimal(rng.choice([50, 99, 100, 250])) if rng.random() < 0.7 else event.amount,
             )
+            if event.tier_id is None:  # a partner without a tier has no multiplier
+                event = replace(event, tier_name="", tier_multiplier=Decimal(1))
             tier = (event.tier_id, event.tier_name, event.tier_multiplier) if event.tier_id else None
             shares = evaluator.shares(
                 (event.partner_id, event.partner_kind, event.region_id, event.pooled, tier),
