@@ -368,5 +368,5 @@ def test_the_demo_sales_reps_statement_explains_rules_and_versions(demo):
 
 def test_the_books_balance_after_the_sales_side(demo):
     assert PointsEntry.objects.filter(source_type="claim").exists()
-    assert PointsEntry.objects.filter(source_type="sale_line").exists()
+    assert PointsEntry.objects.filter(source_type="sales_import").exists()
     assert ledger_problems() == []

@@ -28,9 +28,11 @@ What import_run does, and what the admin can rely on:
 - Whole-file problems (empty file, undecodable bytes anywhere in it, a single column, a heading of the mapping
   missing, too many lines) are found before the first line is posted: status "failed", `message` says why,
   nothing changed. Extra, unmapped columns are fine.
-- Lines are read as a stream and handled in batches of BATCH_SIZE, each in one transaction: the lines of a
-  batch are posted all together or not at all. After each batch `processed_rows` / `total_rows` (and the
-  counts) are committed, so a progress bar can poll `SalesImport.percent_done`.
+- The whole import is one transaction: its lines and points are posted all together or not at all (a
+  failure half-way posts nothing, and importing the file again posts it all). Lines are read as a stream in
+  batches of BATCH_SIZE; after each batch `processed_rows` / `total_rows` are committed (from another
+  connection), so a progress bar can poll `SalesImport.percent_done`. Imports of one source run one at a time
+  (a transaction-level advisory lock); imports of different sources run side by side.
 - Every line is validated; a bad line is never posted and is listed with its line number (the header is
   line 1; for XLSX the sheet's row number), the column heading, the value and the reason. The first
   MAX_STORED_ERRORS are in `errors`; errors_csv gives them all.
@@ -41,26 +43,30 @@ What import_run does, and what the admin can rely on:
 - Idempotent per (source, external id): a line already imported (by any earlier import of the source) is
   counted in `duplicate_lines` and posts nothing; the same external id twice in one file: the second is an
   error. Importing the same file twice posts nothing the second time and the message says so.
-- Good lines go through the same engine as earning.post_event (same rules, caps, budgets, idempotency keys:
-  `sale:{source id}:{external id}:r{rule id}:{beneficiary}`), via bulk_ledger.BulkPoster.
-- A negative quantity is a return: it takes back, from exactly the entries its original line earned, the
-  share of the returned quantity (reverse entries; the rules' budgets are given back and the caps' usage is
-  not, exactly as reverse_source does; running totals are rounded so that returning a line in parts takes
-  back exactly what it earned). The original is the line named in returns_external_id, else the earlier
+- Good lines go through the same engine as earning.post_event (engine.evaluate, caps and budgets through
+  engine.limit in file order from locked rows), via bulk_ledger.LineEvaluator and bulk_ledger.ImportLedger:
+  each line stores what it paid (`SaleLine.points` and `postings`, with the arithmetic), and the ledger gets
+  one entry per account and import (`sales-import:{import id}:m{member id}` or `:p{partner id}`), whose
+  points are the sum of its lines' postings (docs/decisions.md #9).
+- A negative quantity is a return: it takes back its share of every posting its original line made
+  (bulk_ledger.proportional: running totals rounded so that returning a line in parts takes back exactly
+  what it earned), stored on the return line; the ledger gets one reversal entry per earn entry it takes
+  from (the rules' budgets are given back and the caps' usage is not, exactly as reverse_source does). The original is the line named in returns_external_id, else the earlier
   line of the same source with the same partner, invoice number and SKU that still has enough quantity left
   to return. A return with no original, or returning more than is left, is refused with the reason. If the
   member already spent the points, the return is posted, what is there is taken back, and the shortfall is
   listed in `errors` (the line counts as new, not as an error) and in the message.
 - New lines with an invoice number are handed to claims.claims_confirm_by_sale_lines (when that service
   exists), in the same transaction, so matching claims are approved without review.
-- Speed: a writer thread with its own connection posts batch N while batch N+1 is read, checked and
-  evaluated (only outside a transaction; inside one, e.g. in tests, batches run one after the other as
-  savepoints). The planner statistics of the ledger tables are refreshed when stale (autovacuum off or late).
-  Memory is bounded by two batches in flight plus the external ids seen (to refuse duplicates in the file):
-  ~370 MB peak for 1,000,000 lines.
+- Speed: a writer thread with its own connection (holding the import's transaction) writes batch N while
+  batch N+1 is read, checked and evaluated (only outside a transaction; inside one, e.g. in tests, batches
+  run one after the other in a savepoint). Lines go in with COPY; a line another import committed meanwhile
+  makes the COPY fail and the batch is written again without it. The planner statistics are refreshed when
+  stale (autovacuum off or late). Memory is bounded by two batches in flight plus the external ids seen (to
+  refuse duplicates in the file). `make bench` (bench/sellout.py) measures it on 1,000,000 lines.
 - `status` ends "done" (with a message like "1,000,000 lines: 999,800 new, 0 already imported, 200 with
-  errors; 12,345,678 points posted") or "failed" (whole-file problem, or an unexpected error: the batches
-  before it stay posted, and importing the file again posts only the rest).
+  errors; 12,345,678 points posted") or "failed" (whole-file problem, or an unexpected error: nothing of the
+  import is posted, and importing the file again posts it all).
 """
 
 from __future__ import annotations
