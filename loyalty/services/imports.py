@@ -51,7 +51,8 @@ What import_run does, and what the admin can rely on:
 - A negative quantity is a return: it takes back its share of every posting its original line made
   (bulk_ledger.proportional: running totals rounded so that returning a line in parts takes back exactly
   what it earned), stored on the return line; the ledger gets one reversal entry per earn entry it takes
-  from (the rules' budgets are given back and the caps' usage is not, exactly as reverse_source does). The original is the line named in returns_external_id, else the earlier
+  from (the rules' budgets are given back and the caps' usage is not, exactly as reverse_source does).
+  The original is the line named in returns_external_id, else the earlier
   line of the same source with the same partner, invoice number and SKU that still has enough quantity left
   to return. A return with no original, or returning more than is left, is refused with the reason. If the
   member already spent the points, the return is posted, what is there is taken back, and the shortfall is
