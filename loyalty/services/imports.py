@@ -79,6 +79,7 @@ import logging
 import os
 import queue
 import re
+import sys
 import tempfile
 import time
 import unicodedata
@@ -139,6 +140,7 @@ STATISTICS_EVERY = 10  # batches between checks of the planner statistics
 # Read and evaluate the next batch while the previous one is written (a second database connection).
 PIPELINE = getattr(settings, "SALES_IMPORT_PIPELINE", True)
 ERRORS_DIR = "imports/errors"
+GIL_SWITCH_INTERVAL = 0.0005  # seconds (Python's default is 0.005)
 
 MAX_QUANTITY = Decimal(10) ** 9
 MAX_AMOUNT = Decimal(10) ** 12
@@ -302,10 +304,12 @@ def import_start(*, source: SalesSource, uploaded_file, user) -> SalesImport:
 
 # Running --------------------------------------------------------------------------------------------------------
 
-# Lines of a source by external id: one index lookup each (LATERAL), whatever the table's statistics say.
+# Lines of a source by external id: one index lookup each, whatever the table's statistics say. OFFSET 0 keeps
+# PostgreSQL from flattening the LATERAL subquery into a join: for a new source its statistics promise one row,
+# and the hash join it then picks reads every line of the source (every batch: quadratic in the file).
 _BY_EXTERNAL_ID = (
     "SELECT {columns} FROM unnest(%s::text[]) AS k(external_id) CROSS JOIN LATERAL "
-    "(SELECT * FROM loyalty_saleline WHERE source_id = %s AND external_id = k.external_id) s"
+    "(SELECT * FROM loyalty_saleline WHERE source_id = %s AND external_id = k.external_id OFFSET 0) s"
 )
 _LINE_COLUMNS = (
     "source_id, external_id, sales_import_id, partner_id, member_id, product_id, quantity, amount, invoice_number, "
@@ -562,6 +566,16 @@ class _Run:
             finally:
                 connection.close()
 
+        # The writer mostly waits for the database; after each wait it needs the GIL back from this busy thread,
+        # which by default hands it over only every 5 ms. A shorter interval keeps the database fed.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+        try:
+            self._run_pipeline(batches, handoff, write_all)
+        finally:
+            sys.setswitchinterval(interval)
+
+    def _run_pipeline(self, batches, handoff: queue.Queue, write_all) -> None:
         def hand_over(item) -> bool:
             """Queue an item for the writer; False when the writer has stopped (its error is raised later)."""
             while not writer.done():
@@ -983,7 +997,7 @@ class _Run:
                     "AS w(partner_id, invoice_number, product_id) CROSS JOIN LATERAL (SELECT * FROM loyalty_saleline "
                     "WHERE partner_id = w.partner_id AND invoice_number = w.invoice_number "
                     "AND product_id = w.product_id "
-                    "AND source_id = %s AND quantity > 0) s ORDER BY s.id",
+                    "AND source_id = %s AND quantity > 0 OFFSET 0) s ORDER BY s.id",
                     [
                         [line.partner_facts[0] for line in by_invoice],
                         [line.invoice_number for line in by_invoice],
@@ -1000,7 +1014,7 @@ class _Run:
             if original_ids:
                 cursor.execute(
                     "SELECT k.id, -SUM(s.quantity) FROM unnest(%s::bigint[]) AS k(id) CROSS JOIN LATERAL "
-                    "(SELECT quantity FROM loyalty_saleline WHERE returns_line_id = k.id) s GROUP BY k.id",
+                    "(SELECT quantity FROM loyalty_saleline WHERE returns_line_id = k.id OFFSET 0) s GROUP BY k.id",
                     [sorted(original_ids)],
                 )
                 returned.update(cursor.fetchall())
