@@ -260,19 +260,16 @@ def _csv_rows(reader) -> Iterator[tuple[int, list]]:
     previous_end = reader.line_num
     while True:
         try:
-            cells = next(reader)
-        except StopIteration:
+            for cells in reader:  # a plain loop: this runs once per line of files of millions of lines
+                line = previous_end + 1
+                previous_end = reader.line_num
+                if cells and (len(cells) > 1 or cells[0].strip()):
+                    yield line, cells
             return
-        except csv.Error as exc:
+        except csv.Error as exc:  # the reader goes on with the next line
             line = previous_end + 1
             previous_end = reader.line_num
             yield line, CsvLineError(str(exc))
-            continue
-        line = previous_end + 1
-        previous_end = reader.line_num
-        if not cells or (len(cells) == 1 and not cells[0].strip()):
-            continue
-        yield line, cells
 
 
 class CsvLineError(str):

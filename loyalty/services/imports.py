@@ -792,6 +792,7 @@ class _Run:
                 else:
                     emails.add(line.member.lower())
         self._load_members(codes - self._members_by_code.keys(), emails - self._members_by_email.keys())
+        resolved: dict[tuple[str, int], tuple[tuple | None, str]] = {}
         good = []
         for line in lines:
             problems = []
@@ -805,7 +806,10 @@ class _Run:
                 problems.append(("sku", line.sku, "is not a SKU of the catalogue"))
             member = None
             if line.member and partner is not None:
-                member, reason = self._member(line.member, partner)
+                found = resolved.get((line.member, partner[0]))
+                if found is None:
+                    found = resolved[(line.member, partner[0])] = self._member(line.member, partner)
+                member, reason = found
                 if reason:
                     problems.append(("member", line.member, reason))
             if problems:
@@ -938,6 +942,7 @@ class _Run:
         ledger.lock_usages(cursor, usage_keys)
         head = f"{self.source.pk}\t"
         middle = f"\t{self.imp.pk}\t"
+        days: dict[date, str] = {}
         rows, paid = [], []
         for line in lines:
             partner_id = line.partner_facts[0]
@@ -962,10 +967,13 @@ class _Run:
                         paid.append((("m", member_id) if share.to_member else ("p", partner_id), points))
                         total += points
                 postings = copy_text("[" + ",".join(parts) + "]")
+            day = days.get(line.invoice_date)
+            if day is None:
+                day = days[line.invoice_date] = line.invoice_date.isoformat()
             rows.append(
                 f"{head}{copy_text(line.external_id)}{middle}{partner_id}\t{member_id if member else NULL}\t"
                 f"{line.product_facts[0]}\t{line.quantity}\t{line.amount}\t{copy_text(line.invoice_number)}\t"
-                f"{line.invoice_date.isoformat()}\t{NULL}\t{total}\t{postings}\n"
+                f"{day}\t{NULL}\t{total}\t{postings}\n"
             )
         return rows, paid
 
