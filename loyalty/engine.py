@@ -195,12 +195,7 @@ def _base(rule: CompiledRule, event: Event) -> tuple[Decimal, str]:
 
 def evaluate(event: Event, rules: tuple[CompiledRule, ...]) -> list[Posting]:
     """The postings `rules` pay for `event`, before caps and budgets. Pure and deterministic."""
-    paying: list[CompiledRule] = []
-    for rule in rules:  # best first
-        if rule.matches(event):
-            paying.append(rule)
-            if rule.exclusive:
-                break
+    paying = paying_rules(event, rules)
     base_rules = [rule for rule in paying if rule.formula not in BONUS_FORMULAS]
     raw: list[tuple[CompiledRule, Decimal, str]] = [(rule, *_base(rule, event)) for rule in base_rules]
     base_total = sum((points for _, points, _ in raw), Decimal(0))
@@ -212,14 +207,49 @@ def evaluate(event: Event, rules: tuple[CompiledRule, ...]) -> list[Posting]:
 
     postings: list[Posting] = []
     for rule, points, arithmetic in raw:
-        if rule.apply_tier_multiplier and event.tier_multiplier != ONE:
-            points *= event.tier_multiplier
-            arithmetic += f" × {event.tier_name} {_fmt(event.tier_multiplier)}"
-        total = int(points.quantize(ONE, rounding=ROUND_HALF_UP))
-        if total <= 0:
-            continue
-        postings.extend(_split(rule, event, total, f"{rule.name} v{rule.version}: {arithmetic} = {total}"))
+        settled = settle(rule, event, points, arithmetic)
+        if settled is not None:
+            postings.extend(_split(rule, event, *settled))
     return postings
+
+
+def paying_rules(event: Event, rules: tuple[CompiledRule, ...]) -> list[CompiledRule]:
+    """The rules that pay for `event`, best first, up to the first exclusive one."""
+    paying: list[CompiledRule] = []
+    for rule in rules:  # best first
+        if rule.matches(event):
+            paying.append(rule)
+            if rule.exclusive:
+                break
+    return paying
+
+
+def base_points(rule: CompiledRule, event) -> tuple[int, str] | None:
+    """A base rule's points for an event and why ("4 units × 10 pts × Gold 1.1 = 44"), or None when nothing.
+    `event` needs only quantity, amount, unit, tier_name and tier_multiplier."""
+    return settle(rule, event, *_base(rule, event))
+
+
+def settle(rule: CompiledRule, event, points: Decimal, arithmetic: str) -> tuple[int, str] | None:
+    """The tier multiplier on top of a rule's raw points, rounded half up: (total, explanation) or None."""
+    if rule.apply_tier_multiplier and event.tier_multiplier != ONE:
+        points *= event.tier_multiplier
+        arithmetic += f" × {event.tier_name} {_fmt(event.tier_multiplier)}"
+    total = int(points.quantize(ONE, rounding=ROUND_HALF_UP))
+    if total <= 0:
+        return None
+    return total, f"{rule.name} v{rule.version}: {arithmetic} = {total}"
+
+
+def sole_beneficiary(event: Event) -> tuple[bool, str]:
+    """Who a rule without shares pays: (to the acting member?, note). Nobody acting, or a pooled partner: the
+    company account (noted when a member's points were pooled)."""
+    actor = event.actor
+    if actor is None:
+        return False, ""
+    if event.pooled:
+        return False, " (pooled to the company account)"
+    return True, ""
 
 
 def _split(rule: CompiledRule, event: Event, total: int, explanation: str) -> list[Posting]:
@@ -242,11 +272,9 @@ def _split(rule: CompiledRule, event: Event, total: int, explanation: str) -> li
         "source": event.source_key,
     }
     if not rule.shares:
-        actor = event.actor
-        if actor is None or event.pooled:
-            note = " (pooled to the company account)" if actor is not None else ""
-            return [Posting(member_id=None, points=total, explanation=explanation + note, details=details, **common)]
-        return [Posting(member_id=actor.member_id, points=total, explanation=explanation, details=details, **common)]
+        to_member, note = sole_beneficiary(event)
+        member_id = event.actor.member_id if to_member else None
+        return [Posting(member_id=member_id, points=total, explanation=explanation + note, details=details, **common)]
 
     postings, paid = [], 0
     for role_code, percent in rule.shares:

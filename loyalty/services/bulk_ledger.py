@@ -37,8 +37,21 @@ from typing import NamedTuple
 from django.db import connection
 from django.utils import timezone
 
-from ..constants import Formula, RuleEvent
-from ..engine import ONE, CompiledRule, Event, MemoryLimiter, Participant, Posting, evaluate, limit, period_start
+from ..constants import BONUS_FORMULAS, Formula, RuleEvent
+from ..engine import (
+    ONE,
+    CompiledRule,
+    Event,
+    MemoryLimiter,
+    Participant,
+    Posting,
+    base_points,
+    evaluate,
+    limit,
+    paying_rules,
+    period_start,
+    sole_beneficiary,
+)
 from ..models import Program
 from . import ledger
 
@@ -84,17 +97,26 @@ class Share:
 
 
 def share_of(posting: Posting) -> Share:
+    return make_share(posting.rule_id, posting.member_id is not None, posting.points, posting.explanation,
+                      posting.cap_points, posting.cap_period, posting.budget_points)  # fmt: skip
+
+
+def make_share(rule_id: int, to_member: bool, points: int, explanation: str, cap_points: int | None,
+               cap_period: str, budget_points: int | None) -> Share:  # fmt: skip
     return Share(
-        posting.rule_id,
-        posting.member_id is not None,
-        posting.points,
-        posting.explanation,
-        posting.cap_points,
-        posting.cap_period,
-        posting.budget_points,
-        head=f"[{posting.rule_id},",
-        tail=f",{posting.points},{json_text(posting.explanation)}]",
-    )
+        rule_id, to_member, points, explanation, cap_points, cap_period, budget_points,
+        head=f"[{rule_id},", tail=f",{points},{json_text(explanation)}]",
+    )  # fmt: skip
+
+
+class _Figures(NamedTuple):
+    """What engine.base_points reads of a line."""
+
+    quantity: Decimal
+    amount: Decimal
+    unit: str
+    tier_name: str
+    tier_multiplier: Decimal
 
 
 class _Capped(NamedTuple):
@@ -210,6 +232,9 @@ class _Plan:
     rules: tuple[CompiledRule, ...]
     bounds: tuple[date, ...]  # days on which a candidate starts or stops being in force
     by_amount: bool  # per-amount formulas and minimum amounts look at the amount
+    # Only base rules without shares or minimum amounts: which of them pay does not depend on the amount, so it
+    # is remembered and each line only does the arithmetic (engine.base_points).
+    simple: bool
 
 
 class LineEvaluator:
@@ -225,6 +250,7 @@ class LineEvaluator:
         self._who: dict[tuple, tuple[CompiledRule, ...]] = {}
         self._plans: dict[tuple[int, ...], _Plan] = {}
         self._results: dict[tuple, tuple[Share, ...]] = {}
+        self._paying: dict[tuple, tuple] = {}
 
     def shares(self, partner: tuple, member: tuple | None, product: tuple, day: date, quantity: Decimal,
                amount: Decimal) -> tuple[Share, ...]:  # fmt: skip
@@ -241,18 +267,45 @@ class LineEvaluator:
         key = (plan.number, tier, partner[3], role, member[4] if member else None,
                bisect.bisect_right(plan.bounds, day), quantity, amount if plan.by_amount else None)  # fmt: skip
         found = self._results.get(key)
-        if found is None:
-            participants = (Participant(_MEMBER, role, member[4], is_actor=True),) if member else ()
-            event = Event(
-                kind=RuleEvent.SALE_LINE, source_key="", occurred_on=day, partner_id=0, partner_kind=partner[1],
-                region_id=partner[2], tier_id=tier[0] if tier else None, tier_name=tier[1] if tier else "",
-                tier_multiplier=tier[2] if tier else ONE, pooled=partner[3], participants=participants,
-                product_id=product[0], line_id=product[1], quantity=quantity, amount=amount,
-            )  # fmt: skip
-            found = tuple(share_of(posting) for posting in evaluate(event, plan.rules))
-            if not plan.by_amount:  # amounts hardly repeat: remembering them would only cost memory
-                self._results[key] = found
+        if found is not None:
+            return found
+        if plan.simple and plan.by_amount:
+            return self._arithmetic(plan, key, partner, member, product, day, quantity, amount)
+        found = tuple(share_of(p) for p in evaluate(self._event(partner, member, product, day, quantity, amount),
+                                                    plan.rules))  # fmt: skip
+        if not plan.by_amount:  # amounts hardly repeat: remembering them would only cost memory
+            self._results[key] = found
         return found
+
+    def _arithmetic(self, plan: _Plan, key: tuple, partner, member, product, day, quantity, amount):
+        """A simple plan's shares for one amount: the paying rules are remembered without the amount."""
+        paying = self._paying.get(key[:-1])
+        if paying is None:
+            event = self._event(partner, member, product, day, quantity, amount)
+            paying = self._paying[key[:-1]] = (
+                paying_rules(event, plan.rules), *sole_beneficiary(event), event.unit, event.tier_name,
+                event.tier_multiplier,
+            )  # fmt: skip
+        rules, to_member, note, unit, tier_name, tier_multiplier = paying
+        figures = _Figures(quantity, amount, unit, tier_name, tier_multiplier)
+        shares = []
+        for rule in rules:
+            settled = base_points(rule, figures)
+            if settled is not None:
+                shares.append(make_share(rule.id, to_member, settled[0], settled[1] + note, rule.cap_points,
+                                         rule.cap_period, rule.budget_points))  # fmt: skip
+        return tuple(shares)
+
+    @staticmethod
+    def _event(partner, member, product, day, quantity, amount) -> Event:
+        tier = partner[4]
+        participants = (Participant(_MEMBER, member[3], member[4], is_actor=True),) if member else ()
+        return Event(
+            kind=RuleEvent.SALE_LINE, source_key="", occurred_on=day, partner_id=0, partner_kind=partner[1],
+            region_id=partner[2], tier_id=tier[0] if tier else None, tier_name=tier[1] if tier else "",
+            tier_multiplier=tier[2] if tier else ONE, pooled=partner[3], participants=participants,
+            product_id=product[0], line_id=product[1], quantity=quantity, amount=amount,
+        )  # fmt: skip
 
     def _plan(self, partner: tuple, role: str | None, product: tuple) -> _Plan | None:
         tier = partner[4]
@@ -284,6 +337,9 @@ class LineEvaluator:
                 rules=rules,
                 bounds=tuple(sorted(bounds)),
                 by_amount=any(rule.formula == Formula.PER_AMOUNT or rule.min_amount is not None for rule in rules),
+                simple=all(
+                    rule.formula not in BONUS_FORMULAS and not rule.shares and rule.min_amount is None for rule in rules
+                ),
             )
         return plan
 

@@ -1142,7 +1142,13 @@ class _Run:
                     "partner_id", "invoice_number"
                 )
             )
-            lines = [line for line in lines if (line.partner_facts[0], normalise(line.invoice_number)) in waiting]
+            waiting_partners = {partner_id for partner_id, _ in waiting}
+            lines = [
+                line
+                for line in lines
+                if line.partner_facts[0] in waiting_partners
+                and (line.partner_facts[0], normalise(line.invoice_number)) in waiting
+            ]
         if lines:
             confirm(
                 sale_lines=SaleLine.objects.filter(

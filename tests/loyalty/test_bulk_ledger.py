@@ -90,40 +90,62 @@ def test_evaluating_over_the_candidate_rules_gives_exactly_what_evaluating_all_r
 # The line evaluator: exactly engine.evaluate, remembered -------------------------------------------------
 
 
+def _check_line_evaluator(rng: random.Random, rules: tuple[CompiledRule, ...], lines: int) -> None:
+    evaluator = LineEvaluator(RuleIndex(rules))
+    for n in range(lines):
+        event = random_event(rng, n)
+        actor = event.actor
+        event = replace(
+            event,
+            kind="sale_line",
+            participants=(actor,) if actor else (),
+            quantity=Decimal(rng.choice([1, 2, 3, 5])),
+            amount=Decimal(rng.choice([50, 99, 100, 250])) if rng.random() < 0.7 else event.amount,
+        )
+        if event.tier_id is None:  # a partner without a tier has no multiplier
+            event = replace(event, tier_name="", tier_multiplier=Decimal(1))
+        tier = (event.tier_id, event.tier_name, event.tier_multiplier) if event.tier_id else None
+        shares = evaluator.shares(
+            (event.partner_id, event.partner_kind, event.region_id, event.pooled, tier),
+            (actor.member_id, event.partner_id, "active", actor.role_code, actor.role_name) if actor else None,
+            (event.product_id, event.line_id),
+            event.occurred_on,
+            event.quantity,
+            event.amount,
+        )
+        postings = evaluate(event, rules)
+        assert list(shares) == [share_of(posting) for posting in postings]
+        for share, posting in zip(shares, postings, strict=True):
+            member = "null" if posting.member_id is None else str(posting.member_id)
+            line_json = json.loads(share.head + member + share.tail)
+            assert line_json == [posting.rule_id, posting.member_id, posting.points, posting.explanation]
+
+
 def test_the_line_evaluator_gives_exactly_what_the_engine_gives_for_every_line():
     """Its results are remembered per kind of line, date range and quantity: a line must still get exactly
     engine.evaluate's postings, whatever the rules (dates, minimums, exclusivity, bonuses, shares, tiers)."""
     rng = random.Random(5)
     for _ in range(4):
         rules = tuple(replace(rule, event="sale_line") for rule in random_rules(rng))
-        evaluator = LineEvaluator(RuleIndex(rules))
-        for n in range(1500):
-            event = random_event(rng, n)
-            actor = event.actor
-            event = replace(
-                event,
-                kind="sale_line",
-                participants=(actor,) if actor else (),
-                quantity=Decimal(rng.choice([1, 2, 3, 5])),
-                amount=Decimal(rng.choice([50, 99, 100, 250])) if rng.random() < 0.7 else event.amount,
+        _check_line_evaluator(rng, rules, 1500)
+
+
+def test_the_line_evaluator_does_only_the_arithmetic_for_amounts_and_still_gives_what_the_engine_gives():
+    """Base rules without shares or minimum amounts (the arithmetic-only path): per amount, per unit, fixed."""
+    rng = random.Random(8)
+    for _ in range(4):
+        rules = tuple(
+            replace(
+                rule,
+                event="sale_line",
+                formula=rng.choice([Formula.PER_AMOUNT, Formula.PER_AMOUNT, Formula.PER_UNIT, Formula.FIXED]),
+                shares=(),
+                min_amount=None,
+                apply_tier_multiplier=rng.random() < 0.8,
             )
-            if event.tier_id is None:  # a partner without a tier has no multiplier
-                event = replace(event, tier_name="", tier_multiplier=Decimal(1))
-            tier = (event.tier_id, event.tier_name, event.tier_multiplier) if event.tier_id else None
-            shares = evaluator.shares(
-                (event.partner_id, event.partner_kind, event.region_id, event.pooled, tier),
-                (actor.member_id, event.partner_id, "active", actor.role_code, actor.role_name) if actor else None,
-                (event.product_id, event.line_id),
-                event.occurred_on,
-                event.quantity,
-                event.amount,
-            )
-            expected = [share_of(posting) for posting in evaluate(event, rules)]
-            assert list(shares) == expected
-            for share, posting in zip(shares, evaluate(event, rules), strict=True):
-                member = "null" if posting.member_id is None else str(posting.member_id)
-                line_json = json.loads(share.head + member + share.tail)
-                assert line_json == [posting.rule_id, posting.member_id, posting.points, posting.explanation]
+            for rule in random_rules(rng)
+        )
+        _check_line_evaluator(rng, rules, 1500)
 
 
 def test_copy_text_escapes_what_copy_would_misread():
