@@ -614,9 +614,9 @@ class _Run:
         rows.clear()  # the raw cells are not needed any more
         self.counts.total += batch.total
         started = self.stats.add("parse", started)
-        lines = self._match(lines, batch.errors)
-        if self.source_had_lines:
+        if self.source_had_lines:  # before matching: a file imported again costs little more than reading it
             lines = self._drop_imported(lines, batch)
+        lines = self._match(lines, batch.errors)
         started = self.stats.add("match", started)
         shares = self.evaluator.shares
         for line in lines:
