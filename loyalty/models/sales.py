@@ -82,6 +82,11 @@ class SalesImport(TimeStampedModel):
         return int(100 * self.processed_rows / self.total_rows) if self.total_rows else 0
 
 
+def _reference(to, **options) -> models.ForeignKey:
+    """A sale line's reference: protected in Django, with no constraint or index of its own in the database."""
+    return models.ForeignKey(to, on_delete=models.PROTECT, db_constraint=False, db_index=False, **options)
+
+
 class SaleLine(models.Model):
     """One sell-out line, imported once per (source, external id). Negative quantities are returns.
 
@@ -93,46 +98,21 @@ class SaleLine(models.Model):
     to `points` and, over an import, to that import's ledger entries.
     """
 
-    source = models.ForeignKey(
-        SalesSource, on_delete=models.PROTECT, related_name="lines", db_constraint=False, db_index=False
-    )
+    source = _reference(SalesSource, related_name="lines")
     external_id = models.CharField(max_length=80, db_collation="C")
-    sales_import = models.ForeignKey(
-        SalesImport,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_constraint=False,
-        db_index=False,
-    )
-    partner = models.ForeignKey(
-        "partners.Partner", on_delete=models.PROTECT, related_name="sale_lines", db_constraint=False, db_index=False
-    )
-    member = models.ForeignKey(
-        "partners.Member",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_constraint=False,
-        db_index=False,
-    )
-    product = models.ForeignKey(
-        "loyalty.Product", on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
-    )
+    sales_import = _reference(SalesImport, null=True, blank=True, related_name="+")
+    partner = _reference("partners.Partner", related_name="sale_lines")
+    member = _reference("partners.Member", null=True, blank=True, related_name="+")
+    product = _reference("loyalty.Product", related_name="+")
     quantity = models.DecimalField(max_digits=12, decimal_places=3)
     amount = models.DecimalField(max_digits=14, decimal_places=2)
     invoice_number = models.CharField(max_length=60, blank=True, db_collation="C")
     invoice_date = models.DateField()
-    returns_line = models.ForeignKey(
+    returns_line = _reference(
         "self",
-        on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="returns",
-        db_constraint=False,
-        db_index=False,
         help_text="For a return or credit note: the line whose points it takes back.",
     )
     points = models.BigIntegerField(default=0, help_text="Points the line paid (taken back, for a return).")

@@ -79,6 +79,21 @@ def errors(sales_import):
     return [(e["line"], e["column"], e["reason"]) for e in sales_import.errors]
 
 
+def fail_on_call(monkeypatch, method: str, call: int, message: str):
+    """Make _Run.<method> raise RuntimeError(message) on its `call`-th call; returns the original method."""
+    original = getattr(imports._Run, method)
+    calls = []
+
+    def failing(self, *args):
+        calls.append(1)
+        if len(calls) == call:
+            raise RuntimeError(message)
+        return original(self, *args)
+
+    monkeypatch.setattr(imports._Run, method, failing)
+    return original
+
+
 # Validation --------------------------------------------------------------------------------------------------
 
 
@@ -353,16 +368,7 @@ def test_progress_is_saved_after_every_batch(world, monkeypatch):
 
 def test_a_failure_in_any_batch_posts_nothing_of_the_import_and_importing_again_posts_it_all(world, monkeypatch):
     monkeypatch.setattr(imports, "BATCH_SIZE", 2)
-    original = imports._Run._write
-    calls = []
-
-    def failing(self, batch):
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("database went away")
-        return original(self, batch)
-
-    monkeypatch.setattr(imports._Run, "_write", failing)
+    original = fail_on_call(monkeypatch, "_write", 2, "database went away")
     lines = [world.line(f"L{n}") for n in range(5)]
     imp = world.run(lines)
     assert imp.status == ImportStatus.FAILED
@@ -714,16 +720,7 @@ def test_a_pooled_partner_gets_its_staffs_points_in_the_company_account(world):
 def test_a_failing_batch_in_the_writer_thread_stops_the_import_and_posts_nothing(monkeypatch):
     monkeypatch.setattr(imports, "BATCH_SIZE", 2)
     world = World()
-    original = imports._Run._write
-    calls = []
-
-    def failing(self, batch):
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("database went away")
-        return original(self, batch)
-
-    monkeypatch.setattr(imports._Run, "_write", failing)
+    fail_on_call(monkeypatch, "_write", 2, "database went away")
     imp = world.run([world.line(f"L{n}") for n in range(5)])
     assert imp.status == ImportStatus.FAILED
     assert "RuntimeError: database went away" in imp.message
@@ -736,16 +733,7 @@ def test_a_failing_batch_in_the_writer_thread_stops_the_import_and_posts_nothing
 def test_a_failure_while_reading_stops_the_writer_and_posts_nothing(monkeypatch):
     monkeypatch.setattr(imports, "BATCH_SIZE", 2)
     world = World()
-    original = imports._Run._prepare
-    calls = []
-
-    def failing(self, rows):
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("disk went away")
-        return original(self, rows)
-
-    monkeypatch.setattr(imports._Run, "_prepare", failing)
+    fail_on_call(monkeypatch, "_prepare", 3, "disk went away")
     imp = world.run([world.line(f"L{n}") for n in range(6)])
     assert imp.status == ImportStatus.FAILED
     assert "RuntimeError: disk went away" in imp.message
