@@ -418,9 +418,11 @@ class ImportLedger:
                          share.cap_period, share.budget_points)  # fmt: skip
         return limit(capped, day, self.limiter)
 
-    def add(self, beneficiary: tuple[str, int], points: int) -> None:
+    def add(self, beneficiary: tuple[str, int], points: int, new_line: bool = True) -> None:
+        """Points of one share; `new_line`: the first share of its line for this beneficiary (lines are counted)."""
         self.earned[beneficiary] += points
-        self.lines[beneficiary] += 1
+        if new_line:
+            self.lines[beneficiary] += 1
 
     def add_return(self, original_import_id: int, beneficiary: tuple[str, int], rule_id: int, points: int,
                    ref: int) -> None:  # fmt: skip

@@ -926,12 +926,13 @@ class _Run:
                 rows, paid = self._line_rows(cursor, lines)
                 copy_in(cursor, "loyalty_saleline", _LINE_COLUMNS, rows)
         add = self.ledger.add
-        for holder, points in paid:
-            add(holder, points)
+        for holder, points, is_new_line in paid:
+            add(holder, points, is_new_line)
         return lines
 
-    def _line_rows(self, cursor, lines: list[_Line]) -> tuple[list[str], list[tuple[tuple[str, int], int]]]:
-        """The lines in COPY's text format, and (beneficiary, points) of every share they pay."""
+    def _line_rows(self, cursor, lines: list[_Line]) -> tuple[list[str], list[tuple[tuple[str, int], int, bool]]]:
+        """The lines in COPY's text format, and (beneficiary, points, first share of the line for it) of every
+        share they pay."""
         ledger = self.ledger
         usage_keys = set()
         for line in lines:
@@ -951,7 +952,7 @@ class _Run:
             member_text = str(member_id) if member else "null"
             total, postings = 0, ""
             if line.shares:
-                parts = []
+                parts, first = [], len(paid)
                 for share in line.shares:
                     points = share.points
                     if share.is_limited:
@@ -964,7 +965,10 @@ class _Run:
                             f"[{share.rule_id},{member_text if share.to_member else 'null'},{points},{json_text(text)}]"
                         )
                     if points:
-                        paid.append((("m", member_id) if share.to_member else ("p", partner_id), points))
+                        holder = ("m", member_id) if share.to_member else ("p", partner_id)
+                        # A line counts once per account it pays, whatever the number of rules.
+                        is_new = all(paid[n][0] != holder for n in range(first, len(paid)))
+                        paid.append((holder, points, is_new))
                         total += points
                 postings = copy_text("[" + ",".join(parts) + "]")
             day = days.get(line.invoice_date)

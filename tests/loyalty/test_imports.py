@@ -347,6 +347,15 @@ def test_each_account_gets_one_entry_per_import_and_the_lines_behind_it_add_up_t
     assert ledger_problems() == []
 
 
+def test_a_line_paying_one_account_through_two_rules_counts_as_one_line_of_its_entry(world):
+    RuleFactory(program=world.program, name="Bonus", formula="fixed", value=Decimal(5))
+    imp = world.run([world.line("L1")])
+    [entry] = PointsEntry.objects.filter(source_type="sales_import", source_id=str(imp.pk))
+    assert (entry.available_delta, entry.details["lines"]) == (105, 1)
+    assert entry.explanation.startswith("1 sale line from")
+    assert len(SaleLine.objects.get(external_id="L1").posting_list) == 2
+
+
 # Batches and progress ----------------------------------------------------------------------------------------
 
 
