@@ -88,6 +88,10 @@ class CompiledRule:
     def matches_facts(self, event: Event, role: str | None) -> bool:
         """The conditions on who and what (event, role of the person acting, partner, product), not on when or
         how much: the same for every line of one kind, so bulk evaluation can cache it."""
+        return self.matches_who(event, role) and self.matches_product(event.product_id, event.line_id)
+
+    def matches_who(self, event: Event, role: str | None) -> bool:
+        """The conditions on the kind of event and on who acted: role, partner kind, tier, region."""
         if self.event != event.kind or (self.custom_event and self.custom_event != event.custom_event):
             return False
         if self.roles and role not in self.roles:
@@ -96,11 +100,13 @@ class CompiledRule:
             return False
         if self.tier_ids and event.tier_id not in self.tier_ids:
             return False
-        if self.region_ids and event.region_id not in self.region_ids:
+        return not (self.region_ids and event.region_id not in self.region_ids)
+
+    def matches_product(self, product_id: int | None, line_id: int | None) -> bool:
+        """The conditions on what was sold: product and product line."""
+        if self.product_ids and product_id not in self.product_ids:
             return False
-        if self.product_ids and event.product_id not in self.product_ids:
-            return False
-        return not (self.line_ids and event.line_id not in self.line_ids)
+        return not (self.line_ids and line_id not in self.line_ids)
 
     def matches(self, event: Event) -> bool:
         actor = event.actor

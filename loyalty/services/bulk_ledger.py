@@ -29,7 +29,7 @@ import io
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
@@ -193,26 +193,6 @@ class RuleIndex:
             found = self._cache[key] = tuple(rule for rule in self.rules if rule.matches_facts(event, role))
         return found
 
-    def candidates_for(self, *, kind: str, role: str | None, partner_kind: str, tier_id: int | None, region_id: int,
-                       product_id: int | None, line_id: int | None,
-                       ignore_product: bool = False) -> tuple[CompiledRule, ...]:  # fmt: skip
-        """`candidates` from the facts alone (no event to build); with `ignore_product`, the rules whose
-        conditions on everything but the product hold (the caller checks products and lines)."""
-        key = (kind, "", role, partner_kind, tier_id, region_id, product_id, line_id, ignore_product)
-        found = self._cache.get(key)
-        if found is None:
-            event = Event(kind=kind, source_key="", occurred_on=date.min, partner_id=0, partner_kind=partner_kind,
-                          region_id=region_id, tier_id=tier_id, product_id=product_id, line_id=line_id)  # fmt: skip
-            rules = self.rules
-            if ignore_product:
-                rules = [replace(rule, product_ids=frozenset(), line_ids=frozenset()) for rule in rules]
-                found = tuple(rule for rule, plain in zip(self.rules, rules, strict=True)
-                              if plain.matches_facts(event, role))  # fmt: skip
-            else:
-                found = tuple(rule for rule in rules if rule.matches_facts(event, role))
-            self._cache[key] = found
-        return found
-
     def evaluate(self, event: Event, role: str | None = ...) -> list[Posting]:
         """engine.evaluate(event, all rules), evaluated over the candidates only."""
         candidates = self.candidates(event, role)
@@ -266,16 +246,18 @@ class LineEvaluator:
             return ()
         key = (plan.number, tier, partner[3], role, member[4] if member else None,
                bisect.bisect_right(plan.bounds, day), quantity, amount if plan.by_amount else None)  # fmt: skip
+        if plan.by_amount:  # amounts hardly repeat: their results are not remembered
+            if plan.simple:
+                return self._arithmetic(plan, key, partner, member, product, day, quantity, amount)
+            return self._evaluate(plan, partner, member, product, day, quantity, amount)
         found = self._results.get(key)
-        if found is not None:
-            return found
-        if plan.simple and plan.by_amount:
-            return self._arithmetic(plan, key, partner, member, product, day, quantity, amount)
-        found = tuple(share_of(p) for p in evaluate(self._event(partner, member, product, day, quantity, amount),
-                                                    plan.rules))  # fmt: skip
-        if not plan.by_amount:  # amounts hardly repeat: remembering them would only cost memory
-            self._results[key] = found
+        if found is None:
+            found = self._results[key] = self._evaluate(plan, partner, member, product, day, quantity, amount)
         return found
+
+    def _evaluate(self, plan: _Plan, partner, member, product, day, quantity, amount) -> tuple[Share, ...]:
+        event = self._event(partner, member, product, day, quantity, amount)
+        return tuple(share_of(posting) for posting in evaluate(event, plan.rules))
 
     def _arithmetic(self, plan: _Plan, key: tuple, partner, member, product, day, quantity, amount):
         """A simple plan's shares for one amount: the paying rules are remembered without the amount."""
@@ -313,15 +295,10 @@ class LineEvaluator:
         who = (partner[1], partner[2], tier[0] if tier else None, role)
         rules = self._who.get(who)
         if rules is None:
-            rules = self._who[who] = self.index.candidates_for(
-                kind=RuleEvent.SALE_LINE, role=role, partner_kind=partner[1], tier_id=who[2], region_id=partner[2],
-                product_id=None, line_id=None, ignore_product=True,
-            )  # fmt: skip
-        rules = tuple(
-            rule for rule in rules
-            if (not rule.product_ids or product[0] in rule.product_ids)
-            and (not rule.line_ids or product[1] in rule.line_ids)
-        )  # fmt: skip
+            event = Event(kind=RuleEvent.SALE_LINE, source_key="", occurred_on=date.min, partner_id=0,
+                          partner_kind=partner[1], region_id=partner[2], tier_id=who[2])  # fmt: skip
+            rules = self._who[who] = tuple(rule for rule in self.index.rules if rule.matches_who(event, role))
+        rules = tuple(rule for rule in rules if rule.matches_product(product[0], product[1]))
         if not rules:
             return None
         ids = tuple(rule.id for rule in rules)

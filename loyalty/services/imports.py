@@ -566,16 +566,6 @@ class _Run:
             finally:
                 connection.close()
 
-        # The writer mostly waits for the database; after each wait it needs the GIL back from this busy thread,
-        # which by default hands it over only every 5 ms. A shorter interval keeps the database fed.
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-        try:
-            self._run_pipeline(batches, handoff, write_all)
-        finally:
-            sys.setswitchinterval(interval)
-
-    def _run_pipeline(self, batches, handoff: queue.Queue, write_all) -> None:
         def hand_over(item) -> bool:
             """Queue an item for the writer; False when the writer has stopped (its error is raised later)."""
             while not writer.done():
@@ -586,18 +576,25 @@ class _Run:
                     continue
             return False
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sales-import") as pool:
-            writer = pool.submit(write_all)
-            try:
-                for rows in batches:
-                    if not hand_over(self._prepare(rows)):
-                        break
-                    self._progress()
-            except BaseException:
-                hand_over(_STOP)
-                raise
-            hand_over(None)
-            writer.result()
+        # The writer mostly waits for the database; after each wait it needs the GIL back from this busy thread,
+        # which by default hands it over only every 5 ms. A shorter interval keeps the database fed.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sales-import") as pool:
+                writer = pool.submit(write_all)
+                try:
+                    for rows in batches:
+                        if not hand_over(self._prepare(rows)):
+                            break
+                        self._progress()
+                except BaseException:
+                    hand_over(_STOP)
+                    raise
+                hand_over(None)
+                writer.result()
+        finally:
+            sys.setswitchinterval(interval)
 
     def _progress(self) -> None:
         SalesImport.objects.filter(pk=self.imp.pk).update(
@@ -952,7 +949,7 @@ class _Run:
             member_text = str(member_id) if member else "null"
             total, postings = 0, ""
             if line.shares:
-                parts, first = [], len(paid)
+                parts, holders = [], set()
                 for share in line.shares:
                     points = share.points
                     if share.is_limited:
@@ -967,8 +964,8 @@ class _Run:
                     if points:
                         holder = ("m", member_id) if share.to_member else ("p", partner_id)
                         # A line counts once per account it pays, whatever the number of rules.
-                        is_new = all(paid[n][0] != holder for n in range(first, len(paid)))
-                        paid.append((holder, points, is_new))
+                        paid.append((holder, points, holder not in holders))
+                        holders.add(holder)
                         total += points
                 postings = copy_text("[" + ",".join(parts) + "]")
             day = days.get(line.invoice_date)
@@ -1238,12 +1235,10 @@ def _claims_module():
 
 
 def _text(value) -> str:
-    if value.__class__ is str:
+    if isinstance(value, str):
         return value.strip()
     if value is None:
         return ""
-    if isinstance(value, str):
-        return value.strip()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
