@@ -16,7 +16,10 @@ Measured, each in its own process (the import's peak memory is that process's ru
    of three runs;
 3. import_run of the same file again (a second import): must post nothing, in a fraction of the time;
 4. the floor: the same sale lines written by the database alone (INSERT ... SELECT into a clone of the table);
-5. loyalty.selectors.ledger_problems() over the whole database: must be empty.
+5. the issue's anchor, re-measured: a bare prototype (csv.reader, partners and SKUs looked up in dicts, the rules'
+   per-unit / per-amount / fixed values matched once per SKU, results COPYed by a writer thread into a table with
+   no index; no validation, members, caps, budgets, returns, idempotency, ledger or tiers);
+6. loyalty.selectors.ledger_problems() over the whole database: must be empty.
 
 Targets: import rate at least 0.33 of the COPY rate, peak memory under 500 MB, the re-run at most half the
 first run's time and posting nothing, the books balanced.
@@ -318,6 +321,97 @@ def copy_file(*, path: str) -> dict:
     return {"rows": rows, "seconds": statistics.median(runs), "runs": [round(run, 3) for run in runs]}
 
 
+def bare_prototype(*, path: str, source_id: int) -> dict:
+    """The issue's anchor ("a bare prototype that matched the rules in Python and wrote its results with COPY"),
+    measured on today's machine: the least Python any import of this file needs. Not the product: it checks
+    nothing, and drops what it cannot read."""
+    import csv
+    import queue
+    import sys
+    import threading
+
+    import psycopg
+    from django.db import connection
+
+    from loyalty.constants import Formula
+    from loyalty.models import PartnerAlias, Product, SalesSource
+    from loyalty.services.earning import published_rules
+    from partners.models import Partner
+
+    source = SalesSource.objects.select_related("program").get(pk=source_id)
+    rules = published_rules(source.program)
+    partners = dict(Partner.objects.values_list("legal_id", "pk"))
+    partners.update(PartnerAlias.objects.filter(source=source).values_list("code", "partner_id"))
+    products = {sku: (pk, line_id) for sku, pk, line_id in Product.objects.values_list("sku", "pk", "line_id")}
+    url = connection.settings_dict
+    conninfo = psycopg.conninfo.make_conninfo(
+        dbname=url["NAME"], user=url["USER"], host=url["HOST"], port=url["PORT"] or None
+    )
+    per_sku: dict[tuple[int, int], tuple[Decimal, Decimal, Decimal]] = {}
+
+    def values(product: tuple[int, int]) -> tuple[Decimal, Decimal, Decimal]:
+        unit = amount = fixed = Decimal(0)
+        for rule in rules:
+            if rule.matches_product(*product):
+                if rule.formula == Formula.PER_UNIT:
+                    unit += rule.value
+                elif rule.formula == Formula.PER_AMOUNT:
+                    amount += rule.value
+                elif rule.formula == Formula.FIXED:
+                    fixed += rule.value
+        return unit, amount, fixed
+
+    handoff: queue.Queue = queue.Queue(maxsize=2)
+
+    def write() -> None:
+        with psycopg.connect(conninfo) as out:
+            out.execute("DROP TABLE IF EXISTS bench_bare_results")
+            out.execute(
+                "CREATE TABLE bench_bare_results (external_id text, partner_id int, product_id int, quantity int, "
+                "amount numeric, points bigint)"
+            )
+            with out.cursor() as cursor, cursor.copy("COPY bench_bare_results FROM STDIN") as copy:
+                while (rows := handoff.get()) is not None:
+                    copy.write("".join(rows))
+            out.execute("DROP TABLE bench_bare_results")
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    started = time.perf_counter()
+    writer = threading.Thread(target=write)
+    writer.start()
+    lines = 0
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle, delimiter=";")
+            next(reader)
+            rows = []
+            for external_id, customer, _rep, sku, quantity, amount, *_ in reader:
+                partner_id, product = partners.get(customer), products.get(sku)
+                if partner_id is None or product is None:
+                    continue
+                plan = per_sku.get(product)
+                if plan is None:
+                    plan = per_sku[product] = values(product)
+                try:
+                    units, money = int(quantity), Decimal(amount.replace(".", "").replace(",", "."))
+                except (ValueError, ArithmeticError):
+                    continue
+                points = int(plan[0] * units + plan[1] * money + plan[2])
+                rows.append(f"{external_id}\t{partner_id}\t{product[0]}\t{units}\t{money}\t{points}\n")
+                lines += 1
+                if len(rows) >= 50_000:
+                    handoff.put(rows)
+                    rows = []
+            handoff.put(rows)
+    finally:
+        handoff.put(None)
+        writer.join()
+        sys.setswitchinterval(interval)
+    seconds = time.perf_counter() - started
+    return {"lines": lines, "seconds": seconds}
+
+
 def floor(*, import_id: int, sample: int) -> dict:
     """What writing the import's sale lines costs the database alone: `sample` of them copied by INSERT ... SELECT
     (no Python, no parsing) into a clone of loyalty_saleline with the same columns, indexes and checks, committed.
@@ -397,6 +491,10 @@ def run(options: Options, lines: int = LINES) -> bool:
                 f"   COPY: {copied['rows']:,} rows in {copied['seconds']:.2f} s (median of {copied['runs']} s)",
                 flush=True,
             )
+            bare = harness.django_call(
+                url, "bench.sellout:bare_prototype", {"path": path, "source_id": facts["source_id"]}
+            )
+            print(f"   bare prototype: {bare['lines']:,} lines in {bare['seconds']:.1f} s", flush=True)
             load_second = harness.report_load("before the re-run")
             second = harness.django_call(url, "bench.sellout:import_file", payload, label="   ")
             print(f"   re-run: {second['seconds']:.1f} s, {second['message']}", flush=True)
@@ -435,6 +533,9 @@ def run(options: Options, lines: int = LINES) -> bool:
     rerun_rate = second["lines"] / second["seconds"]
     table.add("re-run", f"{second['lines']:,}", f"{second['seconds']:.1f}", f"{rerun_rate:,.0f}",
               f"{second['new_lines']} new, {second['duplicate_lines']:,} already imported")  # fmt: skip
+    bare_rate = bare["lines"] / bare["seconds"]
+    bare_note = f"{bare_rate / copy_rate:.3f} of COPY: the issue's anchor, re-measured (checks nothing, no ledger)"
+    table.add("bare prototype", f"{bare['lines']:,}", f"{bare['seconds']:.1f}", f"{bare_rate:,.0f}", bare_note)
     floor_rate = floor["lines_per_second"]
     floor_note = "the import's sale lines INSERTed by the server into a clone (same indexes)"
     table.add("floor: rows alone", f"{floor['sample']:,}", f"{floor['sample'] / floor_rate:.1f}",
@@ -477,6 +578,11 @@ def run(options: Options, lines: int = LINES) -> bool:
             "rerun": {**second, "fraction_of_first": round(rerun_fraction, 3)},
             "audit": checked,
             "floor": {**floor, "ratio_to_copy": round(floor_rate / copy_rate, 4)},
+            "bare_prototype": {
+                **bare,
+                "rows_per_second": round(bare_rate),
+                "ratio_to_copy": round(bare_rate / copy_rate, 4),
+            },
             "checks": [{"target": n, "measured": m, "wanted": w, "passed": ok} for n, m, w, ok in checks],
             "memory_measure": "ru_maxrss of the import's own process (Django included), in MB",
         },
