@@ -3,9 +3,13 @@
 import io
 from decimal import Decimal
 
+import pytest
+
 from bench import sellout
 from loyalty.import_formats import open_table, parse_date, parse_decimal
+from loyalty.models import Product
 from loyalty.services.imports import OUR_FIELDS, mapping_problems
+from tests.partners.factories import MemberFactory, PartnerFactory
 
 
 def test_amounts_are_written_with_decimal_commas_and_dotted_thousands():
@@ -21,3 +25,24 @@ def test_the_files_header_fits_the_sources_mapping():
         [(line, cells)] = list(table.rows())
     assert set(sellout.MAPPING) == set(OUR_FIELDS)
     assert (line, parse_date(cells[7], date_format="%d.%m.%Y").isoformat()) == (2, "2025-12-31")
+
+
+@pytest.mark.django_db
+def test_the_bare_prototype_counts_each_line_it_could_price(tmp_path):
+    """The anchor the bench compares with prices every line whose partner and SKU it knows and skips the rest
+    (the file's unknown SKUs); it checks nothing else."""
+    for partner in PartnerFactory.create_batch(3):
+        MemberFactory.create_batch(2, partner=partner)
+    facts = sellout.build()
+    path = tmp_path / "sellout.csv"
+    written = sellout.write_file(path=str(path), source_id=facts["source_id"], lines=400)
+    with open(path, encoding="utf-8") as handle:
+        rows = [line.rstrip("\n").split(";") for line in handle][1:]
+    known_skus = set(Product.objects.values_list("sku", flat=True))
+    priceable = sum(1 for row in rows if row[3] in known_skus)
+
+    result = sellout.bare_prototype(path=str(path), source_id=facts["source_id"])
+
+    assert written["lines"] == len(rows) == 400
+    assert 0 < result["lines"] == priceable < 400
+    assert result["seconds"] > 0
