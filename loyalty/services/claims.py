@@ -19,13 +19,14 @@ stored normalised (upper case, no spaces), so "inv 0042" and "INV0042" are the s
 import hashlib
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, Func, Value
 from django.db.models.functions import Upper
 from django.utils import timezone
@@ -366,13 +367,43 @@ def _approve(claim: SalesClaim, *, actor, note: str, matched_line: SaleLine | No
     return claim
 
 
+# A running sell-out import holds its program's budget and cap rows until it commits (a minute for a million
+# lines): an approval waits this long for them, then says so instead of hanging the page.
+APPROVAL_LOCK_WAIT_MS = 3000
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+@contextmanager
+def _approval_posting() -> Iterator[None]:
+    """A savepoint in which waiting for a lock longer than APPROVAL_LOCK_WAIT_MS becomes an ApplicationError;
+    the savepoint's rollback undoes any half of the posting (and the shorter lock timeout with it)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('lock_timeout')")
+        previous = cursor.fetchone()[0]
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{APPROVAL_LOCK_WAIT_MS}ms"])
+            yield
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        raise ApplicationError(
+            "A sell-out import is posting points under this program's rules right now; the claim was left as it "
+            "was. Approve it again once the import has finished (Sales imports shows its progress).",
+            "rules_busy",
+        ) from None
+
+
 def _auto_approve(claim: SalesClaim) -> None:
-    """Approve a claim without flags below the program's threshold at once. If posting is refused, the claim
-    simply waits for review (the savepoint undoes any half of it)."""
+    """Approve a claim without flags below the program's threshold at once. If posting is refused (or would
+    wait for a running import), the claim simply waits for review (the savepoint undoes any half of it)."""
     if claim.flags or claim.total_amount >= claim.program.claim_auto_approve_below:
         return
     try:
-        with transaction.atomic():
+        with _approval_posting():
             _approve(claim, actor=None, note="Approved automatically")
     except ApplicationError as exc:
         claim.status, claim.decided_by, claim.decided_at = ClaimStatus.SUBMITTED, None, None
@@ -478,7 +509,8 @@ def claim_approve(*, claim: SalesClaim, actor) -> SalesClaim:
     """A program manager approves a waiting claim: its lines' points post (with the split among colleagues)."""
     _require_program_manager(actor)
     locked = _claim_lock(claim.pk)
-    _approve(locked, actor=actor, note="Approved")
+    with _approval_posting():
+        _approve(locked, actor=actor, note="Approved")
     claim.status = locked.status
     return locked
 

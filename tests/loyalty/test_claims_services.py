@@ -1,6 +1,7 @@
 """Sales claims: the checks and flags, auto-approval, approval → points, rejection → resubmission, withdrawal,
 uploads, concurrency on one invoice, and confirmation by sell-out lines."""
 
+import threading
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection, transaction
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
@@ -15,6 +17,7 @@ from loyalty.constants import ClaimFlag, ClaimStatus, RejectionReason
 from loyalty.models import (
     ClaimEvent,
     ClaimLine,
+    IncentiveRule,
     PartnerTier,
     PointsAccount,
     PointsEntry,
@@ -24,6 +27,7 @@ from loyalty.models import (
 )
 from loyalty.selectors import ledger_problems
 from loyalty.services import claims as services
+from loyalty.services.bulk_ledger import ImportLedger
 from partners.constants import MemberStatus, PartnerStatus
 from tests.partners.factories import MemberFactory, OwnerFactory, PartnerFactory, ProgramManagerFactory, role
 
@@ -617,3 +621,55 @@ def test_a_claim_outside_the_window_gets_the_matching_line_but_still_waits_for_a
     assert services.claims_confirm_by_sale_lines(sale_lines=[line]) == 0
     claim.refresh_from_db()
     assert (claim.status, claim.matched_line) == (ClaimStatus.SUBMITTED, line)
+
+
+# Approval while a sell-out import posts -------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_approval_does_not_wait_for_a_running_import_and_posts_once_it_has_finished(settings, tmp_path, monkeypatch):
+    """An import holds its program's budget rules to its end (bulk_ledger.ImportLedger.begin): a claim submitted
+    meanwhile waits for review instead of hanging the member's page, a manager's approval says why it cannot
+    post yet, and nothing is half-posted; once the import is done the approval goes through."""
+    settings.PRIVATE_MEDIA_ROOT = tmp_path / "busy"
+    monkeypatch.setattr(services, "APPROVAL_LOCK_WAIT_MS", 200)
+    program = ProgramFactory(claim_auto_approve_below=Decimal("500.00"))
+    rule = RuleFactory(program=program, name="Launch bonus", value=Decimal(10), budget_points=1000)
+    member, manager = MemberFactory(), ProgramManagerFactory()
+    locked, release = threading.Event(), threading.Event()
+
+    def running_import():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                ledger = ImportLedger(program, sales_import_id=0, label="running", budget_rule_ids=[rule.pk])
+                ledger.begin(cursor)
+                locked.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=running_import)
+    holder.start()
+    try:
+        assert locked.wait(30)
+        claim = submit(member, program, lines=[(ProductFactory(), Decimal("2"), Decimal("100.00"))])
+        assert (claim.status, claim.decided_by) == (ClaimStatus.SUBMITTED, None)
+        error = refused("rules_busy", lambda: services.claim_approve(claim=claim, actor=manager))
+        assert "sell-out import is posting points" in error.message
+        claim.refresh_from_db()
+        assert claim.status == ClaimStatus.SUBMITTED
+        assert claim_entries(claim) == []
+        assert IncentiveRule.objects.get(pk=rule.pk).budget_used == 0
+    finally:
+        release.set()
+        holder.join(30)
+
+    services.claim_approve(claim=claim, actor=manager)
+    claim.refresh_from_db()
+    assert claim.status == ClaimStatus.APPROVED
+    assert balance(program, member=member) == 20
+    assert IncentiveRule.objects.get(pk=rule.pk).budget_used == 20
+    with connection.cursor() as cursor:  # the shorter lock timeout stayed inside the approval
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone()[0] == "0"
+    assert ledger_problems() == []
