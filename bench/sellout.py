@@ -47,8 +47,7 @@ MIN_RATIO = 0.33
 COPY_RUNS = 3
 MAX_PEAK_MB = 500
 MAX_RERUN_FRACTION = 0.5
-FLOOR_SAMPLE = LINES  # all of the import's lines re-written by the server alone (a sample understates it: the
-# indexes outgrow the cache as the table grows; 100,000 lines gave 0.118 of COPY where all 1,000,000 gave 0.096)
+FLOOR_SAMPLE = LINES  # all of the import's lines re-written by the server alone: the same work as the import's
 PROGRAM_SLUG = "bench-sellout"
 RETURN_SHARE = 0.01
 BAD_LINES = 200
