@@ -410,6 +410,26 @@ def _auto_approve(claim: SalesClaim) -> None:
         logger.warning("Claim %s was not approved automatically (%s); it waits for review.", claim.pk, exc.message)
 
 
+def claims_auto_approve_waiting(*, program: Program) -> int:
+    """Approve now the claims that automatic approval had to leave waiting (a running import held the rules'
+    locks, or posting was refused then): without flags, under the threshold, still submitted. Called when a
+    sell-out import has finished. Returns how many were approved."""
+    waiting = SalesClaim.objects.filter(
+        program=program,
+        status=ClaimStatus.SUBMITTED,
+        flags=[],
+        total_amount__lt=program.claim_auto_approve_below,
+    )
+    approved = 0
+    for pk in waiting.order_by("pk").values_list("pk", flat=True):
+        with transaction.atomic():
+            claim = _claim_lock(pk)
+            if claim.status == ClaimStatus.SUBMITTED:
+                _auto_approve(claim)
+                approved += claim.status == ClaimStatus.APPROVED
+    return approved
+
+
 def _store_document(claim: SalesClaim, document, kind: DocumentKind) -> str:
     """Write the file under a random name (never the uploaded one); returns the stored name."""
     document.seek(0)

@@ -345,6 +345,9 @@ def import_run(import_id: int, *, stats: dict | None = None) -> SalesImport:
             started = time.perf_counter()
             tiers_evaluate_all(program=sales_import.source.program)
             run.stats.add("tiers", started)
+        if sales_import.status == ImportStatus.DONE and (claims := _claims_module()) is not None:
+            # Claims left waiting while this import held the rules' locks are approved now, as they would have been.
+            claims.claims_auto_approve_waiting(program=sales_import.source.program)
         if stats is not None:
             stats.update(run.stats.seconds)
             stats["entries"] = run.entries

@@ -627,10 +627,12 @@ def test_a_claim_outside_the_window_gets_the_matching_line_but_still_waits_for_a
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_approval_does_not_wait_for_a_running_import_and_posts_once_it_has_finished(settings, tmp_path, monkeypatch):
+def test_an_approval_does_not_wait_for_a_running_import_and_happens_once_it_has_finished(
+    settings, tmp_path, monkeypatch
+):
     """An import holds its program's budget rules to its end (bulk_ledger.ImportLedger.begin): a claim submitted
     meanwhile waits for review instead of hanging the member's page, a manager's approval says why it cannot
-    post yet, and nothing is half-posted; once the import is done the approval goes through."""
+    post yet, and nothing is half-posted; once the import is done the claim is approved automatically."""
     settings.PRIVATE_MEDIA_ROOT = tmp_path / "busy"
     monkeypatch.setattr(services, "APPROVAL_LOCK_WAIT_MS", 200)
     program = ProgramFactory(claim_auto_approve_below=Decimal("500.00"))
@@ -664,12 +666,40 @@ def test_an_approval_does_not_wait_for_a_running_import_and_posts_once_it_has_fi
         release.set()
         holder.join(30)
 
-    services.claim_approve(claim=claim, actor=manager)
+    assert services.claims_auto_approve_waiting(program=program) == 1  # what an import does when it has finished
     claim.refresh_from_db()
-    assert claim.status == ClaimStatus.APPROVED
+    assert (claim.status, claim.events.last().note) == (ClaimStatus.APPROVED, "Approved automatically")
     assert balance(program, member=member) == 20
     assert IncentiveRule.objects.get(pk=rule.pk).budget_used == 20
     with connection.cursor() as cursor:  # the shorter lock timeout stayed inside the approval
         cursor.execute("SHOW lock_timeout")
         assert cursor.fetchone()[0] == "0"
+    assert ledger_problems() == []
+
+
+@pytest.mark.django_db
+def test_only_waiting_claims_without_flags_under_the_threshold_are_approved_after_an_import(program, manager):
+    RuleFactory(program=program, value=Decimal(10))
+    product = ProductFactory()
+    program.claim_auto_approve_below = Decimal("0.00")  # as if posting had been refused at submission
+    program.save()
+    small = submit(MemberFactory(), program, number="INV-S", lines=[(product, Decimal("1"), Decimal("100.00"))])
+    submit(MemberFactory(), program, number="INV-L", lines=[(product, Decimal("1"), Decimal("600.00"))])
+    rejected = submit(MemberFactory(), program, number="INV-R", lines=[(product, Decimal("1"), Decimal("100.00"))])
+    services.claim_reject(claim=rejected, actor=manager, reason=RejectionReason.MISMATCH, text="Not ours")
+    flagged = submit(MemberFactory(), program, number="INV-F", lines=[(product, Decimal("1"), Decimal("100.00"))])
+    SalesClaim.objects.filter(pk=flagged.pk).update(flags=[ClaimFlag.UNUSUAL_QUANTITY])
+    program.claim_auto_approve_below = Decimal("500.00")
+    program.save()
+
+    assert services.claims_auto_approve_waiting(program=program) == 1
+    statuses = dict(SalesClaim.objects.values_list("invoice_number", "status"))
+    assert statuses == {
+        "INV-S": ClaimStatus.APPROVED,
+        "INV-L": ClaimStatus.SUBMITTED,
+        "INV-R": ClaimStatus.REJECTED,
+        "INV-F": ClaimStatus.SUBMITTED,
+    }
+    assert services.claims_auto_approve_waiting(program=program) == 0
+    assert len(claim_entries(small)) == 1
     assert ledger_problems() == []

@@ -750,7 +750,23 @@ def test_a_failure_while_reading_stops_the_writer_and_posts_nothing(monkeypatch)
     assert world.balance() == 0
 
 
-def _claim(world, invoice, quantity=10):
+def test_a_finished_import_approves_the_claims_automatic_approval_left_waiting(world):
+    world.program.claim_auto_approve_below = Decimal("0.00")  # posting refused at submission, as during an import
+    world.program.save()
+    waiting = _claim(world, "INV-42", quantity=1, amount=Decimal("100.00"))
+    assert waiting.status == ClaimStatus.SUBMITTED
+    world.program.claim_auto_approve_below = Decimal("500.00")
+    world.program.save()
+    world.run([world.line("L1")])
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.matched_line, waiting.events.last().note) == (
+        ClaimStatus.APPROVED,
+        None,
+        "Approved automatically",
+    )
+
+
+def _claim(world, invoice, quantity=10, amount=Decimal("1000.00")):
     from loyalty.services import claims
 
     return claims.claim_submit(
@@ -759,7 +775,7 @@ def _claim(world, invoice, quantity=10):
         invoice_number=invoice,
         invoice_date=DAY,
         document=SimpleUploadedFile("invoice.pdf", b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n"),
-        lines=[(world.product, Decimal(quantity), Decimal("1000.00"))],
+        lines=[(world.product, Decimal(quantity), amount)],
         colleagues=[],
     )
 
