@@ -330,7 +330,6 @@ def bare_prototype(*, path: str, source_id: int) -> dict:
     import sys
     import threading
 
-    import psycopg
     from django.db import connection
 
     from loyalty.constants import Formula
@@ -343,10 +342,6 @@ def bare_prototype(*, path: str, source_id: int) -> dict:
     partners = dict(Partner.objects.values_list("legal_id", "pk"))
     partners.update(PartnerAlias.objects.filter(source=source).values_list("code", "partner_id"))
     products = {sku: (pk, line_id) for sku, pk, line_id in Product.objects.values_list("sku", "pk", "line_id")}
-    url = connection.settings_dict
-    conninfo = psycopg.conninfo.make_conninfo(
-        dbname=url["NAME"], user=url["USER"], host=url["HOST"], port=url["PORT"] or None
-    )
     per_sku: dict[tuple[int, int], tuple[Decimal, Decimal, Decimal]] = {}
 
     def values(product: tuple[int, int]) -> tuple[Decimal, Decimal, Decimal]:
@@ -363,17 +358,20 @@ def bare_prototype(*, path: str, source_id: int) -> dict:
 
     handoff: queue.Queue = queue.Queue(maxsize=2)
 
-    def write() -> None:
-        with psycopg.connect(conninfo) as out:
-            out.execute("DROP TABLE IF EXISTS bench_bare_results")
-            out.execute(
-                "CREATE TABLE bench_bare_results (external_id text, partner_id int, product_id int, quantity int, "
-                "amount numeric, points bigint)"
-            )
-            with out.cursor() as cursor, cursor.copy("COPY bench_bare_results FROM STDIN") as copy:
-                while (rows := handoff.get()) is not None:
-                    copy.write("".join(rows))
-            out.execute("DROP TABLE bench_bare_results")
+    def write() -> None:  # in its own thread, so on its own connection (Django's are per thread)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("DROP TABLE IF EXISTS bench_bare_results")
+                cursor.execute(
+                    "CREATE TABLE bench_bare_results (external_id text, partner_id int, product_id int, "
+                    "quantity int, amount numeric, points bigint)"
+                )
+                with cursor.copy("COPY bench_bare_results FROM STDIN") as copy:
+                    while (rows := handoff.get()) is not None:
+                        copy.write("".join(rows))
+                cursor.execute("DROP TABLE bench_bare_results")
+        finally:
+            connection.close()
 
     interval = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
