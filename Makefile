@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 # Runs a command against DATABASE_URL, or an embedded PostgreSQL (data in .pgdata/<name>) when unset.
-WITH_DB = $(BIN)/python -m loyalty.embedded_db
+WITH_DB = $(BIN)/python -m loyalty.dev.embedded_db
 
 .PHONY: run test bench lint lock install install-dev clean-db
 
@@ -26,11 +26,12 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: install
-	@DEBUG=true $(WITH_DB) demo -- $(BIN)/python -m loyalty.devserver --port $(PORT)
+	@DEBUG=true $(WITH_DB) demo -- $(BIN)/python -m loyalty.dev.server --port $(PORT)
 
 test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	@if [ -x /usr/bin/chromium ]; then echo "Browser tests: running with /usr/bin/chromium."; \
 	 else echo "Browser tests: SKIPPED - /usr/bin/chromium is not installed (apt-get install chromium)."; fi
 	TESTING=true $(WITH_DB) test -- $(BIN)/pytest $(PYTEST_ARGS)

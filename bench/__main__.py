@@ -10,7 +10,7 @@ import importlib
 import os
 import sys
 
-from .harness import BenchError, Options
+from bench.harness import BenchError, Options
 
 # name -> module with NAME, DESCRIPTION and run(options) -> bool
 BENCHMARKS = {

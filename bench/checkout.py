@@ -13,7 +13,7 @@ database's backends and wrk use per order is measured from /proc, to tell where 
 After the load: the orders in the database must be exactly the successful requests (plus at most the requests
 wrk had in flight when it stopped, which the server may still have finished), every order fulfilled with its
 spend entry, every order line holding exactly its quantity of codes and no code twice, and
-loyalty.selectors.ledger_problems() must find nothing.
+loyalty.selectors.ledger.ledger_problems() must find nothing.
 
 The data (database <name>_checkout): the demo channel at scale 1 (partners.demo, without seed_demo's demo
 program) for the members, then one program, chosen in each session, the reward, the code pool (topped up with
@@ -32,8 +32,8 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import harness
-from .harness import BenchError, Options
+from bench import harness
+from bench.harness import BenchError, Options
 
 NAME = "checkout"
 DESCRIPTION = "one-tap redemption of a code reward through gunicorn, 16 signed-in clients, vs the bare view"
@@ -59,14 +59,13 @@ def build(*, members: int, free_codes: int, points_min: int, points_grant: int) 
     from django.test import RequestFactory
     from django.utils import timezone
 
+    from bench.ledger import copy_rows
     from loyalty.models import Program
     from loyalty.services import ledger
     from partners.constants import MemberStatus
     from partners.models import Member
     from rewards.constants import PaidBy, RewardKind
     from rewards.models import Reward, RewardCategory, VoucherCode
-
-    from .ledger import copy_rows
 
     started = time.monotonic()
     with transaction.atomic():
@@ -192,7 +191,7 @@ def verify(*, reward_id: int, runs: list[dict]) -> dict:
     """The checks after the load. `runs`: [{"run": id, "ok_ids": [order ids wrk saw]}, ...]."""
     from django.db import connection
 
-    from loyalty.selectors import ledger_problems
+    from loyalty.selectors.ledger import ledger_problems
     from rewards.constants import OrderStatus
     from rewards.models import RedemptionOrder
 

@@ -15,8 +15,8 @@ import time
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
-from . import harness
-from .harness import BenchError, Options
+from bench import harness
+from bench.harness import BenchError, Options
 
 NAME = "foundation"
 DESCRIPTION = "member home page and team page vs a bare view, 4 signed-in clients, ~100,000 members"

@@ -6,7 +6,7 @@ key) in a loop for --duration seconds after --warmup seconds: (a) all on one hot
 balance, (b) each on a random one of 100,000 member accounts. pgbench runs the raw SQL version with 4 clients
 for the same time: lock the account row FOR UPDATE, insert the entry, take the point from the
 soonest-to-expire open lot, insert the allocation, move the balances. Every spend of both kinds keeps the
-books balanced, so loyalty.selectors.ledger_problems() must find nothing before and after the run, and every
+books balanced, so loyalty.selectors.ledger.ledger_problems() must find nothing before and after the run, and every
 successful spend must have posted exactly one entry. The CPU time per spend of the Python processes, pgbench and
 their PostgreSQL backends is read from /proc (same machine only), to tell where the time goes.
 
@@ -35,8 +35,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import harness
-from .harness import BenchError, Options
+from bench import harness
+from bench.harness import BenchError, Options
 
 NAME = "ledger"
 DESCRIPTION = "ledger.spend in 4 processes on a hot account and on 100,000 accounts vs the same SQL in pgbench"
@@ -61,7 +61,7 @@ class LedgerRows:
 
     Earns add an entry and a lot expiring `expiry` later; spends add an entry and take the points from the
     account's lots soonest-to-expire first, recording an allocation per lot, as loyalty.services.ledger does.
-    The balances are the sums of the entries, so everything loyalty.selectors.ledger_problems() checks holds.
+    The balances are the sums of the entries, so everything loyalty.selectors.ledger.ledger_problems() checks holds.
     Entries get ids in the order they are added (statement order is by id): add them in time order, interleaving
     accounts as real activity would. Times are POSIX seconds; each account's must not go backwards.
     """
@@ -262,7 +262,7 @@ def vacuum_analyze(*models) -> None:
 
 
 def ledger_problems() -> list[str]:
-    from loyalty.selectors import ledger_problems as problems
+    from loyalty.selectors.ledger import ledger_problems as problems
 
     return problems()
 

@@ -19,7 +19,7 @@ Measured, each in its own process (the import's peak memory is that process's ru
 5. the issue's anchor, re-measured: a bare prototype (csv.reader, partners and SKUs looked up in dicts, the rules'
    per-unit / per-amount / fixed values matched once per SKU, results COPYed by a writer thread into a table with
    no index; no validation, members, caps, budgets, returns, idempotency, ledger or tiers);
-6. loyalty.selectors.ledger_problems() over the whole database: must be empty.
+6. loyalty.selectors.ledger.ledger_problems() over the whole database: must be empty.
 
 Targets: import rate at least 0.33 of the COPY rate, peak memory under 500 MB, the re-run at most half the
 first run's time and posting nothing, the books balanced.
@@ -35,8 +35,8 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import harness
-from .harness import Options
+from bench import harness
+from bench.harness import Options
 
 NAME = "sellout"
 DESCRIPTION = "1,000,000 sell-out lines imported end to end (rules, ledger) vs COPY of the same file"
@@ -262,7 +262,7 @@ def import_file(*, path: str, source_id: int, user_id: int) -> dict:
     from django.core.files import File
 
     from loyalty.models import SalesImport
-    from loyalty.services.imports import import_run
+    from loyalty.services.sellout.run import import_run
 
     with open(path, "rb") as handle:
         sales_import = SalesImport(source_id=source_id, original_name=Path(path).name, uploaded_by_id=user_id)
@@ -439,7 +439,7 @@ def audit() -> dict:
     from django.db import connection
 
     from loyalty.models import PointsEntry
-    from loyalty.selectors import ledger_problems
+    from loyalty.selectors.ledger import ledger_problems
 
     started = time.perf_counter()
     problems = ledger_problems()

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from . import harness
-from .harness import Options
+from bench import harness
+from bench.harness import Options
 
 NAME = "statement"
 DESCRIPTION = "points statement page, 1,000,000 entries in the database vs 1,000: median time, query count"
@@ -36,7 +36,7 @@ SMALL_ENTRIES = 1_000
 TARGET_ENTRIES = 1_000  # the member's own, in both databases
 BIG_SCALE = 34  # demo channel blocks of the big database: 10,200 members hold the entries
 WHO = "Sales rep"
-PAGE_SIZE = 25  # loyalty.views.PAGE_SIZE
+PAGE_SIZE = 25  # loyalty.views.ledger.PAGE_SIZE
 REQUESTS = 100
 WARMUP_REQUESTS = 5
 PROGRAM_SLUG = "bench-statement"
@@ -64,12 +64,11 @@ def build(*, total_entries: int, target_entries: int, who: str) -> dict:
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from bench.ledger import ledger_problems, vacuum_analyze
     from loyalty.models import PointsAccount, PointsAllocation, PointsEntry, PointsLot, Program
     from partners.constants import CURRENT_MEMBER_STATUSES
     from partners.demo import demo_logins
     from partners.models import Member
-
-    from .ledger import ledger_problems, vacuum_analyze
 
     started = time.monotonic()
     member = Member.objects.get(user__email=dict(demo_logins())[who], status__in=CURRENT_MEMBER_STATUSES)
@@ -121,7 +120,7 @@ def ledger_rows(
     """The rows build() writes: `target` entries for `member_id`, the rest spread evenly over `others`, all in
     time order across the SPAN_DAYS days before `now` (POSIX time). The member's entries depend only on `target`
     and `now`, never on the others, so they are the same in a database of any size."""
-    from .ledger import LedgerRows
+    from bench.ledger import LedgerRows
 
     rest = total_entries - target
     if rest and not others:

@@ -6,8 +6,8 @@ class LoyaltyConfig(AppConfig):
     verbose_name = "Program"
 
     def ready(self):
+        from loyalty.services.leavers import apply_leaver_policy
         from partners import hooks
 
-        from .services.leavers import apply_leaver_policy
-
         hooks.on_member_left(apply_leaver_policy)
+        import loyalty.tasks  # noqa: F401  (registers the tasks services queue by name)

@@ -23,6 +23,27 @@ class EntryKind(models.TextChoices):
     TRANSFER = "transfer", "Transferred"
 
 
+class EntrySource(models.TextChoices):
+    """What a ledger entry comes from (PointsEntry.source_type); source_id says which one."""
+
+    CLAIM = "claim", "Sales claims"
+    SALES_IMPORT = "sales_import", "Sell-out imports"
+    ORDER = "order", "Reward orders"
+    ADJUSTMENT = "adjustment", "Manual adjustments"
+    EXPIRY = "expiry", "Expiry"
+    LEAVER = "leaver", "Leavers"
+    # Earned outside the rule engine by the demo history's other activities.
+    WELCOME = "welcome", "Welcome bonuses"
+    PROFILE = "profile", "Profiles completed"
+    SURVEY = "survey", "Surveys"
+    TRAINING = "training", "Training"
+    CHALLENGE = "challenge", "Challenges"
+    AWARD = "award", "Awards"
+    POOLING = "pooling", "Pooled to the company account"
+    COMPANY_SHARE = "company_share", "Company shares"
+    VOLUME_BONUS = "volume_bonus", "Volume bonuses"
+
+
 class AdjustmentStatus(models.TextChoices):
     PENDING_APPROVAL = "pending_approval", "Waiting for a second program manager"
     POSTED = "posted", "Posted"

@@ -1,6 +1,6 @@
 """Row locks for the program core, taken only here, always in primary-key order."""
 
-from .models import PointsAccount
+from loyalty.models import PointsAccount
 
 
 def accounts_lock(*pks: int) -> dict[int, PointsAccount]:

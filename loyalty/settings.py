@@ -82,7 +82,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "partners.context_processors.viewer",
-                "loyalty.context_processors.points",
+                "loyalty.views.context_processors.points",
             ],
         },
     },

@@ -6,8 +6,6 @@ model forms. Lists annotate their counts in get_queryset, so a page costs the sa
 the number of rows (pinned in tests/partners/test_admin.py).
 """
 
-from collections.abc import Callable, Iterable
-
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
@@ -15,150 +13,32 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from loyalty.common.admin import (
+    INLINE_ROW_LIMIT,
+    ProgramManagerAdmin,
+    ProgramManagerPermissions,
+    ReadOnlyInline,
+    SavedByServices,
+    adopt,
+    is_program_manager,
+    plural,
+    run_for_each,
+)
 from loyalty.common.errors import ApplicationError
-
-from . import services
-from .admin_forms import AssignAccountManagerForm, InviteForm, PartnerAdminForm, UserAddForm, UserChangeForm
-from .constants import CURRENT_MEMBER_STATUSES, MemberStatus, PartnerStatus, StaffRole
-from .models import Invitation, Member, MemberStatusChange, Partner, PartnerStatusChange, Region, Role, User
+from partners import services
+from partners.admin_forms import AssignAccountManagerForm, InviteForm, PartnerAdminForm, UserAddForm, UserChangeForm
+from partners.constants import CURRENT_MEMBER_STATUSES, MemberStatus, PartnerStatus, StaffRole
+from partners.models import Invitation, Member, MemberStatusChange, Partner, PartnerStatusChange, Region, Role, User
 
 admin.site.site_header = "Partner Loyalty — back office"
 admin.site.site_title = "Partner Loyalty back office"
 admin.site.index_title = "The program today"
-
-# Inlines show this many rows at most; the full list is one click away on the filtered changelist.
-INLINE_ROW_LIMIT = 20
-# Success messages name at most this many objects, then say how many more.
-NAMES_IN_MESSAGE = 10
-
-
-def is_program_manager(user) -> bool:
-    return user.is_active and user.is_staff and user.is_program_manager
-
-
-class ProgramManagerPermissions:
-    """The back office belongs to program managers: they may view, add and change everything here.
-
-    Deleting is off unless a model admin opts in: partners close, people leave and invitations are
-    revoked, so their history stays.
-    """
-
-    allow_delete = False
-
-    def has_module_permission(self, request):
-        return is_program_manager(request.user)
-
-    def has_view_permission(self, request, obj=None):
-        return is_program_manager(request.user)
-
-    def has_add_permission(self, request, *args):
-        return is_program_manager(request.user)
-
-    def has_change_permission(self, request, obj=None):
-        return is_program_manager(request.user)
-
-    def has_delete_permission(self, request, obj=None):
-        return self.allow_delete and is_program_manager(request.user)
-
-
-class ProgramManagerAdmin(ProgramManagerPermissions, admin.ModelAdmin):
-    pass
-
-
-class SavedByServices:
-    """For a model admin whose save_model calls services. The form catches bad input first; a refusal the
-    service still raises (a concurrent change since the form was checked) rolls the whole request back
-    and is shown as a message above the form, reloaded with what is now stored."""
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ApplicationError as exc:  # raised inside the admin's transaction, which is rolled back
-            self.message_user(request, exc.message, level=messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
-
-
-def adopt(obj, saved) -> None:
-    """Make the admin's unsaved form instance the object a service created, for the admin's log and redirect."""
-    vars(obj).update(vars(saved))
-
-
-class FirstRowsInlineFormSet(BaseInlineFormSet):
-    """Only the first INLINE_ROW_LIMIT rows, so a partner with 5,000 members still opens at once."""
-
-    def get_queryset(self):
-        if not hasattr(self, "_first_rows"):
-            rows = super().get_queryset()[:INLINE_ROW_LIMIT]
-            for row in rows:  # evaluated once here; each row's parent is the object on the page
-                setattr(row, self.fk.name, self.instance)
-            self._first_rows = rows
-        return self._first_rows
-
-
-class ReadOnlyInline(ProgramManagerPermissions, admin.TabularInline):
-    formset = FirstRowsInlineFormSet
-    template = "admin/partners/edit_inline/readonly_tabular.html"
-    extra = 0
-    max_num = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.fields
-
-
-IRREGULAR_PLURALS = {"person": "people"}
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {IRREGULAR_PLURALS.get(noun, noun + 's')}"
-
-
-def _names(names: list[str]) -> str:
-    shown = ", ".join(names[:NAMES_IN_MESSAGE])
-    hidden = len(names) - NAMES_IN_MESSAGE
-    return f"{shown} and {hidden} more" if hidden > 0 else shown
-
-
-def run_for_each(
-    model_admin: admin.ModelAdmin,
-    request: HttpRequest,
-    objects: Iterable,
-    operation: Callable,
-    *,
-    done: str,
-    noun: str,
-    name: Callable[[object], str] = str,
-) -> int:
-    """Call a service for each object. A refusal is reported and the others still go ahead."""
-    succeeded = []
-    for obj in objects:
-        try:
-            operation(obj)
-        except ApplicationError as exc:
-            model_admin.message_user(request, exc.message, level=messages.ERROR)
-        else:
-            succeeded.append(name(obj))
-    if succeeded:
-        model_admin.message_user(
-            request, f"{done} {_plural(len(succeeded), noun)}: {_names(succeeded)}.", level=messages.SUCCESS
-        )
-    return len(succeeded)
 
 
 def _count_members(status: str) -> Coalesce:
@@ -338,7 +218,7 @@ class PartnerAdmin(SavedByServices, ProgramManagerAdmin):
             return "Nobody yet. Use “Invite owner / staff” above."
         summary = ", ".join(f"{counts[s.value]} {s.label.lower()}" for s in MemberStatus if counts[s.value])
         url = _member_changelist_url(partner__id__exact=obj.pk)
-        return format_html('{} — <a href="{}">see all {}</a>', summary, url, _plural(total, "member"))
+        return format_html('{} — <a href="{}">see all {}</a>', summary, url, plural(total, "member"))
 
     # Actions -----------------------------------------------------------------------------------------
 

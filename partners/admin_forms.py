@@ -5,8 +5,8 @@ from django.conf import settings
 from django.contrib.auth import forms as auth_forms
 from django.core.exceptions import ValidationError
 
-from .constants import PartnerStatus, StaffRole
-from .models import Partner, Role, User
+from partners.constants import PartnerStatus, StaffRole
+from partners.models import Partner, Role, User
 
 # A new partner starts as a prospect or goes live at once; later moves go through the status actions.
 PARTNER_START_STATUSES = (PartnerStatus.PROSPECT, PartnerStatus.ACTIVE)

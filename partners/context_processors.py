@@ -1,4 +1,4 @@
-from .visibility import Viewer, current_membership, viewer_kind
+from partners.visibility import Viewer, current_membership, viewer_kind
 
 
 def viewer(request):

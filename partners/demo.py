@@ -35,9 +35,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
-
-from .constants import DEFAULT_ROLES, Channel, MemberStatus, PartnerKind, PartnerStatus, PayoutPolicy, StaffRole
-from .models import Invitation, Member, MemberStatusChange, Partner, PartnerStatusChange, Region, Role, User
+from partners.constants import DEFAULT_ROLES, Channel, MemberStatus, PartnerKind, PartnerStatus, PayoutPolicy, StaffRole
+from partners.models import Invitation, Member, MemberStatusChange, Partner, PartnerStatusChange, Region, Role, User
 
 DEMO_PASSWORD = "demo-loyalty-2026"
 

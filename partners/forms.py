@@ -5,8 +5,8 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.validators import RegexValidator
 
-from .constants import Channel, MemberStatus, PartnerKind, PartnerStatus, PayoutPolicy
-from .models import Region, Role
+from partners.constants import Channel, MemberStatus, PartnerKind, PartnerStatus, PayoutPolicy
+from partners.models import Region, Role
 
 phone_validator = RegexValidator(
     r"^\+?[0-9][0-9 ()./-]{4,28}$",

@@ -1,6 +1,6 @@
 """Row locks for partners, taken only here, in primary-key order."""
 
-from .models import Member, Partner
+from partners.models import Member, Partner
 
 
 def partner_lock(pk: int) -> Partner:

@@ -5,8 +5,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from loyalty.common.models import TimeStampedModel
-
-from .constants import (
+from partners.constants import (
     CURRENT_MEMBER_STATUSES,
     Channel,
     MemberStatus,

@@ -4,9 +4,9 @@ so nobody can reach a row their role does not allow, whatever id they put in a U
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.shortcuts import get_object_or_404
 
-from . import visibility
-from .constants import CURRENT_MEMBER_STATUSES, MemberStatus
-from .models import Member, Partner, Region, Role
+from partners import visibility
+from partners.constants import CURRENT_MEMBER_STATUSES, MemberStatus
+from partners.models import Member, Partner, Region, Role
 
 # People who need the owner's attention first, then the invited, the team, and former members last.
 _STATUS_ORDER = Case(

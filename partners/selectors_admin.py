@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from .constants import MemberStatus, PartnerStatus
-from .models import Invitation, Member, Partner, Role
+from partners.constants import MemberStatus, PartnerStatus
+from partners.models import Invitation, Member, Partner, Role
 
 
 @dataclass(frozen=True)

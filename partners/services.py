@@ -13,9 +13,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
-
-from . import hooks, tasks
-from .constants import (
+from partners import hooks, tasks
+from partners.constants import (
     CURRENT_MEMBER_STATUSES,
     MEMBER_TRANSITIONS,
     PARTNER_TRANSITIONS,
@@ -23,9 +22,9 @@ from .constants import (
     PartnerStatus,
     PayoutPolicy,
 )
-from .lock_objects import member_lock, partner_lock
-from .models import Invitation, Member, MemberStatusChange, Partner, PartnerStatusChange, Region, Role, User
-from .visibility import can_manage_team
+from partners.lock_objects import member_lock, partner_lock
+from partners.models import Invitation, Member, MemberStatusChange, Partner, PartnerStatusChange, Region, Role, User
+from partners.visibility import can_manage_team
 
 logger = logging.getLogger(__name__)
 

@@ -18,10 +18,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from loyalty.common.errors import ApplicationError
 from loyalty.common.htmx import render_page_or_partial
-
-from . import selectors, services
-from .constants import MemberStatus, PayoutPolicy
-from .forms import (
+from partners import selectors, services
+from partners.constants import MemberStatus, PayoutPolicy
+from partners.forms import (
     DeactivateForm,
     InvitationSignupForm,
     InviteForm,
@@ -30,8 +29,8 @@ from .forms import (
     ProfileForm,
     TeamFilterForm,
 )
-from .models import Member
-from .visibility import Viewer, current_membership, viewer_kind
+from partners.models import Member
+from partners.visibility import Viewer, current_membership, viewer_kind
 
 PAGE_SIZE = 25
 # Accepting an invitation signs the new person in with the password they have just chosen.

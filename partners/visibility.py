@@ -9,8 +9,8 @@
 
 from django.db.models import QuerySet
 
-from .constants import CURRENT_MEMBER_STATUSES, MemberStatus
-from .models import Member, Partner
+from partners.constants import CURRENT_MEMBER_STATUSES, MemberStatus
+from partners.models import Member, Partner
 
 
 class Viewer:

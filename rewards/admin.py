@@ -17,28 +17,25 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from loyalty.admin import (
+from loyalty.common.admin import (
     DetailJoinsMixin,
     EstimatedCountPaginator,
+    ProgramManagerAdmin,
+    ReadOnlyInline,
     ReadOnlyModelAdmin,
     action_page,
     ask_reason,
+    is_program_manager,
+    names_listed,
+    plural,
+    run_for_each,
     with_name,
 )
 from loyalty.common.errors import ApplicationError
-from partners.admin import (
-    ProgramManagerAdmin,
-    ReadOnlyInline,
-    _names,
-    _plural,
-    is_program_manager,
-    run_for_each,
-)
-
-from . import exports, services
-from .admin_forms import CodeUploadForm, OrderFulfilForm, RewardAdminForm
-from .constants import SHIPPED_KINDS, OrderStatus, PaidBy
-from .models import OrderEvent, RedemptionLine, RedemptionOrder, Reward, RewardCategory, VoucherCode
+from rewards import exports, services
+from rewards.admin_forms import CodeUploadForm, OrderFulfilForm, RewardAdminForm
+from rewards.constants import SHIPPED_KINDS, OrderStatus, PaidBy
+from rewards.models import OrderEvent, RedemptionLine, RedemptionOrder, Reward, RewardCategory, VoucherCode
 
 # Characters of a code the lists show; the code's own page shows all of it.
 CODE_VISIBLE_CHARS = 4
@@ -139,7 +136,7 @@ class RewardAdmin(ProgramManagerAdmin):
     @admin.display(description="Stock")
     def stock_or_codes(self, obj):
         if obj.uses_codes:
-            return f"{_plural(obj.free_codes, 'free code')}"
+            return f"{plural(obj.free_codes, 'free code')}"
         return "Unlimited" if obj.stock is None else f"{obj.stock:,} in stock"
 
     @admin.display(description="Window")
@@ -191,7 +188,7 @@ class RewardAdmin(ProgramManagerAdmin):
                 form.add_error(None, exc.message)
             else:
                 message = (
-                    f"Added {_plural(added, 'code')} to {reward.name}; {skipped} "
+                    f"Added {plural(added, 'code')} to {reward.name}; {skipped} "
                     f"{'was' if skipped == 1 else 'were'} already in the pool or repeated in the file."
                 )
                 self.log_change(request, reward, message)
@@ -530,7 +527,8 @@ class RedemptionOrderAdmin(DetailJoinsMixin, ProgramManagerAdmin):
         if refused:
             self.message_user(
                 request,
-                f"Only approved or fulfilled orders go to the supplier, but {_names(refused)}. Nothing was exported.",
+                f"Only approved or fulfilled orders go to the supplier, but {names_listed(refused)}. "
+                "Nothing was exported.",
                 level=messages.ERROR,
             )
             return None

@@ -8,10 +8,9 @@ from django.forms import BoundField
 
 from loyalty.common.errors import ApplicationError
 from partners.constants import PartnerKind
-
-from . import services
-from .constants import OrderStatus
-from .models import RedemptionOrder, Reward
+from rewards import services
+from rewards.constants import OrderStatus
+from rewards.models import RedemptionOrder, Reward
 
 # A bigger file of codes is split in several uploads; 5 MB holds some 300,000 codes.
 MAX_CODES_FILE_BYTES = 5 * 1024 * 1024

@@ -1,6 +1,6 @@
 """The demo program's rewards (DESIGN.md §6): a catalogue of every kind of reward, and orders in every status.
 
-A loyalty.demo extension: `plan(book)` returns steps on the points history's timeline, so each order is placed
+A loyalty.demo.program extension: `plan(book)` returns steps on the points history's timeline, so each order is placed
 (rewards.services.order_place) and moved along (order_transition) at its moment, between the earns around it,
 and spends the points the member had then. Checkout keys are "demo:order:<n>". The demo sales rep, engineer,
 foreman and owner have scripted orders (the owner's from the company account too) that must succeed; the other
@@ -18,14 +18,13 @@ from datetime import timedelta
 from dateutil.relativedelta import relativedelta
 
 from loyalty.common.errors import ApplicationError
-from loyalty.demo import Book, Person, Step, company_holder
+from loyalty.demo.program import Book, Person, Step, company_holder
 from partners import demo as partners_demo
 from partners.constants import MemberStatus, PartnerKind
 from partners.models import Region, Role
-
-from . import selectors, services
-from .constants import LimitPeriod, OrderStatus, PaidBy, RewardKind
-from .models import CartItem, RedemptionOrder, Reward, RewardCategory, VoucherCode
+from rewards import selectors, services
+from rewards.constants import LimitPeriod, OrderStatus, PaidBy, RewardKind
+from rewards.models import CartItem, RedemptionOrder, Reward, RewardCategory, VoucherCode
 
 TABLES = (
     ("reward categories", RewardCategory),

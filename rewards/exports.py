@@ -13,8 +13,8 @@ import xlsxwriter
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from .constants import SHIPPED_KINDS, OrderStatus
-from .models import RedemptionLine
+from rewards.constants import SHIPPED_KINDS, OrderStatus
+from rewards.models import RedemptionLine
 
 SUPPLIER_COLUMNS = (
     "Order",

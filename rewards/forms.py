@@ -2,8 +2,8 @@
 
 from django import forms
 
-from .constants import MAX_QUANTITY_PER_LINE
-from .models import RewardCategory
+from rewards.constants import MAX_QUANTITY_PER_LINE
+from rewards.models import RewardCategory
 
 
 class CatalogueFilterForm(forms.Form):

@@ -1,6 +1,6 @@
 """Row locks for rewards, taken only here."""
 
-from .models import RedemptionOrder
+from rewards.models import RedemptionOrder
 
 
 def order_lock(pk: int) -> RedemptionOrder:

@@ -6,8 +6,7 @@ from django.utils import timezone
 
 from loyalty.common.models import TimeStampedModel
 from partners.constants import PartnerKind
-
-from .constants import ORDER_TRANSITIONS, SHIPPED_KINDS, LimitPeriod, OrderStatus, PaidBy, RewardKind
+from rewards.constants import ORDER_TRANSITIONS, SHIPPED_KINDS, LimitPeriod, OrderStatus, PaidBy, RewardKind
 
 
 class RewardCategory(models.Model):

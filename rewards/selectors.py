@@ -9,9 +9,8 @@ from django.utils import timezone
 from loyalty.models import PartnerTier, Program
 from partners.models import Member
 from partners.visibility import members_for
-
-from .constants import LIVE_STATUSES, LimitPeriod, PaidBy
-from .models import CartItem, RedemptionLine, RedemptionOrder, Reward, VoucherCode
+from rewards.constants import LIVE_STATUSES, LimitPeriod, PaidBy
+from rewards.models import CartItem, RedemptionLine, RedemptionOrder, Reward, VoucherCode
 
 
 def partner_tier_rank(*, program, partner) -> int | None:

@@ -15,23 +15,17 @@ from django.db.models import F
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
+from loyalty.constants import EntrySource
 from loyalty.lock_objects import accounts_lock
 from loyalty.models import Program
 from loyalty.services import ledger
 from partners.constants import MemberStatus
 from partners.models import Member
 from partners.visibility import Viewer, viewer_kind
-
-from . import selectors
-from .constants import (
-    MAX_QUANTITY_PER_LINE,
-    ORDER_TRANSITIONS,
-    REFUNDING_STATUSES,
-    OrderStatus,
-    PaidBy,
-)
-from .lock_objects import order_lock
-from .models import CartItem, OrderEvent, RedemptionLine, RedemptionOrder, Reward, VoucherCode
+from rewards import selectors
+from rewards.constants import MAX_QUANTITY_PER_LINE, ORDER_TRANSITIONS, REFUNDING_STATUSES, OrderStatus, PaidBy
+from rewards.lock_objects import order_lock
+from rewards.models import CartItem, OrderEvent, RedemptionLine, RedemptionOrder, Reward, VoucherCode
 
 ADDRESS_FIELDS = ("name", "street", "postcode", "city", "country", "phone")
 REQUIRED_ADDRESS_FIELDS = ("name", "street", "postcode", "city", "country")
@@ -220,7 +214,7 @@ def order_place(
         account=account,
         points=total,
         key=f"order:{order.pk}",
-        source_type="order",
+        source_type=EntrySource.ORDER,
         source_id=str(order.pk),
         explanation=f"Order {order.pk}: {summary}"[:500],
         created_by=member.user,

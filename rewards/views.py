@@ -15,14 +15,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from loyalty.common.errors import ApplicationError
 from loyalty.common.htmx import render_page_or_partial
-from loyalty.decorators import member_in_program_required
 from loyalty.models import PointsAccount
+from loyalty.views.decorators import member_in_program_required
 from partners.visibility import Viewer, viewer_kind
-
-from . import selectors, services
-from .constants import OrderStatus, PaidBy
-from .forms import CancelOrderForm, CatalogueFilterForm, CheckoutForm, QuantityForm
-from .models import RedemptionOrder, Reward, RewardCategory
+from rewards import selectors, services
+from rewards.constants import OrderStatus, PaidBy
+from rewards.forms import CancelOrderForm, CatalogueFilterForm, CheckoutForm, QuantityForm
+from rewards.models import RedemptionOrder, Reward, RewardCategory
 
 CATALOGUE_PAGE_SIZE = 24
 ORDER_PAGE_SIZE = 25

@@ -13,7 +13,7 @@ from django.test import Client
 
 from bench import checkout, harness, ledger, statement
 from loyalty.models import PointsAccount, PointsAllocation, PointsEntry, PointsLot
-from loyalty.selectors import ledger_problems
+from loyalty.selectors.ledger import ledger_problems
 from loyalty.services import ledger as ledger_service
 from rewards.models import RedemptionOrder
 from tests.loyalty.factories import ProgramFactory

@@ -6,9 +6,9 @@ from decimal import Decimal
 import pytest
 
 from bench import sellout
-from loyalty.import_formats import open_table, parse_date, parse_decimal
 from loyalty.models import Product
-from loyalty.services.imports import OUR_FIELDS, mapping_problems
+from loyalty.services.sellout.formats import open_table, parse_date, parse_decimal
+from loyalty.services.sellout.run import OUR_FIELDS, mapping_problems
 from tests.partners.factories import MemberFactory, PartnerFactory
 
 

@@ -14,6 +14,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+from loyalty.common.storage import PDF, sniff_file
 from loyalty.constants import (
     AdjustmentStatus,
     ClaimFlag,
@@ -23,8 +24,8 @@ from loyalty.constants import (
     LeaverPolicy,
     RuleStatus,
 )
-from loyalty.demo import PROGRAM_NAME
-from loyalty.demo_sales import MARKER_SKU
+from loyalty.demo.program import PROGRAM_NAME
+from loyalty.demo.sales import MARKER_SKU
 from loyalty.models import (
     IncentiveRule,
     PartnerTier,
@@ -41,9 +42,8 @@ from loyalty.models import (
     Tier,
     TierChange,
 )
-from loyalty.selectors import expiring_soon, ledger_problems, statement
+from loyalty.selectors.ledger import expiring_soon, ledger_problems, statement
 from loyalty.services.tiers import tier_progress
-from loyalty.storage import PDF, sniff_file
 from partners.demo import DEMO_MEMBERS, FLAGSHIP_NAME, PROGRAM_MANAGERS
 from partners.models import Partner, User
 from rewards.constants import OrderStatus, PaidBy, RewardKind

@@ -1,18 +1,18 @@
-"""The program core's models: the ledger (ledger.py), products and tiers (catalog.py), incentive rules (rules.py),
-sales claims and sell-out imports (sales.py)."""
+"""The program core's models, one module per capability: programs, the points ledger, the product catalogue,
+partner tiers, incentive rules, sales claims and sell-out imports. One app label (`loyalty`), so table names
+and migrations are those of the app."""
 
-from .catalog import PartnerTier, Product, ProductLine, Tier, TierChange
-from .ledger import PointsAccount, PointsAdjustment, PointsAllocation, PointsEntry, PointsLot, Program
-from .rules import IncentiveRule, RuleUsage
-from .sales import ClaimEvent, ClaimLine, PartnerAlias, SaleLine, SalesClaim, SalesImport, SalesSource
+from loyalty.models.catalog import Product, ProductLine
+from loyalty.models.claims import ClaimEvent, ClaimLine, SalesClaim
+from loyalty.models.ledger import PointsAccount, PointsAdjustment, PointsAllocation, PointsEntry, PointsLot
+from loyalty.models.programs import Program
+from loyalty.models.rules import IncentiveRule, RuleUsage
+from loyalty.models.sellout import PartnerAlias, SaleLine, SalesImport, SalesSource
+from loyalty.models.tiers import PartnerTier, Tier, TierChange
 
 __all__ = [
     "ClaimEvent",
     "ClaimLine",
-    "SaleLine",
-    "SalesClaim",
-    "SalesImport",
-    "SalesSource",
     "IncentiveRule",
     "PartnerAlias",
     "PartnerTier",
@@ -25,6 +25,10 @@ __all__ = [
     "ProductLine",
     "Program",
     "RuleUsage",
+    "SaleLine",
+    "SalesClaim",
+    "SalesImport",
+    "SalesSource",
     "Tier",
     "TierChange",
 ]

@@ -1,83 +1,9 @@
-from decimal import Decimal
-
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from loyalty.common.models import TimeStampedModel
-
-from ..constants import AdjustmentStatus, EnrolmentMode, EntryKind, LeaverPolicy, TierMetric, TierPeriod
-
-
-class Program(TimeStampedModel):
-    """A loyalty or incentive program. A deployment runs several at once."""
-
-    name = models.CharField(max_length=120, unique=True)
-    slug = models.SlugField(max_length=60, unique=True)
-    currency_name = models.CharField(
-        max_length=30, default="points", help_text='What members call a point, e.g. "AquaPoints".'
-    )
-    point_value = models.DecimalField(
-        max_digits=12,
-        decimal_places=4,
-        default=Decimal("0.0100"),
-        validators=[MinValueValidator(Decimal("0"))],
-        help_text="Money value of one point, for the points liability.",
-    )
-    money_currency = models.CharField(max_length=3, default="EUR")
-    starts_on = models.DateField()
-    ends_on = models.DateField(null=True, blank=True)
-    enrolment_mode = models.CharField(max_length=20, choices=EnrolmentMode.choices, default=EnrolmentMode.INVITE_ONLY)
-    expiry_months = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="Points expire this many months after they are earned. Empty: never."
-    )
-    leaver_policy = models.CharField(max_length=20, choices=LeaverPolicy.choices, default=LeaverPolicy.TRANSFER)
-    member_share_percent = models.PositiveSmallIntegerField(
-        default=100,
-        validators=[MaxValueValidator(100)],
-        help_text="Default share of a staff bonus paid to the member; the rest goes to the partner account.",
-    )
-    adjustment_approval_threshold = models.PositiveIntegerField(
-        default=5000, help_text="Manual adjustments larger than this many points need a second program manager."
-    )
-    order_approval_threshold = models.PositiveIntegerField(
-        default=20000, help_text="Reward orders worth more points than this wait for a program manager's approval."
-    )
-    tier_metric = models.CharField(max_length=20, choices=TierMetric.choices, default=TierMetric.SALES_AMOUNT)
-    tier_window_days = models.PositiveSmallIntegerField(
-        default=365, help_text="Partner tiers are judged on this many past days (a rolling window)."
-    )
-    tier_period = models.CharField(
-        max_length=10,
-        choices=TierPeriod.choices,
-        default=TierPeriod.QUARTER,
-        help_text="Upgrades happen at once; a partner keeps a tier at least until the end of this period.",
-    )
-    claim_window_days = models.PositiveSmallIntegerField(
-        default=60, help_text="Sales can be claimed up to this many days after the invoice date."
-    )
-    claim_auto_approve_below = models.DecimalField(
-        max_digits=12,
-        decimal_places=2,
-        default=Decimal("500.00"),
-        help_text="Claims without flags and worth less than this are approved without review.",
-    )
-    is_active = models.BooleanField(default=True)
-
-    class Meta:
-        ordering = ["name"]
-        constraints = [
-            models.CheckConstraint(condition=Q(member_share_percent__lte=100), name="program_share_max_100"),
-            models.CheckConstraint(condition=Q(point_value__gte=0), name="program_point_value_not_negative"),
-            models.CheckConstraint(
-                condition=Q(ends_on__isnull=True) | Q(ends_on__gte=models.F("starts_on")),
-                name="program_ends_after_start",
-            ),
-        ]
-
-    def __str__(self):
-        return self.name
+from loyalty.constants import AdjustmentStatus, EntryKind
 
 
 class PointsAccount(models.Model):
@@ -87,7 +13,7 @@ class PointsAccount(models.Model):
     transaction as the entries, under this row's lock.
     """
 
-    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="accounts")
+    program = models.ForeignKey("loyalty.Program", on_delete=models.PROTECT, related_name="accounts")
     member = models.ForeignKey(
         "partners.Member", on_delete=models.PROTECT, null=True, blank=True, related_name="points_accounts"
     )

@@ -4,9 +4,8 @@ from django.db import models
 from django.db.models import Q
 
 from loyalty.common.models import TimeStampedModel
+from loyalty.constants import CapPeriod, Formula, RuleEvent, RuleStatus
 from partners.constants import PartnerKind
-
-from ..constants import CapPeriod, Formula, RuleEvent, RuleStatus
 
 
 class IncentiveRule(TimeStampedModel):

@@ -4,10 +4,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
-
-from ..constants import AdjustmentStatus
-from ..models import PointsAccount, PointsAdjustment
-from . import ledger
+from loyalty.constants import AdjustmentStatus
+from loyalty.models import PointsAccount, PointsAdjustment
+from loyalty.services import ledger
 
 
 def _require_program_manager(user) -> None:

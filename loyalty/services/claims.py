@@ -31,16 +31,15 @@ from django.db.models import F, Func, Value
 from django.db.models.functions import Upper
 from django.utils import timezone
 
+from loyalty.common.background import enqueue_on_commit
 from loyalty.common.errors import ApplicationError
+from loyalty.common.storage import MAX_DOCUMENT_BYTES, DocumentKind, sniff_file
+from loyalty.constants import CLAIM_TRANSITIONS, ClaimFlag, ClaimStatus, EntrySource, RejectionReason
+from loyalty.engine.facts import partner_tiers, sale_event
+from loyalty.models import ClaimEvent, ClaimLine, Product, Program, SaleLine, SalesClaim, SalesSource
+from loyalty.services.earning import post_event, published_rules
 from partners.constants import MemberStatus, PartnerStatus
 from partners.models import Member
-
-from .. import tasks
-from ..constants import CLAIM_TRANSITIONS, ClaimFlag, ClaimStatus, RejectionReason
-from ..facts import partner_tiers, sale_event
-from ..models import ClaimEvent, ClaimLine, Product, Program, SaleLine, SalesClaim, SalesSource
-from ..storage import MAX_DOCUMENT_BYTES, DocumentKind, sniff_file
-from .earning import post_event, published_rules
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +52,6 @@ AMOUNT_STEP = Decimal("0.01")
 INVOICE_NUMBER_MAX = 60
 NOTE_MAX = 500
 # The source type of the ledger entries a claim's lines post (their source id is the line's source key).
-ENTRY_SOURCE_TYPE = "claim"
 
 WORD_FOR = {
     ClaimStatus.APPROVED: "approved",
@@ -353,7 +351,7 @@ def _approve(claim: SalesClaim, *, actor, note: str, matched_line: SaleLine | No
             colleagues=colleagues,
             tier=tier,
         )
-        post_event(program=program, event=event, rules=rules, source_type=ENTRY_SOURCE_TYPE)
+        post_event(program=program, event=event, rules=rules, source_type=EntrySource.CLAIM)
     claim.decided_by = actor
     claim.decided_at = timezone.now()
     fields = ["decided_by", "decided_at"]
@@ -363,7 +361,7 @@ def _approve(claim: SalesClaim, *, actor, note: str, matched_line: SaleLine | No
     _move(claim, ClaimStatus.APPROVED, actor=actor, note=note, fields=fields)
     # Upgrades happen as soon as a partner qualifies, not at the next daily review.
     program_id, partner_id = claim.program_id, claim.partner_id
-    transaction.on_commit(lambda: tasks.evaluate_partner_tier.delay(program_id, partner_id))
+    enqueue_on_commit("loyalty.tasks.evaluate_partner_tier", program_id, partner_id)
     return claim
 
 

@@ -13,12 +13,11 @@ from django.db import transaction
 from django.db.models import F
 
 from loyalty.common.errors import ApplicationError
-
-from ..constants import RuleStatus
-from ..engine import Event, Posting, compile_rules, evaluate, limit, period_start
-from ..lock_objects import accounts_lock
-from ..models import IncentiveRule, PointsEntry, Program, RuleUsage
-from . import ledger
+from loyalty.constants import RuleStatus
+from loyalty.engine.rules import Event, Posting, compile_rules, evaluate, limit, period_start
+from loyalty.lock_objects import accounts_lock
+from loyalty.models import IncentiveRule, PointsEntry, Program, RuleUsage
+from loyalty.services import ledger
 
 
 def published_rules(program: Program):

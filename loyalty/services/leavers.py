@@ -1,8 +1,8 @@
 """What happens to a person's points when they leave a partner, per each program's leaver policy."""
 
-from ..constants import LeaverPolicy
-from ..models import PointsAccount, PointsLot
-from . import ledger
+from loyalty.constants import EntrySource, LeaverPolicy
+from loyalty.models import PointsAccount, PointsLot
+from loyalty.services import ledger
 
 
 def apply_leaver_policy(*, member, actor=None) -> None:
@@ -27,7 +27,7 @@ def apply_leaver_policy(*, member, actor=None) -> None:
                     account=company,
                     points=lot.remaining,
                     key=f"leaver:{member.pk}:pending-in:{lot.pk}",
-                    source_type="leaver",
+                    source_type=EntrySource.LEAVER,
                     source_id=str(member.pk),
                     explanation=f"Pending points of {member.user}, who left",
                     available_at=lot.available_at,
@@ -44,7 +44,7 @@ def apply_leaver_policy(*, member, actor=None) -> None:
                 points=account.available,
                 key=f"leaver:{member.pk}:{account.pk}",
                 explanation=f"{reason}: points moved to the company account",
-                source_type="leaver",
+                source_type=EntrySource.LEAVER,
                 source_id=str(member.pk),
                 created_by=actor,
             )

@@ -17,10 +17,9 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
-
-from ..constants import EntryKind
-from ..lock_objects import accounts_lock
-from ..models import PointsAccount, PointsAllocation, PointsEntry, PointsLot, Program
+from loyalty.constants import EntryKind, EntrySource
+from loyalty.lock_objects import accounts_lock
+from loyalty.models import PointsAccount, PointsAllocation, PointsEntry, PointsLot, Program
 
 # Accounts -------------------------------------------------------------------------------------------
 
@@ -340,7 +339,7 @@ def adjust(
         available_delta=points,
         idempotency_key=key,
         fingerprint=fingerprint,
-        source_type="adjustment",
+        source_type=EntrySource.ADJUSTMENT,
         source_id=source_id,
         explanation=reason.strip(),
         expires_at=_expiry(account.program, now) if points > 0 else None,
@@ -536,7 +535,7 @@ def expire_account(*, account: PointsAccount, now: datetime | None = None) -> Po
         available_delta=-points,
         idempotency_key=key,
         fingerprint=_fingerprint("expire", key),
-        source_type="expiry",
+        source_type=EntrySource.EXPIRY,
         explanation=f"{points:,} points reached their expiry date ({timezone.localdate(oldest):%d %b %Y})",
         details={"lots": [lot.pk for lot in lots]},
     )

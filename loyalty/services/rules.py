@@ -6,10 +6,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
+from loyalty.constants import BONUS_FORMULAS, Formula, RuleStatus
+from loyalty.models import IncentiveRule
 from partners.models import Role
-
-from ..constants import BONUS_FORMULAS, Formula, RuleStatus
-from ..models import IncentiveRule
 
 M2M_FIELDS = ("roles", "tiers", "regions", "product_lines", "products")
 

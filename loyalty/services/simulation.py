@@ -37,13 +37,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
+from loyalty.constants import ClaimStatus, RuleEvent, RuleStatus
+from loyalty.engine.facts import partner_tiers, sale_event
+from loyalty.engine.rules import CompiledRule, Event, MemoryLimiter, compile_rules, limit
+from loyalty.models import ClaimLine, IncentiveRule, Product, Program, SaleLine, SalesClaim
+from loyalty.services.ledger_bulk import RuleIndex
 from partners.models import Member, Partner
-
-from ..constants import ClaimStatus, RuleEvent, RuleStatus
-from ..engine import CompiledRule, Event, MemoryLimiter, compile_rules, limit
-from ..facts import partner_tiers, sale_event
-from ..models import ClaimLine, IncentiveRule, Product, Program, SaleLine, SalesClaim
-from .bulk_ledger import RuleIndex
 
 DEFAULT_DAYS = 90
 TOP_PARTNERS = 20

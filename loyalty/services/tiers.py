@@ -41,11 +41,10 @@ from django.db.models import F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from loyalty.constants import ClaimStatus, EntryKind, TierMetric, TierPeriod
+from loyalty.models import ClaimLine, PartnerTier, PointsEntry, Program, SaleLine, Tier, TierChange
 from partners.constants import PartnerStatus
 from partners.models import Partner
-
-from ..constants import ClaimStatus, EntryKind, TierMetric, TierPeriod
-from ..models import ClaimLine, PartnerTier, PointsEntry, Program, SaleLine, Tier, TierChange
 
 ZERO = Decimal("0")
 CENT = Decimal("0.01")

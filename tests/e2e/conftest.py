@@ -11,8 +11,8 @@ import pytest
 from allauth.account.models import EmailAddress
 from playwright.sync_api import Page
 
-from ..partners.factories import OwnerFactory
-from .axe import AXE_SOURCE
+from tests.e2e.axe import AXE_SOURCE
+from tests.partners.factories import OwnerFactory
 
 CHROMIUM = Path("/usr/bin/chromium")
 E2E_DIR = Path(__file__).parent

@@ -4,7 +4,7 @@ import re
 
 from playwright.sync_api import Locator, Page, expect
 
-from .axe import axe_check
+from tests.e2e.axe import axe_check
 
 
 def sign_in(page: Page, email: str, password: str) -> None:

@@ -6,10 +6,9 @@ from playwright.sync_api import Page, expect
 
 from partners.constants import MemberStatus
 from partners.models import Member
-
-from ..partners.factories import PASSWORD, InvitationFactory
-from .axe import axe_check
-from .pages import open_navigation, sign_in
+from tests.e2e.axe import axe_check
+from tests.e2e.pages import open_navigation, sign_in
+from tests.partners.factories import PASSWORD, InvitationFactory
 
 REP_EMAIL = "sam.sales@northwind.example"
 REP_PASSWORD = "Blue-kettle-47-orbit"

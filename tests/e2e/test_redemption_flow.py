@@ -9,12 +9,11 @@ from playwright.sync_api import Page, expect
 from loyalty.services import ledger
 from rewards.constants import OrderStatus
 from rewards.models import CartItem, RedemptionOrder, VoucherCode
-
-from ..loyalty.factories import ProgramFactory
-from ..partners.factories import PASSWORD, MemberFactory
-from ..rewards.factories import ADDRESS, CodeRewardFactory, MerchandiseFactory, RewardFactory
-from .axe import axe_check
-from .pages import main_navigation, navigate_to, open_navigation, sign_in
+from tests.e2e.axe import axe_check
+from tests.e2e.pages import main_navigation, navigate_to, open_navigation, sign_in
+from tests.loyalty.factories import ProgramFactory
+from tests.partners.factories import PASSWORD, MemberFactory
+from tests.rewards.factories import ADDRESS, CodeRewardFactory, MerchandiseFactory, RewardFactory
 
 EARNED = 1000
 EARN_EXPLANATION = "100 units × 10 pts = 1,000"

@@ -6,14 +6,13 @@ from django.utils import timezone
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import AdjustmentStatus, LeaverPolicy
 from loyalty.models import PointsAccount, PointsAdjustment, PointsEntry
-from loyalty.selectors import ledger_problems
+from loyalty.selectors.ledger import ledger_problems
 from loyalty.services import ledger
 from loyalty.services.adjustments import adjustment_approve, adjustment_reject, adjustment_request
-from loyalty.tasks import expire_due_points, release_due_points
+from loyalty.tasks.ledger import expire_due_points, release_due_points
 from partners import services as partner_services
+from tests.loyalty.factories import MemberAccountFactory, ProgramFactory
 from tests.partners.factories import AccountManagerFactory, MemberFactory, OwnerFactory, ProgramManagerFactory
-
-from .factories import MemberAccountFactory, ProgramFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -7,15 +7,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from loyalty.admin import EstimatedCountPaginator
+from loyalty.common.admin import EstimatedCountPaginator
 from loyalty.constants import AdjustmentStatus, EntryKind
 from loyalty.models import PointsAccount, PointsAdjustment, PointsEntry, Program
-from loyalty.selectors import ledger_problems
+from loyalty.selectors.ledger import ledger_problems
 from loyalty.services import ledger
 from loyalty.services.adjustments import adjustment_request
+from tests.loyalty.factories import MemberAccountFactory, PartnerAccountFactory, ProgramFactory
 from tests.partners.factories import AccountManagerFactory, OwnerFactory, PartnerFactory, ProgramManagerFactory
-
-from .factories import MemberAccountFactory, PartnerAccountFactory, ProgramFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -13,9 +13,8 @@ from django.utils import timezone
 from loyalty.constants import TierMetric
 from loyalty.models import PartnerTier, Product, ProductLine, SaleLine, SalesSource, Tier, TierChange
 from loyalty.services.tiers import tier_evaluate, tiers_evaluate_all
+from tests.loyalty.factories import ProductFactory, ProductLineFactory, ProgramFactory, TierFactory
 from tests.partners.factories import AccountManagerFactory, OwnerFactory, PartnerFactory, ProgramManagerFactory
-
-from .factories import ProductFactory, ProductLineFactory, ProgramFactory, TierFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -13,10 +13,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
+from loyalty.common.storage import private_storage
 from loyalty.constants import ImportStatus
 from loyalty.models import PartnerAlias, PointsAccount, SaleLine, SalesImport, SalesSource
-from loyalty.services import imports
-from loyalty.storage import private_storage
+from loyalty.services.sellout import run as imports
+from tests.loyalty.factories import ProductFactory, ProgramFactory, RuleFactory
 from tests.partners.factories import (
     AccountManagerFactory,
     MemberFactory,
@@ -24,8 +25,6 @@ from tests.partners.factories import (
     PartnerFactory,
     ProgramManagerFactory,
 )
-
-from .factories import ProductFactory, ProgramFactory, RuleFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -17,6 +17,7 @@ from loyalty.constants import RuleStatus
 from loyalty.models import IncentiveRule, PointsEntry, SaleLine, SalesSource
 from loyalty.services.rules import rule_publish
 from partners.constants import PartnerKind
+from tests.loyalty.factories import ProductFactory, ProductLineFactory, ProgramFactory, RuleFactory, TierFactory
 from tests.partners.factories import (
     AccountManagerFactory,
     MemberFactory,
@@ -25,8 +26,6 @@ from tests.partners.factories import (
     RegionFactory,
     role,
 )
-
-from .factories import ProductFactory, ProductLineFactory, ProgramFactory, RuleFactory, TierFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from loyalty.constants import Formula
-from loyalty.engine import CompiledRule, Event, Participant, evaluate
-from loyalty.services.bulk_ledger import LineEvaluator, Return, RuleIndex, copy_text, json_text, proportional, share_of
+from loyalty.engine.rules import CompiledRule, Event, Participant, evaluate
+from loyalty.services.ledger_bulk import LineEvaluator, Return, RuleIndex, copy_text, json_text, proportional, share_of
 
 DAY = date.today() - timedelta(days=3)
 

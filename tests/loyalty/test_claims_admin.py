@@ -14,10 +14,9 @@ from django.urls import reverse
 from loyalty.constants import ClaimFlag, ClaimStatus, RejectionReason
 from loyalty.models import PointsEntry, SalesClaim
 from partners.constants import PartnerKind
+from tests.loyalty.factories import ProductFactory, ProgramFactory, RuleFactory
+from tests.loyalty.test_claims_services import JPEG, TODAY, submit, upload
 from tests.partners.factories import MemberFactory, OwnerFactory, ProgramManagerFactory, UserFactory
-
-from .factories import ProductFactory, ProgramFactory, RuleFactory
-from .test_claims_services import JPEG, TODAY, submit, upload
 
 pytestmark = pytest.mark.django_db
 CHANGELIST = reverse("admin:loyalty_salesclaim_changelist")

@@ -25,14 +25,13 @@ from loyalty.models import (
     SalesClaim,
     SalesSource,
 )
-from loyalty.selectors import ledger_problems
+from loyalty.selectors.ledger import ledger_problems
 from loyalty.services import claims as services
-from loyalty.services.bulk_ledger import ImportLedger
+from loyalty.services.ledger_bulk import ImportLedger
 from partners.constants import MemberStatus, PartnerStatus
+from tests.loyalty.factories import ProductFactory, ProgramFactory, RuleFactory, TierFactory
+from tests.loyalty.test_ledger_concurrency import run_in_parallel
 from tests.partners.factories import MemberFactory, OwnerFactory, PartnerFactory, ProgramManagerFactory, role
-
-from .factories import ProductFactory, ProgramFactory, RuleFactory, TierFactory
-from .test_ledger_concurrency import run_in_parallel
 
 TODAY = timezone.localdate()
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64

@@ -14,6 +14,8 @@ from loyalty.constants import ClaimFlag, ClaimStatus, RejectionReason
 from loyalty.models import SalesClaim
 from loyalty.services import claims as services
 from partners.constants import MemberStatus
+from tests.loyalty.factories import ProductFactory, ProgramFactory, RuleFactory
+from tests.loyalty.test_claims_services import JPEG, PDF, TODAY, stored_files, submit, upload
 from tests.partners.factories import (
     AccountManagerFactory,
     MemberFactory,
@@ -21,9 +23,6 @@ from tests.partners.factories import (
     ProgramManagerFactory,
     UserFactory,
 )
-
-from .factories import ProductFactory, ProgramFactory, RuleFactory
-from .test_claims_services import JPEG, PDF, TODAY, stored_files, submit, upload
 
 pytestmark = pytest.mark.django_db
 NEW = reverse("claim_new")

@@ -8,17 +8,16 @@ from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import RuleStatus
-from loyalty.engine import MemoryLimiter, evaluate, limit
-from loyalty.facts import sale_event
+from loyalty.engine.facts import sale_event
+from loyalty.engine.rules import MemoryLimiter, evaluate, limit
 from loyalty.models import IncentiveRule, PartnerTier, PointsAccount, PointsEntry, RuleUsage
-from loyalty.selectors import ledger_problems
+from loyalty.selectors.ledger import ledger_problems
 from loyalty.services import earning
 from loyalty.services.rules import rule_new_version, rule_problems, rule_publish
 from partners.constants import PayoutPolicy
+from tests.loyalty.factories import ProductFactory, ProgramFactory, RuleFactory, TierFactory
+from tests.loyalty.test_ledger_concurrency import run_in_parallel
 from tests.partners.factories import MemberFactory, OwnerFactory, ProgramManagerFactory, role
-
-from .factories import ProductFactory, ProgramFactory, RuleFactory, TierFactory
-from .test_ledger_concurrency import run_in_parallel
 
 TODAY = date.today()
 

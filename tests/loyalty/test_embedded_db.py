@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psutil
 
-from loyalty.embedded_db import DATA_ROOT
+from loyalty.dev.embedded_db import DATA_ROOT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,7 @@ def servers_on(data_dir: Path) -> list[psutil.Process]:
 
 def run_wrapped(name: str, code: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "loyalty.embedded_db", name, "--", sys.executable, "-c", code],
+        [sys.executable, "-m", "loyalty.dev.embedded_db", name, "--", sys.executable, "-c", code],
         cwd=ROOT,
         env=env,
         capture_output=True,

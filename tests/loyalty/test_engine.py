@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from loyalty.engine import CompiledRule, Event, MemoryLimiter, Participant, evaluate, limit
+from loyalty.engine.rules import CompiledRule, Event, MemoryLimiter, Participant, evaluate, limit
 
 D = Decimal
 SALES = Participant(member_id=1, role_code="sales", role_name="Sales rep", is_actor=True)

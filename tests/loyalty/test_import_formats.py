@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from openpyxl import Workbook
 
-from loyalty.import_formats import (
+from loyalty.services.sellout.formats import (
     CsvLineError,
     FileProblem,
     detect_delimiter,

@@ -10,13 +10,13 @@ from openpyxl import Workbook
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import ClaimStatus, ImportStatus
 from loyalty.models import PartnerAlias, PointsAccount, PointsEntry, SaleLine, SalesImport, SalesSource
-from loyalty.selectors import ledger_problems
-from loyalty.services import earning, imports, ledger
-from loyalty.services.imports import errors_csv, import_run, import_start, read_header, suggest_mapping
+from loyalty.selectors.ledger import ledger_problems
+from loyalty.services import earning, ledger
+from loyalty.services.sellout import run as imports
+from loyalty.services.sellout.run import errors_csv, import_run, import_start, read_header, suggest_mapping
 from partners.constants import MemberStatus
+from tests.loyalty.factories import ProductFactory, ProgramFactory, RuleFactory
 from tests.partners.factories import MemberFactory, ProgramManagerFactory
-
-from .factories import ProductFactory, ProgramFactory, RuleFactory
 
 DAY = timezone.localdate() - timedelta(days=10)
 ISO = DAY.isoformat()
@@ -423,7 +423,7 @@ def test_caps_and_budgets_are_exact_across_batches_and_imports(world, monkeypatc
 
 
 def test_each_line_pays_what_the_engine_says_for_it(world):
-    from loyalty.facts import sale_event
+    from loyalty.engine.facts import sale_event
 
     world.rule.shares = [{"role": "sales", "percent": 60}]
     world.rule.save()
@@ -666,7 +666,7 @@ def test_the_pipelined_run_posts_batch_by_batch_with_real_commits(monkeypatch):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_imports_of_overlapping_files_at_once_post_each_line_once():
-    from .test_ledger_concurrency import run_in_parallel
+    from tests.loyalty.test_ledger_concurrency import run_in_parallel
 
     world = World()
     files = [[world.line(f"L{n}") for n in range(6)], [world.line(f"L{n}") for n in range(3, 9)]]
@@ -682,9 +682,8 @@ def test_two_imports_of_overlapping_files_at_once_post_each_line_once():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_budget_is_exact_when_an_import_and_single_events_post_at_once():
-    from loyalty.facts import sale_event
-
-    from .test_ledger_concurrency import run_in_parallel
+    from loyalty.engine.facts import sale_event
+    from tests.loyalty.test_ledger_concurrency import run_in_parallel
 
     world = World()
     world.rule.budget_points = 1500

@@ -7,10 +7,9 @@ from django.utils import timezone
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import EntryKind
 from loyalty.models import PointsAccount, PointsAllocation, PointsEntry, PointsLot
-from loyalty.selectors import expiring_soon, ledger_problems
+from loyalty.selectors.ledger import expiring_soon, ledger_problems
 from loyalty.services import ledger
-
-from .factories import MemberAccountFactory, PartnerAccountFactory, ProgramFactory
+from tests.loyalty.factories import MemberAccountFactory, PartnerAccountFactory, ProgramFactory
 
 pytestmark = pytest.mark.django_db
 

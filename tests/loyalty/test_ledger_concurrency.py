@@ -8,11 +8,10 @@ from django.db import connection
 
 from loyalty.common.errors import ApplicationError
 from loyalty.models import PointsAccount, PointsEntry
-from loyalty.selectors import ledger_problems
+from loyalty.selectors.ledger import ledger_problems
 from loyalty.services import ledger
+from tests.loyalty.factories import MemberAccountFactory, ProgramFactory
 from tests.partners.factories import MemberFactory
-
-from .factories import MemberAccountFactory, ProgramFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

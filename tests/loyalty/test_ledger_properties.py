@@ -11,10 +11,9 @@ from hypothesis import strategies as st
 
 from loyalty.common.errors import ApplicationError
 from loyalty.models import PointsAccount, PointsEntry
-from loyalty.selectors import ledger_problems
+from loyalty.selectors.ledger import ledger_problems
 from loyalty.services import ledger
-
-from .factories import MemberAccountFactory, PartnerAccountFactory, ProgramFactory
+from tests.loyalty.factories import MemberAccountFactory, PartnerAccountFactory, ProgramFactory
 
 points = st.integers(min_value=1, max_value=500)
 operation = st.one_of(

@@ -8,11 +8,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from openpyxl import Workbook
 
-from loyalty.import_formats import FileProblem
 from loyalty.models import Product, ProductLine
-from loyalty.services.products import RowError, products_import
-
-from .factories import ProductFactory, ProductLineFactory
+from loyalty.services.catalog import RowError, products_import
+from loyalty.services.sellout.formats import FileProblem
+from tests.loyalty.factories import ProductFactory, ProductLineFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import ClaimStatus, RuleStatus
-from loyalty.facts import partner_tiers, sale_event
+from loyalty.engine.facts import partner_tiers, sale_event
 from loyalty.models import (
     ClaimLine,
     IncentiveRule,
@@ -26,9 +26,8 @@ from loyalty.services import earning
 from loyalty.services.rules import rule_new_version, rule_publish
 from loyalty.services.simulation import default_period, money, rule_simulate
 from partners.constants import PartnerKind, PayoutPolicy
+from tests.loyalty.factories import ProductFactory, ProgramFactory, RuleFactory, TierFactory
 from tests.partners.factories import MemberFactory, PartnerFactory, ProgramManagerFactory, RegionFactory, role
-
-from .factories import ProductFactory, ProgramFactory, RuleFactory, TierFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from loyalty.constants import ClaimStatus, TierMetric, TierPeriod
-from loyalty.facts import partner_tiers
+from loyalty.engine.facts import partner_tiers
 from loyalty.models import ClaimLine, PartnerTier, SaleLine, SalesClaim, SalesSource, TierChange
 from loyalty.services import ledger
 from loyalty.services.tiers import (
@@ -23,11 +23,10 @@ from loyalty.services.tiers import (
     tier_progress,
     tiers_evaluate_all,
 )
-from loyalty.tasks import evaluate_tiers
+from loyalty.tasks.tiers import evaluate_tiers
 from partners.constants import MemberStatus, PartnerStatus
+from tests.loyalty.factories import ProductFactory, ProgramFactory, TierFactory
 from tests.partners.factories import MemberFactory, OwnerFactory, PartnerFactory
-
-from .factories import ProductFactory, ProgramFactory, TierFactory
 
 pytestmark = pytest.mark.django_db
 

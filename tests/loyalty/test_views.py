@@ -3,9 +3,8 @@ from django.urls import reverse
 
 from loyalty.models import PointsAccount
 from loyalty.services import ledger
+from tests.loyalty.factories import ProgramFactory
 from tests.partners.factories import AccountManagerFactory, MemberFactory, OwnerFactory
-
-from .factories import ProgramFactory
 
 pytestmark = pytest.mark.django_db
 URL = reverse("points_statement")

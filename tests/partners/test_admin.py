@@ -9,15 +9,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from loyalty.common.admin import INLINE_ROW_LIMIT
 from loyalty.common.errors import ApplicationError
 from partners import services
-from partners.admin import INLINE_ROW_LIMIT
 from partners.admin_forms import PartnerAdminForm
 from partners.constants import DEFAULT_ROLES, MemberStatus, PartnerKind, PartnerStatus, StaffRole
 from partners.models import Invitation, Member, MemberStatusChange, Partner, PartnerStatusChange, User
 from partners.selectors_admin import program_overview
-
-from .factories import (
+from tests.partners.factories import (
     AccountManagerFactory,
     InvitationFactory,
     MemberFactory,

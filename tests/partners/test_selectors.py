@@ -3,8 +3,7 @@ from django.http import Http404
 
 from partners import selectors
 from partners.constants import MemberStatus, PartnerKind, PartnerStatus
-
-from .factories import (
+from tests.partners.factories import (
     AccountManagerFactory,
     MemberFactory,
     OwnerFactory,

@@ -10,8 +10,7 @@ from loyalty.common.errors import ApplicationError
 from partners import services
 from partners.constants import MemberStatus
 from partners.models import Invitation, Member, User
-
-from .factories import (
+from tests.partners.factories import (
     PASSWORD,
     InvitationFactory,
     MemberFactory,

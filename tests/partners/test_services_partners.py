@@ -7,8 +7,7 @@ from loyalty.common.errors import ApplicationError
 from partners import services
 from partners.constants import MemberStatus, PartnerKind, PartnerStatus, PayoutPolicy
 from partners.models import Member, Partner
-
-from .factories import (
+from tests.partners.factories import (
     AccountManagerFactory,
     MemberFactory,
     OwnerFactory,

@@ -12,8 +12,7 @@ from partners import services
 from partners.constants import Channel, MemberStatus, PayoutPolicy
 from partners.models import Invitation, Member, Partner, User
 from tests.loyalty.factories import ProgramFactory
-
-from .factories import (
+from tests.partners.factories import (
     PASSWORD,
     AccountManagerFactory,
     InvitationFactory,

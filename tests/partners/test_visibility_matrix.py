@@ -12,8 +12,7 @@ from django.urls import reverse
 
 from partners import services
 from partners.constants import MemberStatus
-
-from .factories import (
+from tests.partners.factories import (
     AccountManagerFactory,
     MemberFactory,
     OwnerFactory,

@@ -8,7 +8,7 @@ from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from loyalty.selectors import ledger_problems
+from loyalty.selectors.ledger import ledger_problems
 from loyalty.services import ledger
 from partners.constants import PartnerKind
 from rewards import admin_forms, services
@@ -23,8 +23,7 @@ from tests.partners.factories import (
     RegionFactory,
     role,
 )
-
-from .factories import ADDRESS, CodeRewardFactory, MerchandiseFactory, RewardCategoryFactory, RewardFactory
+from tests.rewards.factories import ADDRESS, CodeRewardFactory, MerchandiseFactory, RewardCategoryFactory, RewardFactory
 
 pytestmark = pytest.mark.django_db
 checkout_keys = (f"admin-checkout-{n}" for n in itertools.count())

@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 from django.db.models import Count
 
-from loyalty.selectors import ledger_problems
+from loyalty.selectors.ledger import ledger_problems
 from loyalty.services import ledger
 from rewards import services
 from rewards.constants import PaidBy
@@ -13,8 +13,7 @@ from rewards.models import RedemptionOrder, VoucherCode
 from tests.loyalty.factories import ProgramFactory
 from tests.loyalty.test_ledger_concurrency import run_in_parallel
 from tests.partners.factories import MemberFactory
-
-from .factories import ADDRESS, CodeRewardFactory, MerchandiseFactory, RewardFactory
+from tests.rewards.factories import ADDRESS, CodeRewardFactory, MerchandiseFactory, RewardFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,8 +12,7 @@ from rewards import exports, services
 from rewards.constants import OrderStatus, PaidBy, RewardKind
 from tests.loyalty.factories import ProgramFactory
 from tests.partners.factories import MemberFactory, ProgramManagerFactory
-
-from .factories import ADDRESS, CodeRewardFactory, MerchandiseFactory, RewardFactory
+from tests.rewards.factories import ADDRESS, CodeRewardFactory, MerchandiseFactory, RewardFactory
 
 MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 WHEN = timezone.make_aware(datetime(2026, 3, 9, 14, 5))

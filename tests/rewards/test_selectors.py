@@ -17,8 +17,7 @@ from tests.partners.factories import (
     RegionFactory,
     role,
 )
-
-from .factories import ADDRESS, CodeRewardFactory, RewardFactory
+from tests.rewards.factories import ADDRESS, CodeRewardFactory, RewardFactory
 
 pytestmark = pytest.mark.django_db
 

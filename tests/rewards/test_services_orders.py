@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 from loyalty.models import PointsEntry
-from loyalty.selectors import ledger_problems
+from loyalty.selectors.ledger import ledger_problems
 from loyalty.services import ledger
 from partners.constants import MemberStatus, PartnerKind
 from rewards import services
@@ -14,8 +14,7 @@ from rewards.constants import ORDER_TRANSITIONS, LimitPeriod, OrderStatus, PaidB
 from rewards.models import OrderEvent, RedemptionOrder, VoucherCode
 from tests.loyalty.factories import ProgramFactory
 from tests.partners.factories import MemberFactory, OwnerFactory, ProgramManagerFactory, RegionFactory, role
-
-from .factories import ADDRESS, CodeRewardFactory, MerchandiseFactory, RewardFactory
+from tests.rewards.factories import ADDRESS, CodeRewardFactory, MerchandiseFactory, RewardFactory
 
 pytestmark = pytest.mark.django_db
 keys = (f"checkout-{n}" for n in itertools.count())

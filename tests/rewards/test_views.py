@@ -14,8 +14,7 @@ from tests.partners.factories import (
     ProgramManagerFactory,
     role,
 )
-
-from .factories import ADDRESS, CodeRewardFactory, MerchandiseFactory, RewardCategoryFactory, RewardFactory
+from tests.rewards.factories import ADDRESS, CodeRewardFactory, MerchandiseFactory, RewardCategoryFactory, RewardFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -1,15 +1,15 @@
 """`manage.py seed_demo [--scale N] [--dry-run]`: load the demo program (DESIGN.md §6).
 
 It lives in analytics, the one app that may import every other: the channel comes from partners.demo, the
-program and its points history from loyalty.demo, and the rewards catalogue and orders from rewards.demo, which
-puts its orders on loyalty.demo's timeline.
+program and its points history from loyalty.demo.program, and the rewards catalogue and orders from rewards.demo, which
+puts its orders on loyalty.demo.program's timeline.
 """
 
 from django.core.management.base import BaseCommand, CommandError
 
-from loyalty import demo as loyalty_demo
-from loyalty import demo_sales
 from loyalty.common.errors import ApplicationError
+from loyalty.demo import program as loyalty_demo
+from loyalty.demo import sales as demo_sales
 from partners import demo as partners_demo
 from rewards import demo as rewards_demo
 

@@ -1,0 +1,331 @@
+"""The back office's queue of sales claims.
+
+Claims waiting for review come first, oldest first. A claim is never edited here: program managers approve
+claims (in bulk; each refusal is reported and the others go ahead) or reject them with a reason code and a
+text the member sees, through loyalty.services.claims, from the list or from a claim's page. The invoice
+file is served through the same private-file check as on the member site. Registered from loyalty/admin.py;
+query counts are pinned in tests/loyalty/test_claims_admin.py.
+"""
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Case, CharField, IntegerField, OuterRef, Subquery, Sum, Value, When
+from django.db.models.functions import Cast, Coalesce, Concat
+from django.forms.models import BaseInlineFormSet
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from loyalty.common.admin import (
+    DetailJoinsMixin,
+    ProgramManagerAdmin,
+    ReadOnlyInline,
+    action_page,
+    is_program_manager,
+    run_for_each,
+    with_name,
+)
+from loyalty.common.storage import private_file_response
+from loyalty.constants import ClaimFlag, ClaimStatus, EntrySource, RejectionReason
+from loyalty.models import ClaimEvent, ClaimLine, PointsEntry, SalesClaim
+from loyalty.services.claims import claim_approve, claim_reject
+
+WAITING_FIRST = Case(When(status=ClaimStatus.SUBMITTED, then=Value(0)), default=Value(1), output_field=IntegerField())
+
+
+def claim_name(claim: SalesClaim) -> str:
+    return f"Claim {claim.pk}"
+
+
+def describe_claim(claim: SalesClaim) -> str:
+    return (
+        f"Claim {claim.pk} — {claim.member.user.email} ({claim.partner.name}), invoice {claim.invoice_number}, "
+        f"{claim.total_amount} {claim.program.money_currency}, {claim.get_status_display().lower()}"
+    )
+
+
+def flag_badges(flags: list[str]) -> str:
+    if not flags:
+        return "—"
+    return format_html_join(
+        " ", '<span class="claim-flag claim-flag-{}">{}</span>', ((flag, ClaimFlag(flag).label) for flag in flags)
+    )
+
+
+def _holder(account) -> str:
+    return account.member.user.email if account.member_id else f"{account.partner.name} (company account)"
+
+
+class FlagFilter(admin.SimpleListFilter):
+    title = "flag"
+    parameter_name = "flag"
+    NONE = "none"
+
+    def lookups(self, request, model_admin):
+        return [(self.NONE, "No flags"), *ClaimFlag.choices]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == self.NONE:
+            return queryset.filter(flags=[])
+        if value in ClaimFlag.values:
+            return queryset.filter(flags__contains=[value])
+        return queryset
+
+
+class ClaimRejectForm(forms.Form):
+    """The reason asked on the "Reject" action's page: a code and a text, both shown to the member."""
+
+    reason = forms.ChoiceField(label="Reason", choices=[("", "---------"), *RejectionReason.choices])
+    text = forms.CharField(
+        label="Text for the member",
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="What is wrong and how to correct it. Required for “Other”. The member sees it.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("reason") == RejectionReason.OTHER and not (data.get("text") or "").strip():
+            self.add_error("text", "Say what is wrong: the reason “Other” needs a text.")
+        return data
+
+
+class AllRowsInlineFormSet(BaseInlineFormSet):
+    """A claim has at most 50 lines: show them all."""
+
+
+class ClaimLineInline(ReadOnlyInline):
+    model = ClaimLine
+    formset = AllRowsInlineFormSet
+    verbose_name_plural = "Lines"
+    fields = ("product", "quantity", "amount", "points")
+    ordering = ("id",)
+
+    def get_queryset(self, request):
+        # ClaimLine.source_key in SQL: the source id of the entries the line posted.
+        key = Concat(
+            Value("claim:"),
+            Cast("claim_id", CharField()),
+            Value(":"),
+            Cast("id", CharField()),
+            output_field=CharField(),
+        )
+        posted = (
+            PointsEntry.objects.filter(source_type=EntrySource.CLAIM, source_id=OuterRef("entry_key"))
+            .order_by()
+            .values("source_id")
+            .annotate(total=Sum("available_delta") + Sum("pending_delta"))
+            .values("total")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("product")
+            .annotate(entry_key=key)
+            .annotate(points_posted=Coalesce(Subquery(posted, output_field=IntegerField()), Value(0)))
+        )
+
+    @admin.display(description="Points posted")
+    def points(self, obj):
+        return f"{obj.points_posted:,}" if obj.points_posted else "—"
+
+
+class ClaimEventInline(ReadOnlyInline):
+    model = ClaimEvent
+    verbose_name_plural = "History: every status move, who and when"
+    fields = ("created_at", "from_status", "to_status", "actor", "note")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
+
+
+@admin.register(SalesClaim)
+class SalesClaimAdmin(DetailJoinsMixin, ProgramManagerAdmin):
+    list_display = (
+        "claim",
+        "created_at",
+        "member_email",
+        "partner_name",
+        "invoice_number",
+        "invoice_date",
+        "total",
+        "flag_list",
+        "status",
+        "submissions",
+    )
+    list_display_links = ("claim",)
+    list_filter = (
+        "status",
+        FlagFilter,
+        "program",
+        "partner__kind",
+        ("created_at", admin.DateFieldListFilter),
+    )
+    list_select_related = ("member__user", "partner", "program")
+    detail_select_related = (
+        "program",
+        "member__user",
+        "member__role",
+        "partner",
+        "decided_by",
+        "matched_line__source",
+    )
+    search_fields = ("invoice_number", "member__user__email", "partner__name", "partner__legal_id")
+    search_help_text = "Search by invoice number, member e-mail, partner name or legal id."
+    ordering = (WAITING_FIRST.asc(), "created_at", "id")  # the queue: waiting claims, oldest first
+    show_full_result_count = False
+    actions = ("approve", "reject")
+    fieldsets = (
+        (None, {"fields": ("program", "member_link", "partner_link", "status", "flag_list", "submissions")}),
+        ("Invoice", {"fields": ("invoice_number", "invoice_date", "total", "document_link", "colleague_list")}),
+        ("Decision", {"fields": ("rejection_reason", "rejection_text", "decided_by", "decided_at", "matched_line")}),
+        ("Points", {"fields": ("postings",)}),
+        ("Record", {"fields": ("created_at", "updated_at")}),
+    )
+    readonly_fields = (
+        "member_link",
+        "partner_link",
+        "flag_list",
+        "total",
+        "document_link",
+        "colleague_list",
+        "postings",
+    )
+    inlines = (ClaimLineInline, ClaimEventInline)
+
+    def has_add_permission(self, request):
+        return False  # members claim sales on the member site
+
+    def has_change_permission(self, request, obj=None):
+        return False  # claims move only through the actions, which record who did what and when
+
+    def has_decide_permission(self, request):
+        return is_program_manager(request.user)
+
+    # Columns and fields ------------------------------------------------------------------------------
+
+    @admin.display(description="Claim", ordering="id")
+    def claim(self, obj):
+        return claim_name(obj)
+
+    @admin.display(description="Member", ordering="member__user__email")
+    def member_email(self, obj):
+        return obj.member.user.email
+
+    @admin.display(description="Partner", ordering="partner__name")
+    def partner_name(self, obj):
+        return obj.partner.name
+
+    @admin.display(description="Total", ordering="total_amount")
+    def total(self, obj):
+        return f"{obj.total_amount:,} {obj.program.money_currency}"
+
+    @admin.display(description="Flags")
+    def flag_list(self, obj):
+        return flag_badges(obj.flags)
+
+    @admin.display(description="Member")
+    def member_link(self, obj):
+        url = reverse("admin:partners_member_change", args=[obj.member_id])
+        user = obj.member.user
+        return format_html('<a href="{}">{}</a> ({}), {}', url, user.get_full_name(), user.email, obj.member.role.name)
+
+    @admin.display(description="Partner")
+    def partner_link(self, obj):
+        url = reverse("admin:partners_partner_change", args=[obj.partner_id])
+        return format_html('<a href="{}">{}</a> ({})', url, obj.partner.name, obj.partner.get_kind_display())
+
+    @admin.display(description="Invoice file")
+    def document_link(self, obj):
+        if not obj.document:
+            return "—"
+        url = reverse("admin:loyalty_salesclaim_document", args=[obj.pk])
+        return format_html('<a href="{}" target="_blank" rel="noopener">View the invoice</a>', url)
+
+    @admin.display(description="Colleagues")
+    def colleague_list(self, obj):
+        colleagues = obj.colleagues.select_related("user", "role").order_by("user__full_name")
+        return format_html_join(", ", "{} ({})", ((c.user.get_full_name(), c.role.name) for c in colleagues)) or "None"
+
+    @admin.display(description="Points posted")
+    def postings(self, obj):
+        keys = [line.source_key for line in obj.lines.all()]
+        entries = (
+            PointsEntry.objects.filter(source_type=EntrySource.CLAIM, source_id__in=keys)
+            .select_related("account__member__user", "account__partner")
+            .order_by("pk")
+        )
+        rows = [(f"{entry.points:+,}", _holder(entry.account), entry.explanation) for entry in entries]
+        if not rows:
+            return "None yet: points post when the claim is approved."
+        return format_html_join("", "<div>{} to {}: {}</div>", rows)
+
+    # The invoice file --------------------------------------------------------------------------------
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/invoice/",
+                self.admin_site.admin_view(self.document_view),
+                name="loyalty_salesclaim_document",
+            ),
+            *super().get_urls(),
+        ]
+
+    def document_view(self, request, object_id):
+        claim = self.get_object(request, unquote(object_id))
+        if claim is None or not self.has_view_permission(request, claim):
+            raise PermissionDenied
+        return private_file_response(claim.document, download_name=f"claim-{claim.pk}-invoice")
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["can_decide"] = (
+            obj is not None and obj.status == ClaimStatus.SUBMITTED and self.has_decide_permission(request)
+        )
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    # Actions -----------------------------------------------------------------------------------------
+
+    def _for_each(self, request, claims, operation, *, done: str) -> None:
+        run_for_each(self, request, claims, with_name(operation, claim_name), done=done, noun="claim", name=claim_name)
+
+    def _selected(self, queryset) -> list[SalesClaim]:
+        return list(queryset.select_related("member__user", "partner", "program").order_by("pk"))
+
+    @admin.action(description="Approve selected claims (points post)", permissions=["decide"])
+    def approve(self, request, queryset):
+        self._for_each(
+            request,
+            self._selected(queryset),
+            lambda claim: claim_approve(claim=claim, actor=request.user),
+            done="Approved (points posted)",
+        )
+
+    @admin.action(description="Reject selected claims (asks for a reason)", permissions=["decide"])
+    def reject(self, request, queryset):
+        claims = self._selected(queryset)
+        form = ClaimRejectForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            reason, text = form.cleaned_data["reason"], form.cleaned_data["text"]
+            self._for_each(
+                request,
+                claims,
+                lambda claim: claim_reject(claim=claim, actor=request.user, reason=reason, text=text),
+                done="Rejected",
+            )
+            return None  # back to the list
+        return action_page(
+            self,
+            request,
+            claims,
+            form=form,
+            title="Reject claims",
+            intro="The member sees the reason and the text, and can correct and resubmit the claim while its claim "
+            "window is open. No points are posted.",
+            button="Reject",
+            describe=describe_claim,
+            fields=["reason", "text"],
+        )

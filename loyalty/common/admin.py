@@ -1,0 +1,294 @@
+"""The back-office toolkit every app's admin uses: program-manager permissions, read-only admins and inlines,
+actions that call a service per object and report each refusal, intermediate pages asking for a reason,
+and a paginator that does not count big tables."""
+
+from collections.abc import Callable, Iterable
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import connections
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.utils.functional import cached_property
+
+from loyalty.common.errors import ApplicationError
+
+# Inlines show this many rows at most; the full list is one click away on the filtered changelist.
+INLINE_ROW_LIMIT = 20
+# Success messages name at most this many objects, then say how many more.
+NAMES_IN_MESSAGE = 10
+
+
+def is_program_manager(user) -> bool:
+    return user.is_active and user.is_staff and user.is_program_manager
+
+
+class ProgramManagerPermissions:
+    """The back office belongs to program managers: they may view, add and change everything here.
+
+    Deleting is off unless a model admin opts in: partners close, people leave and invitations are
+    revoked, so their history stays.
+    """
+
+    allow_delete = False
+
+    def has_module_permission(self, request):
+        return is_program_manager(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return is_program_manager(request.user)
+
+    def has_add_permission(self, request, *args):
+        return is_program_manager(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return is_program_manager(request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.allow_delete and is_program_manager(request.user)
+
+
+class ProgramManagerAdmin(ProgramManagerPermissions, admin.ModelAdmin):
+    pass
+
+
+class SavedByServices:
+    """For a model admin whose save_model calls services. The form catches bad input first; a refusal the
+    service still raises (a concurrent change since the form was checked) rolls the whole request back
+    and is shown as a message above the form, reloaded with what is now stored."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ApplicationError as exc:  # raised inside the admin's transaction, which is rolled back
+            self.message_user(request, exc.message, level=messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+def adopt(obj, saved) -> None:
+    """Make the admin's unsaved form instance the object a service created, for the admin's log and redirect."""
+    vars(obj).update(vars(saved))
+
+
+class FirstRowsInlineFormSet(BaseInlineFormSet):
+    """Only the first INLINE_ROW_LIMIT rows, so a partner with 5,000 members still opens at once."""
+
+    def get_queryset(self):
+        if not hasattr(self, "_first_rows"):
+            rows = super().get_queryset()[:INLINE_ROW_LIMIT]
+            for row in rows:  # evaluated once here; each row's parent is the object on the page
+                setattr(row, self.fk.name, self.instance)
+            self._first_rows = rows
+        return self._first_rows
+
+
+class ReadOnlyInline(ProgramManagerPermissions, admin.TabularInline):
+    formset = FirstRowsInlineFormSet
+    template = "admin/partners/edit_inline/readonly_tabular.html"
+    extra = 0
+    max_num = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+
+IRREGULAR_PLURALS = {"person": "people"}
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {IRREGULAR_PLURALS.get(noun, noun + 's')}"
+
+
+def names_listed(names: list[str]) -> str:
+    shown = ", ".join(names[:NAMES_IN_MESSAGE])
+    hidden = len(names) - NAMES_IN_MESSAGE
+    return f"{shown} and {hidden} more" if hidden > 0 else shown
+
+
+def run_for_each(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    objects: Iterable,
+    operation: Callable,
+    *,
+    done: str,
+    noun: str,
+    name: Callable[[object], str] = str,
+) -> int:
+    """Call a service for each object. A refusal is reported and the others still go ahead."""
+    succeeded = []
+    for obj in objects:
+        try:
+            operation(obj)
+        except ApplicationError as exc:
+            model_admin.message_user(request, exc.message, level=messages.ERROR)
+        else:
+            succeeded.append(name(obj))
+    if succeeded:
+        model_admin.message_user(
+            request, f"{done} {plural(len(succeeded), noun)}: {names_listed(succeeded)}.", level=messages.SUCCESS
+        )
+    return len(succeeded)
+
+
+class ReadOnlyModelAdmin(ProgramManagerAdmin):
+    """Program managers look; nobody adds, changes or deletes here."""
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ReasonForm(forms.Form):
+    """The reason asked on an action's intermediate page (rejecting, cancelling); required."""
+
+    reason = forms.CharField(max_length=300, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+
+
+# Intermediate pages list this many selected objects by name, then say how many more.
+LISTED_ON_ACTION_PAGE = 50
+
+
+# Shared by the loyalty and rewards back office ------------------------------------------------------
+
+
+class EstimatedCountPaginator(Paginator):
+    """Counts exactly, except the unfiltered list of a big table: its size comes from PostgreSQL's
+    statistics (pg_class.reltuples, kept current by autovacuum), because COUNT(*) over millions of rows
+    costs seconds on every page. A filtered list is counted exactly; its filters narrow it down first."""
+
+    exact_below = 100_000
+
+    @cached_property
+    def count(self) -> int:
+        query = getattr(self.object_list, "query", None)
+        if query is not None and not query.where:
+            estimate = self._estimate()
+            if estimate >= self.exact_below:
+                return estimate
+        return super().count
+
+    def _estimate(self) -> int:
+        """Rows PostgreSQL believes the table has; -1 when it has never been analysed."""
+        with connections[self.object_list.db].cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                [self.object_list.model._meta.db_table],
+            )
+            row = cursor.fetchone()
+        return row[0] if row else -1
+
+
+class DetailJoinsMixin:
+    """Fetch the object of a change page with `detail_select_related`, so its read-only foreign keys
+    (shown as links with their names) cost no query each. The list keeps its own list_select_related."""
+
+    detail_select_related: tuple[str, ...] = ()
+
+    def get_object(self, request, object_id, from_field=None):
+        queryset = self.get_queryset(request).select_related(*self.detail_select_related)
+        model = queryset.model
+        field = model._meta.pk if from_field is None else model._meta.get_field(from_field)
+        try:
+            return queryset.get(**{field.name: field.to_python(object_id)})
+        except (model.DoesNotExist, ValidationError, ValueError):
+            return None
+
+
+def with_name(operation: Callable, name: Callable[[object], str]) -> Callable:
+    """Wrap a service call so that its refusal starts with the object's name: with several rows selected,
+    each message says which one was refused."""
+
+    def run(obj):
+        try:
+            return operation(obj)
+        except ApplicationError as exc:
+            label = name(obj)
+            if exc.message.startswith(label):
+                raise
+            raise ApplicationError(f"{label}: {exc.message}", code=exc.code, extra=exc.extra) from exc
+
+    return run
+
+
+def ask_reason(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    objects: list,
+    *,
+    title: str,
+    intro: str,
+    button: str,
+    describe: Callable[[object], str],
+    apply: Callable[[str], None],
+    reason_help: str,
+) -> TemplateResponse | None:
+    """An action's intermediate page asking for a reason; `apply(reason)` runs once it is given.
+    Returns None (back to the list) when done, or the page to show (again, with its errors)."""
+    form = ReasonForm(request.POST if "apply" in request.POST else None)
+    form.fields["reason"].help_text = reason_help
+    if form.is_bound and form.is_valid():
+        apply(form.cleaned_data["reason"])
+        return None
+    return action_page(
+        model_admin,
+        request,
+        objects,
+        form=form,
+        title=title,
+        intro=intro,
+        button=button,
+        describe=describe,
+        fields=["reason"],
+    )
+
+
+def action_page(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    objects: list,
+    *,
+    form,
+    title: str,
+    intro: str,
+    button: str,
+    describe: Callable[[object], str],
+    fields: list[str],
+    template: str = "admin/loyalty/action_form.html",
+    **extra,
+) -> TemplateResponse:
+    opts = model_admin.opts
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "intro": intro,
+        "button": button,
+        "opts": opts,
+        "action": request.POST.get("action", ""),
+        "objects": objects,
+        "described": [describe(obj) for obj in objects[:LISTED_ON_ACTION_PAGE]],
+        "hidden_count": max(len(objects) - LISTED_ON_ACTION_PAGE, 0),
+        "form": form,
+        "adminform": helpers.AdminForm(form, [(None, {"fields": fields})], {}),
+        "errors": helpers.AdminErrorList(form, []) if form.is_bound else [],
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "media": model_admin.media + form.media,
+        **extra,
+    }
+    return TemplateResponse(request, template, context)

@@ -1,0 +1,57 @@
+"""Gathering the facts an event needs (partner, tier, people, product) into an engine.Event."""
+
+from datetime import date
+from decimal import Decimal
+
+from loyalty.engine.rules import ONE, Event, Participant
+from loyalty.models import PartnerTier, Product, Program
+from partners.constants import PayoutPolicy
+from partners.models import Member, Partner
+
+# Default of `sale_event(tier=...)`: look the partner's tier up. Pass the PartnerTier, or None for "no tier",
+# when many lines share a partner (one lookup for all of them).
+LOOK_UP = object()
+
+
+def partner_tiers(program: Program, partner_ids) -> dict[int, PartnerTier]:
+    rows = PartnerTier.objects.filter(program=program, partner_id__in=list(partner_ids)).select_related("tier")
+    return {row.partner_id: row for row in rows}
+
+
+def sale_event(
+    *,
+    program: Program,
+    source_key: str,
+    partner: Partner,
+    product: Product,
+    quantity: Decimal,
+    amount: Decimal,
+    occurred_on: date,
+    actor: Member | None = None,
+    colleagues: list[Member] = (),
+    tier: PartnerTier | None | object = LOOK_UP,
+) -> Event:
+    """A sale line as the engine sees it."""
+    if tier is LOOK_UP:
+        tier = partner_tiers(program, [partner.pk]).get(partner.pk)
+    people = []
+    if actor is not None:
+        people.append(Participant(actor.pk, actor.role.code, actor.role.name, is_actor=True))
+    people.extend(Participant(m.pk, m.role.code, m.role.name) for m in colleagues if actor is None or m.pk != actor.pk)
+    return Event(
+        kind="sale_line",
+        source_key=source_key,
+        occurred_on=occurred_on,
+        partner_id=partner.pk,
+        partner_kind=partner.kind,
+        region_id=partner.region_id,
+        tier_id=tier.tier_id if tier else None,
+        tier_name=tier.tier.name if tier else "",
+        tier_multiplier=tier.tier.multiplier if tier else ONE,
+        pooled=partner.payout_policy == PayoutPolicy.POOLED,
+        participants=tuple(people),
+        product_id=product.pk,
+        line_id=product.line_id,
+        quantity=Decimal(quantity),
+        amount=Decimal(amount),
+    )

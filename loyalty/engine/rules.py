@@ -1,0 +1,389 @@
+"""The rule engine: a pure function from (event, compiled rules) to postings that explain themselves.
+
+Nothing here touches the database. `compile_rules` turns IncentiveRule rows into frozen value objects
+once per program, so evaluating millions of sale lines is plain Python over sets. Caps and budgets need
+state, so they are applied afterwards by a limiter (in memory for simulations, locked rows for posting),
+through the same `limit` step, so a simulation pays exactly what posting would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from typing import Protocol
+
+from loyalty.constants import BONUS_FORMULAS, CapPeriod, Formula
+
+ONE = Decimal(1)
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    member_id: int
+    role_code: str
+    role_name: str
+    is_actor: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What happened, with every fact the conditions look at (gathered once, by the caller)."""
+
+    kind: str
+    source_key: str  # unique per source line; postings derive their idempotency keys from it
+    occurred_on: date
+    partner_id: int
+    partner_kind: str
+    region_id: int
+    tier_id: int | None = None
+    tier_name: str = ""
+    tier_multiplier: Decimal = ONE
+    pooled: bool = False
+    participants: tuple[Participant, ...] = ()
+    product_id: int | None = None
+    line_id: int | None = None
+    quantity: Decimal = Decimal(0)
+    amount: Decimal = Decimal(0)
+    custom_event: str = ""
+    unit: str = "units"
+
+    @property
+    def actor(self) -> Participant | None:
+        return next((p for p in self.participants if p.is_actor), None)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    id: int
+    code: str
+    version: int
+    name: str
+    event: str
+    formula: str
+    value: Decimal
+    custom_event: str = ""
+    roles: frozenset[str] = frozenset()
+    partner_kinds: frozenset[str] = frozenset()
+    tier_ids: frozenset[int] = frozenset()
+    region_ids: frozenset[int] = frozenset()
+    line_ids: frozenset[int] = frozenset()
+    product_ids: frozenset[int] = frozenset()
+    min_quantity: Decimal | None = None
+    min_amount: Decimal | None = None
+    valid_from: date | None = None
+    valid_until: date | None = None
+    effective_from: date | None = None
+    effective_until: date | None = None
+    apply_tier_multiplier: bool = True
+    priority: int = 100
+    exclusive: bool = False
+    shares: tuple[tuple[str, Decimal], ...] = ()
+    cap_points: int | None = None
+    cap_period: str = CapPeriod.MONTH
+    budget_points: int | None = None
+
+    def matches_facts(self, event: Event, role: str | None) -> bool:
+        """The conditions on who and what (event, role of the person acting, partner, product), not on when or
+        how much: the same for every line of one kind, so bulk evaluation can cache it."""
+        return self.matches_who(event, role) and self.matches_product(event.product_id, event.line_id)
+
+    def matches_who(self, event: Event, role: str | None) -> bool:
+        """The conditions on the kind of event and on who acted: role, partner kind, tier, region."""
+        if self.event != event.kind or (self.custom_event and self.custom_event != event.custom_event):
+            return False
+        if self.roles and role not in self.roles:
+            return False
+        if self.partner_kinds and event.partner_kind not in self.partner_kinds:
+            return False
+        if self.tier_ids and event.tier_id not in self.tier_ids:
+            return False
+        return not (self.region_ids and event.region_id not in self.region_ids)
+
+    def matches_product(self, product_id: int | None, line_id: int | None) -> bool:
+        """The conditions on what was sold: product and product line."""
+        if self.product_ids and product_id not in self.product_ids:
+            return False
+        return not (self.line_ids and line_id not in self.line_ids)
+
+    def matches(self, event: Event) -> bool:
+        actor = event.actor
+        if not self.matches_facts(event, actor.role_code if actor is not None else None):
+            return False
+        day = event.occurred_on
+        if self.effective_from and day < self.effective_from or self.effective_until and day >= self.effective_until:
+            return False
+        if self.valid_from and day < self.valid_from or self.valid_until and day > self.valid_until:
+            return False
+        if self.min_quantity is not None and event.quantity < self.min_quantity:
+            return False
+        return self.min_amount is None or event.amount >= self.min_amount
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """Points one beneficiary gets from one rule version for one event, and why."""
+
+    rule_id: int
+    rule_code: str
+    rule_version: int
+    partner_id: int
+    member_id: int | None  # None: the partner's company account
+    points: int
+    explanation: str
+    details: dict = field(default_factory=dict, compare=False, hash=False)
+    cap_points: int | None = None
+    cap_period: str = CapPeriod.MONTH
+    budget_points: int | None = None
+
+    @property
+    def beneficiary_key(self) -> str:
+        return f"m{self.member_id}" if self.member_id is not None else f"p{self.partner_id}"
+
+
+def compile_rules(rules: Iterable) -> tuple[CompiledRule, ...]:
+    """Freeze IncentiveRule rows (with roles, tiers, regions, lines and products prefetched), best first."""
+    compiled = []
+    for rule in rules:
+        compiled.append(
+            CompiledRule(
+                id=rule.pk,
+                code=rule.code,
+                version=rule.version,
+                name=rule.name,
+                event=rule.event,
+                custom_event=rule.custom_event,
+                formula=rule.formula,
+                value=Decimal(rule.value),
+                roles=frozenset(role.code for role in rule.roles.all()),
+                partner_kinds=frozenset(rule.partner_kinds),
+                tier_ids=frozenset(tier.pk for tier in rule.tiers.all()),
+                region_ids=frozenset(region.pk for region in rule.regions.all()),
+                line_ids=frozenset(line.pk for line in rule.product_lines.all()),
+                product_ids=frozenset(product.pk for product in rule.products.all()),
+                min_quantity=rule.min_quantity,
+                min_amount=rule.min_amount,
+                valid_from=rule.valid_from,
+                valid_until=rule.valid_until,
+                effective_from=_day(rule.effective_from),
+                effective_until=_day(rule.effective_until),
+                apply_tier_multiplier=rule.apply_tier_multiplier,
+                priority=rule.priority,
+                exclusive=rule.exclusive,
+                shares=tuple((share["role"], Decimal(str(share["percent"]))) for share in rule.shares or ()),
+                cap_points=rule.cap_points,
+                cap_period=rule.cap_period,
+                budget_points=rule.budget_points,
+            )
+        )
+    return tuple(sorted(compiled, key=lambda r: (-r.priority, r.code, -r.version)))
+
+
+def _day(moment: datetime | None) -> date | None:
+    return moment.date() if moment is not None else None
+
+
+def _fmt(number: Decimal) -> str:
+    text = format(number.normalize(), "f")
+    return text
+
+
+def _base(rule: CompiledRule, event: Event) -> tuple[Decimal, str]:
+    if rule.formula == Formula.FIXED:
+        return rule.value, f"{_fmt(rule.value)} pts"
+    if rule.formula == Formula.PER_UNIT:
+        return event.quantity * rule.value, f"{_fmt(event.quantity)} {event.unit} × {_fmt(rule.value)} pts"
+    # PER_AMOUNT: points per one unit of money.
+    return event.amount * rule.value, f"{_fmt(event.amount)} × {_fmt(rule.value)} pts per 1.00"
+
+
+def evaluate(event: Event, rules: tuple[CompiledRule, ...]) -> list[Posting]:
+    """The postings `rules` pay for `event`, before caps and budgets. Pure and deterministic."""
+    paying = paying_rules(event, rules)
+    base_rules = [rule for rule in paying if rule.formula not in BONUS_FORMULAS]
+    raw: list[tuple[CompiledRule, Decimal, str]] = [(rule, *_base(rule, event)) for rule in base_rules]
+    base_total = sum((points for _, points, _ in raw), Decimal(0))
+    for rule in paying:
+        if rule.formula == Formula.PERCENT_BONUS and base_total:
+            raw.append((rule, base_total * rule.value / HUNDRED, f"{_fmt(rule.value)}% of {_fmt(base_total)} pts"))
+        elif rule.formula == Formula.MULTIPLIER and base_total:
+            raw.append((rule, base_total * (rule.value - ONE), f"{_fmt(base_total)} pts × ({_fmt(rule.value)} − 1)"))
+
+    postings: list[Posting] = []
+    for rule, points, arithmetic in raw:
+        settled = settle(rule, event, points, arithmetic)
+        if settled is not None:
+            postings.extend(_split(rule, event, *settled))
+    return postings
+
+
+def paying_rules(event: Event, rules: tuple[CompiledRule, ...]) -> list[CompiledRule]:
+    """The rules that pay for `event`, best first, up to the first exclusive one."""
+    paying: list[CompiledRule] = []
+    for rule in rules:  # best first
+        if rule.matches(event):
+            paying.append(rule)
+            if rule.exclusive:
+                break
+    return paying
+
+
+def base_points(rule: CompiledRule, event) -> tuple[int, str] | None:
+    """A base rule's points for an event and why ("4 units × 10 pts × Gold 1.1 = 44"), or None when nothing.
+    `event` needs only quantity, amount, unit, tier_name and tier_multiplier."""
+    return settle(rule, event, *_base(rule, event))
+
+
+def settle(rule: CompiledRule, event, points: Decimal, arithmetic: str) -> tuple[int, str] | None:
+    """The tier multiplier on top of a rule's raw points, rounded half up: (total, explanation) or None."""
+    if rule.apply_tier_multiplier and event.tier_multiplier != ONE:
+        points *= event.tier_multiplier
+        arithmetic += f" × {event.tier_name} {_fmt(event.tier_multiplier)}"
+    total = int(points.quantize(ONE, rounding=ROUND_HALF_UP))
+    if total <= 0:
+        return None
+    return total, f"{rule.name} v{rule.version}: {arithmetic} = {total}"
+
+
+def sole_beneficiary(event: Event) -> tuple[bool, str]:
+    """Who a rule without shares pays: (to the acting member?, note). Nobody acting, or a pooled partner: the
+    company account (noted when a member's points were pooled)."""
+    actor = event.actor
+    if actor is None:
+        return False, ""
+    if event.pooled:
+        return False, " (pooled to the company account)"
+    return True, ""
+
+
+def _split(rule: CompiledRule, event: Event, total: int, explanation: str) -> list[Posting]:
+    """Shares per role (divided equally among the people in that role); the rest to the partner account.
+    A partner whose management chose pooling gets the members' shares in its company account."""
+    common = {
+        "rule_id": rule.id,
+        "rule_code": rule.code,
+        "rule_version": rule.version,
+        "partner_id": event.partner_id,
+        "cap_points": rule.cap_points,
+        "cap_period": rule.cap_period,
+        "budget_points": rule.budget_points,
+    }
+    details = {
+        "rule_id": rule.id,
+        "rule": rule.code,
+        "version": rule.version,
+        "total": total,
+        "source": event.source_key,
+    }
+    if not rule.shares:
+        to_member, note = sole_beneficiary(event)
+        member_id = event.actor.member_id if to_member else None
+        return [Posting(member_id=member_id, points=total, explanation=explanation + note, details=details, **common)]
+
+    postings, paid = [], 0
+    for role_code, percent in rule.shares:
+        people = [p for p in event.participants if p.role_code == role_code]
+        if not people:
+            continue
+        each = int((Decimal(total) * percent / HUNDRED / len(people)).quantize(ONE, rounding=ROUND_DOWN))
+        if each <= 0:
+            continue
+        for person in people:
+            text = f"{explanation}; {person.role_name} share {_fmt(percent)}%"
+            if len(people) > 1:
+                text += f" ÷ {len(people)}"
+            text += f" = {each}"
+            member_id = None if event.pooled else person.member_id
+            if event.pooled:
+                text += " (pooled to the company account)"
+            postings.append(Posting(member_id=member_id, points=each, explanation=text, details=details, **common))
+            paid += each
+    if total - paid > 0:
+        postings.append(
+            Posting(
+                member_id=None,
+                points=total - paid,
+                explanation=f"{explanation}; company share = {total - paid}",
+                details=details,
+                **common,
+            )
+        )
+    return _merge(postings)
+
+
+def _merge(postings: list[Posting]) -> list[Posting]:
+    """One posting per beneficiary (a pooled partner receives several shares in one entry)."""
+    merged: dict[str, Posting] = {}
+    for posting in postings:
+        key = posting.beneficiary_key
+        if key in merged:
+            first = merged[key]
+            merged[key] = Posting(
+                rule_id=first.rule_id,
+                rule_code=first.rule_code,
+                rule_version=first.rule_version,
+                partner_id=first.partner_id,
+                member_id=first.member_id,
+                points=first.points + posting.points,
+                explanation=f"{first.explanation} + {posting.points}",
+                details=first.details,
+                cap_points=first.cap_points,
+                cap_period=first.cap_period,
+                budget_points=first.budget_points,
+            )
+        else:
+            merged[key] = posting
+    return list(merged.values())
+
+
+# Caps and budgets ----------------------------------------------------------------------------------
+
+
+def period_start(period: str, day: date) -> date:
+    if period == CapPeriod.YEAR:
+        return day.replace(month=1, day=1)
+    if period == CapPeriod.QUARTER:
+        return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
+    return day.replace(day=1)
+
+
+class Limiter(Protocol):
+    def used_by_member(self, rule_id: int, member_id: int, period: date) -> int: ...
+    def used_by_rule(self, rule_id: int) -> int: ...
+    def record(self, rule_id: int, member_id: int | None, period: date, points: int) -> None: ...
+
+
+def limit(posting: Posting, day: date, limiter: Limiter) -> int:
+    """How many of the posting's points the cap and the budget still allow (and record them)."""
+    allowed = posting.points
+    period = period_start(posting.cap_period, day)
+    if posting.cap_points is not None and posting.member_id is not None:
+        allowed = min(allowed, posting.cap_points - limiter.used_by_member(posting.rule_id, posting.member_id, period))
+    if posting.budget_points is not None:
+        allowed = min(allowed, posting.budget_points - limiter.used_by_rule(posting.rule_id))
+    allowed = max(allowed, 0)
+    if allowed:
+        limiter.record(posting.rule_id, posting.member_id, period, allowed)
+    return allowed
+
+
+class MemoryLimiter:
+    """Caps and budgets counted in memory, starting from what the database says was already paid."""
+
+    def __init__(self, member_usage: dict | None = None, rule_usage: dict | None = None):
+        self.member_usage: dict[tuple[int, int, date], int] = dict(member_usage or {})
+        self.rule_usage: dict[int, int] = dict(rule_usage or {})
+
+    def used_by_member(self, rule_id, member_id, period):
+        return self.member_usage.get((rule_id, member_id, period), 0)
+
+    def used_by_rule(self, rule_id):
+        return self.rule_usage.get(rule_id, 0)
+
+    def record(self, rule_id, member_id, period, points):
+        if member_id is not None:
+            key = (rule_id, member_id, period)
+            self.member_usage[key] = self.member_usage.get(key, 0) + points
+        self.rule_usage[rule_id] = self.rule_usage.get(rule_id, 0) + points

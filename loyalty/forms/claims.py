@@ -1,0 +1,212 @@
+"""Forms of the sales-claim pages. They check input; loyalty.services.claims does the rest (and the writes)."""
+
+from decimal import Decimal
+
+from django import forms
+from django.urls import reverse
+from django.utils import timezone
+
+from loyalty.common.errors import ApplicationError
+from loyalty.selectors.claims import product_lookup
+from loyalty.services.claims import INVOICE_NUMBER_MAX, MAX_LINES, check_document
+
+ACCEPTED_DOCUMENTS = "image/*,application/pdf"
+
+
+def product_text(product) -> str:
+    """How a product is written in a line's product box (and in the suggestions)."""
+    return f"{product.sku} — {product.name}"
+
+
+def plain_number(value: Decimal) -> str:
+    """12.000 → "12", 2.500 → "2.5": how a stored quantity or amount is shown in a form again."""
+    return format(value.normalize(), "f")
+
+
+class LenientDecimalField(forms.DecimalField):
+    """A decimal that also accepts a decimal comma ("12,5"), as many phone keyboards type it."""
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = "".join(value.split())
+            if value.count(",") == 1 and "." not in value:
+                value = value.replace(",", ".")
+        return super().to_python(value)
+
+
+def _decimal_input(placeholder: str) -> forms.TextInput:
+    # type=text with inputmode=decimal: type=number refuses a decimal comma on some phones.
+    return forms.TextInput(
+        attrs={"inputmode": "decimal", "autocomplete": "off", "class": "form-control", "placeholder": placeholder}
+    )
+
+
+class ClaimLineForm(forms.Form):
+    product = forms.CharField(label="Product", max_length=200)
+    quantity = LenientDecimalField(
+        label="Quantity",
+        min_value=Decimal("0.001"),
+        max_digits=12,
+        decimal_places=3,
+        widget=_decimal_input("e.g. 2"),
+        error_messages={
+            "invalid": "Enter the quantity as a number, e.g. 2 or 2.5.",
+            "min_value": "Enter a quantity above 0.",
+            "max_decimal_places": "Use at most 3 decimals.",
+            "max_digits": "Enter a quantity below one billion.",
+            "max_whole_digits": "Enter a quantity below one billion.",
+        },
+    )
+    amount = LenientDecimalField(
+        label="Amount",
+        min_value=Decimal("0"),
+        max_digits=14,
+        decimal_places=2,
+        widget=_decimal_input("e.g. 1250.00"),
+        error_messages={
+            "invalid": "Enter the amount as a number, e.g. 1250.00.",
+            "min_value": "The amount cannot be negative.",
+            "max_decimal_places": "Use at most 2 decimals (cents).",
+            "max_digits": "Enter an amount below one trillion.",
+            "max_whole_digits": "Enter an amount below one trillion.",
+        },
+    )
+
+    def __init__(self, *args, currency: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["product"].widget.attrs.update(
+            {
+                "class": "form-control",
+                "autocomplete": "off",
+                "placeholder": "SKU or product name",
+                "list": "product-suggestions",
+                "spellcheck": "false",
+                # Suggestions as the member types (htmx fills the shared datalist); without JavaScript the
+                # member types the SKU and the server finds the product.
+                "hx-get": reverse("claim_product_search"),
+                "hx-trigger": "input changed delay:250ms",
+                "hx-target": "#product-suggestions",
+                "hx-swap": "innerHTML",
+                "hx-sync": "this:replace",
+            }
+        )
+        if currency:
+            self.fields["amount"].label = f"Amount ({currency})"
+
+    def has_changed(self) -> bool:
+        """A line counts when anything is typed in it: a prefilled line left as it was counts too, and a line
+        the member emptied is dropped."""
+        if not self.is_bound:
+            return super().has_changed()
+        return any(str(self.data.get(self.add_prefix(name), "")).strip() for name in self.fields)
+
+    def clean_product(self):
+        product, problem = product_lookup(self.cleaned_data["product"])
+        if product is None:
+            raise forms.ValidationError(problem)
+        return product
+
+
+class BaseClaimLineFormSet(forms.BaseFormSet):
+    """Lines of a claim: every form may be left empty (it is dropped), but at least one must be filled."""
+
+    def __init__(self, *args, currency: str = "", **kwargs):
+        super().__init__(*args, form_kwargs={"currency": currency}, **kwargs)
+        if not self.is_bound:
+            self.extra = max(len(self.initial or ()), 1)
+
+    def initial_form_count(self):
+        return 0  # every line is an "extra" one: prefilled lines can be emptied to drop them
+
+    def clean(self):
+        if any(self.errors):
+            return
+        if not self.lines():
+            raise forms.ValidationError("Add at least one line: the product, the quantity and the amount.")
+
+    def lines(self) -> list[tuple]:
+        return [
+            (form.cleaned_data["product"], form.cleaned_data["quantity"], form.cleaned_data["amount"])
+            for form in self.forms
+            if form.has_changed() and form.cleaned_data
+        ]
+
+
+ClaimLineFormSet = forms.formset_factory(
+    ClaimLineForm, formset=BaseClaimLineFormSet, extra=1, max_num=MAX_LINES, validate_max=True
+)
+
+
+class ColleagueChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, member):
+        return f"{member.user.get_full_name()} ({member.role.name})"
+
+
+class ClaimForm(forms.Form):
+    """The invoice, its proof and the colleagues; the lines are a ClaimLineFormSet beside it."""
+
+    invoice_number = forms.CharField(label="Invoice number", max_length=INVOICE_NUMBER_MAX)
+    invoice_date = forms.DateField(label="Invoice date")
+    document = forms.FileField(
+        label="Take a photo of the invoice",
+        required=True,
+        widget=forms.FileInput(attrs={"accept": ACCEPTED_DOCUMENTS, "capture": "environment", "class": "form-control"}),
+        help_text="A photo (JPEG, PNG, WebP or HEIC) or a PDF, up to 10 MB.",
+    )
+    colleagues = ColleagueChoiceField(
+        label="Colleagues who worked on this sale",
+        queryset=None,
+        required=False,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
+        help_text="They share the points as the program's rules say.",
+    )
+
+    def __init__(self, *args, colleagues, document_required: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        today = timezone.localdate()
+        self.fields["colleagues"].queryset = colleagues
+        self.fields["invoice_number"].widget.attrs.update(
+            {
+                "class": "form-control",
+                "autocomplete": "off",
+                "autocapitalize": "characters",
+                "spellcheck": "false",
+                "placeholder": "e.g. INV-1042",
+            }
+        )
+        self.fields["invoice_date"].widget = forms.DateInput(
+            format="%Y-%m-%d", attrs={"type": "date", "class": "form-control", "max": today.isoformat()}
+        )
+        if not self.is_bound and "invoice_date" not in self.initial:
+            self.initial["invoice_date"] = today
+        if not document_required:
+            self.fields["document"].required = False
+            self.fields["document"].help_text = "Leave it empty to keep the invoice you sent before."
+
+    def clean_invoice_number(self) -> str:
+        number = "".join(self.cleaned_data["invoice_number"].split()).upper()
+        if not number:
+            raise forms.ValidationError("Enter the invoice number.")
+        return number
+
+    def clean_document(self):
+        document = self.cleaned_data.get("document")
+        if document:
+            try:
+                check_document(document)
+            except ApplicationError as exc:
+                raise forms.ValidationError(exc.message) from None
+        return document
+
+
+class ClaimFilterForm(forms.Form):
+    status = forms.ChoiceField(label="Status", required=False)
+
+    def __init__(self, *args, statuses, **kwargs):
+        kwargs.setdefault("auto_id", "filter_%s")
+        super().__init__(*args, **kwargs)
+        self.fields["status"].choices = [("", "Any status"), *statuses]
+        self.fields["status"].widget.attrs["class"] = "form-select"
+
+    def chosen_status(self) -> str:
+        return self.cleaned_data.get("status", "") if self.is_valid() else ""

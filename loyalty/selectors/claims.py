@@ -1,0 +1,101 @@
+"""Reads of sales claims that users see, scoped through partners.visibility: a member sees their own claims,
+a partner owner their team's, an account manager their portfolio's, a program manager every claim."""
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from loyalty.constants import EntrySource
+from loyalty.models import ClaimEvent, ClaimLine, PointsEntry, Product, Program, SalesClaim
+from loyalty.selectors.ledger import accounts_for
+from partners.constants import MemberStatus
+from partners.models import Member
+from partners.visibility import members_for
+
+PRODUCT_SUGGESTIONS = 8
+
+
+def claims_for(user) -> QuerySet[SalesClaim]:
+    """Every claim the user may see (no joins; add them where the rows are shown)."""
+    return SalesClaim.objects.filter(member__in=members_for(user))
+
+
+def claim_list(*, viewer, program: Program | None, status: str = "") -> QuerySet[SalesClaim]:
+    """The claims of one program a list page shows, newest first, with what each row needs."""
+    if program is None:
+        return SalesClaim.objects.none()
+    claims = (
+        claims_for(viewer)
+        .filter(program=program)
+        .select_related("member__user", "program")
+        .annotate(line_count=Count("lines"))
+        .order_by("-created_at", "-id")
+    )
+    return claims.filter(status=status) if status else claims
+
+
+def claim_get(*, viewer, pk: int) -> SalesClaim:
+    """One claim with its lines, colleagues and history; SalesClaim.DoesNotExist if the viewer may not see it."""
+    return (
+        claims_for(viewer)
+        .select_related("program", "partner", "member__user", "member__role", "decided_by")
+        .prefetch_related(
+            Prefetch("lines", queryset=ClaimLine.objects.select_related("product__line").order_by("pk")),
+            Prefetch("colleagues", queryset=Member.objects.select_related("user", "role").order_by("user__full_name")),
+            Prefetch("events", queryset=ClaimEvent.objects.select_related("actor").order_by("created_at", "pk")),
+        )
+        .get(pk=pk)
+    )
+
+
+def claim_entries(*, viewer, claim: SalesClaim) -> dict[int, list[PointsEntry]]:
+    """The ledger entries the claim's lines posted, per line id, in the accounts the viewer may see."""
+    keys = {line.source_key: line.pk for line in claim.lines.all()}
+    if not keys:
+        return {}
+    entries = (
+        PointsEntry.objects.filter(source_type=EntrySource.CLAIM, source_id__in=list(keys))
+        .filter(account__in=accounts_for(viewer))
+        .select_related("account__member__user", "account__partner")
+        .order_by("pk")
+    )
+    per_line: dict[int, list[PointsEntry]] = {}
+    for entry in entries:
+        per_line.setdefault(keys[entry.source_id], []).append(entry)
+    return per_line
+
+
+def colleague_choices(*, member: Member) -> QuerySet[Member]:
+    """Who can share a claim with `member`: the other active members of their partner."""
+    return (
+        Member.objects.filter(partner_id=member.partner_id, status=MemberStatus.ACTIVE)
+        .exclude(pk=member.pk)
+        .select_related("user", "role")
+        .order_by("user__full_name", "user__email")
+    )
+
+
+def product_search(*, term: str, limit: int = PRODUCT_SUGGESTIONS) -> list[Product]:
+    """Active products whose SKU or name contains `term`, SKU matches first (one query)."""
+    term = term.strip()
+    if not term:
+        return []
+    products = Product.objects.filter(is_active=True).filter(Q(sku__icontains=term) | Q(name__icontains=term))
+    return list(products.only("pk", "sku", "name").order_by("sku")[:limit])
+
+
+def product_lookup(text: str) -> tuple[Product | None, str]:
+    """The active product a line's product box names: "SKU — name" (a suggestion), a SKU, a name, or a piece
+    of one that matches exactly one product. Returns (product, "") or (None, what is wrong)."""
+    text = " ".join(text.split())
+    if not text:
+        return None, "Choose a product."
+    sku = text.split(" — ", 1)[0].strip()
+    active = Product.objects.filter(is_active=True)
+    exact = list(active.filter(Q(sku__iexact=sku) | Q(name__iexact=text))[:2])
+    if len(exact) == 1:
+        return exact[0], ""
+    partial = list(active.filter(Q(sku__icontains=text) | Q(name__icontains=text)).order_by("sku")[:2])
+    if len(partial) == 1:
+        return partial[0], ""
+    if partial or len(exact) > 1:
+        return None, f"Several products match “{text}”: pick one from the list or type its SKU."
+    return None, f"No product in the catalogue matches “{text}”. Type the SKU printed on the invoice."

@@ -1,0 +1,6 @@
+"""Background work of the program core, one module per capability. Celery's autodiscovery imports this package,
+which registers them all; the task names stay those of the schedule in settings.CELERY_BEAT_SCHEDULE."""
+
+from loyalty.tasks import ledger, sellout, tiers
+
+__all__ = ["ledger", "sellout", "tiers"]

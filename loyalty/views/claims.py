@@ -1,0 +1,293 @@
+"""Member-site pages of sales claims: my claims, a new claim, a claim, correcting and withdrawing one, its
+invoice file, and the product suggestions of the claim form.
+
+Thin views over loyalty.selectors.claims (reads, scoped by partners.visibility) and loyalty.services.claims
+(writes). A claim the viewer may not see is a 404, its invoice file included; a refused action is an
+ApplicationError shown next to the field it concerns, or as a message.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from loyalty.common.errors import ApplicationError
+from loyalty.common.htmx import render_page_or_partial
+from loyalty.common.storage import private_file_response
+from loyalty.constants import ClaimFlag, ClaimStatus
+from loyalty.forms.claims import ClaimFilterForm, ClaimForm, ClaimLineFormSet, plain_number, product_text
+from loyalty.models import SalesClaim
+from loyalty.selectors import claims as selectors
+from loyalty.selectors.ledger import current_program
+from loyalty.services import claims as services
+from loyalty.views.decorators import member_in_program_required
+from partners.constants import MemberStatus
+from partners.visibility import Viewer, current_membership, viewer_kind
+
+PAGE_SIZE = 20
+# Refusals of the service shown next to the field they concern; the others go above the form.
+ERROR_FIELDS = {
+    "invoice_number_missing": "invoice_number",
+    "invoice_number_too_long": "invoice_number",
+    "duplicate_invoice": "invoice_number",
+    "invoice_date_missing": "invoice_date",
+    "invoice_date_future": "invoice_date",
+    "window_closed": "invoice_date",
+    "document_missing": "document",
+    "document_empty": "document",
+    "document_too_large": "document",
+    "document_type": "document",
+    "invalid_colleague": "colleagues",
+}
+LINE_FIELDS = ("product", "quantity", "amount")
+
+
+claimant_required = member_in_program_required("Sales claims are for partner members.")
+
+
+def _get_claim(request, claim_id: int) -> SalesClaim:
+    try:
+        return selectors.claim_get(viewer=request.user, pk=claim_id)
+    except SalesClaim.DoesNotExist:
+        raise Http404("No such claim.") from None
+
+
+# Lists ----------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def claim_list(request):
+    program = current_program(request)
+    form = ClaimFilterForm(request.GET, statuses=ClaimStatus.choices)
+    status = form.chosen_status()
+    claims = selectors.claim_list(viewer=request.user, program=program, status=status)
+    context = {
+        "program": program,
+        "filter_form": form,
+        "status": status,
+        "page": Paginator(claims, PAGE_SIZE).get_page(request.GET.get("page")),
+        "can_claim": current_membership(request.user) is not None and program is not None,
+    }
+    return render_page_or_partial(request, "loyalty/claims/claim_list.html", "claim-table", context)
+
+
+@login_required
+@require_GET
+def product_search(request):
+    """Suggestions for a line's product box (htmx): the <option>s of the shared datalist. htmx sends the box's
+    value under its own name (form-N-product); `q` works too."""
+    term = request.GET.get("q") or next((v for k, v in request.GET.items() if k.endswith("-product")), "")
+    products = selectors.product_search(term=term[:100])
+    return render(request, "loyalty/claims/claim_form.html#product-options", {"products": products})
+
+
+# Claiming -------------------------------------------------------------------------------------------
+
+
+def _forms_from_post(request, *, colleagues, document_required: bool, extra_line: bool = False):
+    """The claim form and its lines, bound to the request. With `extra_line` (the "Add line" button without
+    JavaScript) they are rebuilt unbound, with what was typed as initial values and one more empty line."""
+    if not extra_line:
+        form = ClaimForm(request.POST, request.FILES, colleagues=colleagues, document_required=document_required)
+        return form, ClaimLineFormSet(request.POST, currency=request.program.money_currency)
+    post = request.POST
+    initial = {
+        "invoice_number": post.get("invoice_number", ""),
+        "invoice_date": post.get("invoice_date") or timezone.localdate(),
+        "colleagues": post.getlist("colleagues"),
+    }
+    form = ClaimForm(initial=initial, colleagues=colleagues, document_required=document_required)
+    try:
+        count = min(int(post.get("form-TOTAL_FORMS", "1")), ClaimLineFormSet.max_num)
+    except ValueError:
+        count = 1
+    lines = [{name: post.get(f"form-{i}-{name}", "") for name in LINE_FIELDS} for i in range(count)]
+    lines = [line for line in lines if any(line.values())]
+    lines.append({})
+    return form, ClaimLineFormSet(initial=lines[: ClaimLineFormSet.max_num], currency=request.program.money_currency)
+
+
+def _add_service_error(form: ClaimForm, formset, exc: ApplicationError) -> None:
+    field = ERROR_FIELDS.get(exc.code)
+    form.add_error(field if field in form.fields else None, exc.message)
+
+
+def _form_context(request, form, formset, **extra) -> dict:
+    return {
+        "form": form,
+        "formset": formset,
+        "program": request.program,
+        "member": request.member,
+        # A chosen file cannot be put back into a form shown again: say so when one was sent.
+        "file_dropped": bool(request.FILES) and not form.errors.get("document"),
+        **extra,
+    }
+
+
+def _done_message(claim: SalesClaim, verb: str) -> str:
+    if claim.status == ClaimStatus.APPROVED:
+        return f"Claim {claim.pk} is approved: the points are in your statement."
+    return f"Claim {claim.pk} was {verb}. The program team reviews it; the decision will show here."
+
+
+@claimant_required
+@require_http_methods(["GET", "POST"])
+def claim_new(request):
+    member = request.member
+    if member.status != MemberStatus.ACTIVE:
+        return render(request, "loyalty/claims/claim_form.html", {"inactive": True, "member": member})
+    colleagues = selectors.colleague_choices(member=member)
+    if request.method == "POST":
+        adding = "add_line" in request.POST
+        form, formset = _forms_from_post(request, colleagues=colleagues, document_required=True, extra_line=adding)
+        if not adding and form.is_valid() & formset.is_valid():
+            try:
+                claim = services.claim_submit(
+                    member=member,
+                    program=request.program,
+                    invoice_number=form.cleaned_data["invoice_number"],
+                    invoice_date=form.cleaned_data["invoice_date"],
+                    document=form.cleaned_data["document"],
+                    lines=formset.lines(),
+                    colleagues=list(form.cleaned_data["colleagues"]),
+                )
+            except ApplicationError as exc:
+                _add_service_error(form, formset, exc)
+            else:
+                messages.success(request, _done_message(claim, "sent"))
+                return redirect("claim_detail", claim_id=claim.pk)
+    else:
+        form = ClaimForm(colleagues=colleagues)
+        formset = ClaimLineFormSet(currency=request.program.money_currency)
+    return render(request, "loyalty/claims/claim_form.html", _form_context(request, form, formset))
+
+
+@claimant_required
+@require_http_methods(["GET", "POST"])
+def claim_resubmit(request, claim_id: int):
+    claim = _get_claim(request, claim_id)
+    member = request.member
+    if not services.can_resubmit(claim=claim, member=member):
+        if claim.member_id != member.pk:
+            raise Http404("Only the member who made the claim can correct it.")
+        messages.error(request, _why_not_resubmit(claim))
+        return redirect("claim_detail", claim_id=claim.pk)
+    colleagues = selectors.colleague_choices(member=member)
+    if request.method == "POST":
+        adding = "add_line" in request.POST
+        form, formset = _forms_from_post(request, colleagues=colleagues, document_required=False, extra_line=adding)
+        if not adding and form.is_valid() & formset.is_valid():
+            try:
+                claim = services.claim_resubmit(
+                    claim=claim,
+                    member=member,
+                    invoice_number=form.cleaned_data["invoice_number"],
+                    invoice_date=form.cleaned_data["invoice_date"],
+                    document=form.cleaned_data["document"],
+                    lines=formset.lines(),
+                    colleagues=list(form.cleaned_data["colleagues"]),
+                )
+            except ApplicationError as exc:
+                _add_service_error(form, formset, exc)
+            else:
+                messages.success(request, _done_message(claim, "sent again"))
+                return redirect("claim_detail", claim_id=claim.pk)
+    else:
+        form = ClaimForm(
+            initial={
+                "invoice_number": claim.invoice_number,
+                "invoice_date": claim.invoice_date,
+                "colleagues": [c.pk for c in claim.colleagues.all()],
+            },
+            colleagues=colleagues,
+            document_required=False,
+        )
+        formset = ClaimLineFormSet(
+            initial=[
+                {"product": product_text(line.product), "quantity": plain_number(line.quantity), "amount": line.amount}
+                for line in claim.lines.all()
+            ],
+            currency=request.program.money_currency,
+        )
+    context = _form_context(request, form, formset, claim=claim, deadline=_deadline(claim))
+    return render(request, "loyalty/claims/claim_form.html", context)
+
+
+def _deadline(claim: SalesClaim):
+    return services.claim_deadline(program=claim.program, invoice_date=claim.invoice_date)
+
+
+def _why_not_resubmit(claim: SalesClaim) -> str:
+    if claim.status != ClaimStatus.REJECTED:
+        return f"Claim {claim.pk} is {claim.get_status_display().lower()}; only a rejected claim can be corrected."
+    return (
+        f"The claim window for this invoice closed on {_deadline(claim):%d %b %Y}; "
+        "the claim can no longer be corrected. Ask the program team if something is wrong."
+    )
+
+
+# One claim ------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def claim_detail(request, claim_id: int):
+    claim = _get_claim(request, claim_id)
+    member = current_membership(request.user)
+    entries = selectors.claim_entries(viewer=request.user, claim=claim) if claim.status == ClaimStatus.APPROVED else {}
+    lines = [
+        {"line": line, "quantity": plain_number(line.quantity), "entries": entries.get(line.pk, [])}
+        for line in claim.lines.all()
+    ]
+    is_program_manager = viewer_kind(request.user) == Viewer.PROGRAM_MANAGER
+    context = {
+        "claim": claim,
+        "lines": lines,
+        "points_total": sum(entry.points for rows in entries.values() for entry in rows),
+        "is_own": member is not None and claim.member_id == member.pk,
+        "show_flags": is_program_manager,
+        "flags": [ClaimFlag(flag).label for flag in claim.flags],
+        "show_notes": is_program_manager,
+        "can_resubmit": services.can_resubmit(claim=claim, member=member),
+        "can_withdraw": services.can_withdraw(claim=claim, member=member),
+        "deadline": _deadline(claim),
+        "today": timezone.localdate(),
+    }
+    return render(request, "loyalty/claims/claim_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def claim_withdraw(request, claim_id: int):
+    """GET asks for confirmation (works without JavaScript); POST withdraws."""
+    claim = _get_claim(request, claim_id)
+    member = current_membership(request.user)
+    if member is None or claim.member_id != member.pk:
+        raise Http404("Only the member who made the claim can withdraw it.")
+    if request.method == "POST":
+        try:
+            services.claim_withdraw(claim=claim, member=member)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Claim {claim.pk} is withdrawn.")
+        return redirect("claim_detail", claim_id=claim.pk)
+    return render(
+        request,
+        "loyalty/claims/claim_withdraw.html",
+        {"claim": claim, "can_withdraw": services.can_withdraw(claim=claim, member=member)},
+    )
+
+
+@login_required
+@require_GET
+def claim_document(request, claim_id: int):
+    """The invoice file, to those who may see the claim only."""
+    claim = selectors.claims_for(request.user).only("pk", "document").filter(pk=claim_id).first()
+    if claim is None:
+        raise Http404("No such claim.")
+    return private_file_response(claim.document, download_name=f"claim-{claim.pk}-invoice")
