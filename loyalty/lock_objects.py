@@ -1,9 +1,173 @@
-"""Row locks for the program core, taken only here, always in primary-key order."""
+"""Every row lock and advisory lock of the program core, taken only here (one place to audit the lock order).
 
-from loyalty.models import PointsAccount
+Rows are locked in primary-key order, evaluated at once. Advisory locks name what they serialise; the
+transaction-scoped ones (`pg_advisory_xact_lock`) end with the transaction, the session one of an import run
+is released by `import_run_unlock`. The order a transaction takes them in:
+
+    import run (session) → sell-out source → claim invoice → tier evaluation of a program
+    → rules (publish, retire, budgets) → rule usage rows (caps) → claim / adjustment rows → points accounts
+
+Bulk paths (a sell-out import's ledger) take the same locks with one SQL statement per kind of row, through the
+`*_sql` functions, on the cursor of the connection doing the writing.
+"""
+
+import hashlib
+
+from django.db import connection
+
+from loyalty.constants import RuleStatus
+from loyalty.models import (
+    IncentiveRule,
+    PartnerAlias,
+    PointsAccount,
+    PointsAdjustment,
+    RuleUsage,
+    SalesClaim,
+    SalesSource,
+)
+
+# pg_advisory_lock(namespace, id) key spaces.
+IMPORT_RUN_NAMESPACE = 0x5A1E  # one worker per import
+SOURCE_IMPORT_NAMESPACE = 0x5A1F  # one import of a source at a time
+
+
+def _advisory_key(name: str) -> int:
+    """A 64-bit advisory-lock key for a name (sha-256, so unrelated names do not collide in practice)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+# Points accounts -------------------------------------------------------------------------------------------
 
 
 def accounts_lock(*pks: int) -> dict[int, PointsAccount]:
     """Lock the balance rows before any read-modify-write; several at once in primary-key order."""
     rows = PointsAccount.objects.select_for_update().select_related("program").filter(pk__in=pks).order_by("pk")
     return {row.pk: row for row in rows}
+
+
+def account_available_lock(cursor, pk: int) -> int:
+    """Lock one balance row and return what is available on it (the spend path's single round trip)."""
+    cursor.execute("SELECT available FROM loyalty_pointsaccount WHERE id = %s FOR UPDATE", [pk])
+    return cursor.fetchone()[0]
+
+
+def accounts_lock_sql(cursor, pks: list[int]) -> None:
+    """Lock many balance rows in primary-key order with one statement (a sell-out import's ledger)."""
+    if pks:
+        cursor.execute("SELECT id FROM loyalty_pointsaccount WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [sorted(pks)])
+        cursor.fetchall()
+
+
+def adjustment_lock(pk: int, *, with_program: bool = False) -> PointsAdjustment:
+    rows = PointsAdjustment.objects.select_for_update()
+    if with_program:
+        rows = rows.select_related("account__program")
+    return rows.get(pk=pk)
+
+
+# Rules, budgets and caps -----------------------------------------------------------------------------------
+
+
+def rule_lock(pk: int, *, only: tuple[str, ...] = ()) -> IncentiveRule:
+    rows = IncentiveRule.objects.select_for_update()
+    return (rows.only(*only) if only else rows).get(pk=pk)
+
+
+def rule_in_force_lock(*, program_id: int, code: str) -> IncentiveRule | None:
+    """The open-ended published version of a rule, locked (publishing a new version ends it)."""
+    return (
+        IncentiveRule.objects.select_for_update()
+        .filter(program=program_id, code=code, status=RuleStatus.PUBLISHED, effective_until__isnull=True)
+        .first()
+    )
+
+
+def budget_rules_lock(pks) -> dict[int, IncentiveRule]:
+    """Rules whose budgets a posting draws on, locked in primary-key order."""
+    return {r.pk: r for r in IncentiveRule.objects.select_for_update().filter(pk__in=sorted(pks)).order_by("pk")}
+
+
+def budget_rules_lock_sql(cursor, pks: list[int]) -> dict[int, int]:
+    """The same for a bulk posting, with one statement: {rule id: budget used so far}."""
+    cursor.execute(
+        "SELECT id, budget_used FROM loyalty_incentiverule WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [sorted(pks)]
+    )
+    return dict(cursor.fetchall())
+
+
+def rule_usage_lock(*, rule_id: int, member_id: int, period_start) -> RuleUsage:
+    """One member's use of a capped rule in a period (the row exists: callers create it first)."""
+    return RuleUsage.objects.select_for_update().get(rule_id=rule_id, member_id=member_id, period_start=period_start)
+
+
+def rule_usages_lock_sql(cursor, rules: list[int], members: list[int], starts: list) -> list[tuple]:
+    """Many usage rows with one statement, in (rule, member, period) order: [(rule, member, period, points)]."""
+    cursor.execute(
+        "SELECT u.rule_id, u.member_id, u.period_start, u.points FROM loyalty_ruleusage u "
+        "JOIN unnest(%s::bigint[], %s::bigint[], %s::date[]) AS w(r, m, d) "
+        "ON u.rule_id = w.r AND u.member_id = w.m AND u.period_start = w.d "
+        "ORDER BY u.rule_id, u.member_id, u.period_start FOR UPDATE OF u",
+        [rules, members, starts],
+    )
+    return cursor.fetchall()
+
+
+# Tiers ------------------------------------------------------------------------------------------------------
+
+
+def tier_evaluation_lock(program_id: int) -> None:
+    """Serialise tier evaluations of one program until the transaction ends."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_advisory_key(f"tiers:{program_id}")])
+
+
+# Claims -----------------------------------------------------------------------------------------------------
+
+
+def claim_invoice_lock(program_id: int, number: str) -> None:
+    """Serialise every claim of one invoice number in one program until the transaction ends. Locking the
+    number (not the partner) also makes the cross-partner duplicate flag exact."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_advisory_key(f"claim-invoice:{program_id}:{number}")])
+
+
+def claim_lock(pk: int) -> SalesClaim:
+    return (
+        SalesClaim.objects.select_for_update(of=("self",))
+        .select_related("program", "partner", "member__user", "member__role", "member__partner")
+        .get(pk=pk)
+    )
+
+
+# Sell-out ---------------------------------------------------------------------------------------------------
+
+
+def source_lock(pk: int) -> SalesSource:
+    return SalesSource.objects.select_for_update().get(pk=pk)
+
+
+def aliases_lock(*, source: SalesSource, codes) -> dict[str, int]:
+    """A source's aliases with these codes, locked in primary-key order: {code: partner id}."""
+    return dict(
+        PartnerAlias.objects.select_for_update()
+        .filter(source=source, code__in=list(codes))
+        .order_by("pk")
+        .values_list("code", "partner_id")
+    )
+
+
+def source_import_lock(cursor, source_id: int) -> None:
+    """One import of a source at a time, until the import's transaction ends."""
+    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SOURCE_IMPORT_NAMESPACE, source_id])
+
+
+def import_run_try_lock(import_id: int) -> bool:
+    """Claim an import for this worker (a session lock: the run spans transactions). False: another has it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [IMPORT_RUN_NAMESPACE, import_id])
+        return cursor.fetchone()[0]
+
+
+def import_run_unlock(import_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [IMPORT_RUN_NAMESPACE, import_id])

@@ -34,6 +34,7 @@ from loyalty.common.errors import ApplicationError
 from partners import services
 from partners.admin_forms import AssignAccountManagerForm, InviteForm, PartnerAdminForm, UserAddForm, UserChangeForm
 from partners.constants import CURRENT_MEMBER_STATUSES, MemberStatus, PartnerStatus, StaffRole
+from partners.error_codes import ErrorCode
 from partners.models import Invitation, Member, MemberStatusChange, Partner, PartnerStatusChange, Region, Role, User
 
 admin.site.site_header = "Partner Loyalty — back office"
@@ -407,7 +408,7 @@ class MemberAdmin(SavedByServices, ProgramManagerAdmin):
                 raise ApplicationError(
                     f"{member.user.email} is {member.get_status_display().lower()}; "
                     "only people waiting for approval can be approved.",
-                    code="bad_transition",
+                    code=ErrorCode.BAD_TRANSITION,
                 )
             services.member_approve(member=member, actor=request.user)
 

@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 from partners.constants import DEFAULT_ROLES, Channel, MemberStatus, PartnerKind, PartnerStatus, PayoutPolicy, StaffRole
+from partners.error_codes import ErrorCode
 from partners.models import Invitation, Member, MemberStatusChange, Partner, PartnerStatusChange, Region, Role, User
 
 DEMO_PASSWORD = "demo-loyalty-2026"
@@ -830,7 +831,7 @@ def seed_demo(*, scale: int = 1, dry_run: bool = False, progress: Callable[[str]
     """Create the missing demo blocks 0..scale-1, with the regions, roles and manufacturer staff they need.
     With `dry_run` nothing is written and the report says what would be created."""
     if scale < 1:
-        raise ApplicationError("The scale must be at least 1.", code="invalid_scale")
+        raise ApplicationError("The scale must be at least 1.", code=ErrorCode.INVALID_SCALE)
     started = time.monotonic()
     say = progress or (lambda message: None)
     present = present_blocks(scale)
@@ -915,7 +916,7 @@ def _ensure_base(*, password: str, now: datetime, counts: Counter) -> _Refs:
     if missing:
         raise ApplicationError(
             f"Cannot seed the demo: {', '.join(missing)} exist under another name. Rename them back first.",
-            code="demo_conflict",
+            code=ErrorCode.DEMO_CONFLICT,
         )
     counts.update(_base_rows_present() - before)
     partners = dict(Partner.objects.filter(legal_id=legal_id(0, 0)).values_list("legal_id", "id"))
@@ -995,7 +996,7 @@ def _write(plans: Sequence[BlockPlan], *, refs: _Refs, password: str) -> Counter
         raise ApplicationError(
             f"The demo's flagship partner {FLAGSHIP_NAME} or its owner {DEMO_MEMBERS[0][2]} is missing or was "
             "changed, so more demo data cannot be added here. Seed an empty database instead.",
-            code="demo_conflict",
+            code=ErrorCode.DEMO_CONFLICT,
         )
     rows = Counter()
     with connection.cursor() as cursor:

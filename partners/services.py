@@ -22,6 +22,7 @@ from partners.constants import (
     PartnerStatus,
     PayoutPolicy,
 )
+from partners.error_codes import ErrorCode
 from partners.lock_objects import member_lock, partner_lock
 from partners.models import Invitation, Member, MemberStatusChange, Partner, PartnerStatusChange, Region, Role, User
 from partners.visibility import can_manage_team
@@ -33,7 +34,7 @@ def _validate(obj) -> None:
     try:
         obj.full_clean()
     except ValidationError as exc:
-        raise ApplicationError("; ".join(exc.messages), code="invalid") from exc
+        raise ApplicationError("; ".join(exc.messages), code=ErrorCode.INVALID) from exc
 
 
 # Partners -------------------------------------------------------------------------------------------
@@ -55,7 +56,9 @@ def partner_create(
     legal_id = legal_id.strip().upper()
     existing = Partner.objects.filter(legal_id=legal_id).first()
     if existing:
-        raise ApplicationError(f"Legal id {legal_id} already belongs to {existing.name}.", code="duplicate_legal_id")
+        raise ApplicationError(
+            f"Legal id {legal_id} already belongs to {existing.name}.", code=ErrorCode.DUPLICATE_LEGAL_ID
+        )
     partner = Partner(
         name=name.strip(),
         legal_id=legal_id,
@@ -79,7 +82,7 @@ def partner_transition(*, partner: Partner, to: str, actor: User | None, reason:
         raise ApplicationError(
             f"{locked.name} is {locked.get_status_display().lower()} and cannot become "
             f"{PartnerStatus(to).label.lower()}.",
-            code="bad_transition",
+            code=ErrorCode.BAD_TRANSITION,
         )
     from_status = locked.status
     locked.status = to
@@ -98,7 +101,7 @@ def partner_transition(*, partner: Partner, to: str, actor: User | None, reason:
 @transaction.atomic
 def partner_assign_account_manager(*, partner: Partner, account_manager: User | None) -> Partner:
     if account_manager is not None and not account_manager.is_account_manager:
-        raise ApplicationError(f"{account_manager} is not an account manager.", code="not_account_manager")
+        raise ApplicationError(f"{account_manager} is not an account manager.", code=ErrorCode.NOT_ACCOUNT_MANAGER)
     Partner.objects.filter(pk=partner.pk).update(account_manager=account_manager, updated_at=timezone.now())
     partner.account_manager = account_manager
     return partner
@@ -111,7 +114,7 @@ def partner_set_payout_policy(*, partner: Partner, policy: str, actor: User) -> 
     _require_team_manager(actor, partner)
     if policy not in PayoutPolicy.values:
         choices = " or ".join(f"“{label.lower()}”" for label in PayoutPolicy.labels)
-        raise ApplicationError(f"Choose how staff bonuses are paid: {choices}.", code="invalid_policy")
+        raise ApplicationError(f"Choose how staff bonuses are paid: {choices}.", code=ErrorCode.INVALID_POLICY)
     locked = partner_lock(partner.pk)
     if locked.payout_policy != policy:
         from_policy = locked.payout_policy
@@ -148,7 +151,7 @@ def partner_update(*, partner: Partner, actor: User, **fields) -> Partner:
             f"partner_update() cannot change {', '.join(unknown)}; statuses move with partner_transition()."
         )
     if not getattr(actor, "is_program_manager", False):
-        raise ApplicationError("Only program managers can edit a partner's details.", code="forbidden")
+        raise ApplicationError("Only program managers can edit a partner's details.", code=ErrorCode.FORBIDDEN)
     locked = partner_lock(partner.pk)
     policy = fields.pop("payout_policy", None)
     if "name" in fields:
@@ -157,12 +160,14 @@ def partner_update(*, partner: Partner, actor: User, **fields) -> Partner:
         fields["legal_id"] = legal_id = fields["legal_id"].strip().upper()
         clash = Partner.objects.filter(legal_id=legal_id).exclude(pk=locked.pk).only("name").first()
         if clash is not None:
-            raise ApplicationError(f"Legal id {legal_id} already belongs to {clash.name}.", code="duplicate_legal_id")
+            raise ApplicationError(
+                f"Legal id {legal_id} already belongs to {clash.name}.", code=ErrorCode.DUPLICATE_LEGAL_ID
+            )
     parent, manager = fields.get("parent"), fields.get("account_manager")
     if parent is not None and parent.pk == locked.pk:
-        raise ApplicationError("A partner cannot be its own parent distributor.", code="own_parent")
+        raise ApplicationError("A partner cannot be its own parent distributor.", code=ErrorCode.OWN_PARENT)
     if manager is not None and not manager.is_account_manager:
-        raise ApplicationError(f"{manager} is not an account manager.", code="not_account_manager")
+        raise ApplicationError(f"{manager} is not an account manager.", code=ErrorCode.NOT_ACCOUNT_MANAGER)
     changed = [name for name, value in fields.items() if _field_value(locked, name) != _field_value(value)]
     for name in changed:
         setattr(locked, name, fields[name])
@@ -173,7 +178,7 @@ def partner_update(*, partner: Partner, actor: User, **fields) -> Partner:
                 locked.save(update_fields=[*changed, "updated_at"])
         except IntegrityError as exc:  # a legal id taken by another partner since the check above
             raise ApplicationError(
-                f"Legal id {locked.legal_id} already belongs to another partner.", "duplicate_legal_id"
+                f"Legal id {locked.legal_id} already belongs to another partner.", ErrorCode.DUPLICATE_LEGAL_ID
             ) from exc
     if policy is not None:
         partner_set_payout_policy(partner=locked, policy=policy, actor=actor)
@@ -198,7 +203,7 @@ def _member_move(*, member: Member, to: str, actor: User | None, reason: str = "
         raise ApplicationError(
             f"{locked.user.email} is {locked.get_status_display().lower()} and cannot become "
             f"{MemberStatus(to).label.lower()}.",
-            code="bad_transition",
+            code=ErrorCode.BAD_TRANSITION,
         )
     from_status = locked.status
     locked.status = to
@@ -213,7 +218,7 @@ def _member_move(*, member: Member, to: str, actor: User | None, reason: str = "
     except IntegrityError as exc:
         raise ApplicationError(
             f"{locked.user.email} already belongs to another partner's team. They must leave it first.",
-            code="already_member_elsewhere",
+            code=ErrorCode.ALREADY_MEMBER_ELSEWHERE,
         ) from exc
     MemberStatusChange.objects.create(member=locked, from_status=from_status, to_status=to, actor=actor, reason=reason)
     if to == MemberStatus.LEFT and from_status in CURRENT_MEMBER_STATUSES:
@@ -225,7 +230,7 @@ def _member_move(*, member: Member, to: str, actor: User | None, reason: str = "
 
 def _require_team_manager(actor: User, partner: Partner) -> None:
     if not can_manage_team(actor, partner):
-        raise ApplicationError("Only the partner's owner or a program manager can do this.", code="forbidden")
+        raise ApplicationError("Only the partner's owner or a program manager can do this.", code=ErrorCode.FORBIDDEN)
 
 
 @transaction.atomic
@@ -235,7 +240,7 @@ def member_approve(*, member: Member, actor: User) -> Member:
         raise ApplicationError(
             f"{member.user.email} is {member.get_status_display().lower()}; only people waiting for approval "
             "can be approved.",
-            code="bad_transition",
+            code=ErrorCode.BAD_TRANSITION,
         )
     return _member_move(member=member, to=MemberStatus.ACTIVE, actor=actor)
 
@@ -244,9 +249,11 @@ def member_approve(*, member: Member, actor: User) -> Member:
 def member_deactivate(*, member: Member, actor: User, reason: str = "") -> Member:
     _require_team_manager(actor, member.partner)
     if member.user_id == actor.pk:
-        raise ApplicationError("You cannot deactivate yourself.", code="self_deactivate")
+        raise ApplicationError("You cannot deactivate yourself.", code=ErrorCode.SELF_DEACTIVATE)
     if member.status == MemberStatus.INVITED:
-        raise ApplicationError("This person has not joined yet; cancel the invitation instead.", code="bad_transition")
+        raise ApplicationError(
+            "This person has not joined yet; cancel the invitation instead.", code=ErrorCode.BAD_TRANSITION
+        )
     return _member_move(member=member, to=MemberStatus.LEFT, actor=actor, reason=reason)
 
 
@@ -271,11 +278,12 @@ def member_change_role(*, member: Member, role: Role, actor: User) -> Member:
     locked = member_lock(member.pk)
     if locked.status == MemberStatus.LEFT:
         raise ApplicationError(
-            f"{locked.user.email} has left {locked.partner.name}; their role no longer changes.", code="left"
+            f"{locked.user.email} has left {locked.partner.name}; their role no longer changes.", code=ErrorCode.LEFT
         )
     if locked.user_id == actor.pk and locked.role.is_owner and not role.is_owner:
         raise ApplicationError(
-            "You cannot give up your own owner role; ask another owner or a program manager.", code="self_demote"
+            "You cannot give up your own owner role; ask another owner or a program manager.",
+            code=ErrorCode.SELF_DEMOTE,
         )
     if locked.role_id != role.pk:
         from_role = locked.role
@@ -317,16 +325,16 @@ def invitation_send(*, partner: Partner, email: str, role: Role, invited_by: Use
     _require_team_manager(invited_by, partner)
     email = User.objects.normalize_email(email.strip()).lower()
     if not email or "@" not in email:
-        raise ApplicationError("Enter a valid e-mail address.", code="invalid_email")
+        raise ApplicationError("Enter a valid e-mail address.", code=ErrorCode.INVALID_EMAIL)
     partner = partner_lock(partner.pk)
     if partner.status == PartnerStatus.CLOSED:
-        raise ApplicationError(f"{partner.name} is closed; nobody can be invited.", code="partner_closed")
+        raise ApplicationError(f"{partner.name} is closed; nobody can be invited.", code=ErrorCode.PARTNER_CLOSED)
     user, _ = User.objects.get_or_create(email=email, defaults={"password": "!"})
     member = Member.objects.filter(user=user, partner=partner).exclude(status=MemberStatus.LEFT).first()
     if member and member.status in CURRENT_MEMBER_STATUSES:
         raise ApplicationError(
             f"{email} is already on the team of {partner.name} ({member.get_status_display().lower()}).",
-            code="already_member",
+            code=ErrorCode.ALREADY_MEMBER,
         )
     if member is None:
         member = Member(user=user, partner=partner, role=role, status=MemberStatus.INVITED)
@@ -345,7 +353,7 @@ def invitation_send(*, partner: Partner, email: str, role: Role, invited_by: Use
 def invitation_resend(*, member: Member, actor: User) -> Invitation:
     _require_team_manager(actor, member.partner)
     if member.status != MemberStatus.INVITED:
-        raise ApplicationError(_not_invited_message(member), code="not_invited")
+        raise ApplicationError(_not_invited_message(member), code=ErrorCode.NOT_INVITED)
     return _issue_link(member=member, invited_by=actor)
 
 
@@ -353,7 +361,7 @@ def invitation_resend(*, member: Member, actor: User) -> Invitation:
 def invitation_cancel(*, member: Member, actor: User) -> Member:
     _require_team_manager(actor, member.partner)
     if member.status != MemberStatus.INVITED:
-        raise ApplicationError(_not_invited_message(member), code="not_invited")
+        raise ApplicationError(_not_invited_message(member), code=ErrorCode.NOT_INVITED)
     Invitation.objects.filter(member=member, accepted_at=None, revoked_at=None).update(revoked_at=timezone.now())
     return _member_move(member=member, to=MemberStatus.LEFT, actor=actor, reason="Invitation cancelled")
 
@@ -372,19 +380,21 @@ def invitation_get_by_token(token: str) -> Invitation:
         .first()
     )
     if invitation is None:
-        raise ApplicationError("This invitation link is not valid. Check that you copied all of it.", code="unknown")
+        raise ApplicationError(
+            "This invitation link is not valid. Check that you copied all of it.", code=ErrorCode.UNKNOWN
+        )
     if invitation.accepted_at is not None:
-        raise ApplicationError("This invitation has already been used. Sign in instead.", code="used")
+        raise ApplicationError("This invitation has already been used. Sign in instead.", code=ErrorCode.USED)
     if invitation.revoked_at is not None or invitation.member.status != MemberStatus.INVITED:
         raise ApplicationError(
             "This invitation link has been replaced or cancelled. Use the newest e-mail, or ask for a new one.",
-            code="revoked",
+            code=ErrorCode.REVOKED,
         )
     if invitation.expires_at <= timezone.now():
         raise ApplicationError(
             f"This invitation expired on {timezone.localtime(invitation.expires_at):%d %b %Y}. "
             "Ask whoever invited you to send a new one.",
-            code="expired",
+            code=ErrorCode.EXPIRED,
         )
     return invitation
 
@@ -396,12 +406,12 @@ def invitation_accept(*, token: str, user: User) -> Member:
     invitation = invitation_get_by_token(token)
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.accepted_at is not None:
-        raise ApplicationError("This invitation has already been used. Sign in instead.", code="used")
+        raise ApplicationError("This invitation has already been used. Sign in instead.", code=ErrorCode.USED)
     member = invitation.member
     if member.user_id != user.pk:
         raise ApplicationError(
             f"This invitation is for {member.user.email}. Sign out and open the link again.",
-            code="wrong_user",
+            code=ErrorCode.WRONG_USER,
         )
     inviter = invitation.invited_by
     to = MemberStatus.ACTIVE if inviter is not None and inviter.is_program_manager else MemberStatus.PENDING_APPROVAL
@@ -440,19 +450,19 @@ def invitation_register(*, token: str, full_name: str, password: str) -> Member:
     if user.has_usable_password():
         raise ApplicationError(
             f"There is already an account for {user.email}. Sign in with it to accept the invitation.",
-            code="has_account",
+            code=ErrorCode.HAS_ACCOUNT,
         )
     name = full_name.strip()
     max_length = User._meta.get_field("full_name").max_length
     if not name or len(name) > max_length:
         message = "Enter your name." if not name else f"Enter a name of at most {max_length} characters."
-        raise ApplicationError(message, code="invalid_name")
+        raise ApplicationError(message, code=ErrorCode.INVALID_NAME)
     user.full_name = name
     try:
         password_validation.validate_password(password, user)
     except ValidationError as exc:
         raise ApplicationError(
-            " ".join(exc.messages), code="invalid_password", extra={"messages": list(exc.messages)}
+            " ".join(exc.messages), code=ErrorCode.INVALID_PASSWORD, extra={"messages": list(exc.messages)}
         ) from exc
     user.set_password(password)
     user.save(update_fields=["full_name", "password"])

@@ -24,6 +24,7 @@ from partners.constants import MemberStatus, PartnerKind
 from partners.models import Region, Role
 from rewards import selectors, services
 from rewards.constants import LimitPeriod, OrderStatus, PaidBy, RewardKind
+from rewards.error_codes import ErrorCode
 from rewards.models import CartItem, RedemptionOrder, Reward, RewardCategory, VoucherCode
 
 TABLES = (
@@ -388,7 +389,9 @@ class _Plan:
             self.taken.add(person.key)
             return
         if spec.who in self.logins:
-            raise ApplicationError(f"Demo order {key}: the demo {spec.who} cannot place it now.", code="demo_data")
+            raise ApplicationError(
+                f"Demo order {key}: the demo {spec.who} cannot place it now.", code=ErrorCode.DEMO_DATA
+            )
         # nobody suitable could afford it: it did not happen (and neither do its moves)
 
     def _address(self, person: Person) -> dict:

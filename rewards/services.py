@@ -24,6 +24,7 @@ from partners.models import Member
 from partners.visibility import Viewer, viewer_kind
 from rewards import selectors
 from rewards.constants import MAX_QUANTITY_PER_LINE, ORDER_TRANSITIONS, REFUNDING_STATUSES, OrderStatus, PaidBy
+from rewards.error_codes import ErrorCode
 from rewards.lock_objects import order_lock
 from rewards.models import CartItem, OrderEvent, RedemptionLine, RedemptionOrder, Reward, VoucherCode
 
@@ -74,7 +75,9 @@ def _limit_problem(*, reward: Reward, member: Member, quantity: int, moment: dat
 
 def _require_quantity(quantity) -> int:
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY_PER_LINE:
-        raise ApplicationError(f"Quantity must be a whole number from 1 to {MAX_QUANTITY_PER_LINE}.", code="quantity")
+        raise ApplicationError(
+            f"Quantity must be a whole number from 1 to {MAX_QUANTITY_PER_LINE}.", code=ErrorCode.QUANTITY
+        )
     return quantity
 
 
@@ -86,10 +89,10 @@ def cart_set(*, member: Member, reward: Reward, quantity: int) -> CartItem | Non
         return None
     _require_quantity(quantity)
     if (problem := reward_problem(reward=reward, member=member)) is not None:
-        raise ApplicationError(problem, code="restricted")
+        raise ApplicationError(problem, code=ErrorCode.RESTRICTED)
     if reward.paid_by == PaidBy.COMPANY and viewer_kind(member.user) != Viewer.OWNER:
         raise ApplicationError(
-            f"Only the partner owner can redeem {reward.name} from the company account.", "owner_only"
+            f"Only the partner owner can redeem {reward.name} from the company account.", ErrorCode.OWNER_ONLY
         )
     item, _ = CartItem.objects.update_or_create(member=member, reward=reward, defaults={"quantity": quantity})
     return item
@@ -103,7 +106,8 @@ def _clean_address(address: dict | None) -> dict:
     missing = [field for field in REQUIRED_ADDRESS_FIELDS if not address[field]]
     if missing:
         raise ApplicationError(
-            "A delivery address is needed for items we ship: fill in " + ", ".join(missing) + ".", code="address"
+            "A delivery address is needed for items we ship: fill in " + ", ".join(missing) + ".",
+            code=ErrorCode.ADDRESS,
         )
     return address
 
@@ -115,7 +119,7 @@ def _take_stock(reward: Reward, quantity: int) -> None:
             [quantity, reward.pk, quantity],
         )
         if cursor.fetchone() is None:
-            raise ApplicationError(f"{reward.name} is out of stock for that quantity.", code="out_of_stock")
+            raise ApplicationError(f"{reward.name} is out of stock for that quantity.", code=ErrorCode.OUT_OF_STOCK)
 
 
 def _take_codes(line: RedemptionLine) -> None:
@@ -133,7 +137,7 @@ def _take_codes(line: RedemptionLine) -> None:
         if cursor.rowcount < line.quantity:
             raise ApplicationError(
                 f"{line.reward.name} has run out of codes. Try again later, or pick another reward.",
-                code="codes_exhausted",
+                code=ErrorCode.CODES_EXHAUSTED,
             )
 
 
@@ -154,18 +158,20 @@ def order_place(
     """Redeem points for rewards: all or nothing. The same checkout key twice returns the first order."""
     if (existing := RedemptionOrder.objects.filter(checkout_key=checkout_key).first()) is not None:
         if existing.member_id != member.pk:
-            raise ApplicationError("This checkout belongs to someone else.", code="key_reused")
+            raise ApplicationError("This checkout belongs to someone else.", code=ErrorCode.KEY_REUSED)
         return existing
     if member.status != MemberStatus.ACTIVE:
-        raise ApplicationError("Your membership is not active yet, so you cannot redeem points.", code="inactive")
+        raise ApplicationError(
+            "Your membership is not active yet, so you cannot redeem points.", code=ErrorCode.INACTIVE
+        )
     items = sorted(((reward, _require_quantity(quantity)) for reward, quantity in items), key=lambda i: i[0].pk)
     if not items:
-        raise ApplicationError("Your cart is empty.", code="empty")
+        raise ApplicationError("Your cart is empty.", code=ErrorCode.EMPTY)
     if len({reward.pk for reward, _ in items}) != len(items):
-        raise ApplicationError("Each reward may appear once in an order.", code="duplicate_line")
+        raise ApplicationError("Each reward may appear once in an order.", code=ErrorCode.DUPLICATE_LINE)
     if paid_by == PaidBy.COMPANY:
         if viewer_kind(member.user) != Viewer.OWNER:
-            raise ApplicationError("Only the partner owner can spend the company account.", code="owner_only")
+            raise ApplicationError("Only the partner owner can spend the company account.", code=ErrorCode.OWNER_ONLY)
         account = ledger.partner_account(program=program, partner=member.partner)
     else:
         account = ledger.member_account(program=program, member=member)
@@ -174,19 +180,21 @@ def order_place(
     now = timezone.now()
     for reward, quantity in items:
         if reward.program_id != program.pk:
-            raise ApplicationError(f"{reward.name} belongs to another program.", code="other_program")
+            raise ApplicationError(f"{reward.name} belongs to another program.", code=ErrorCode.OTHER_PROGRAM)
         if reward.paid_by != paid_by:
-            raise ApplicationError(f"{reward.name} is paid from the {reward.get_paid_by_display()}.", code="paid_by")
+            raise ApplicationError(
+                f"{reward.name} is paid from the {reward.get_paid_by_display()}.", code=ErrorCode.PAID_BY
+            )
         problem = reward_problem(reward=reward, member=member, moment=now) or _limit_problem(
             reward=reward, member=member, quantity=quantity, moment=now
         )
         if problem:
-            raise ApplicationError(problem, code="restricted")
+            raise ApplicationError(problem, code=ErrorCode.RESTRICTED)
     total = sum(reward.points_price * quantity for reward, quantity in items)
     if account.available < total:
         raise ApplicationError(
             f"This order needs {total:,} {program.currency_name}; {account.available:,} are available.",
-            code="insufficient_points",
+            code=ErrorCode.INSUFFICIENT_POINTS,
         )
     shipping = (
         _clean_address(address) if any(reward.ships for reward, _ in items) else dict.fromkeys(ADDRESS_FIELDS, "")
@@ -261,13 +269,13 @@ def order_transition(
         raise ApplicationError(
             f"Order {locked.pk} is {locked.get_status_display().lower()} and cannot become "
             f"{OrderStatus(to).label.lower()}.",
-            code="bad_transition",
+            code=ErrorCode.BAD_TRANSITION,
         )
     if not _can_act(actor, locked, to):
-        raise ApplicationError("You are not allowed to do that with this order.", code="forbidden")
+        raise ApplicationError("You are not allowed to do that with this order.", code=ErrorCode.FORBIDDEN)
     if to in REFUNDING_STATUSES:
         if not note.strip():
-            raise ApplicationError("Say why; the member sees the reason.", code="reason_required")
+            raise ApplicationError("Say why; the member sees the reason.", code=ErrorCode.REASON_REQUIRED)
         locked.refund_entry = ledger.reverse(
             entry=locked.spend_entry,
             key=f"order-refund:{locked.pk}",
@@ -299,7 +307,9 @@ def codes_from_csv(data: bytes) -> list[str]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ApplicationError("The file is not UTF-8 text. Save it as CSV (UTF-8) and try again.", "encoding") from exc
+        raise ApplicationError(
+            "The file is not UTF-8 text. Save it as CSV (UTF-8) and try again.", ErrorCode.ENCODING
+        ) from exc
     codes = []
     for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         if not row or not row[0].strip():
@@ -308,10 +318,10 @@ def codes_from_csv(data: bytes) -> list[str]:
         if number == 1 and code.lower() == "code":
             continue
         if len(code) > 120:
-            raise ApplicationError(f"Line {number}: the code is longer than 120 characters.", code="too_long")
+            raise ApplicationError(f"Line {number}: the code is longer than 120 characters.", code=ErrorCode.TOO_LONG)
         codes.append(code)
     if not codes:
-        raise ApplicationError("The file has no codes.", code="empty")
+        raise ApplicationError("The file has no codes.", code=ErrorCode.EMPTY)
     return codes
 
 
@@ -319,7 +329,7 @@ def codes_from_csv(data: bytes) -> list[str]:
 def codes_add(*, reward: Reward, codes: list[str]) -> tuple[int, int]:
     """Add codes to a reward's pool; returns (added, skipped because already in the pool or repeated)."""
     if not reward.uses_codes:
-        raise ApplicationError(f"{reward.name} does not hand out codes.", code="not_code_reward")
+        raise ApplicationError(f"{reward.name} does not hand out codes.", code=ErrorCode.NOT_CODE_REWARD)
     before = VoucherCode.objects.filter(reward=reward).count()
     VoucherCode.objects.bulk_create(
         [VoucherCode(reward=reward, code=code) for code in dict.fromkeys(codes)], ignore_conflicts=True

@@ -36,6 +36,8 @@ from loyalty.common.admin import (
 )
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import Formula, RuleStatus
+from loyalty.error_codes import ErrorCode
+from loyalty.lock_objects import rule_lock
 from loyalty.models import IncentiveRule, Tier
 from loyalty.services.rules import rule_new_version, rule_problems, rule_publish, rule_retire
 from loyalty.services.simulation import DEFAULT_DAYS, default_period, rule_simulate
@@ -457,12 +459,12 @@ class IncentiveRuleAdmin(DetailJoinsMixin, SavedByServices, ProgramManagerAdmin)
 
     def save_model(self, request, obj, form, change):
         if change:
-            locked = IncentiveRule.objects.select_for_update().only("status").get(pk=obj.pk)
+            locked = rule_lock(obj.pk, only=("status",))
             if locked.status != RuleStatus.DRAFT:
                 raise ApplicationError(
                     f"{describe_rule(obj)} was {locked.get_status_display().lower()} meanwhile, so your changes were "
                     "not saved: create a new version to change it.",
-                    code="not_draft",
+                    code=ErrorCode.NOT_DRAFT,
                 )
         else:
             obj.status, obj.version = RuleStatus.DRAFT, 1

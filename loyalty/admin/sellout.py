@@ -53,6 +53,8 @@ from loyalty.common.errors import ApplicationError
 from loyalty.common.htmx import wants_partial
 from loyalty.common.storage import private_storage
 from loyalty.constants import ImportStatus
+from loyalty.error_codes import ErrorCode
+from loyalty.lock_objects import aliases_lock
 from loyalty.models import PartnerAlias, SaleLine, SalesImport, SalesSource
 from loyalty.services.sellout import run as imports
 from partners.models import Member, Partner
@@ -302,7 +304,7 @@ class AliasProblems(ApplicationError):
 def aliases_read(upload) -> list[tuple[str, Partner]]:
     """(alias, partner) pairs of an uploaded CSV; AliasProblems lists every wrong line (line numbers from 1)."""
     if upload.size > MAX_ALIAS_BYTES:
-        raise ApplicationError(f"The file is larger than {MAX_ALIAS_BYTES // 1024 // 1024} MB.", "too_big")
+        raise ApplicationError(f"The file is larger than {MAX_ALIAS_BYTES // 1024 // 1024} MB.", ErrorCode.TOO_BIG)
     raw = upload.read()
     for encoding in ("utf-8-sig", "cp1252"):
         try:
@@ -311,9 +313,9 @@ def aliases_read(upload) -> list[tuple[str, Partner]]:
         except UnicodeDecodeError:
             continue
     else:
-        raise ApplicationError("The file is not a text (CSV) file.", "bad_file")
+        raise ApplicationError("The file is not a text (CSV) file.", ErrorCode.BAD_FILE)
     if "\x00" in text or not text.strip():
-        raise ApplicationError("The file is empty or not a text (CSV) file.", "bad_file")
+        raise ApplicationError("The file is empty or not a text (CSV) file.", ErrorCode.BAD_FILE)
     delimiter = max((",", ";", "\t"), key=text[:4096].count)
     rows = [
         (number, [cell.strip() for cell in row])
@@ -350,7 +352,7 @@ def aliases_read(upload) -> list[tuple[str, Partner]]:
     if problems:
         raise AliasProblems(problems)
     if not pairs:
-        raise ApplicationError("The file has no alias,legal_id lines.", "empty")
+        raise ApplicationError("The file has no alias,legal_id lines.", ErrorCode.EMPTY)
     return pairs
 
 
@@ -358,12 +360,7 @@ def aliases_read(upload) -> list[tuple[str, Partner]]:
 def aliases_save(*, source: SalesSource, pairs: list[tuple[str, Partner]]) -> tuple[int, int, int]:
     """Add the aliases, or point existing ones at the named partner: (added, changed, unchanged)."""
     wanted = {alias: partner for alias, partner in pairs}
-    existing = dict(
-        PartnerAlias.objects.select_for_update()
-        .filter(source=source, code__in=list(wanted))
-        .order_by("pk")
-        .values_list("code", "partner_id")
-    )
+    existing = aliases_lock(source=source, codes=wanted)
     added = sum(1 for alias in wanted if alias not in existing)
     changed = sum(1 for alias, partner in wanted.items() if alias in existing and existing[alias] != partner.pk)
     PartnerAlias.objects.bulk_create(

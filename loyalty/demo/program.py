@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import EnrolmentMode, EntrySource, LeaverPolicy
+from loyalty.error_codes import ErrorCode
 from loyalty.models import PointsAccount, PointsAdjustment, PointsEntry, PointsLot, Program
 from loyalty.services import adjustments, leavers, ledger
 from partners import demo as partners_demo
@@ -808,7 +809,7 @@ def seed_program(
         if channel is None:
             raise ApplicationError(
                 "Cannot add the demo program: the demo partners (block 0) are missing. Seed an empty database.",
-                code="demo_conflict",
+                code=ErrorCode.DEMO_CONFLICT,
             )
         before = {label: model.objects.count() for label, model in tables}
         clock = DemoClock(now - relativedelta(months=DEMO_HISTORY_MONTHS + 1))

@@ -5,27 +5,31 @@ from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import AdjustmentStatus
+from loyalty.error_codes import ErrorCode
+from loyalty.lock_objects import adjustment_lock
 from loyalty.models import PointsAccount, PointsAdjustment
 from loyalty.services import ledger
 
 
 def _require_program_manager(user) -> None:
     if not getattr(user, "is_program_manager", False):
-        raise ApplicationError("Only program managers can adjust points.", code="forbidden")
+        raise ApplicationError("Only program managers can adjust points.", code=ErrorCode.FORBIDDEN)
 
 
 @transaction.atomic
 def adjustment_request(*, account: PointsAccount, points: int, reason: str, requested_by) -> PointsAdjustment:
     _require_program_manager(requested_by)
     if isinstance(points, bool) or not isinstance(points, int) or points == 0:
-        raise ApplicationError("An adjustment must be a whole number of points other than zero.", code="invalid_points")
+        raise ApplicationError(
+            "An adjustment must be a whole number of points other than zero.", code=ErrorCode.INVALID_POINTS
+        )
     if not reason.strip():
-        raise ApplicationError("Give a reason for the adjustment; the member sees it.", code="reason_required")
+        raise ApplicationError("Give a reason for the adjustment; the member sees it.", code=ErrorCode.REASON_REQUIRED)
     available = PointsAccount.objects.values_list("available", flat=True).get(pk=account.pk)
     if points < 0 and available < -points:
         # Checked at request time too: a debit that can never post should not wait for a second approver.
         raise ApplicationError(
-            f"Not enough points: {available:,} available, {-points:,} to take away.", code="insufficient_points"
+            f"Not enough points: {available:,} available, {-points:,} to take away.", code=ErrorCode.INSUFFICIENT_POINTS
         )
     adjustment = PointsAdjustment.objects.create(
         account=account,
@@ -42,12 +46,14 @@ def adjustment_request(*, account: PointsAccount, points: int, reason: str, requ
 @transaction.atomic
 def adjustment_approve(*, adjustment: PointsAdjustment, approver) -> PointsAdjustment:
     _require_program_manager(approver)
-    adjustment = PointsAdjustment.objects.select_for_update().select_related("account__program").get(pk=adjustment.pk)
+    adjustment = adjustment_lock(adjustment.pk, with_program=True)
     if adjustment.status != AdjustmentStatus.PENDING_APPROVAL:
-        raise ApplicationError(f"This adjustment is already {adjustment.get_status_display().lower()}.", code="decided")
+        raise ApplicationError(
+            f"This adjustment is already {adjustment.get_status_display().lower()}.", code=ErrorCode.DECIDED
+        )
     if adjustment.requested_by_id == approver.pk:
         raise ApplicationError(
-            "A second program manager must approve this adjustment, not its requester.", code="four_eyes"
+            "A second program manager must approve this adjustment, not its requester.", code=ErrorCode.FOUR_EYES
         )
     _post(adjustment, decided_by=approver)
     return adjustment
@@ -57,10 +63,14 @@ def adjustment_approve(*, adjustment: PointsAdjustment, approver) -> PointsAdjus
 def adjustment_reject(*, adjustment: PointsAdjustment, approver, reason: str) -> PointsAdjustment:
     _require_program_manager(approver)
     if not reason.strip():
-        raise ApplicationError("Say why the adjustment is rejected; the requester sees it.", code="reason_required")
-    adjustment = PointsAdjustment.objects.select_for_update().get(pk=adjustment.pk)
+        raise ApplicationError(
+            "Say why the adjustment is rejected; the requester sees it.", code=ErrorCode.REASON_REQUIRED
+        )
+    adjustment = adjustment_lock(adjustment.pk)
     if adjustment.status != AdjustmentStatus.PENDING_APPROVAL:
-        raise ApplicationError(f"This adjustment is already {adjustment.get_status_display().lower()}.", code="decided")
+        raise ApplicationError(
+            f"This adjustment is already {adjustment.get_status_display().lower()}.", code=ErrorCode.DECIDED
+        )
     adjustment.status = AdjustmentStatus.REJECTED
     adjustment.decided_by, adjustment.decided_at = approver, timezone.now()
     adjustment.rejection_reason = reason.strip()

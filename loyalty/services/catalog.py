@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from loyalty.common.errors import ApplicationError
+from loyalty.error_codes import ErrorCode
 from loyalty.models import Product, ProductLine
 from loyalty.services.sellout.formats import CsvLineError, FileProblem, open_table, parse_date
 
@@ -280,7 +281,7 @@ def _write(planned: list[tuple[_Row, Product]], lines: dict[str, ProductLine | s
         unresolved = [value for value, line in lines.items() if isinstance(line, str)]
         if unresolved:
             raise ApplicationError(
-                f"The product line {unresolved[0]!r} could not be created: try again.", code="line_conflict"
+                f"The product line {unresolved[0]!r} could not be created: try again.", code=ErrorCode.LINE_CONFLICT
             )
     now = timezone.now()
     products = []

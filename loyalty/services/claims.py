@@ -16,7 +16,6 @@ two simultaneous submissions of one invoice can never both pass the duplicate ch
 stored normalised (upper case, no spaces), so "inv 0042" and "INV0042" are the same invoice.
 """
 
-import hashlib
 import logging
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,6 +35,8 @@ from loyalty.common.errors import ApplicationError
 from loyalty.common.storage import MAX_DOCUMENT_BYTES, DocumentKind, sniff_file
 from loyalty.constants import CLAIM_TRANSITIONS, ClaimFlag, ClaimStatus, EntrySource, RejectionReason
 from loyalty.engine.facts import partner_tiers, sale_event
+from loyalty.error_codes import ErrorCode
+from loyalty.lock_objects import claim_invoice_lock, claim_lock
 from loyalty.models import ClaimEvent, ClaimLine, Product, Program, SaleLine, SalesClaim, SalesSource
 from loyalty.services.earning import post_event, published_rules
 from partners.constants import MemberStatus, PartnerStatus
@@ -79,23 +80,25 @@ def normalise_invoice_number(value: str) -> str:
 def check_document(document) -> DocumentKind:
     """The kind of an uploaded invoice (JPEG, PNG, WebP, HEIC or PDF, by its content), or a clear refusal."""
     if not document:
-        raise ApplicationError("Add a photo or a PDF of the invoice.", code="document_missing")
+        raise ApplicationError("Add a photo or a PDF of the invoice.", code=ErrorCode.DOCUMENT_MISSING)
     size = getattr(document, "size", None) or 0
     if size > MAX_DOCUMENT_BYTES:
         raise ApplicationError(
             f"The file is {size / 1024 / 1024:.1f} MB; the largest accepted is "
             f"{MAX_DOCUMENT_BYTES // 1024 // 1024} MB. Take the photo again or choose a smaller file.",
-            code="document_too_large",
+            code=ErrorCode.DOCUMENT_TOO_LARGE,
         )
     if size == 0:
-        raise ApplicationError("The file is empty. Take the photo again or choose another file.", code="document_empty")
+        raise ApplicationError(
+            "The file is empty. Take the photo again or choose another file.", code=ErrorCode.DOCUMENT_EMPTY
+        )
     kind = sniff_file(document)
     if kind is None:
         name = getattr(document, "name", "") or "The file"
         raise ApplicationError(
             f"“{name}” is not a photo (JPEG, PNG, WebP or HEIC) or a PDF. "
             "Take a photo of the invoice or choose its PDF.",
-            code="document_type",
+            code=ErrorCode.DOCUMENT_TYPE,
         )
     return kind
 
@@ -104,33 +107,38 @@ def _decimal(value, *, line: int, what: str) -> Decimal:
     try:
         number = value if isinstance(value, Decimal) else Decimal(str(value))
     except (InvalidOperation, ValueError, TypeError):
-        raise ApplicationError(f"Line {line}: the {what} is not a number.", code="invalid_line") from None
+        raise ApplicationError(f"Line {line}: the {what} is not a number.", code=ErrorCode.INVALID_LINE) from None
     if not number.is_finite():
-        raise ApplicationError(f"Line {line}: the {what} is not a number.", code="invalid_line")
+        raise ApplicationError(f"Line {line}: the {what} is not a number.", code=ErrorCode.INVALID_LINE)
     return number
 
 
 def _check_lines(lines: Sequence) -> list[Line]:
     if not lines:
-        raise ApplicationError("Add at least one line: the product, the quantity and the amount.", code="no_lines")
+        raise ApplicationError(
+            "Add at least one line: the product, the quantity and the amount.", code=ErrorCode.NO_LINES
+        )
     if len(lines) > MAX_LINES:
-        raise ApplicationError(f"A claim can have at most {MAX_LINES} lines.", code="too_many_lines")
+        raise ApplicationError(f"A claim can have at most {MAX_LINES} lines.", code=ErrorCode.TOO_MANY_LINES)
     checked = []
     for number, (product, quantity, amount) in enumerate(lines, start=1):
         if not isinstance(product, Product) or product.pk is None:
-            raise ApplicationError(f"Line {number}: choose a product.", code="invalid_line")
+            raise ApplicationError(f"Line {number}: choose a product.", code=ErrorCode.INVALID_LINE)
         quantity = _decimal(quantity, line=number, what="quantity")
         amount = _decimal(amount, line=number, what="amount")
         if quantity <= 0:
-            raise ApplicationError(f"Line {number}: the quantity must be more than 0.", code="invalid_line")
+            raise ApplicationError(f"Line {number}: the quantity must be more than 0.", code=ErrorCode.INVALID_LINE)
         if quantity > MAX_QUANTITY or quantity != quantity.quantize(QUANTITY_STEP):
             raise ApplicationError(
-                f"Line {number}: enter a quantity below one billion with at most 3 decimals.", code="invalid_line"
+                f"Line {number}: enter a quantity below one billion with at most 3 decimals.",
+                code=ErrorCode.INVALID_LINE,
             )
         if amount < 0:
-            raise ApplicationError(f"Line {number}: the amount cannot be negative.", code="invalid_line")
+            raise ApplicationError(f"Line {number}: the amount cannot be negative.", code=ErrorCode.INVALID_LINE)
         if amount > MAX_AMOUNT or amount != amount.quantize(AMOUNT_STEP):
-            raise ApplicationError(f"Line {number}: enter the amount with at most 2 decimals.", code="invalid_line")
+            raise ApplicationError(
+                f"Line {number}: enter the amount with at most 2 decimals.", code=ErrorCode.INVALID_LINE
+            )
         checked.append(Line(product, quantity.quantize(QUANTITY_STEP), amount.quantize(AMOUNT_STEP)))
     return checked
 
@@ -141,13 +149,13 @@ def _check_member(member: Member) -> Member:
     if fresh.status != MemberStatus.ACTIVE:
         raise ApplicationError(
             f"Only active members can claim sales; this membership is {fresh.get_status_display().lower()}.",
-            code="member_inactive",
+            code=ErrorCode.MEMBER_INACTIVE,
         )
     if fresh.partner.status != PartnerStatus.ACTIVE:
         raise ApplicationError(
             f"{fresh.partner.name} is {fresh.partner.get_status_display().lower()} in the program; "
             "sales cannot be claimed now.",
-            code="partner_inactive",
+            code=ErrorCode.PARTNER_INACTIVE,
         )
     return fresh
 
@@ -155,7 +163,7 @@ def _check_member(member: Member) -> Member:
 def _check_program(program: Program) -> None:
     if not program.is_active:
         raise ApplicationError(
-            f"{program.name} is not running; sales cannot be claimed in it.", code="program_inactive"
+            f"{program.name} is not running; sales cannot be claimed in it.", code=ErrorCode.PROGRAM_INACTIVE
         )
 
 
@@ -163,33 +171,34 @@ def _check_colleagues(member: Member, colleagues: Iterable[Member]) -> list[Memb
     """Active members of the claimant's partner (the claimant and repeats dropped), as stored now."""
     ids = {c.pk for c in colleagues} - {member.pk}
     if len(ids) > MAX_COLLEAGUES:
-        raise ApplicationError(f"Name at most {MAX_COLLEAGUES} colleagues.", code="invalid_colleague")
+        raise ApplicationError(f"Name at most {MAX_COLLEAGUES} colleagues.", code=ErrorCode.INVALID_COLLEAGUE)
     found = list(Member.objects.select_related("user", "role").filter(pk__in=ids).order_by("pk"))
     for colleague in found:
         if colleague.partner_id != member.partner_id or colleague.status != MemberStatus.ACTIVE:
             raise ApplicationError(
                 f"{colleague.user.get_full_name()} is not an active member of {member.partner.name}; "
                 "only active colleagues can share a claim.",
-                code="invalid_colleague",
+                code=ErrorCode.INVALID_COLLEAGUE,
             )
     if len(found) != len(ids):
-        raise ApplicationError("A colleague named on the claim does not exist.", code="invalid_colleague")
+        raise ApplicationError("A colleague named on the claim does not exist.", code=ErrorCode.INVALID_COLLEAGUE)
     return found
 
 
 def _check_invoice(number: str, invoice_date: date, today: date) -> None:
     if not number:
-        raise ApplicationError("Enter the invoice number.", code="invoice_number_missing")
+        raise ApplicationError("Enter the invoice number.", code=ErrorCode.INVOICE_NUMBER_MISSING)
     if len(number) > INVOICE_NUMBER_MAX:
         raise ApplicationError(
-            f"The invoice number is longer than {INVOICE_NUMBER_MAX} characters.", code="invoice_number_too_long"
+            f"The invoice number is longer than {INVOICE_NUMBER_MAX} characters.",
+            code=ErrorCode.INVOICE_NUMBER_TOO_LONG,
         )
     if not isinstance(invoice_date, date):
-        raise ApplicationError("Enter the invoice date.", code="invoice_date_missing")
+        raise ApplicationError("Enter the invoice date.", code=ErrorCode.INVOICE_DATE_MISSING)
     if invoice_date > today:
         raise ApplicationError(
             f"The invoice date {invoice_date:%d %b %Y} is in the future; enter the date printed on the invoice.",
-            code="invoice_date_future",
+            code=ErrorCode.INVOICE_DATE_FUTURE,
         )
 
 
@@ -216,23 +225,6 @@ def can_withdraw(*, claim: SalesClaim, member: Member | None) -> bool:
 # Locks ----------------------------------------------------------------------------------------------
 
 
-def _invoice_lock(program_id: int, number: str) -> None:
-    """Serialise every claim of one invoice number in one program until the transaction ends. Locking the
-    number (not the partner) also makes the cross-partner duplicate flag exact."""
-    digest = hashlib.sha256(f"claim-invoice:{program_id}:{number}".encode()).digest()
-    key = int.from_bytes(digest[:8], "big", signed=True)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
-
-
-def _claim_lock(pk: int) -> SalesClaim:
-    return (
-        SalesClaim.objects.select_for_update(of=("self",))
-        .select_related("program", "partner", "member__user", "member__role", "member__partner")
-        .get(pk=pk)
-    )
-
-
 # Flags ----------------------------------------------------------------------------------------------
 
 
@@ -249,7 +241,7 @@ def _refuse_duplicate(program: Program, partner_id: int, number: str, exclude_pk
     raise ApplicationError(
         f"Invoice {number} is already claimed in claim {earlier.pk} "
         f"({earlier.get_status_display().lower()}, {timezone.localdate(earlier.created_at):%d %b %Y}).{hint}",
-        code="duplicate_invoice",
+        code=ErrorCode.DUPLICATE_INVOICE,
         extra={"claim_id": earlier.pk},
     )
 
@@ -308,7 +300,7 @@ def _check_move(claim: SalesClaim, to: str) -> None:
         message = f"Claim {claim.pk} is already {WORD_FOR[to] if to != ClaimStatus.SUBMITTED else 'submitted'}."
     else:
         message = f"Claim {claim.pk} is {claim.get_status_display().lower()}; it cannot be {WORD_FOR[to]} now."
-    raise ApplicationError(message, code="bad_transition")
+    raise ApplicationError(message, code=ErrorCode.BAD_TRANSITION)
 
 
 def _move(claim: SalesClaim, to: str, *, actor, note: str, fields: Sequence[str] = ()) -> None:
@@ -322,12 +314,12 @@ def _move(claim: SalesClaim, to: str, *, actor, note: str, fields: Sequence[str]
 
 def _require_program_manager(user) -> None:
     if not (getattr(user, "is_active", False) and getattr(user, "is_program_manager", False)):
-        raise ApplicationError("Only program managers decide on claims.", code="forbidden")
+        raise ApplicationError("Only program managers decide on claims.", code=ErrorCode.FORBIDDEN)
 
 
 def _require_claimant(claim: SalesClaim, member: Member, verb: str) -> None:
     if member is None or claim.member_id != member.pk:
-        raise ApplicationError(f"Only the member who made claim {claim.pk} can {verb} it.", code="forbidden")
+        raise ApplicationError(f"Only the member who made claim {claim.pk} can {verb} it.", code=ErrorCode.FORBIDDEN)
 
 
 def _approve(claim: SalesClaim, *, actor, note: str, matched_line: SaleLine | None = None) -> SalesClaim:
@@ -391,7 +383,7 @@ def _approval_posting() -> Iterator[None]:
         raise ApplicationError(
             "A sell-out import is posting points under this program's rules right now; the claim was left as it "
             "was. Approve it again once the import has finished (Sales imports shows its progress).",
-            "rules_busy",
+            ErrorCode.RULES_BUSY,
         ) from None
 
 
@@ -421,7 +413,7 @@ def claims_auto_approve_waiting(*, program: Program) -> int:
     approved = 0
     for pk in waiting.order_by("pk").values_list("pk", flat=True):
         with transaction.atomic():
-            claim = _claim_lock(pk)
+            claim = claim_lock(pk)
             if claim.status == ClaimStatus.SUBMITTED:
                 _auto_approve(claim)
                 approved += claim.status == ClaimStatus.APPROVED
@@ -452,7 +444,7 @@ def _clean(claim: SalesClaim) -> None:
     try:
         claim.full_clean(exclude=["document"])
     except ValidationError as exc:
-        raise ApplicationError(" ".join(exc.messages), code="invalid_claim") from exc
+        raise ApplicationError(" ".join(exc.messages), code=ErrorCode.INVALID_CLAIM) from exc
 
 
 def _summary(prefix: str, notes: list[str]) -> str:
@@ -484,7 +476,7 @@ def claim_submit(
     team = _check_colleagues(member, colleagues)
     kind = check_document(document)
 
-    _invoice_lock(program.pk, number)
+    claim_invoice_lock(program.pk, number)
     _refuse_duplicate(program, member.partner_id, number, exclude_pk=None)
     _refuse_already_imported(program, member.partner_id, number, checked)
     flags, notes, others = _flags(
@@ -526,7 +518,7 @@ def claim_submit(
 def claim_approve(*, claim: SalesClaim, actor) -> SalesClaim:
     """A program manager approves a waiting claim: its lines' points post (with the split among colleagues)."""
     _require_program_manager(actor)
-    locked = _claim_lock(claim.pk)
+    locked = claim_lock(claim.pk)
     with _approval_posting():
         _approve(locked, actor=actor, note="Approved")
     claim.status = locked.status
@@ -539,13 +531,15 @@ def claim_reject(*, claim: SalesClaim, actor, reason: str, text: str = "") -> Sa
     the member sees both and may correct and resubmit while the window is open."""
     _require_program_manager(actor)
     if reason not in RejectionReason.values:
-        raise ApplicationError("Choose the reason for the rejection.", code="reason_required")
+        raise ApplicationError("Choose the reason for the rejection.", code=ErrorCode.REASON_REQUIRED)
     text = (text or "").strip()
     if reason == RejectionReason.OTHER and not text:
-        raise ApplicationError("Say what is wrong with the claim; the member sees this text.", code="text_required")
+        raise ApplicationError(
+            "Say what is wrong with the claim; the member sees this text.", code=ErrorCode.TEXT_REQUIRED
+        )
     if len(text) > NOTE_MAX:
-        raise ApplicationError(f"Keep the text under {NOTE_MAX} characters.", code="text_too_long")
-    locked = _claim_lock(claim.pk)
+        raise ApplicationError(f"Keep the text under {NOTE_MAX} characters.", code=ErrorCode.TEXT_TOO_LONG)
+    locked = claim_lock(claim.pk)
     locked.rejection_reason, locked.rejection_text = reason, text
     locked.decided_by, locked.decided_at = actor, timezone.now()
     label = RejectionReason(reason).label
@@ -579,14 +573,14 @@ def claim_resubmit(
     checked = _check_lines(lines)
     kind = check_document(document) if document else None
 
-    _invoice_lock(claim.program_id, number)  # before the row lock, in the same order as claim_submit
-    locked = _claim_lock(claim.pk)
+    claim_invoice_lock(claim.program_id, number)  # before the row lock, in the same order as claim_submit
+    locked = claim_lock(claim.pk)
     _require_claimant(locked, member, "resubmit")
     if locked.status != ClaimStatus.REJECTED:
         raise ApplicationError(
             f"Claim {locked.pk} is {locked.get_status_display().lower()}; only a rejected claim can be corrected "
             "and resubmitted.",
-            code="bad_transition",
+            code=ErrorCode.BAD_TRANSITION,
         )
     program = locked.program
     _check_program(program)
@@ -596,7 +590,7 @@ def claim_resubmit(
         raise ApplicationError(
             f"The claim window for an invoice of {invoice_date:%d %b %Y} closed on {deadline:%d %b %Y} "
             f"(sales can be claimed up to {program.claim_window_days} days after the invoice date).",
-            code="window_closed",
+            code=ErrorCode.WINDOW_CLOSED,
         )
     team = _check_colleagues(member, colleagues)
     _refuse_duplicate(program, locked.partner_id, number, exclude_pk=locked.pk)
@@ -665,7 +659,7 @@ def claim_resubmit(
 @transaction.atomic
 def claim_withdraw(*, claim: SalesClaim, member: Member) -> SalesClaim:
     """The claimant takes back a claim that still waits for review."""
-    locked = _claim_lock(claim.pk)
+    locked = claim_lock(claim.pk)
     _require_claimant(locked, member, "withdraw")
     _move(locked, ClaimStatus.WITHDRAWN, actor=member.user, note="Withdrawn by the member")
     claim.status = locked.status
@@ -689,7 +683,7 @@ def _refuse_already_imported(program: Program, partner_id: int, number: str, lin
             raise ApplicationError(
                 f"Invoice {number} ({line.product.sku}, {line.quantity.normalize():f}) was already reported by "
                 f"{found.source.name} and earned its points; there is nothing to claim.",
-                code="already_imported",
+                code=ErrorCode.ALREADY_IMPORTED,
             )
 
 
@@ -751,7 +745,7 @@ def claims_confirm_by_sale_lines(*, sale_lines: Iterable[SaleLine]) -> int:
             continue
         try:
             with transaction.atomic():
-                locked = _claim_lock(claim.pk)
+                locked = claim_lock(claim.pk)
                 if locked.status != ClaimStatus.SUBMITTED:
                     continue
                 if ClaimFlag.OUTSIDE_WINDOW in locked.flags:

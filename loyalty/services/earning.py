@@ -15,7 +15,8 @@ from django.db.models import F
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import RuleStatus
 from loyalty.engine.rules import Event, Posting, compile_rules, evaluate, limit, period_start
-from loyalty.lock_objects import accounts_lock
+from loyalty.error_codes import ErrorCode
+from loyalty.lock_objects import accounts_lock, budget_rules_lock, rule_usage_lock
 from loyalty.models import IncentiveRule, PointsEntry, Program, RuleUsage
 from loyalty.services import ledger
 
@@ -58,7 +59,7 @@ class LockedLimiter:
 
 def _lock_limits(postings: list[Posting], day: date) -> LockedLimiter:
     budget_ids = sorted({p.rule_id for p in postings if p.budget_points is not None})
-    rules = {r.pk: r for r in IncentiveRule.objects.select_for_update().filter(pk__in=budget_ids).order_by("pk")}
+    rules = budget_rules_lock(budget_ids)
     wanted = sorted(
         {
             (p.rule_id, p.member_id, period_start(p.cap_period, day))
@@ -72,7 +73,7 @@ def _lock_limits(postings: list[Posting], day: date) -> LockedLimiter:
         )
     usages = {}
     for rule_id, member_id, start in wanted:
-        usage = RuleUsage.objects.select_for_update().get(rule_id=rule_id, member_id=member_id, period_start=start)
+        usage = rule_usage_lock(rule_id=rule_id, member_id=member_id, period_start=start)
         usages[(rule_id, member_id, start)] = usage
     return LockedLimiter(rules, usages)
 
@@ -131,7 +132,9 @@ def reverse_source(*, source_key: str, fraction, key: str, explanation: str) -> 
     from exactly the entries it posted, and give the rules' caps and budgets back."""
     fraction = Decimal(str(fraction))
     if not Decimal(0) < fraction <= Decimal(1):
-        raise ApplicationError("A return can take back between 0 and 100 % of what the line earned.", "fraction")
+        raise ApplicationError(
+            "A return can take back between 0 and 100 % of what the line earned.", ErrorCode.FRACTION
+        )
     earned = list(PointsEntry.objects.filter(idempotency_key__startswith=f"{source_key}:r", kind="earn").order_by("pk"))
     reversals = []
     for entry in earned:

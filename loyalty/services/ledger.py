@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import EntryKind, EntrySource
-from loyalty.lock_objects import accounts_lock
+from loyalty.error_codes import ErrorCode
+from loyalty.lock_objects import account_available_lock, accounts_lock
 from loyalty.models import PointsAccount, PointsAllocation, PointsEntry, PointsLot, Program
 
 # Accounts -------------------------------------------------------------------------------------------
@@ -52,7 +53,7 @@ def _account(*, program, member, partner) -> PointsAccount:
 
 def _require_points(points) -> int:
     if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
-        raise ApplicationError("Points must be a whole number greater than zero.", code="invalid_points")
+        raise ApplicationError("Points must be a whole number greater than zero.", code=ErrorCode.INVALID_POINTS)
     return points
 
 
@@ -65,7 +66,7 @@ def _replay(key: str, fingerprint: str) -> PointsEntry | None:
     entry = PointsEntry.objects.filter(idempotency_key=key).first()
     if entry is not None and entry.fingerprint != fingerprint:
         raise ApplicationError(
-            f"The idempotency key {key!r} was already used for a different operation.", code="key_reused"
+            f"The idempotency key {key!r} was already used for a different operation.", code=ErrorCode.KEY_REUSED
         )
     return entry
 
@@ -78,7 +79,7 @@ def _insert_entry(**fields) -> PointsEntry:
         # Only reachable when the same key targets another account (we hold this account's lock).
         raise ApplicationError(
             f"The idempotency key {fields['idempotency_key']!r} was already used for a different operation.",
-            code="key_reused",
+            code=ErrorCode.KEY_REUSED,
         ) from exc
 
 
@@ -133,7 +134,7 @@ def _move_balances(account: PointsAccount, **deltas: int) -> None:
 def _insufficient(account: PointsAccount, needed: int) -> ApplicationError:
     return ApplicationError(
         f"Not enough points: {account.available:,} available, {needed:,} needed.",
-        code="insufficient_points",
+        code=ErrorCode.INSUFFICIENT_POINTS,
         extra={"available": account.available, "needed": needed},
     )
 
@@ -242,7 +243,6 @@ def release_due(*, now: datetime | None = None, limit: int = 1000) -> int:
     return released
 
 
-_SPEND_LOCK = "SELECT available FROM loyalty_pointsaccount WHERE id = %s FOR UPDATE"
 _SPEND_ENTRY = """
 INSERT INTO loyalty_pointsentry (account_id, kind, available_delta, pending_delta, idempotency_key, fingerprint,
     source_type, source_id, explanation, details, created_by_id, created_at)
@@ -286,8 +286,7 @@ def spend(
     _require_points(points)
     fingerprint = _fingerprint("spend", account.pk, points, source_type, source_id)
     with connection.cursor() as cursor:
-        cursor.execute(_SPEND_LOCK, [account.pk])
-        available = cursor.fetchone()[0]
+        available = account_available_lock(cursor, account.pk)
         if available < points:
             if (existing := _replay(key, fingerprint)) is not None:
                 return existing
@@ -323,9 +322,11 @@ def adjust(
 ) -> PointsEntry:
     """A manual correction (signed). Use services.adjustments for the program manager's workflow."""
     if isinstance(points, bool) or not isinstance(points, int) or points == 0:
-        raise ApplicationError("An adjustment must be a whole number of points other than zero.", code="invalid_points")
+        raise ApplicationError(
+            "An adjustment must be a whole number of points other than zero.", code=ErrorCode.INVALID_POINTS
+        )
     if not reason.strip():
-        raise ApplicationError("Give a reason for the adjustment; the member sees it.", code="reason_required")
+        raise ApplicationError("Give a reason for the adjustment; the member sees it.", code=ErrorCode.REASON_REQUIRED)
     account = accounts_lock(account.pk)[account.pk]
     fingerprint = _fingerprint("adjust", account.pk, points, reason)
     if (existing := _replay(key, fingerprint)) is not None:
@@ -370,9 +371,11 @@ def transfer(
     """Move available points between two accounts of one program, keeping each lot's expiry date."""
     _require_points(points)
     if source.pk == target.pk:
-        raise ApplicationError("Cannot transfer points to the same account.", code="same_account")
+        raise ApplicationError("Cannot transfer points to the same account.", code=ErrorCode.SAME_ACCOUNT)
     if source.program_id != target.program_id:
-        raise ApplicationError("Points can only move between accounts of the same program.", code="other_program")
+        raise ApplicationError(
+            "Points can only move between accounts of the same program.", code=ErrorCode.OTHER_PROGRAM
+        )
     locked = accounts_lock(source.pk, target.pk)
     source, target = locked[source.pk], locked[target.pk]
     fingerprint = _fingerprint("transfer", source.pk, target.pk, points, source_type, source_id)
@@ -414,9 +417,11 @@ def reverse(
     """Undo an entry, fully or partly (`points`). Earned points are taken back from the lot they created
     (then soonest-to-expire); spent, expired or adjusted-away points go back to the lots they came from."""
     if entry.kind in (EntryKind.REVERSE, EntryKind.RELEASE):
-        raise ApplicationError(f"A {entry.get_kind_display().lower()} entry cannot be reversed.", code="not_reversible")
+        raise ApplicationError(
+            f"A {entry.get_kind_display().lower()} entry cannot be reversed.", code=ErrorCode.NOT_REVERSIBLE
+        )
     if entry.kind == EntryKind.TRANSFER:
-        raise ApplicationError("Reverse a transfer by transferring the points back.", code="not_reversible")
+        raise ApplicationError("Reverse a transfer by transferring the points back.", code=ErrorCode.NOT_REVERSIBLE)
     account = accounts_lock(entry.account_id)[entry.account_id]
     original = abs(entry.available_delta + entry.pending_delta)
     points = original if points is None else _require_points(points)
@@ -429,7 +434,7 @@ def reverse(
     if points > original - already:
         raise ApplicationError(
             f"Only {original - already:,} of this entry's {original:,} points are left to reverse.",
-            code="over_reversal",
+            code=ErrorCode.OVER_REVERSAL,
         )
     is_credit = entry.available_delta + entry.pending_delta > 0
     text = explanation or f"Reversal of {entry.get_kind_display().lower()} {entry.idempotency_key}"
@@ -447,7 +452,7 @@ def _reverse_credit(account, entry, points, key, fingerprint, text, created_by) 
         raise ApplicationError(
             f"{points:,} points cannot be taken back: {own_total + account.available:,} are left "
             "(the rest were already spent).",
-            code="insufficient_points",
+            code=ErrorCode.INSUFFICIENT_POINTS,
         )
     taken = _take(own, from_own)
     if from_others:

@@ -1,15 +1,10 @@
-"""Posting a sell-out import: many lines evaluated fast, paid through the ledger in one entry per account.
+"""Posting a sell-out import through the ledger: one entry per account and import.
 
-Two parts, one per side of the import's pipeline:
-
-- `LineEvaluator` (no database) gives each line what engine.evaluate pays for it, as `Share`s (rule, member
-  or partner account, points, explanation). Lines of one kind (who acted, partner kind, tier, region,
-  product) share their candidate rules (`RuleIndex`); lines of one kind, date range and quantity share the
-  result, so engine.evaluate runs once per distinct case rather than once per line (lines whose rules look at
-  the amount are evaluated one by one). The engine stays the one place that decides what a line pays.
-- `ImportLedger` (the writer's transaction, one per import) applies caps and budgets in file order from the
-  rows it has locked, sums the points per beneficiary, and at the end writes one earn entry (with its lot) per
-  account and one reversal entry per earn entry that returns take from, then every balance in one UPDATE.
+One of the two modules that write the points tables; the other is loyalty.services.ledger (one event at a
+time), whose promises this one keeps. The lines' shares come from loyalty.engine.bulk (`LineEvaluator`, no
+database); `ImportLedger` (the writer's transaction, one per import) applies caps and budgets in file order from
+the rows it has locked, sums the points per beneficiary, and at the end writes one earn entry (with its lot) per
+account and one reversal entry per earn entry that returns take from, then every balance in one UPDATE.
 
 One entry per import and account (not per line) is what keeps a million-line import cheap: the ledger's
 entries, lots and their indexes grow with the number of accounts an import pays, not with its lines. Each
@@ -24,39 +19,31 @@ starts, usage rows as lines need them, accounts (ascending id) at the end.
 
 from __future__ import annotations
 
-import bisect
 import io
 import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
 
 from django.db import connection
 from django.utils import timezone
 
-from loyalty.constants import BONUS_FORMULAS, EntrySource, Formula, RuleEvent
+from loyalty.constants import EntrySource
+from loyalty.engine.bulk import Share
 from loyalty.engine.rules import (
     ONE,
-    CompiledRule,
-    Event,
     MemoryLimiter,
-    Participant,
-    Posting,
-    base_points,
-    evaluate,
     limit,
-    paying_rules,
     period_start,
-    sole_beneficiary,
 )
+from loyalty.lock_objects import accounts_lock_sql, budget_rules_lock_sql, rule_usages_lock_sql
 from loyalty.models import Program
 from loyalty.services import ledger
 
 SOURCE_TYPE = EntrySource.SALES_IMPORT.value  # in COPY text and fingerprints
-_JSON_UNSAFE = set('"\\') | {chr(c) for c in range(32)}
 
 
 def copy_text(value: str) -> str:
@@ -66,57 +53,7 @@ def copy_text(value: str) -> str:
     return value
 
 
-def json_text(value: str) -> str:
-    """json.dumps(value) without escaping non-ASCII letters ("×", "é": no backslashes for COPY to escape)."""
-    if not _JSON_UNSAFE.intersection(value):
-        return f'"{value}"'
-    return json.dumps(value, ensure_ascii=False)
-
-
 # Value objects -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Share:
-    """What one rule pays one beneficiary for one line: the member who sold (`to_member`) or the partner's
-    company account. `head` and `tail` are the JSON of SaleLine.postings around the member id."""
-
-    rule_id: int
-    to_member: bool
-    points: int
-    explanation: str
-    cap_points: int | None = None
-    cap_period: str = ""
-    budget_points: int | None = None
-    head: str = field(default="", compare=False)
-    tail: str = field(default="", compare=False)
-
-    @property
-    def is_limited(self) -> bool:
-        return self.cap_points is not None or self.budget_points is not None
-
-
-def share_of(posting: Posting) -> Share:
-    return make_share(posting.rule_id, posting.member_id is not None, posting.points, posting.explanation,
-                      posting.cap_points, posting.cap_period, posting.budget_points)  # fmt: skip
-
-
-def make_share(rule_id: int, to_member: bool, points: int, explanation: str, cap_points: int | None,
-               cap_period: str, budget_points: int | None) -> Share:  # fmt: skip
-    return Share(
-        rule_id, to_member, points, explanation, cap_points, cap_period, budget_points,
-        head=f"[{rule_id},", tail=f",{points},{json_text(explanation)}]",
-    )  # fmt: skip
-
-
-class _Figures(NamedTuple):
-    """What engine.base_points reads of a line."""
-
-    quantity: Decimal
-    amount: Decimal
-    unit: str
-    tier_name: str
-    tier_multiplier: Decimal
 
 
 class _Capped(NamedTuple):
@@ -159,168 +96,6 @@ class LedgerResult:
     shortfalls: list[Shortfall] = field(default_factory=list)
 
 
-# Candidate rules ------------------------------------------------------------------------------------------
-
-
-class RuleIndex:
-    """For each kind of event (who acted, partner kind, tier, region, product): the rules that can match it,
-    best first. Dates and minimums stay per event, in CompiledRule.matches. Removing rules that cannot match
-    changes nothing in engine.evaluate (it walks the rules in order and stops only at a matching exclusive
-    one), so evaluating with the candidates gives exactly what evaluating with all rules gives."""
-
-    def __init__(self, rules: Sequence[CompiledRule]):
-        self.rules = tuple(rules)
-        self._cache: dict[tuple, tuple[CompiledRule, ...]] = {}
-
-    def candidates(self, event: Event, role: str | None = ...) -> tuple[CompiledRule, ...]:
-        """The rules that can match `event`, best first. `role`: the actor's role code, when the caller knows
-        it (saves looking the actor up again)."""
-        if role is ...:
-            actor = event.actor
-            role = actor.role_code if actor is not None else None
-        key = (
-            event.kind,
-            event.custom_event,
-            role,
-            event.partner_kind,
-            event.tier_id,
-            event.region_id,
-            event.product_id,
-            event.line_id,
-        )
-        found = self._cache.get(key)
-        if found is None:
-            found = self._cache[key] = tuple(rule for rule in self.rules if rule.matches_facts(event, role))
-        return found
-
-    def evaluate(self, event: Event, role: str | None = ...) -> list[Posting]:
-        """engine.evaluate(event, all rules), evaluated over the candidates only."""
-        candidates = self.candidates(event, role)
-        return evaluate(event, candidates) if candidates else []
-
-
-# Evaluating lines ------------------------------------------------------------------------------------------
-
-_MEMBER = -1  # the member id of the template events: a posting to it is a posting to the line's member
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """One set of candidate rules, and what their result depends on besides the facts that chose them."""
-
-    number: int
-    rules: tuple[CompiledRule, ...]
-    bounds: tuple[date, ...]  # days on which a candidate starts or stops being in force
-    by_amount: bool  # per-amount formulas and minimum amounts look at the amount
-    # Only base rules without shares or minimum amounts: which of them pay does not depend on the amount, so it
-    # is remembered and each line only does the arithmetic (engine.base_points).
-    simple: bool
-
-
-class LineEvaluator:
-    """engine.evaluate for sale lines, with each distinct case evaluated once (see the module docstring).
-
-    What a line pays depends on its candidate rules (chosen by the kind of line), the tier, the payout
-    policy, the seller's role, the date (only as far as it puts candidates in or out of force), the quantity
-    and, for some rules, the amount: that is the key results are remembered by."""
-
-    def __init__(self, index: RuleIndex):
-        self.index = index
-        self._kinds: dict[tuple, _Plan | None] = {}
-        self._who: dict[tuple, tuple[CompiledRule, ...]] = {}
-        self._plans: dict[tuple[int, ...], _Plan] = {}
-        self._results: dict[tuple, tuple[Share, ...]] = {}
-        self._paying: dict[tuple, tuple] = {}
-
-    def shares(self, partner: tuple, member: tuple | None, product: tuple, day: date, quantity: Decimal,
-               amount: Decimal) -> tuple[Share, ...]:  # fmt: skip
-        """What a line pays. `partner`: (id, kind, region id, pooled, (tier id, name, multiplier) or None);
-        `member`: (id, partner id, status, role code, role name) or None; `product`: (id, line id)."""
-        tier = partner[4]
-        role = member[3] if member else None
-        kind = (partner[1], partner[2], tier, role, product)
-        plan = self._kinds.get(kind, ...)
-        if plan is ...:
-            plan = self._kinds[kind] = self._plan(partner, role, product)
-        if plan is None:
-            return ()
-        key = (plan.number, tier, partner[3], role, member[4] if member else None,
-               bisect.bisect_right(plan.bounds, day), quantity, amount if plan.by_amount else None)  # fmt: skip
-        if plan.by_amount:  # amounts hardly repeat: their results are not remembered
-            if plan.simple:
-                return self._arithmetic(plan, key, partner, member, product, day, quantity, amount)
-            return self._evaluate(plan, partner, member, product, day, quantity, amount)
-        found = self._results.get(key)
-        if found is None:
-            found = self._results[key] = self._evaluate(plan, partner, member, product, day, quantity, amount)
-        return found
-
-    def _evaluate(self, plan: _Plan, partner, member, product, day, quantity, amount) -> tuple[Share, ...]:
-        event = self._event(partner, member, product, day, quantity, amount)
-        return tuple(share_of(posting) for posting in evaluate(event, plan.rules))
-
-    def _arithmetic(self, plan: _Plan, key: tuple, partner, member, product, day, quantity, amount):
-        """A simple plan's shares for one amount: the paying rules are remembered without the amount."""
-        paying = self._paying.get(key[:-1])
-        if paying is None:
-            event = self._event(partner, member, product, day, quantity, amount)
-            paying = self._paying[key[:-1]] = (
-                paying_rules(event, plan.rules), *sole_beneficiary(event), event.unit, event.tier_name,
-                event.tier_multiplier,
-            )  # fmt: skip
-        rules, to_member, note, unit, tier_name, tier_multiplier = paying
-        figures = _Figures(quantity, amount, unit, tier_name, tier_multiplier)
-        shares = []
-        for rule in rules:
-            settled = base_points(rule, figures)
-            if settled is not None:
-                shares.append(make_share(rule.id, to_member, settled[0], settled[1] + note, rule.cap_points,
-                                         rule.cap_period, rule.budget_points))  # fmt: skip
-        return tuple(shares)
-
-    @staticmethod
-    def _event(partner, member, product, day, quantity, amount) -> Event:
-        tier = partner[4]
-        participants = (Participant(_MEMBER, member[3], member[4], is_actor=True),) if member else ()
-        return Event(
-            kind=RuleEvent.SALE_LINE, source_key="", occurred_on=day, partner_id=0, partner_kind=partner[1],
-            region_id=partner[2], tier_id=tier[0] if tier else None, tier_name=tier[1] if tier else "",
-            tier_multiplier=tier[2] if tier else ONE, pooled=partner[3], participants=participants,
-            product_id=product[0], line_id=product[1], quantity=quantity, amount=amount,
-        )  # fmt: skip
-
-    def _plan(self, partner: tuple, role: str | None, product: tuple) -> _Plan | None:
-        tier = partner[4]
-        # The rules that pass the conditions on who (few kinds), then those of them that pass the product's.
-        who = (partner[1], partner[2], tier[0] if tier else None, role)
-        rules = self._who.get(who)
-        if rules is None:
-            event = Event(kind=RuleEvent.SALE_LINE, source_key="", occurred_on=date.min, partner_id=0,
-                          partner_kind=partner[1], region_id=partner[2], tier_id=who[2])  # fmt: skip
-            rules = self._who[who] = tuple(rule for rule in self.index.rules if rule.matches_who(event, role))
-        rules = tuple(rule for rule in rules if rule.matches_product(product[0], product[1]))
-        if not rules:
-            return None
-        ids = tuple(rule.id for rule in rules)
-        plan = self._plans.get(ids)
-        if plan is None:
-            bounds = set()
-            for rule in rules:
-                bounds.update(day for day in (rule.effective_from, rule.effective_until, rule.valid_from) if day)
-                if rule.valid_until:
-                    bounds.add(rule.valid_until + timedelta(days=1))
-            plan = self._plans[ids] = _Plan(
-                number=len(self._plans),
-                rules=rules,
-                bounds=tuple(sorted(bounds)),
-                by_amount=any(rule.formula == Formula.PER_AMOUNT or rule.min_amount is not None for rule in rules),
-                simple=all(
-                    rule.formula not in BONUS_FORMULAS and not rule.shares and rule.min_amount is None for rule in rules
-                ),
-            )
-        return plan
-
-
 # Posting one import ----------------------------------------------------------------------------------------
 
 
@@ -347,11 +122,7 @@ class ImportLedger:
     def begin(self, cursor) -> None:
         """Lock the program's budget rules for the whole import (ascending ids, like the per-event path)."""
         if self.budget_rule_ids:
-            cursor.execute(
-                "SELECT id, budget_used FROM loyalty_incentiverule WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
-                [self.budget_rule_ids],
-            )
-            self._budget_start = dict(cursor.fetchall())
+            self._budget_start = budget_rules_lock_sql(cursor, self.budget_rule_ids)
             self.limiter.rule_usage.update(self._budget_start)
 
     def snapshot(self) -> tuple[dict, dict]:
@@ -372,14 +143,7 @@ class ImportLedger:
             "ON CONFLICT (rule_id, member_id, period_start) DO NOTHING",
             [rules, members, starts],
         )
-        cursor.execute(
-            "SELECT u.rule_id, u.member_id, u.period_start, u.points FROM loyalty_ruleusage u "
-            "JOIN unnest(%s::bigint[], %s::bigint[], %s::date[]) AS w(r, m, d) "
-            "ON u.rule_id = w.r AND u.member_id = w.m AND u.period_start = w.d "
-            "ORDER BY u.rule_id, u.member_id, u.period_start FOR UPDATE OF u",
-            [rules, members, starts],
-        )
-        for rule_id, member_id, start, points in cursor.fetchall():
+        for rule_id, member_id, start, points in rule_usages_lock_sql(cursor, rules, members, starts):
             self._usage_start[(rule_id, member_id, start)] = points
             self.limiter.member_usage[(rule_id, member_id, start)] = points
 
@@ -421,9 +185,7 @@ class ImportLedger:
         accounts = self._accounts(cursor, holders)
         originals = self._original_entries(cursor, accounts)
         locked = sorted(set(accounts.values()) | {row[1] for row in originals.values()})
-        if locked:
-            cursor.execute("SELECT id FROM loyalty_pointsaccount WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [locked])
-            cursor.fetchall()
+        accounts_lock_sql(cursor, locked)
         deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # available, pending, lifetime_earned
         own_entries = self._write_earns(cursor, earned, accounts, deltas, result)
         for (import_id, holder), entry in own_entries.items():

@@ -7,6 +7,8 @@ from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import BONUS_FORMULAS, Formula, RuleStatus
+from loyalty.error_codes import ErrorCode
+from loyalty.lock_objects import rule_in_force_lock, rule_lock
 from loyalty.models import IncentiveRule
 from partners.models import Role
 
@@ -57,21 +59,21 @@ def rule_problems(rule: IncentiveRule) -> list[str]:
 def rule_publish(*, rule: IncentiveRule, actor, effective_from=None) -> IncentiveRule:
     """Put a draft in force. The version of the same rule in force so far ends where this one starts."""
     if not getattr(actor, "is_program_manager", False):
-        raise ApplicationError("Only program managers publish rules.", code="forbidden")
-    rule = IncentiveRule.objects.select_for_update().get(pk=rule.pk)
+        raise ApplicationError("Only program managers publish rules.", code=ErrorCode.FORBIDDEN)
+    rule = rule_lock(rule.pk)
     if rule.status != RuleStatus.DRAFT:
-        raise ApplicationError(f"This version is already {rule.get_status_display().lower()}.", code="not_draft")
+        raise ApplicationError(
+            f"This version is already {rule.get_status_display().lower()}.", code=ErrorCode.NOT_DRAFT
+        )
     if problems := rule_problems(rule):
-        raise ApplicationError(" ".join(problems), code="invalid_rule")
+        raise ApplicationError(" ".join(problems), code=ErrorCode.INVALID_RULE)
     start = effective_from or timezone.now()
-    current = (
-        IncentiveRule.objects.select_for_update()
-        .filter(program=rule.program_id, code=rule.code, status=RuleStatus.PUBLISHED, effective_until__isnull=True)
-        .first()
-    )
+    current = rule_in_force_lock(program_id=rule.program_id, code=rule.code)
     if current is not None:
         if current.effective_from and start <= current.effective_from:
-            raise ApplicationError("The new version must start after the version in force.", code="effective_from")
+            raise ApplicationError(
+                "The new version must start after the version in force.", code=ErrorCode.EFFECTIVE_FROM
+            )
         current.effective_until = start
         current.save(update_fields=["effective_until", "updated_at"])
     rule.status, rule.effective_from, rule.published_by = RuleStatus.PUBLISHED, start, actor
@@ -101,10 +103,10 @@ def rule_new_version(*, rule: IncentiveRule, **changes) -> IncentiveRule:
 @transaction.atomic
 def rule_retire(*, rule: IncentiveRule, actor, effective_until=None) -> IncentiveRule:
     if not getattr(actor, "is_program_manager", False):
-        raise ApplicationError("Only program managers retire rules.", code="forbidden")
-    rule = IncentiveRule.objects.select_for_update().get(pk=rule.pk)
+        raise ApplicationError("Only program managers retire rules.", code=ErrorCode.FORBIDDEN)
+    rule = rule_lock(rule.pk)
     if rule.status != RuleStatus.PUBLISHED or rule.effective_until is not None:
-        raise ApplicationError("Only the version in force can be retired.", code="not_in_force")
+        raise ApplicationError("Only the version in force can be retired.", code=ErrorCode.NOT_IN_FORCE)
     rule.status, rule.effective_until = RuleStatus.RETIRED, effective_until or timezone.now()
     rule.save(update_fields=["status", "effective_until", "updated_at"])
     return rule

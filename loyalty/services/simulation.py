@@ -38,10 +38,11 @@ from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import ClaimStatus, RuleEvent, RuleStatus
+from loyalty.engine.bulk import RuleIndex
 from loyalty.engine.facts import partner_tiers, sale_event
 from loyalty.engine.rules import CompiledRule, Event, MemoryLimiter, compile_rules, limit
+from loyalty.error_codes import ErrorCode
 from loyalty.models import ClaimLine, IncentiveRule, Product, Program, SaleLine, SalesClaim
-from loyalty.services.ledger_bulk import RuleIndex
 from partners.models import Member, Partner
 
 DEFAULT_DAYS = 90
@@ -320,9 +321,9 @@ def rule_simulate(*, rule: IncentiveRule, start: date, end: date) -> Simulation:
     """What the program's lines dated `start`..`end` (both included) would have paid with `rule` in place of the
     versions of its code, next to what the rules as published pay for them. Posts nothing."""
     if end < start:
-        raise ApplicationError("The period ends before it starts.", code="period")
+        raise ApplicationError("The period ends before it starts.", code=ErrorCode.PERIOD)
     if (end - start).days >= MAX_DAYS:
-        raise ApplicationError(f"Simulate at most {MAX_DAYS} days at a time.", code="period")
+        raise ApplicationError(f"Simulate at most {MAX_DAYS} days at a time.", code=ErrorCode.PERIOD)
     program = Program.objects.get(pk=rule.program_id)
     current_rules, proposed_rules, replaced = _scenarios(rule)
 

@@ -30,7 +30,6 @@ nothing the second time. Evaluations of one program are serialised by a transact
 so two runs at once cannot both record the same move.
 """
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -42,6 +41,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from loyalty.constants import ClaimStatus, EntryKind, TierMetric, TierPeriod
+from loyalty.lock_objects import tier_evaluation_lock
 from loyalty.models import ClaimLine, PartnerTier, PointsEntry, Program, SaleLine, Tier, TierChange
 from partners.constants import PartnerStatus
 from partners.models import Partner
@@ -224,16 +224,9 @@ class TierEvaluation:
     changes: tuple[TierChange, ...] = ()
 
 
-def _program_lock(program: Program) -> None:
-    """Serialise tier evaluations of one program until the transaction ends."""
-    digest = hashlib.sha256(f"tiers:{program.pk}".encode()).digest()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest[:8], "big", signed=True)])
-
-
 @transaction.atomic
 def _evaluate(*, program: Program, partner_ids: list[int] | None, today: date) -> TierEvaluation:
-    _program_lock(program)
+    tier_evaluation_lock(program.pk)
     tiers = program_tiers(program)
     if not tiers:
         return TierEvaluation()

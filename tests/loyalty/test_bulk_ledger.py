@@ -7,8 +7,9 @@ from decimal import Decimal
 import pytest
 
 from loyalty.constants import Formula
+from loyalty.engine.bulk import LineEvaluator, RuleIndex, json_text, share_of
 from loyalty.engine.rules import CompiledRule, Event, Participant, evaluate
-from loyalty.services.ledger_bulk import LineEvaluator, Return, RuleIndex, copy_text, json_text, proportional, share_of
+from loyalty.services.ledger_bulk import Return, copy_text, proportional
 
 DAY = date.today() - timedelta(days=3)
 

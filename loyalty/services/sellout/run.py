@@ -100,16 +100,16 @@ from django.utils import timezone
 from loyalty.common.background import enqueue_on_commit
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import ClaimStatus, ImportStatus
+from loyalty.engine.bulk import LineEvaluator, RuleIndex, json_text
+from loyalty.error_codes import ErrorCode
+from loyalty.lock_objects import import_run_try_lock, import_run_unlock, source_import_lock, source_lock
 from loyalty.models import ClaimLine, PartnerAlias, PartnerTier, Product, SaleLine, SalesClaim, SalesImport, SalesSource
 from loyalty.services.earning import published_rules
 from loyalty.services.ledger_bulk import (
     ImportLedger,
-    LineEvaluator,
     Return,
-    RuleIndex,
     copy_in,
     copy_text,
-    json_text,
     proportional,
     refresh_statistics,
 )
@@ -254,8 +254,8 @@ def source_mapping_save(*, source: SalesSource, mapping: dict, header: list[str]
     mapping = {name: (mapping.get(name) or "").strip() for name in OUR_FIELDS if (mapping.get(name) or "").strip()}
     problems = mapping_problems(mapping, header)
     if problems:
-        raise ApplicationError(" ".join(problems), "invalid_mapping")
-    source = SalesSource.objects.select_for_update().get(pk=source.pk)
+        raise ApplicationError(" ".join(problems), ErrorCode.INVALID_MAPPING)
+    source = source_lock(source.pk)
     source.column_mapping = mapping
     source.full_clean()
     source.save(update_fields=["column_mapping", "updated_at"])
@@ -283,12 +283,12 @@ def import_start(*, source: SalesSource, uploaded_file, user) -> SalesImport:
         raise ApplicationError(
             f"Map this source's columns first: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not "
             "mapped yet.",
-            "mapping_incomplete",
+            ErrorCode.MAPPING_INCOMPLETE,
         )
     header = read_header(uploaded_file, source=source)
     problems = mapping_problems(mapping, header)
     if problems:
-        raise ApplicationError(" ".join(problems), "header_mismatch")
+        raise ApplicationError(" ".join(problems), ErrorCode.HEADER_MISMATCH)
     name = os.path.basename(getattr(uploaded_file, "name", "") or "sell-out.csv")
     with transaction.atomic():
         sales_import = SalesImport(source=source, original_name=name[:255], uploaded_by=user)
@@ -315,8 +315,6 @@ _LINE_COLUMNS = (
 )
 _ORIGINAL_COLUMNS = "s.external_id, s.id, s.partner_id, s.product_id, s.quantity, s.sales_import_id, s.postings"
 NULL = "\\N"  # COPY's text format
-_LOCK_NAMESPACE = 0x5A1E  # pg_advisory_lock(namespace, import id): one worker per import
-_SOURCE_LOCK_NAMESPACE = 0x5A1F  # pg_advisory_xact_lock(namespace, source id): one import of a source at a time
 _STOP = object()  # tells the writer thread to give up (the reading side failed)
 
 
@@ -324,10 +322,8 @@ def import_run(import_id: int, *, stats: dict | None = None) -> SalesImport:
     """Run a queued import to the end (the task's body). A finished import is left as it is; one that is
     running elsewhere is left to that worker; one that was interrupted (nothing of it was posted) runs again.
     `stats`, when given, receives the seconds spent in each phase (for benchmarks)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_NAMESPACE, import_id])
-        if not cursor.fetchone()[0]:
-            return SalesImport.objects.get(pk=import_id)
+    if not import_run_try_lock(import_id):
+        return SalesImport.objects.get(pk=import_id)
     try:
         sales_import = SalesImport.objects.select_related("source__program").get(pk=import_id)
         if sales_import.status in (ImportStatus.DONE, ImportStatus.FAILED):
@@ -351,8 +347,7 @@ def import_run(import_id: int, *, stats: dict | None = None) -> SalesImport:
             stats["entries"] = run.entries
         return sales_import
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_NAMESPACE, import_id])
+        import_run_unlock(import_id)
 
 
 @dataclass(slots=True)
@@ -640,7 +635,7 @@ class _Run:
 
     def _begin(self) -> None:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_SOURCE_LOCK_NAMESPACE, self.source.pk])
+            source_import_lock(cursor, self.source.pk)
             self.ledger.begin(cursor)
 
     def _write(self, batch: _Prepared) -> None:
