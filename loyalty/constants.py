@@ -85,11 +85,6 @@ class Formula(models.TextChoices):
     MULTIPLIER = "multiplier", "Multiplier campaign on the points of other rules"
 
 
-# Formulas that pay on their own, and those that top up what the others paid.
-BASE_FORMULAS = {Formula.FIXED, Formula.PER_UNIT, Formula.PER_AMOUNT}
-BONUS_FORMULAS = {Formula.PERCENT_BONUS, Formula.MULTIPLIER}
-
-
 class RuleStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     PUBLISHED = "published", "Published"

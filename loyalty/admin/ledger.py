@@ -1,4 +1,4 @@
-"""The back office for programs and the points ledger.
+"""The back office for the points ledger: accounts, entries and manual adjustments.
 
 Accounts and entries are read-only: points change only through loyalty.services. A manual correction is
 a PointsAdjustment requested through loyalty.services.adjustments (the add form asks the service, so a
@@ -17,7 +17,7 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from loyalty.admin.forms import AdjustmentRequestForm, ProgramAdminForm
+from loyalty.admin.forms import AdjustmentRequestForm
 from loyalty.common.admin import (
     INLINE_ROW_LIMIT,
     DetailJoinsMixin,
@@ -31,7 +31,7 @@ from loyalty.common.admin import (
     with_name,
 )
 from loyalty.constants import AdjustmentStatus, EntrySource
-from loyalty.models import PointsAccount, PointsAdjustment, PointsEntry, Program
+from loyalty.models import PointsAccount, PointsAdjustment, PointsEntry
 from loyalty.services.adjustments import adjustment_approve, adjustment_reject
 
 
@@ -44,44 +44,6 @@ def holder(account: PointsAccount) -> str:
 
 # Select these to show holder() without a query per row, from a model with an `account` foreign key.
 ACCOUNT_HOLDER_JOINS = ("account__program", "account__member__user", "account__member__partner", "account__partner")
-
-
-# Programs -------------------------------------------------------------------------------------------
-
-
-@admin.register(Program)
-class ProgramAdmin(ProgramManagerAdmin):
-    form = ProgramAdminForm
-    list_display = (
-        "name",
-        "currency_name",
-        "point_value_shown",
-        "expiry",
-        "leaver_policy",
-        "adjustment_approval_threshold",
-        "order_approval_threshold",
-        "is_active",
-    )
-    list_filter = ("is_active", "enrolment_mode", "leaver_policy")
-    search_fields = ("name", "slug")
-    prepopulated_fields = {"slug": ("name",)}
-    fieldsets = (
-        (None, {"fields": ("name", "slug", "is_active")}),
-        ("Points", {"fields": ("currency_name", ("point_value", "money_currency"), "expiry_months")}),
-        ("Dates", {"fields": ("starts_on", "ends_on")}),
-        ("Members", {"fields": ("enrolment_mode", "leaver_policy", "member_share_percent")}),
-        ("Approvals", {"fields": ("adjustment_approval_threshold", "order_approval_threshold")}),
-        ("Partner tiers", {"fields": ("tier_metric", "tier_window_days", "tier_period")}),
-        ("Sales claims", {"fields": ("claim_window_days", "claim_auto_approve_below")}),
-    )
-
-    @admin.display(description="Point value", ordering="point_value")
-    def point_value_shown(self, obj):
-        return f"{obj.point_value} {obj.money_currency}"
-
-    @admin.display(description="Expiry", ordering="expiry_months")
-    def expiry(self, obj):
-        return f"{obj.expiry_months} months" if obj.expiry_months else "Never"
 
 
 # Accounts -------------------------------------------------------------------------------------------

@@ -18,9 +18,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from loyalty.constants import BONUS_FORMULAS, Formula, RuleEvent
+from loyalty.constants import RuleEvent
+from loyalty.engine.formulas import ONE
 from loyalty.engine.rules import (
-    ONE,
     CompiledRule,
     Event,
     Participant,
@@ -139,7 +139,7 @@ class _Plan:
     number: int
     rules: tuple[CompiledRule, ...]
     bounds: tuple[date, ...]  # days on which a candidate starts or stops being in force
-    by_amount: bool  # per-amount formulas and minimum amounts look at the amount
+    by_amount: bool  # formulas that read the amount, and minimum amounts, look at it
     # Only base rules without shares or minimum amounts: which of them pay does not depend on the amount, so it
     # is remembered and each line only does the arithmetic (engine.base_points).
     simple: bool
@@ -241,9 +241,9 @@ class LineEvaluator:
                 number=len(self._plans),
                 rules=rules,
                 bounds=tuple(sorted(bounds)),
-                by_amount=any(rule.formula == Formula.PER_AMOUNT or rule.min_amount is not None for rule in rules),
+                by_amount=any(rule.points_formula.reads_amount or rule.min_amount is not None for rule in rules),
                 simple=all(
-                    rule.formula not in BONUS_FORMULAS and not rule.shares and rule.min_amount is None for rule in rules
+                    not rule.points_formula.is_bonus and not rule.shares and rule.min_amount is None for rule in rules
                 ),
             )
         return plan

@@ -1,9 +1,9 @@
 """The rule engine: a pure function from (event, compiled rules) to postings that explain themselves.
 
 Nothing here touches the database. `compile_rules` turns IncentiveRule rows into frozen value objects
-once per program, so evaluating millions of sale lines is plain Python over sets. Caps and budgets need
-state, so they are applied afterwards by a limiter (in memory for simulations, locked rows for posting),
-through the same `limit` step, so a simulation pays exactly what posting would.
+once per program, so evaluating millions of sale lines is plain Python over sets. What each rule's formula pays
+is its engine.formulas class, looked up once per compiled rule. Caps and budgets need state, so they are applied
+afterwards, by engine.limits.
 """
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
-from typing import Protocol
 
-from loyalty.constants import BONUS_FORMULAS, CapPeriod, Formula
-
-ONE = Decimal(1)
-HUNDRED = Decimal(100)
+from loyalty.constants import CapPeriod
+from loyalty.engine.formulas import HUNDRED, ONE, ZERO, PointsFormula, formula_for, number_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +81,11 @@ class CompiledRule:
     cap_points: int | None = None
     cap_period: str = CapPeriod.MONTH
     budget_points: int | None = None
+    # The class of `formula`, looked up once here rather than for each event.
+    points_formula: PointsFormula = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "points_formula", formula_for(self.formula))
 
     def matches_facts(self, event: Event, role: str | None) -> bool:
         """The conditions on who and what (event, role of the person acting, partner, product), not on when or
@@ -185,31 +187,19 @@ def _day(moment: datetime | None) -> date | None:
     return moment.date() if moment is not None else None
 
 
-def _fmt(number: Decimal) -> str:
-    text = format(number.normalize(), "f")
-    return text
-
-
-def _base(rule: CompiledRule, event: Event) -> tuple[Decimal, str]:
-    if rule.formula == Formula.FIXED:
-        return rule.value, f"{_fmt(rule.value)} pts"
-    if rule.formula == Formula.PER_UNIT:
-        return event.quantity * rule.value, f"{_fmt(event.quantity)} {event.unit} × {_fmt(rule.value)} pts"
-    # PER_AMOUNT: points per one unit of money.
-    return event.amount * rule.value, f"{_fmt(event.amount)} × {_fmt(rule.value)} pts per 1.00"
-
-
 def evaluate(event: Event, rules: tuple[CompiledRule, ...]) -> list[Posting]:
     """The postings `rules` pay for `event`, before caps and budgets. Pure and deterministic."""
     paying = paying_rules(event, rules)
-    base_rules = [rule for rule in paying if rule.formula not in BONUS_FORMULAS]
-    raw: list[tuple[CompiledRule, Decimal, str]] = [(rule, *_base(rule, event)) for rule in base_rules]
-    base_total = sum((points for _, points, _ in raw), Decimal(0))
-    for rule in paying:
-        if rule.formula == Formula.PERCENT_BONUS and base_total:
-            raw.append((rule, base_total * rule.value / HUNDRED, f"{_fmt(rule.value)}% of {_fmt(base_total)} pts"))
-        elif rule.formula == Formula.MULTIPLIER and base_total:
-            raw.append((rule, base_total * (rule.value - ONE), f"{_fmt(base_total)} pts × ({_fmt(rule.value)} − 1)"))
+    raw: list[tuple[CompiledRule, Decimal, str]] = [
+        (rule, *rule.points_formula.points(rule.value, event, ZERO))
+        for rule in paying
+        if not rule.points_formula.is_bonus
+    ]
+    base_total = sum((points for _, points, _ in raw), ZERO)
+    if base_total:  # bonuses top up what the base rules paid, after all of them
+        for rule in paying:
+            if rule.points_formula.is_bonus:
+                raw.append((rule, *rule.points_formula.points(rule.value, event, base_total)))
 
     postings: list[Posting] = []
     for rule, points, arithmetic in raw:
@@ -233,14 +223,14 @@ def paying_rules(event: Event, rules: tuple[CompiledRule, ...]) -> list[Compiled
 def base_points(rule: CompiledRule, event) -> tuple[int, str] | None:
     """A base rule's points for an event and why ("4 units × 10 pts × Gold 1.1 = 44"), or None when nothing.
     `event` needs only quantity, amount, unit, tier_name and tier_multiplier."""
-    return settle(rule, event, *_base(rule, event))
+    return settle(rule, event, *rule.points_formula.points(rule.value, event, ZERO))
 
 
 def settle(rule: CompiledRule, event, points: Decimal, arithmetic: str) -> tuple[int, str] | None:
     """The tier multiplier on top of a rule's raw points, rounded half up: (total, explanation) or None."""
     if rule.apply_tier_multiplier and event.tier_multiplier != ONE:
         points *= event.tier_multiplier
-        arithmetic += f" × {event.tier_name} {_fmt(event.tier_multiplier)}"
+        arithmetic += f" × {event.tier_name} {number_text(event.tier_multiplier)}"
     total = int(points.quantize(ONE, rounding=ROUND_HALF_UP))
     if total <= 0:
         return None
@@ -291,7 +281,7 @@ def _split(rule: CompiledRule, event: Event, total: int, explanation: str) -> li
         if each <= 0:
             continue
         for person in people:
-            text = f"{explanation}; {person.role_name} share {_fmt(percent)}%"
+            text = f"{explanation}; {person.role_name} share {number_text(percent)}%"
             if len(people) > 1:
                 text += f" ÷ {len(people)}"
             text += f" = {each}"
@@ -336,54 +326,3 @@ def _merge(postings: list[Posting]) -> list[Posting]:
         else:
             merged[key] = posting
     return list(merged.values())
-
-
-# Caps and budgets ----------------------------------------------------------------------------------
-
-
-def period_start(period: str, day: date) -> date:
-    if period == CapPeriod.YEAR:
-        return day.replace(month=1, day=1)
-    if period == CapPeriod.QUARTER:
-        return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
-    return day.replace(day=1)
-
-
-class Limiter(Protocol):
-    def used_by_member(self, rule_id: int, member_id: int, period: date) -> int: ...
-    def used_by_rule(self, rule_id: int) -> int: ...
-    def record(self, rule_id: int, member_id: int | None, period: date, points: int) -> None: ...
-
-
-def limit(posting: Posting, day: date, limiter: Limiter) -> int:
-    """How many of the posting's points the cap and the budget still allow (and record them)."""
-    allowed = posting.points
-    period = period_start(posting.cap_period, day)
-    if posting.cap_points is not None and posting.member_id is not None:
-        allowed = min(allowed, posting.cap_points - limiter.used_by_member(posting.rule_id, posting.member_id, period))
-    if posting.budget_points is not None:
-        allowed = min(allowed, posting.budget_points - limiter.used_by_rule(posting.rule_id))
-    allowed = max(allowed, 0)
-    if allowed:
-        limiter.record(posting.rule_id, posting.member_id, period, allowed)
-    return allowed
-
-
-class MemoryLimiter:
-    """Caps and budgets counted in memory, starting from what the database says was already paid."""
-
-    def __init__(self, member_usage: dict | None = None, rule_usage: dict | None = None):
-        self.member_usage: dict[tuple[int, int, date], int] = dict(member_usage or {})
-        self.rule_usage: dict[int, int] = dict(rule_usage or {})
-
-    def used_by_member(self, rule_id, member_id, period):
-        return self.member_usage.get((rule_id, member_id, period), 0)
-
-    def used_by_rule(self, rule_id):
-        return self.rule_usage.get(rule_id, 0)
-
-    def record(self, rule_id, member_id, period, points):
-        if member_id is not None:
-            key = (rule_id, member_id, period)
-            self.member_usage[key] = self.member_usage.get(key, 0) + points
-        self.rule_usage[rule_id] = self.rule_usage.get(rule_id, 0) + points

@@ -14,7 +14,8 @@ from django.db.models import F
 
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import RuleStatus
-from loyalty.engine.rules import Event, Posting, compile_rules, evaluate, limit, period_start
+from loyalty.engine.limits import limit, period_start
+from loyalty.engine.rules import Event, Posting, compile_rules, evaluate
 from loyalty.error_codes import ErrorCode
 from loyalty.lock_objects import accounts_lock, budget_rules_lock, rule_usage_lock
 from loyalty.models import IncentiveRule, PointsEntry, Program, RuleUsage

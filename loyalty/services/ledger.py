@@ -1,4 +1,8 @@
-"""The points ledger: the only way points change.
+"""The points ledger: the way points change, one event at a time.
+
+One of the two modules that write the points tables (accounts, entries, lots, allocations); the other is
+loyalty.services.ledger_bulk, which posts a whole sell-out import with the same promises and this module's
+`take_lots`. tests/test_architecture.py proves no other module writes them.
 
 Every operation runs in one transaction, locks the balance rows it touches (primary-key order), is
 idempotent by its key (the same key again returns the first result; the same key with other content is
@@ -97,18 +101,29 @@ def _open_lots(account: PointsAccount, *, exclude_ids: Iterable[int] = ()) -> li
     )
 
 
-def _take(lots: list[PointsLot], points: int) -> list[tuple[PointsLot, int]]:
-    """Take `points` from `lots` in order; returns (lot, taken) pairs. The caller checked the total."""
+def take_lots(lots: Iterable, points: int) -> list[tuple[object, int]]:
+    """The one way lots give points: take up to `points` from `lots` in the order given (callers pass them
+    soonest-to-expire first), lowering each lot's `remaining`; returns (lot, taken) pairs. A lot is a PointsLot
+    or any object with `remaining` (ledger_bulk's OpenLot). The spend path's SQL (_SPEND_LOTS) takes in the
+    same order inside the database."""
     taken, left = [], points
     for lot in lots:
         if left == 0:
             break
         amount = min(lot.remaining, left)
+        if amount <= 0:
+            continue
         lot.remaining -= amount
         left -= amount
         taken.append((lot, amount))
-    if left:
-        raise AssertionError("lots do not cover the balance")  # balances and lots disagree: never expected
+    return taken
+
+
+def _take(lots: list[PointsLot], points: int) -> list[tuple[PointsLot, int]]:
+    """take_lots when the caller checked the total: lots that do not cover it mean balances and lots disagree."""
+    taken = take_lots(lots, points)
+    if sum(amount for _, amount in taken) != points:
+        raise AssertionError("lots do not cover the balance")  # never expected
     return taken
 
 
@@ -528,11 +543,9 @@ def expire_account(*, account: PointsAccount, now: datetime | None = None) -> Po
     if not lots:
         return None
     points = sum(lot.remaining for lot in lots)
-    taken = [(lot, lot.remaining) for lot in lots]
     # The key names exactly the points expired; a retry finds them gone and posts nothing.
     key = f"expire:{account.pk}:{_fingerprint([(lot.pk, lot.remaining) for lot in lots])[:24]}"
-    for lot in lots:
-        lot.remaining = 0
+    taken = _take(lots, points)  # every due lot, whole
     oldest = min(lot.expires_at for lot in lots)
     entry = _insert_entry(
         account=account,

@@ -33,12 +33,8 @@ from django.utils import timezone
 
 from loyalty.constants import EntrySource
 from loyalty.engine.bulk import Share
-from loyalty.engine.rules import (
-    ONE,
-    MemoryLimiter,
-    limit,
-    period_start,
-)
+from loyalty.engine.formulas import ONE
+from loyalty.engine.limits import MemoryLimiter, limit, period_start
 from loyalty.lock_objects import accounts_lock_sql, budget_rules_lock_sql, rule_usages_lock_sql
 from loyalty.models import Program
 from loyalty.services import ledger
@@ -57,7 +53,7 @@ def copy_text(value: str) -> str:
 
 
 class _Capped(NamedTuple):
-    """The fields of a Posting that engine.limit reads."""
+    """The fields of a Posting that engine.limits.limit reads."""
 
     rule_id: int
     member_id: int | None
@@ -65,6 +61,15 @@ class _Capped(NamedTuple):
     cap_points: int | None
     cap_period: str
     budget_points: int | None
+
+
+@dataclass(slots=True)
+class OpenLot:
+    """A lot a return may take points back from (ledger.take_lots lowers `remaining`)."""
+
+    id: int
+    remaining: int
+    is_pending: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +159,7 @@ class ImportLedger:
         return (share.rule_id, member_id, period_start(share.cap_period, day))
 
     def limit(self, share: Share, member_id: int | None, day: date) -> int:
-        """engine.limit for one share, in file order, from the locked totals."""
+        """engine.limits.limit for one share, in file order, from the locked totals."""
         capped = _Capped(share.rule_id, member_id if share.to_member else None, share.points, share.cap_points,
                          share.cap_period, share.budget_points)  # fmt: skip
         return limit(capped, day, self.limiter)
@@ -295,24 +300,24 @@ class ImportLedger:
             "AND remaining > 0 ORDER BY id",
             [entry_ids],
         )
-        lots: dict[int, list] = {}
-        own_lots: dict[int, list[list]] = defaultdict(list)
+        lots: dict[int, OpenLot] = {}
+        own_lots: dict[int, list[OpenLot]] = defaultdict(list)
         for lot_id, entry_id, remaining, is_pending in cursor.fetchall():
-            lot = lots[lot_id] = [lot_id, remaining, is_pending]
+            lot = lots[lot_id] = OpenLot(lot_id, remaining, is_pending)
             own_lots[entry_id].append(lot)
-        other_lots: dict[int, list[list]] = {}
+        other_lots: dict[int, list[OpenLot]] = {}
         planned = []
         for entry_id, account_id, points, wanted, lines, ref in groups:
             wanted = min(wanted, points - reversed_before.get(entry_id, 0))
             if wanted <= 0:
                 continue
-            taken = _take(own_lots.get(entry_id, []), wanted)
+            taken = ledger.take_lots(own_lots.get(entry_id, []), wanted)
             left = wanted - sum(n for _, n in taken)
             if left:
                 if account_id not in other_lots:
                     other_lots[account_id] = self._open_lots(cursor, account_id, lots)
-                own = {lot[0] for lot in own_lots.get(entry_id, ())}
-                taken += _take([lot for lot in other_lots[account_id] if lot[0] not in own], left)
+                own = {lot.id for lot in own_lots.get(entry_id, ())}
+                taken += ledger.take_lots([lot for lot in other_lots[account_id] if lot.id not in own], left)
             total = sum(n for _, n in taken)
             if total < wanted:
                 result.shortfalls.append(Shortfall(ref, account_id, wanted, total))
@@ -323,7 +328,7 @@ class ImportLedger:
         new_ids = allocate_ids(cursor, "loyalty_pointsentry", len(planned))
         entries, allocations, touched = io.StringIO(), io.StringIO(), {}
         for (original_id, account_id, wanted, total, lines, taken), entry_id in zip(planned, new_ids, strict=True):
-            pending = sum(n for lot, n in taken if lot[2])
+            pending = sum(n for lot, n in taken if lot.is_pending)
             available = total - pending
             key = f"sales-import:{self.import_id}:return:{original_id}"
             fingerprint = ledger._fingerprint("reverse", original_id, total)
@@ -336,8 +341,8 @@ class ImportLedger:
                 f"{SOURCE_TYPE}\t{self.import_id}\t{copy_text(text[:500])}\t{copy_text(details)}\t{original_id}\n"
             )
             for lot, n in taken:
-                allocations.write(f"{lot[0]}\t{entry_id}\t{n}\n")
-                touched[lot[0]] = lot[1]
+                allocations.write(f"{lot.id}\t{entry_id}\t{n}\n")
+                touched[lot.id] = lot.remaining
             delta = deltas[account_id]
             delta[0] -= available
             delta[1] -= pending
@@ -358,7 +363,7 @@ class ImportLedger:
             [list(touched), list(touched.values())],
         )
 
-    def _open_lots(self, cursor, account_id: int, lots: dict[int, list]) -> list[list]:
+    def _open_lots(self, cursor, account_id: int, lots: dict[int, OpenLot]) -> list[OpenLot]:
         """The account's available lots soonest-to-expire first (ledger._open_lots), sharing loaded ones."""
         cursor.execute(
             "SELECT id, remaining, is_pending FROM loyalty_pointslot WHERE account_id = %s AND remaining > 0 "
@@ -366,7 +371,7 @@ class ImportLedger:
             [account_id],
         )
         rows = cursor.fetchall()
-        return [lots.setdefault(lot_id, [lot_id, remaining, pending]) for lot_id, remaining, pending in rows]
+        return [lots.setdefault(lot_id, OpenLot(lot_id, remaining, pending)) for lot_id, remaining, pending in rows]
 
     def _move_balances(self, cursor, deltas: dict[int, list[int]]) -> None:
         rows = [(account_id, *d) for account_id, d in deltas.items() if any(d)]
@@ -413,20 +418,6 @@ def proportional(points: int, line: Return) -> int:
 
     before = line.returned_before
     return share(min(before + line.returned, quantity)) - share(min(before, quantity))
-
-
-def _take(lots: list[list], points: int) -> list[tuple[list, int]]:
-    taken, left = [], points
-    for lot in lots:
-        if left == 0:
-            break
-        amount = min(lot[1], left)
-        if amount <= 0:
-            continue
-        lot[1] -= amount
-        left -= amount
-        taken.append((lot, amount))
-    return taken
 
 
 # Planner statistics -----------------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""Incentive rules: validation, publishing and versioning. A rule that is in force is never edited."""
+"""Incentive rules: validation, saving drafts, publishing and versioning. A rule that is in force is never edited.
+
+`rule_errors` says what makes a rule contradictory as `Problem(field, code, message)`s: forms and APIs map them
+by field and code, people read the message. What depends on the formula (its value, its stacking) is asked of its
+engine.formulas class.
+"""
 
 from decimal import Decimal
 
@@ -6,53 +11,118 @@ from django.db import transaction
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
-from loyalty.constants import BONUS_FORMULAS, Formula, RuleStatus
+from loyalty.constants import RuleEvent, RuleStatus
+from loyalty.engine.formulas import FORMULAS, PointsFormula, Problem
 from loyalty.error_codes import ErrorCode
 from loyalty.lock_objects import rule_in_force_lock, rule_lock
 from loyalty.models import IncentiveRule
 from partners.models import Role
 
 M2M_FIELDS = ("roles", "tiers", "regions", "product_lines", "products")
+# Checks the value of a rule whose formula is not chosen yet (the form reports the missing formula itself).
+NO_FORMULA = PointsFormula()
+
+
+def describe_rule(rule: IncentiveRule) -> str:
+    """A version as messages name it: "softeners v2 (Softeners)"."""
+    return f"{rule.code} v{rule.version} ({rule.name})"
+
+
+def rule_errors(rule: IncentiveRule) -> list[Problem]:
+    """Everything that makes a rule contradictory or meaningless, in words a program manager understands."""
+    formula = FORMULAS.get(rule.formula, NO_FORMULA)
+    problems = formula.value_problems(rule.value)
+    if rule.valid_from and rule.valid_until and rule.valid_from > rule.valid_until:
+        problems.append(Problem("valid_until", ErrorCode.DATE_WINDOW, "The date window ends before it starts."))
+    for name in ("min_quantity", "min_amount"):
+        if getattr(rule, name) is not None and getattr(rule, name) < 0:
+            message = f"The minimum {name.removeprefix('min_')} cannot be negative."
+            problems.append(Problem(name, ErrorCode.MINIMUM_NEGATIVE, message))
+    problems.extend(_share_problems(rule.shares or []))
+    problems.extend(formula.stacking_problems(rule.exclusive))
+    if rule.custom_event and rule.event != RuleEvent.CUSTOM:
+        message = "Only custom API events have an event name."
+        problems.append(Problem("custom_event", ErrorCode.CUSTOM_EVENT_NAME, message))
+    if rule.cap_points == 0 or rule.budget_points == 0:
+        field = "cap_points" if rule.cap_points == 0 else "budget_points"
+        message = "A cap or budget of 0 would pay nothing; leave it empty for no limit."
+        problems.append(Problem(field, ErrorCode.LIMIT_ZERO, message))
+    return problems
 
 
 def rule_problems(rule: IncentiveRule) -> list[str]:
-    """Everything that makes a rule contradictory or meaningless, in words a program manager understands."""
-    problems = []
-    if rule.value is None or Decimal(rule.value) <= 0:
-        problems.append("The formula's value must be greater than zero.")
-    elif rule.formula == Formula.MULTIPLIER and Decimal(rule.value) <= 1:
-        problems.append("A multiplier must be greater than 1 (e.g. 2 for double points).")
-    if rule.valid_from and rule.valid_until and rule.valid_from > rule.valid_until:
-        problems.append("The date window ends before it starts.")
-    for name in ("min_quantity", "min_amount"):
-        if getattr(rule, name) is not None and getattr(rule, name) < 0:
-            problems.append(f"The minimum {name.removeprefix('min_')} cannot be negative.")
-    shares = rule.shares or []
+    """The messages of rule_errors, for a page or an error that lists them in words."""
+    return [problem.message for problem in rule_errors(rule)]
+
+
+def _share_problems(shares) -> list[Problem]:
+    def problem(code: ErrorCode, message: str) -> Problem:
+        return Problem("shares", code, message)
+
     if not isinstance(shares, list) or any(not isinstance(s, dict) or set(s) != {"role", "percent"} for s in shares):
-        problems.append('Shares must look like [{"role": "sales", "percent": 60}].')
+        return [problem(ErrorCode.SHARES_MALFORMED, 'Shares must look like [{"role": "sales", "percent": 60}].')]
+    problems = []
+    codes = [s["role"] for s in shares]
+    known = set(Role.objects.filter(code__in=codes).values_list("code", flat=True))
+    if unknown := sorted(set(codes) - known):
+        problems.append(problem(ErrorCode.SHARE_ROLE_UNKNOWN, f"Unknown role in the shares: {', '.join(unknown)}."))
+    if len(codes) != len(set(codes)):
+        problems.append(problem(ErrorCode.SHARE_ROLE_REPEATED, "Each role may appear once in the shares."))
+    try:
+        percents = [Decimal(str(s["percent"])) for s in shares]
+    except ArithmeticError:
+        problems.append(problem(ErrorCode.SHARE_PERCENT_NOT_NUMBER, "Each share's percent must be a number."))
     else:
-        codes = [s["role"] for s in shares]
-        known = set(Role.objects.filter(code__in=codes).values_list("code", flat=True))
-        if unknown := sorted(set(codes) - known):
-            problems.append(f"Unknown role in the shares: {', '.join(unknown)}.")
-        if len(codes) != len(set(codes)):
-            problems.append("Each role may appear once in the shares.")
-        try:
-            percents = [Decimal(str(s["percent"])) for s in shares]
-        except ArithmeticError:
-            problems.append("Each share's percent must be a number.")
-        else:
-            if any(p <= 0 for p in percents):
-                problems.append("Each share must be more than 0 %.")
-            if sum(percents) > 100:
-                problems.append(f"The shares add up to {sum(percents)} %, more than 100 %.")
-    if rule.formula in BONUS_FORMULAS and rule.exclusive:
-        problems.append("A bonus rule tops up other rules, so it cannot also be exclusive.")
-    if rule.custom_event and rule.event != "custom":
-        problems.append("Only custom API events have an event name.")
-    if rule.cap_points == 0 or rule.budget_points == 0:
-        problems.append("A cap or budget of 0 would pay nothing; leave it empty for no limit.")
+        if any(p <= 0 for p in percents):
+            problems.append(problem(ErrorCode.SHARE_NOT_POSITIVE, "Each share must be more than 0 %."))
+        if sum(percents) > 100:
+            message = f"The shares add up to {sum(percents)} %, more than 100 %."
+            problems.append(problem(ErrorCode.SHARES_OVER_100, message))
     return problems
+
+
+def _refuse_problems(problems: list[Problem]) -> None:
+    """Refuse with every problem's message; `extra["problems"]` keeps them for a form or an API to map."""
+    if problems:
+        raise ApplicationError(
+            " ".join(problem.message for problem in problems), code=ErrorCode.INVALID_RULE, extra={"problems": problems}
+        )
+
+
+@transaction.atomic
+def rule_draft_save(*, rule: IncentiveRule) -> IncentiveRule:
+    """Save a draft as edited (its many-to-many conditions are the caller's to set after). A new rule becomes
+    version 1 of its code; an existing one is saved only if it is still a draft, as it may have been published
+    or retired since it was loaded."""
+    if rule._state.adding:
+        rule.status, rule.version = RuleStatus.DRAFT, 1
+    else:
+        locked = rule_lock(rule.pk, only=("status",))
+        if locked.status != RuleStatus.DRAFT:
+            raise ApplicationError(
+                f"{describe_rule(rule)} was {locked.get_status_display().lower()} meanwhile, so your changes were "
+                "not saved: create a new version to change it.",
+                code=ErrorCode.NOT_DRAFT,
+            )
+    _refuse_problems(rule_errors(rule))
+    rule.full_clean()
+    rule.save()
+    return rule
+
+
+@transaction.atomic
+def rule_new_draft(*, rule: IncentiveRule) -> IncentiveRule:
+    """A new version of a rule to edit: a draft copy of `rule` (rule_new_version). Refused when the rule's code
+    already has a draft, which the error's `extra["draft"]` gives, to be edited instead."""
+    rule_lock(rule.pk, only=("status",))  # two clicks on the same version wait for each other: one draft
+    existing = IncentiveRule.objects.filter(program_id=rule.program_id, code=rule.code, status=RuleStatus.DRAFT).first()
+    if existing is not None:
+        raise ApplicationError(
+            f"{describe_rule(existing)} is already a draft of this rule: edit it.",
+            code=ErrorCode.DRAFT_EXISTS,
+            extra={"draft": existing},
+        )
+    return rule_new_version(rule=rule)
 
 
 @transaction.atomic
@@ -65,8 +135,7 @@ def rule_publish(*, rule: IncentiveRule, actor, effective_from=None) -> Incentiv
         raise ApplicationError(
             f"This version is already {rule.get_status_display().lower()}.", code=ErrorCode.NOT_DRAFT
         )
-    if problems := rule_problems(rule):
-        raise ApplicationError(" ".join(problems), code=ErrorCode.INVALID_RULE)
+    _refuse_problems(rule_errors(rule))
     start = effective_from or timezone.now()
     current = rule_in_force_lock(program_id=rule.program_id, code=rule.code)
     if current is not None:

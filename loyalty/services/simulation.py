@@ -3,8 +3,8 @@ they are worth in money, and who would have got them. Nothing is written.
 
 `rule_simulate(rule=..., start=..., end=...)` replays the program's sale lines of the period (sell-out lines
 with a positive quantity; returns are left out) and the lines of its approved sales claims, dated by the
-invoice, through the same engine that posts (engine.evaluate over bulk_ledger.RuleIndex's candidates, then
-engine.limit), twice in one pass:
+invoice, through the same engine that posts (engine.rules.evaluate over engine.bulk.RuleIndex's candidates, then
+engine.limits.limit), twice in one pass:
 
 - **as published**: every published or retired version, each over the dates it was in force — exactly what
   posting those lines through earning.post_event pays (earning.published_rules' rules);
@@ -12,8 +12,8 @@ engine.limit), twice in one pass:
   whole period (a draft has no effective dates yet; a published version is treated the same way). A new code
   is simply added.
 
-Caps and budgets: each scenario starts from an empty engine.MemoryLimiter (nothing used) on the first day of
-the period. The question is "what would these lines cost under these rules", not "how much budget is left
+Caps and budgets: each scenario starts from an empty engine.limits.MemoryLimiter (nothing used) on the first day
+of the period. The question is "what would these lines cost under these rules", not "how much budget is left
 today": seeding from RuleUsage / budget_used as of now would count the period's own payments twice (they are
 already in those counters). So a cap or budget is applied as if the period were the rule's whole life; the
 page says so.
@@ -40,7 +40,8 @@ from loyalty.common.errors import ApplicationError
 from loyalty.constants import ClaimStatus, RuleEvent, RuleStatus
 from loyalty.engine.bulk import RuleIndex
 from loyalty.engine.facts import partner_tiers, sale_event
-from loyalty.engine.rules import CompiledRule, Event, MemoryLimiter, compile_rules, limit
+from loyalty.engine.limits import MemoryLimiter, limit
+from loyalty.engine.rules import CompiledRule, Event, compile_rules
 from loyalty.error_codes import ErrorCode
 from loyalty.models import ClaimLine, IncentiveRule, Product, Program, SaleLine, SalesClaim
 from partners.models import Member, Partner
@@ -273,7 +274,7 @@ def _scenarios(rule: IncentiveRule) -> tuple[tuple[CompiledRule, ...], tuple[Com
 
 
 class _Tally:
-    """Pays one scenario's postings through engine.limit and adds them up."""
+    """Pays one scenario's postings through engine.limits.limit and adds them up."""
 
     def __init__(self, rules: tuple[CompiledRule, ...], members: dict[int, Member], partners: dict[int, Partner]):
         self.index = RuleIndex(rules)

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import RuleStatus
+from loyalty.error_codes import ErrorCode
 from loyalty.models import IncentiveRule, PointsEntry, SaleLine, SalesSource
 from loyalty.services.rules import rule_publish
 from partners.constants import PartnerKind
@@ -238,6 +239,14 @@ def test_what_rule_problems_refuses_is_a_form_error_and_nothing_is_saved(pm_clie
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert any(problem in message for message in errors[field]), errors
+    assert not IncentiveRule.objects.exists()
+
+
+def test_rule_problems_reach_the_form_with_their_codes(pm_client, program):
+    response = pm_client.post(ADD, form_data(program, budget_points="0", shares=(("sales", "80"), ("engineer", "30"))))
+    errors = response.context["adminform"].form.errors.as_data()
+    assert [error.code for error in errors["budget_points"]] == [ErrorCode.LIMIT_ZERO]
+    assert [error.code for error in errors["__all__"]] == [ErrorCode.SHARES_OVER_100]
     assert not IncentiveRule.objects.exists()
 
 

@@ -9,7 +9,8 @@ from django.utils import timezone
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import RuleStatus
 from loyalty.engine.facts import sale_event
-from loyalty.engine.rules import MemoryLimiter, evaluate, limit
+from loyalty.engine.limits import MemoryLimiter, limit
+from loyalty.engine.rules import evaluate
 from loyalty.models import IncentiveRule, PartnerTier, PointsAccount, PointsEntry, RuleUsage
 from loyalty.selectors.ledger import ledger_problems
 from loyalty.services import earning

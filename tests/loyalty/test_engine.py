@@ -5,7 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from loyalty.engine.rules import CompiledRule, Event, MemoryLimiter, Participant, evaluate, limit
+from loyalty.engine.limits import MemoryLimiter, limit
+from loyalty.engine.rules import CompiledRule, Event, Participant, evaluate
 
 D = Decimal
 SALES = Participant(member_id=1, role_code="sales", role_name="Sales rep", is_actor=True)

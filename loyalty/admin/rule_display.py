@@ -1,0 +1,184 @@
+"""How an incentive rule reads in the back office: its formula, status and split in words, and the read-only
+fields and list columns of the rule admin (a mixin of loyalty.admin.rules.IncentiveRuleAdmin)."""
+
+from datetime import datetime
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from loyalty.constants import RuleStatus
+from loyalty.engine.formulas import FORMULAS
+from loyalty.models import IncentiveRule
+from partners.constants import PartnerKind
+from partners.models import Role
+
+# Words ------------------------------------------------------------------------------------------------------
+
+
+def _number(value) -> str:
+    text = format(value.normalize(), "f") if hasattr(value, "normalize") else str(value)
+    return text
+
+
+def formula_text(rule: IncentiveRule, *, tier: bool = False) -> str:
+    """The formula and its value as a program manager says it: "10 pts per unit", "× 2 on the other rules'
+    points". `tier`: say so when the partner's tier multiplier applies on top."""
+    formula = FORMULAS.get(rule.formula)
+    if formula is None:
+        return f"{rule.get_formula_display()}: {_number(rule.value)}"
+    return formula.describe(rule.value, tier=tier)
+
+
+def status_text(rule: IncentiveRule, now: datetime | None = None) -> str:
+    now = now or timezone.now()
+    if rule.status == RuleStatus.PUBLISHED:
+        if rule.effective_from and rule.effective_from > now:
+            return "Published, starts later"
+        if rule.effective_until and rule.effective_until <= now:
+            return "Published, replaced"
+        return "In force"
+    return rule.get_status_display()
+
+
+def split_text(shares: list[dict], role_names: dict[str, str]) -> str:
+    """The split in words, with what is left for the partner's company account."""
+    if not shares:
+        return (
+            "All to the member who acted (to the partner's company account when nobody is named, or when the "
+            "partner pools staff bonuses)."
+        )
+    parts = [f"{role_names.get(s['role'], s['role'])} {_number(s['percent'])} %" for s in shares]
+    rest = 100 - sum(float(s["percent"]) for s in shares)
+    text = ", ".join(parts)
+    if rest > 0:
+        text += f"; the rest, {rest:g} %, goes to the partner's company account"
+    return text + "."
+
+
+def _any(objects) -> str:
+    return ", ".join(str(obj) for obj in objects) or "Any"
+
+
+def _moment(moment) -> str:
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}" if moment else "—"
+
+
+# Read-only fields and list columns ---------------------------------------------------------------------------
+
+
+class RuleDisplay:
+    """The rule admin's computed fields. `_versions` is fetched once per page and kept on the object."""
+
+    @staticmethod
+    def _versions(rule: IncentiveRule) -> list[IncentiveRule]:
+        """Every version of the rule's code, newest first (fetched once per page, kept on the object)."""
+        if not hasattr(rule, "_versions"):
+            rule._versions = list(
+                IncentiveRule.objects.filter(program_id=rule.program_id, code=rule.code)
+                .select_related("published_by")
+                .order_by("-version")
+            )
+        return rule._versions
+
+    @admin.display(description="Status", ordering="status")
+    def status_shown(self, obj):
+        return status_text(obj)
+
+    @admin.display(description="Event", ordering="event")
+    def event_shown(self, obj):
+        return obj.get_event_display().split(" (")[0]  # "Sale line (claim or sell-out import)" → "Sale line"
+
+    @admin.display(description="Effective from → until", ordering="effective_from")
+    def effective(self, obj):
+        if obj.effective_from is None:
+            return "—"
+        return f"{_moment(obj.effective_from)} → {_moment(obj.effective_until) if obj.effective_until else 'open'}"
+
+    @admin.display(description="Formula", ordering="formula")
+    def formula_shown(self, obj):
+        return formula_text(obj, tier=obj.apply_tier_multiplier)
+
+    @admin.display(description="Partner kinds")
+    def kinds_shown(self, obj):
+        return ", ".join(PartnerKind(kind).label for kind in obj.partner_kinds) or "Any"
+
+    @admin.display(description="Role of the member who acted")
+    def roles_shown(self, obj):
+        return _any(obj.roles.all())
+
+    @admin.display(description="Partner tiers")
+    def tiers_shown(self, obj):
+        return _any(obj.tiers.all())
+
+    @admin.display(description="Regions")
+    def regions_shown(self, obj):
+        return _any(obj.regions.all())
+
+    @admin.display(description="Product lines")
+    def lines_shown(self, obj):
+        return _any(obj.product_lines.all())
+
+    @admin.display(description="Products")
+    def products_shown(self, obj):
+        return _any(obj.products.all())
+
+    @admin.display(description="Minimum per line")
+    def minimums_shown(self, obj):
+        parts = []
+        if obj.min_quantity is not None:
+            parts.append(f"quantity {_number(obj.min_quantity)}")
+        if obj.min_amount is not None:
+            parts.append(f"amount {obj.min_amount:,.2f}")
+        return ", ".join(parts) or "None"
+
+    @admin.display(description="Sales dated")
+    def window_shown(self, obj):
+        if obj.valid_from and obj.valid_until:
+            return f"{obj.valid_from:%Y-%m-%d} to {obj.valid_until:%Y-%m-%d}"
+        if obj.valid_from or obj.valid_until:
+            return f"from {obj.valid_from:%Y-%m-%d}" if obj.valid_from else f"up to {obj.valid_until:%Y-%m-%d}"
+        return "Any date"
+
+    @admin.display(description="Split")
+    def split_shown(self, obj):
+        codes = [share["role"] for share in obj.shares or []]
+        names = dict(Role.objects.filter(code__in=codes).values_list("code", "name")) if codes else {}
+        return split_text(obj.shares or [], names)
+
+    @admin.display(description="Cap per member")
+    def cap_shown(self, obj):
+        return f"{obj.cap_points:,} pts {obj.get_cap_period_display()}" if obj.cap_points else "No cap"
+
+    @admin.display(description="Budget used / budget", ordering="budget_used")
+    def budget_shown(self, obj):
+        budget = f"{obj.budget_points:,}" if obj.budget_points is not None else "no budget"
+        return f"{obj.budget_used:,} / {budget}"
+
+    @admin.display(description="Versions")
+    def version_history(self, obj):
+        rows = (
+            (
+                reverse("admin:loyalty_incentiverule_change", args=[version.pk]),
+                f"v{version.version}",
+                " (this page)" if version.pk == obj.pk else "",
+                status_text(version),
+                _moment(version.effective_from),
+                _moment(version.effective_until),
+                formula_text(version),
+                str(version.published_by or "—"),
+            )
+            for version in self._versions(obj)
+        )
+        body = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            rows,
+        )
+        return format_html(
+            '<div class="rule-versions-scroll"><table class="rule-versions"><thead><tr><th>Version</th>'
+            "<th>Status</th><th>From</th><th>Until</th><th>Formula</th><th>Published by</th></tr></thead>"
+            "<tbody>{}</tbody></table></div>",
+            body,
+        )
