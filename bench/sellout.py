@@ -9,7 +9,7 @@ directory the way a European distributor's ERP would: semicolons, decimal commas
 31.12.2026, members by e-mail or member code, ~1 % returns of earlier lines, ~200 bad lines.
 
 Measured, each in its own process (the import's peak memory is that process's ru_maxrss, Django included):
-1. services.imports.import_run on the file: parse, validate, match, evaluate the rules, store the lines and
+1. services.sellout.run.import_run on the file: parse, validate, match, evaluate the rules, store the lines and
    post to the ledger with balances (one entry per account), in one transaction, batches of 50,000 lines
    pipelined (Python checks batch N+1 while the database writes batch N), then the partners' tiers;
 2. COPY of the same file (psycopg cursor.copy, CSV) into a scratch table of text columns, committed: the median

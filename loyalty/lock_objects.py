@@ -12,8 +12,10 @@ Bulk paths (a sell-out import's ledger) take the same locks with one SQL stateme
 """
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 
 from loyalty.constants import RuleStatus
 from loyalty.models import (
@@ -29,6 +31,33 @@ from loyalty.models import (
 # pg_advisory_lock(namespace, id) key spaces.
 IMPORT_RUN_NAMESPACE = 0x5A1E  # one worker per import
 SOURCE_IMPORT_NAMESPACE = 0x5A1F  # one import of a source at a time
+
+
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout
+
+
+class LockNotAvailable(Exception):
+    """A lock was not granted within the wait `lock_wait_at_most` allows."""
+
+
+@contextmanager
+def lock_wait_at_most(milliseconds: int) -> Iterator[None]:
+    """A savepoint in which waiting longer than `milliseconds` for any lock raises LockNotAvailable; the
+    savepoint's rollback undoes whatever ran inside (and the shorter lock timeout with it)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('lock_timeout')")
+        previous = cursor.fetchone()[0]
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{milliseconds}ms"])
+            yield
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        raise LockNotAvailable from None
 
 
 def _advisory_key(name: str) -> int:

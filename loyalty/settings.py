@@ -89,7 +89,7 @@ TEMPLATES = [
 ]
 
 # PostgreSQL only. `make run` / `make test` start an embedded server and set DATABASE_URL for us
-# (loyalty/embedded_db.py); anything else must say where its database is.
+# (loyalty/dev/embedded_db.py); anything else must say where its database is.
 if env("DATABASE_URL", default=""):
     DATABASES = {"default": env.db_url("DATABASE_URL")}
     # A Unix-socket directory arrives percent-encoded in the URL's host part.

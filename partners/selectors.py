@@ -1,5 +1,6 @@
-"""Reads a person sees on the member site. Every function takes the viewer and starts from partners.visibility,
-so nobody can reach a row their role does not allow, whatever id they put in a URL."""
+"""Reads a person sees on the member site. Every function takes the viewer (a partners.visibility.Viewer, or a
+user) and starts from partners.visibility, so nobody can reach a row their role does not allow, whatever id they
+put in a URL."""
 
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.shortcuts import get_object_or_404
@@ -104,9 +105,11 @@ def member_get(*, viewer, pk: int) -> Member:
 
 def latest_membership(*, viewer) -> Member | None:
     """The viewer's own most recent membership of any status: explains a home page without a current one."""
-    if not getattr(viewer, "is_authenticated", False):
+    viewer = visibility.viewer_for(viewer)
+    if not viewer.is_authenticated:
         return None
-    return Member.objects.filter(user=viewer).select_related("partner", "role").order_by("-updated_at", "-pk").first()
+    memberships = Member.objects.filter(user=viewer.user).select_related("partner", "role")
+    return memberships.order_by("-updated_at", "-pk").first()
 
 
 def role_list() -> list[Role]:

@@ -23,7 +23,7 @@ from partners.constants import (
     PayoutPolicy,
 )
 from partners.error_codes import ErrorCode
-from partners.lock_objects import member_lock, partner_lock
+from partners.lock_objects import invitation_lock, member_lock, partner_lock
 from partners.models import Invitation, Member, MemberStatusChange, Partner, PartnerStatusChange, Region, Role, User
 from partners.visibility import can_manage_team
 
@@ -404,7 +404,7 @@ def invitation_accept(*, token: str, user: User) -> Member:
     """Join the partner. Invitations from a program manager activate at once; a partner owner's
     invitations wait for the owner's approval."""
     invitation = invitation_get_by_token(token)
-    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    invitation = invitation_lock(invitation.pk)
     if invitation.accepted_at is not None:
         raise ApplicationError("This invitation has already been used. Sign in instead.", code=ErrorCode.USED)
     member = invitation.member
@@ -444,7 +444,7 @@ def invitation_register(*, token: str, full_name: str, password: str) -> Member:
     """
     invitation = invitation_get_by_token(token)
     # Wait for a sign-up through the same link running at the same time, then judge the link as it is now.
-    Invitation.objects.select_for_update().only("pk").get(pk=invitation.pk)
+    invitation_lock(invitation.pk)
     invitation = invitation_get_by_token(token)
     user = invitation.member.user
     if user.has_usable_password():

@@ -4,6 +4,8 @@ Who may open what is decided by partners.visibility. A page a viewer may not use
 reveal that the page or the object exists); a refused action is an ApplicationError shown as a message.
 """
 
+import enum
+from collections.abc import Callable
 from functools import wraps
 from urllib.parse import urlencode
 
@@ -20,6 +22,7 @@ from loyalty.common.errors import ApplicationError
 from loyalty.common.htmx import render_page_or_partial
 from partners import selectors, services
 from partners.constants import MemberStatus, PayoutPolicy
+from partners.error_codes import ErrorCode
 from partners.forms import (
     DeactivateForm,
     InvitationSignupForm,
@@ -30,25 +33,40 @@ from partners.forms import (
     TeamFilterForm,
 )
 from partners.models import Member
-from partners.visibility import Viewer, current_membership, viewer_kind
+from partners.visibility import Viewer, viewer_for
 
 PAGE_SIZE = 25
 # Accepting an invitation signs the new person in with the password they have just chosen.
 LOGIN_BACKEND = "django.contrib.auth.backends.ModelBackend"
 # What an unusable invitation link answers: gone for good (410) or never existed (404). Any other refusal
 # (say, the person is still on another partner's team) is a conflict (409).
-INVITATION_ERROR_STATUS = {"unknown": 404, "used": 410, "revoked": 410, "expired": 410}
+INVITATION_ERROR_STATUS = {
+    ErrorCode.UNKNOWN: 404,
+    ErrorCode.USED: 410,
+    ErrorCode.REVOKED: 410,
+    ErrorCode.EXPIRED: 410,
+}
 # Refusals of the sign-up form's own input are shown on the form, next to the field.
-SIGNUP_ERROR_FIELDS = {"invalid_name": "full_name", "invalid_password": "password1"}
+SIGNUP_ERROR_FIELDS = {ErrorCode.INVALID_NAME: "full_name", ErrorCode.INVALID_PASSWORD: "password1"}
 
 
-def _viewer_kinds(*kinds: str):
-    """Only these kinds of viewer may use the view; anyone else signed in gets a 404."""
+class InvitationStep(enum.StrEnum):
+    """Which part of the invitation page a person sees (the template compares `step` with these)."""
+
+    do_not_call_in_templates = enum.nonmember(True)  # a class is callable: let templates read its members
+    WRONG_USER = "wrong_user"  # signed in as somebody else
+    SIGN_IN = "sign_in"  # has an account: sign in first
+    SIGN_UP = "sign_up"  # new: choose a name and a password
+    JOIN = "join"  # signed in as the invited person
+
+
+def _viewer_passes(test: Callable[[Viewer], bool]):
+    """Only viewers who pass `test` may use the view; anyone else signed in gets a 404."""
 
     def decorator(view):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
-            if viewer_kind(request.user) not in kinds:
+            if not test(viewer_for(request.user)):
                 raise Http404("This page is not available to you.")
             return view(request, *args, **kwargs)
 
@@ -57,8 +75,9 @@ def _viewer_kinds(*kinds: str):
     return decorator
 
 
-owner_only = _viewer_kinds(Viewer.OWNER)
-managers_only = _viewer_kinds(Viewer.ACCOUNT_MANAGER, Viewer.PROGRAM_MANAGER)  # the manufacturer's staff
+owner_only = _viewer_passes(lambda viewer: viewer.is_owner)
+managers_only = _viewer_passes(lambda viewer: viewer.is_manager)  # the manufacturer's staff
+owner_or_managers = _viewer_passes(lambda viewer: viewer.is_owner or viewer.is_manager)
 
 
 def _name(member: Member) -> str:
@@ -70,25 +89,22 @@ def _name(member: Member) -> str:
 
 @login_required
 def home(request):
-    user = request.user
-    kind = viewer_kind(user)
-    if kind == Viewer.NONE:
-        return render(
-            request, "partners/no_membership.html", {"last_membership": selectors.latest_membership(viewer=user)}
-        )
-    member = current_membership(user)
-    context = {"kind": kind, "member": member}
-    if kind == Viewer.OWNER:
-        context["team_counts"] = selectors.team_counts(viewer=user, partner=member.partner)
-    elif kind in (Viewer.ACCOUNT_MANAGER, Viewer.PROGRAM_MANAGER):
-        context["partner_count"] = selectors.partner_count(viewer=user)
+    viewer = viewer_for(request.user)
+    if not viewer.in_program:
+        last_membership = selectors.latest_membership(viewer=viewer)
+        return render(request, "partners/no_membership.html", {"last_membership": last_membership})
+    context = {"member": viewer.member}
+    if viewer.is_owner:
+        context["team_counts"] = selectors.team_counts(viewer=viewer, partner=viewer.partner)
+    elif viewer.is_manager:
+        context["partner_count"] = selectors.partner_count(viewer=viewer)
     return render(request, "partners/home.html", context)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def profile(request):
-    member = current_membership(request.user)
+    member = viewer_for(request.user).member
     if member is None:
         # Staff and people without a partner have no member profile; show what we know, read-only.
         if request.method != "GET":
@@ -120,12 +136,12 @@ def profile(request):
 
 
 def _team_context(request, *, invite_form: InviteForm | None = None) -> dict:
-    owner = current_membership(request.user)
+    viewer = viewer_for(request.user)
     roles = selectors.role_list()
     filter_form = TeamFilterForm(request.GET, roles=roles)
-    members = selectors.team_list(viewer=request.user, partner=owner.partner, **filter_form.filters())
+    members = selectors.team_list(viewer=viewer, partner=viewer.partner, **filter_form.filters())
     return {
-        "partner": owner.partner,
+        "partner": viewer.partner,
         "filter_form": filter_form,
         "is_filtered": any(filter_form.filters().values()),
         "page": Paginator(members, PAGE_SIZE).get_page(request.GET.get("page")),
@@ -150,13 +166,13 @@ def team(request):
 @require_POST
 @owner_only
 def team_invite(request):
-    owner = current_membership(request.user)
+    partner = viewer_for(request.user).partner
     form = InviteForm(request.POST, roles=selectors.role_list())
     if not form.is_valid():
         return render(request, "partners/team.html", _team_context(request, invite_form=form))
     try:
         invitation = services.invitation_send(
-            partner=owner.partner,
+            partner=partner,
             email=form.cleaned_data["email"],
             role=form.cleaned_data["role"],
             invited_by=request.user,
@@ -172,7 +188,7 @@ def team_invite(request):
 @require_POST
 @owner_only
 def member_approve(request, member_id: int):
-    member = selectors.member_get(viewer=request.user, pk=member_id)
+    member = selectors.member_get(viewer=viewer_for(request.user), pk=member_id)
     try:
         services.member_approve(member=member, actor=request.user)
     except ApplicationError as exc:
@@ -187,7 +203,7 @@ def member_approve(request, member_id: int):
 @owner_only
 def member_deactivate(request, member_id: int):
     """GET asks for confirmation (works without JavaScript); POST deactivates."""
-    member = selectors.member_get(viewer=request.user, pk=member_id)
+    member = selectors.member_get(viewer=viewer_for(request.user), pk=member_id)
     if request.method == "POST":
         form = DeactivateForm(request.POST)
         if form.is_valid():
@@ -218,7 +234,7 @@ def member_deactivate(request, member_id: int):
 @require_POST
 @owner_only
 def invitation_resend(request, member_id: int):
-    member = selectors.member_get(viewer=request.user, pk=member_id)
+    member = selectors.member_get(viewer=viewer_for(request.user), pk=member_id)
     try:
         services.invitation_resend(member=member, actor=request.user)
     except ApplicationError as exc:
@@ -233,7 +249,7 @@ def invitation_resend(request, member_id: int):
 @owner_only
 def invitation_cancel(request, member_id: int):
     """GET asks for confirmation (works without JavaScript); POST cancels the invitation."""
-    member = selectors.member_get(viewer=request.user, pk=member_id)
+    member = selectors.member_get(viewer=viewer_for(request.user), pk=member_id)
     if request.method == "POST":
         try:
             services.invitation_cancel(member=member, actor=request.user)
@@ -262,7 +278,7 @@ def invitation_cancel(request, member_id: int):
 def company(request):
     """The owner's company settings: how staff bonuses are paid. A change is confirmed on a second page
     (works without JavaScript); a POST without `confirm` asks, a POST with it changes the policy."""
-    partner = current_membership(request.user).partner
+    partner = viewer_for(request.user).partner
     if request.method == "POST":
         form = PayoutPolicyForm(request.POST)
         if not form.is_valid():
@@ -303,14 +319,21 @@ def invitation_accept(request, token: str):
         return _invitation_problem(request, exc)
     invited = invitation.member.user
     partner = invitation.member.partner
-    context = {"invitation": invitation, "invited": invited, "partner": partner, "role": invitation.member.role}
+    context = {
+        "invitation": invitation,
+        "invited": invited,
+        "partner": partner,
+        "role": invitation.member.role,
+        "InvitationStep": InvitationStep,
+    }
 
     if request.user.is_authenticated and request.user.pk != invited.pk:
-        return render(request, "partners/invitation_accept.html", {**context, "step": "wrong_user"}, status=403)
+        context["step"] = InvitationStep.WRONG_USER
+        return render(request, "partners/invitation_accept.html", context, status=403)
     new_person = not invited.has_usable_password()
     if not new_person and not request.user.is_authenticated:
         login_url = f"{reverse('account_login')}?{urlencode({'next': request.get_full_path()})}"
-        context.update(step="sign_in", login_url=login_url)
+        context.update(step=InvitationStep.SIGN_IN, login_url=login_url)
         return render(request, "partners/invitation_accept.html", context)
 
     form = None
@@ -340,7 +363,7 @@ def invitation_accept(request, token: str):
                 messages.success(request, f"Welcome to {partner.name}.")
             return redirect("home")
 
-    step = "sign_up" if new_person else "join"
+    step = InvitationStep.SIGN_UP if new_person else InvitationStep.JOIN
     return render(request, "partners/invitation_accept.html", {**context, "step": step, "form": form})
 
 
@@ -352,7 +375,7 @@ def invitation_accept(request, token: str):
 def partner_list(request):
     filter_form = PartnerFilterForm(request.GET, regions=selectors.region_list())
     filters = filter_form.filters()
-    partners = selectors.partner_list(viewer=request.user, **filters)
+    partners = selectors.partner_list(viewer=viewer_for(request.user), **filters)
     context = {
         "filter_form": filter_form,
         "is_filtered": any(filters.values()),
@@ -362,14 +385,15 @@ def partner_list(request):
 
 
 @login_required
-@_viewer_kinds(Viewer.ACCOUNT_MANAGER, Viewer.PROGRAM_MANAGER, Viewer.OWNER)
+@owner_or_managers
 def partner_detail(request, partner_id: int):
-    partner = selectors.partner_get(viewer=request.user, pk=partner_id)
-    members = selectors.team_list(viewer=request.user, partner=partner)
+    viewer = viewer_for(request.user)
+    partner = selectors.partner_get(viewer=viewer, pk=partner_id)
+    members = selectors.team_list(viewer=viewer, partner=partner)
     context = {
         "partner": partner,
-        "counts": selectors.team_counts(viewer=request.user, partner=partner),
+        "counts": selectors.team_counts(viewer=viewer, partner=partner),
         "page": Paginator(members, PAGE_SIZE).get_page(request.GET.get("page")),
-        "is_own_partner": viewer_kind(request.user) == Viewer.OWNER,
+        "is_own_partner": viewer.is_owner,
     }
     return render_page_or_partial(request, "partners/partner_detail.html", "member-table", context)

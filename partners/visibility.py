@@ -1,19 +1,30 @@
 """The one place that says who may see what. Every view, API view, export and selector goes through it.
 
 - a program manager sees everything;
-- an account manager sees the partners assigned to them and those partners' people;
+- an account manager sees the partners assigned to them (their portfolio) and those partners' people;
 - a partner owner (an active member in an owner role) sees their partner and its people;
 - any other member sees their own partner and their own memberships only;
 - anyone else sees nothing.
+
+Who is looking is a `Viewer`, resolved once per request by `viewer_for(request.user)` (it is kept on the user
+object the request carries, so every later call in the request gets the same one without a query). Code and
+templates ask the viewer (`viewer.is_owner`, `viewer.sees_company`), never compare role or kind names.
 """
 
+import enum
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 
 from partners.constants import CURRENT_MEMBER_STATUSES, MemberStatus
-from partners.models import Member, Partner
+from partners.models import Member, Partner, User
 
 
-class Viewer:
+class ViewerKind(enum.Enum):
+    """What kind of person is looking. A plain Enum, not a str: comparing it with a string is always False,
+    so nobody can get away with `kind == "owner"`. Use the Viewer's properties instead."""
+
     ANONYMOUS = "anonymous"
     PROGRAM_MANAGER = "program_manager"
     ACCOUNT_MANAGER = "account_manager"
@@ -22,69 +33,171 @@ class Viewer:
     NONE = "none"  # signed in, but neither staff nor a current member
 
 
+@dataclass(frozen=True, eq=False)
+class Viewer:
+    """The person looking at a page or calling a service, resolved once: who they are and what they may see.
+
+    `member` is the user's current (pending or active) membership, whatever their kind; `partner` is its partner.
+    """
+
+    kind: ViewerKind
+    user: User | AnonymousUser | None = None  # AnonymousUser (or None) when nobody is signed in
+    member: Member | None = None
+    partner: Partner | None = None
+
+    # Who they are ------------------------------------------------------------------------------------
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.kind is ViewerKind.ANONYMOUS
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.kind is not ViewerKind.ANONYMOUS
+
+    @property
+    def is_program_manager(self) -> bool:
+        return self.kind is ViewerKind.PROGRAM_MANAGER
+
+    @property
+    def is_account_manager(self) -> bool:
+        return self.kind is ViewerKind.ACCOUNT_MANAGER
+
+    @property
+    def is_manager(self) -> bool:
+        """One of the manufacturer's staff: an account or a program manager."""
+        return self.kind in (ViewerKind.PROGRAM_MANAGER, ViewerKind.ACCOUNT_MANAGER)
+
+    @property
+    def is_owner(self) -> bool:
+        """A partner's owner: an active member in an owner role."""
+        return self.kind is ViewerKind.OWNER
+
+    @property
+    def is_member(self) -> bool:
+        """A partner's person who is not its owner: sees only their own things."""
+        return self.kind is ViewerKind.MEMBER
+
+    @property
+    def in_program(self) -> bool:
+        """Takes part in the program: the manufacturer's staff or a partner's current member."""
+        return self.kind not in (ViewerKind.ANONYMOUS, ViewerKind.NONE)
+
+    # What they see -----------------------------------------------------------------------------------
+
+    @property
+    def sees_others(self) -> bool:
+        """Sees other people's rows (claims, orders, points): owners their team's, managers their partners'."""
+        return self.kind in (ViewerKind.PROGRAM_MANAGER, ViewerKind.ACCOUNT_MANAGER, ViewerKind.OWNER)
+
+    @property
+    def sees_company(self) -> bool:
+        """Sees company-level data (the company points account, company orders). A partner's staff do not."""
+        return self.sees_others
+
+    @property
+    def portfolio(self) -> QuerySet[Partner]:
+        """The partners the viewer looks after: an account manager's assigned partners, every partner for a
+        program manager, none for anyone else. A fresh, lazy queryset on each access."""
+        if self.is_program_manager:
+            return Partner.objects.all()
+        if self.is_account_manager:
+            return Partner.objects.filter(account_manager=self.user)
+        return Partner.objects.none()
+
+    def owns(self, partner: Partner | int) -> bool:
+        """Is the viewer the owner of this partner (an instance or its id)?"""
+        partner_id = getattr(partner, "pk", partner)
+        return self.is_owner and self.member.partner_id == partner_id
+
+    def can_manage_team(self, partner: Partner | int) -> bool:
+        """Invite, approve and deactivate a partner's people: its active owners and program managers."""
+        return self.is_program_manager or self.owns(partner)
+
+
+ANONYMOUS = Viewer(kind=ViewerKind.ANONYMOUS)
+
+
 def current_membership(user) -> Member | None:
     """The user's current (pending or active) membership, cached on the user object for the request."""
     if not getattr(user, "is_authenticated", False):
         return None
     if not hasattr(user, "_current_membership"):
-        user._current_membership = (
+        member = (
             Member.objects.select_related("partner", "partner__region", "role")
             .filter(user=user, status__in=CURRENT_MEMBER_STATUSES)
             .first()
         )
+        if member is not None:
+            # member.user is this very user object (unwrapped from request.user's lazy object): no second query
+            # for it, and the Viewer cached on it is found again through the membership.
+            member.user = getattr(user, "_wrapped", user)
+        user._current_membership = member
     return user._current_membership
 
 
-def viewer_kind(user) -> str:
-    if not getattr(user, "is_authenticated", False):
-        return Viewer.ANONYMOUS
-    if user.is_program_manager:
-        return Viewer.PROGRAM_MANAGER
-    if user.is_account_manager:
-        return Viewer.ACCOUNT_MANAGER
+def _resolve(user) -> Viewer:
     member = current_membership(user)
-    if member is None:
-        return Viewer.NONE
-    if member.status == MemberStatus.ACTIVE and member.role.is_owner:
-        return Viewer.OWNER
-    return Viewer.MEMBER
+    partner = member.partner if member is not None else None
+    if user.is_program_manager:
+        kind = ViewerKind.PROGRAM_MANAGER
+    elif user.is_account_manager:
+        kind = ViewerKind.ACCOUNT_MANAGER
+    elif member is None:
+        kind = ViewerKind.NONE
+    elif member.status == MemberStatus.ACTIVE and member.role.is_owner:
+        kind = ViewerKind.OWNER
+    else:
+        kind = ViewerKind.MEMBER
+    return Viewer(kind=kind, user=user, member=member, partner=partner)
 
 
-def partners_for(user) -> QuerySet[Partner]:
-    kind = viewer_kind(user)
-    if kind == Viewer.PROGRAM_MANAGER:
-        return Partner.objects.all()
-    if kind == Viewer.ACCOUNT_MANAGER:
-        return Partner.objects.filter(account_manager=user)
-    if kind in (Viewer.OWNER, Viewer.MEMBER):
-        return Partner.objects.filter(pk=current_membership(user).partner_id)
+def viewer_for(user_or_viewer) -> Viewer:
+    """The Viewer of a user (a Viewer is returned as it is). Resolved at most once per user object, that is once
+    per request for `request.user`: at most one query (the current membership), none for anonymous users."""
+    if isinstance(user_or_viewer, Viewer):
+        return user_or_viewer
+    user = user_or_viewer
+    if not getattr(user, "is_authenticated", False):
+        return ANONYMOUS if user is None else Viewer(kind=ViewerKind.ANONYMOUS, user=user)
+    viewer = getattr(user, "_viewer", None)
+    if viewer is None:
+        viewer = user._viewer = _resolve(user)
+    return viewer
+
+
+# Querysets of what a viewer may see. Each takes a Viewer or a user. ------------------------------------
+
+
+def partners_for(viewer) -> QuerySet[Partner]:
+    viewer = viewer_for(viewer)
+    if viewer.is_manager:
+        return viewer.portfolio
+    if viewer.is_owner or viewer.is_member:
+        return Partner.objects.filter(pk=viewer.member.partner_id)
     return Partner.objects.none()
 
 
-def members_for(user) -> QuerySet[Member]:
-    kind = viewer_kind(user)
-    if kind == Viewer.PROGRAM_MANAGER:
+def members_for(viewer) -> QuerySet[Member]:
+    viewer = viewer_for(viewer)
+    if viewer.is_program_manager:
         return Member.objects.all()
-    if kind == Viewer.ACCOUNT_MANAGER:
-        return Member.objects.filter(partner__account_manager=user)
-    if kind == Viewer.OWNER:
-        return Member.objects.filter(partner_id=current_membership(user).partner_id)
-    if kind == Viewer.MEMBER:
-        return Member.objects.filter(user=user)
+    if viewer.is_account_manager:
+        return Member.objects.filter(partner__account_manager=viewer.user)
+    if viewer.is_owner:
+        return Member.objects.filter(partner_id=viewer.member.partner_id)
+    if viewer.is_member:
+        return Member.objects.filter(user=viewer.user)
     return Member.objects.none()
 
 
-def company_partners_for(user) -> QuerySet[Partner]:
-    """Partners whose company-level data (the company points account, company orders) the user may see.
+def company_partners_for(viewer) -> QuerySet[Partner]:
+    """Partners whose company-level data (the company points account, company orders) the viewer may see.
     Staff members see only their own things, never the company's."""
-    if viewer_kind(user) == Viewer.MEMBER:
-        return Partner.objects.none()
-    return partners_for(user)
+    viewer = viewer_for(viewer)
+    return partners_for(viewer) if viewer.sees_company else Partner.objects.none()
 
 
-def can_manage_team(user, partner: Partner) -> bool:
+def can_manage_team(viewer, partner: Partner) -> bool:
     """Invite, approve and deactivate a partner's people: its active owners and program managers."""
-    kind = viewer_kind(user)
-    if kind == Viewer.PROGRAM_MANAGER:
-        return True
-    return kind == Viewer.OWNER and current_membership(user).partner_id == partner.pk
+    return viewer_for(viewer).can_manage_team(partner)

@@ -6,11 +6,11 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sub
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from loyalty.models import PartnerTier, Program
+from loyalty.models import PartnerTier, PointsAccount, Program
 from partners.models import Member
-from partners.visibility import members_for
-from rewards.constants import LIVE_STATUSES, LimitPeriod, PaidBy
-from rewards.models import CartItem, RedemptionLine, RedemptionOrder, Reward, VoucherCode
+from partners.visibility import members_for, viewer_for
+from rewards.constants import LIVE_STATUSES, LimitPeriod, OrderStatus, PaidBy
+from rewards.models import CartItem, OrderEvent, RedemptionLine, RedemptionOrder, Reward, RewardCategory, VoucherCode
 
 
 def partner_tier_rank(*, program, partner) -> int | None:
@@ -108,13 +108,83 @@ def reward_get(*, member: Member, program: Program, pk: int, free_codes: bool = 
     return (_with_free_codes(rewards) if free_codes else rewards).get(pk=pk)
 
 
+def category_list() -> list[RewardCategory]:
+    return list(RewardCategory.objects.all())
+
+
+def balances(*, viewer, program: Program) -> dict[str, int | None]:
+    """Available points per payer (PaidBy): the viewer's own, and the company's for a partner owner (None for
+    anyone else, who may not spend it). The viewer (a Viewer or a user) has a current membership."""
+    viewer = viewer_for(viewer)
+    accounts = PointsAccount.objects.filter(program=program)
+    result = {
+        PaidBy.MEMBER: accounts.filter(member=viewer.member).values_list("available", flat=True).first() or 0,
+        PaidBy.COMPANY: None,
+    }
+    if viewer.is_owner:
+        result[PaidBy.COMPANY] = (
+            accounts.filter(partner=viewer.member.partner_id).values_list("available", flat=True).first() or 0
+        )
+    return result
+
+
+def can_redeem_now(*, reward: Reward, balances: dict[str, int | None], limit_left: int | None) -> bool:
+    """Whether one tap may redeem one unit at once: nothing to ship, affordable from the account that pays for
+    it, in stock (or with a free code, for a reward with `free_codes` counted) and within the member's limits."""
+    in_stock = reward.free_codes > 0 if reward.uses_codes else reward.stock is None or reward.stock > 0
+    return (
+        not reward.ships
+        and (balances[reward.paid_by] or 0) >= reward.points_price
+        and in_stock
+        and (limit_left is None or limit_left > 0)
+    )
+
+
 def cart(*, member: Member) -> list[CartItem]:
     return list(CartItem.objects.filter(member=member).select_related("reward", "reward__category"))
 
 
-def orders_for(user) -> QuerySet[RedemptionOrder]:
-    """Orders the user may see: their own; a partner owner's team's; an account manager's portfolio's; all."""
-    return RedemptionOrder.objects.filter(member__in=members_for(user))
+def cart_count(*, member: Member) -> int:
+    return member.cart_items.count()
+
+
+def cart_quantity(*, member: Member, reward: Reward) -> int | None:
+    """How many of the reward are in the member's cart (None: it is not)."""
+    return member.cart_items.filter(reward=reward).values_list("quantity", flat=True).first()
+
+
+CART_GROUP_LABELS = {PaidBy.MEMBER: "Paid from my points", PaidBy.COMPANY: "Paid from the company account"}
+
+
+def cart_groups(*, member: Member, balances: dict[str, int | None]) -> list[dict]:
+    """The member's cart split by the account that pays (one checkout each), with totals and whether the
+    account can pay. `balances` as from balances()."""
+    groups = []
+    items = cart(member=member)
+    for paid_by in (PaidBy.MEMBER, PaidBy.COMPANY):
+        lines = [item for item in items if item.reward.paid_by == paid_by]
+        if not lines:
+            continue
+        total = sum(item.reward.points_price * item.quantity for item in lines)
+        available = balances[paid_by]
+        groups.append(
+            {
+                "paid_by": paid_by,
+                "label": CART_GROUP_LABELS[paid_by],
+                "items": [{"item": item, "total": item.reward.points_price * item.quantity} for item in lines],
+                "total": total,
+                "available": available,
+                "can_pay": available is not None and available >= total,
+                "ships": any(item.reward.ships for item in lines),
+            }
+        )
+    return groups
+
+
+def orders_for(viewer) -> QuerySet[RedemptionOrder]:
+    """Orders the viewer (a Viewer or a user) may see: their own; a partner owner's team's; an account manager's
+    portfolio's; all."""
+    return RedemptionOrder.objects.filter(member__in=members_for(viewer))
 
 
 def order_list(*, viewer, status: str = "") -> QuerySet[RedemptionOrder]:
@@ -135,3 +205,20 @@ def order_get(*, viewer, pk: int) -> RedemptionOrder:
         .prefetch_related(Prefetch("lines", queryset=lines), "events__actor")
         .get(pk=pk)
     )
+
+
+def can_see_codes(*, viewer, order: RedemptionOrder) -> bool:
+    """Codes are as good as money: only the person who ordered sees them, once the order is fulfilled."""
+    viewer = viewer_for(viewer)
+    is_theirs = viewer.is_authenticated and order.member.user_id == viewer.user.pk
+    return is_theirs and order.status in (OrderStatus.FULFILLED, OrderStatus.DELIVERED)
+
+
+def _event_title(event: OrderEvent) -> str:
+    return "Placed" if event.to_status == OrderStatus.PLACED else event.get_to_status_display()
+
+
+def order_history(*, order: RedemptionOrder) -> list[dict]:
+    """The order's status moves as the status-history list shows them (templates/includes/status_history.html):
+    `title`, `at` and `note` each. Uses the events order_get prefetched."""
+    return [{"title": _event_title(event), "at": event.created_at, "note": event.note} for event in order.events.all()]

@@ -21,11 +21,11 @@ from loyalty.models import Program
 from loyalty.services import ledger
 from partners.constants import MemberStatus
 from partners.models import Member
-from partners.visibility import Viewer, viewer_kind
+from partners.visibility import Viewer, viewer_for
 from rewards import selectors
 from rewards.constants import MAX_QUANTITY_PER_LINE, ORDER_TRANSITIONS, REFUNDING_STATUSES, OrderStatus, PaidBy
 from rewards.error_codes import ErrorCode
-from rewards.lock_objects import order_lock
+from rewards.lock_objects import free_codes_assign, order_lock
 from rewards.models import CartItem, OrderEvent, RedemptionLine, RedemptionOrder, Reward, VoucherCode
 
 ADDRESS_FIELDS = ("name", "street", "postcode", "city", "country", "phone")
@@ -90,7 +90,7 @@ def cart_set(*, member: Member, reward: Reward, quantity: int) -> CartItem | Non
     _require_quantity(quantity)
     if (problem := reward_problem(reward=reward, member=member)) is not None:
         raise ApplicationError(problem, code=ErrorCode.RESTRICTED)
-    if reward.paid_by == PaidBy.COMPANY and viewer_kind(member.user) != Viewer.OWNER:
+    if reward.paid_by == PaidBy.COMPANY and not viewer_for(member.user).is_owner:
         raise ApplicationError(
             f"Only the partner owner can redeem {reward.name} from the company account.", ErrorCode.OWNER_ONLY
         )
@@ -123,22 +123,12 @@ def _take_stock(reward: Reward, quantity: int) -> None:
 
 
 def _take_codes(line: RedemptionLine) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            UPDATE rewards_vouchercode SET order_line_id = %s, assigned_at = now()
-            WHERE id IN (
-                SELECT id FROM rewards_vouchercode WHERE reward_id = %s AND order_line_id IS NULL
-                ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
-            )
-            """,
-            [line.pk, line.reward_id, line.quantity],
+    taken = free_codes_assign(reward_id=line.reward_id, line_id=line.pk, quantity=line.quantity)
+    if taken < line.quantity:
+        raise ApplicationError(
+            f"{line.reward.name} has run out of codes. Try again later, or pick another reward.",
+            code=ErrorCode.CODES_EXHAUSTED,
         )
-        if cursor.rowcount < line.quantity:
-            raise ApplicationError(
-                f"{line.reward.name} has run out of codes. Try again later, or pick another reward.",
-                code=ErrorCode.CODES_EXHAUSTED,
-            )
 
 
 def _record(order: RedemptionOrder, from_status: str, to_status: str, actor, note: str = "") -> None:
@@ -170,7 +160,7 @@ def order_place(
     if len({reward.pk for reward, _ in items}) != len(items):
         raise ApplicationError("Each reward may appear once in an order.", code=ErrorCode.DUPLICATE_LINE)
     if paid_by == PaidBy.COMPANY:
-        if viewer_kind(member.user) != Viewer.OWNER:
+        if not viewer_for(member.user).is_owner:
             raise ApplicationError("Only the partner owner can spend the company account.", code=ErrorCode.OWNER_ONLY)
         account = ledger.partner_account(program=program, partner=member.partner)
     else:
@@ -244,19 +234,22 @@ def _move(order: RedemptionOrder, to: str, *, actor, note: str = "") -> None:
     _record(order, from_status, to, actor, note)
 
 
-def _can_act(actor, order: RedemptionOrder, to: str) -> bool:
-    if getattr(actor, "is_program_manager", False):
+def _may_move(viewer: Viewer, order: RedemptionOrder, to: str) -> bool:
+    """Who may move an order (whether the move itself is allowed is ORDER_TRANSITIONS' business)."""
+    if viewer.is_program_manager:
         return True
     # The person who ordered (or their owner, for company orders) may cancel while it waits for approval.
     if to != OrderStatus.CANCELLED or order.status != OrderStatus.PLACED:
         return False
-    if order.member.user_id == actor.pk:
+    if viewer.is_authenticated and order.member.user_id == viewer.user.pk:
         return True
-    return (
-        order.paid_by == PaidBy.COMPANY
-        and viewer_kind(actor) == Viewer.OWNER
-        and (actor.memberships.filter(partner=order.member.partner, status=MemberStatus.ACTIVE).exists())
-    )
+    return order.paid_by == PaidBy.COMPANY and viewer.owns(order.member.partner_id)
+
+
+def can_cancel(*, viewer, order: RedemptionOrder) -> bool:
+    """Would order_transition cancel this order for this viewer (a Viewer or a user) now? The order page offers
+    the cancel button, and the cancel page its form, exactly when it would."""
+    return order.can_cancel() and _may_move(viewer_for(viewer), order, OrderStatus.CANCELLED)
 
 
 @transaction.atomic
@@ -271,7 +264,7 @@ def order_transition(
             f"{OrderStatus(to).label.lower()}.",
             code=ErrorCode.BAD_TRANSITION,
         )
-    if not _can_act(actor, locked, to):
+    if not _may_move(viewer_for(actor), locked, to):
         raise ApplicationError("You are not allowed to do that with this order.", code=ErrorCode.FORBIDDEN)
     if to in REFUNDING_STATUSES:
         if not note.strip():

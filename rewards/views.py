@@ -15,13 +15,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from loyalty.common.errors import ApplicationError
 from loyalty.common.htmx import render_page_or_partial
-from loyalty.models import PointsAccount
 from loyalty.views.decorators import member_in_program_required
-from partners.visibility import Viewer, viewer_kind
+from partners.visibility import viewer_for
 from rewards import selectors, services
 from rewards.constants import OrderStatus, PaidBy
 from rewards.forms import CancelOrderForm, CatalogueFilterForm, CheckoutForm, QuantityForm
-from rewards.models import RedemptionOrder, Reward, RewardCategory
+from rewards.models import RedemptionOrder, Reward
 
 CATALOGUE_PAGE_SIZE = 24
 ORDER_PAGE_SIZE = 25
@@ -30,26 +29,32 @@ ORDER_PAGE_SIZE = 25
 member_required = member_in_program_required("The rewards catalogue is for partner members.")
 
 
-def _balances(member, program) -> dict[str, int | None]:
-    """Available points per payer: the member's own, and the company's for a partner owner."""
-    accounts = PointsAccount.objects.filter(program=program)
-    balances = {
-        PaidBy.MEMBER: accounts.filter(member=member).values_list("available", flat=True).first() or 0,
-        PaidBy.COMPANY: None,
-    }
-    if viewer_kind(member.user) == Viewer.OWNER:
-        balances[PaidBy.COMPANY] = (
-            accounts.filter(partner=member.partner_id).values_list("available", flat=True).first() or 0
-        )
-    return balances
+# The colour of each order status's badge (templates/includes/order_status_badge.html). Every status has one.
+ORDER_STATUS_BADGES = {
+    OrderStatus.PLACED: "text-bg-warning",
+    OrderStatus.APPROVED: "text-bg-info",
+    OrderStatus.FULFILLED: "text-bg-success",
+    OrderStatus.DELIVERED: "text-bg-success",
+    OrderStatus.REJECTED: "text-bg-secondary",
+    OrderStatus.CANCELLED: "text-bg-secondary",
+}
+# What the rewards templates compare with and look up, next to what the context processors give every page:
+# statuses are compared with these constants (`order.paid_by == PaidBy.COMPANY`), never with strings.
+TEMPLATE_CONSTANTS = {"OrderStatus": OrderStatus, "PaidBy": PaidBy, "ORDER_STATUS_BADGES": ORDER_STATUS_BADGES}
+
+
+def _render(request, template: str, context: dict, *, partial: str = ""):
+    context = {**TEMPLATE_CONSTANTS, **context}
+    if partial:
+        return render_page_or_partial(request, template, partial, context)
+    return render(request, template, context)
 
 
 @member_required
 def catalogue(request):
-    categories = list(RewardCategory.objects.all())
-    form = CatalogueFilterForm(request.GET or None, categories=categories)
+    form = CatalogueFilterForm(request.GET or None, categories=selectors.category_list())
     filters = form.filters() if request.GET else {"search": "", "category": "", "affordable": False}
-    balances = _balances(request.member, request.program)
+    balances = selectors.balances(viewer=viewer_for(request.user), program=request.program)
     rewards = selectors.catalogue(
         member=request.member,
         program=request.program,
@@ -64,9 +69,9 @@ def catalogue(request):
         "page": page,
         "balances": balances,
         "is_filtered": any(filters.values()),
-        "cart_count": request.member.cart_items.count(),
+        "cart_count": selectors.cart_count(member=request.member),
     }
-    return render_page_or_partial(request, "rewards/catalogue.html", "reward-grid", context)
+    return _render(request, "rewards/catalogue.html", context, partial="reward-grid")
 
 
 @member_required
@@ -75,26 +80,20 @@ def reward_detail(request, reward_id: int):
         reward = selectors.reward_get(member=request.member, program=request.program, pk=reward_id, free_codes=True)
     except Reward.DoesNotExist:
         raise Http404("This reward is not in your catalogue.") from None
-    in_cart = request.member.cart_items.filter(reward=reward).values_list("quantity", flat=True).first()
-    balances = _balances(request.member, request.program)
+    in_cart = selectors.cart_quantity(member=request.member, reward=reward)
+    balances = selectors.balances(viewer=viewer_for(request.user), program=request.program)
     limit_left = selectors.limit_left(reward=reward, member=request.member)
-    # Offer one-tap redemption only when it can succeed: nothing to ship, affordable, in stock, within limits.
-    can_redeem_now = (
-        not reward.ships
-        and (balances[reward.paid_by] or 0) >= reward.points_price
-        and (reward.free_codes > 0 if reward.uses_codes else reward.stock is None or reward.stock > 0)
-        and (limit_left is None or limit_left > 0)
-    )
     context = {
         "reward": reward,
         "form": QuantityForm(initial={"quantity": in_cart or 1}),
         "in_cart": in_cart,
         "balances": balances,
         "limit_left": limit_left,
-        "can_redeem_now": can_redeem_now,
+        # One-tap redemption is offered only when it can succeed.
+        "can_redeem_now": selectors.can_redeem_now(reward=reward, balances=balances, limit_left=limit_left),
         "checkout_key": uuid.uuid4().hex,
     }
-    return render(request, "rewards/reward_detail.html", context)
+    return _render(request, "rewards/reward_detail.html", context)
 
 
 @member_required
@@ -119,29 +118,6 @@ def cart_update(request, reward_id: int):
     else:
         messages.success(request, f"{reward.name} was removed from your cart.")
     return redirect(request.POST.get("next") if request.POST.get("next") == reverse("cart") else "cart")
-
-
-def _cart_groups(member, balances) -> list[dict]:
-    groups = []
-    items = selectors.cart(member=member)
-    for paid_by in (PaidBy.MEMBER, PaidBy.COMPANY):
-        lines = [item for item in items if item.reward.paid_by == paid_by]
-        if not lines:
-            continue
-        total = sum(item.reward.points_price * item.quantity for item in lines)
-        available = balances[paid_by]
-        groups.append(
-            {
-                "paid_by": paid_by,
-                "label": "Paid from my points" if paid_by == PaidBy.MEMBER else "Paid from the company account",
-                "items": [{"item": item, "total": item.reward.points_price * item.quantity} for item in lines],
-                "total": total,
-                "available": available,
-                "can_pay": available is not None and available >= total,
-                "ships": any(item.reward.ships for item in lines),
-            }
-        )
-    return groups
 
 
 @member_required
@@ -181,8 +157,10 @@ def _placed_message(order: RedemptionOrder) -> str:
 
 @member_required
 def cart(request):
-    balances = _balances(request.member, request.program)
-    return render(request, "rewards/cart.html", {"groups": _cart_groups(request.member, balances)})
+    balances = selectors.balances(viewer=viewer_for(request.user), program=request.program)
+    return _render(
+        request, "rewards/cart.html", {"groups": selectors.cart_groups(member=request.member, balances=balances)}
+    )
 
 
 @member_required
@@ -190,8 +168,9 @@ def cart(request):
 def checkout(request, paid_by: str):
     if paid_by not in PaidBy.values:
         raise Http404("Unknown account.")
-    balances = _balances(request.member, request.program)
-    group = next((g for g in _cart_groups(request.member, balances) if g["paid_by"] == paid_by), None)
+    balances = selectors.balances(viewer=viewer_for(request.user), program=request.program)
+    groups = selectors.cart_groups(member=request.member, balances=balances)
+    group = next((g for g in groups if g["paid_by"] == paid_by), None)
     if group is None:
         messages.info(request, "Your cart has nothing to check out from that account.")
         return redirect("cart")
@@ -218,7 +197,7 @@ def checkout(request, paid_by: str):
             initial={"checkout_key": uuid.uuid4().hex, "name": user.full_name, "phone": request.member.phone},
             ships=group["ships"],
         )
-    return render(request, "rewards/checkout.html", {"form": form, "group": group})
+    return _render(request, "rewards/checkout.html", {"form": form, "group": group})
 
 
 @login_required
@@ -226,15 +205,15 @@ def order_list(request):
     status = request.GET.get("status", "")
     if status not in OrderStatus.values:
         status = ""
-    orders = selectors.order_list(viewer=request.user, status=status)
+    orders = selectors.order_list(viewer=viewer_for(request.user), status=status)
     page = Paginator(orders, ORDER_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"page": page, "status": status, "statuses": OrderStatus.choices}
-    return render_page_or_partial(request, "rewards/order_list.html", "order-table", context)
+    return _render(request, "rewards/order_list.html", context, partial="order-table")
 
 
 def _get_order(request, order_id: int) -> RedemptionOrder:
     try:
-        return selectors.order_get(viewer=request.user, pk=order_id)
+        return selectors.order_get(viewer=viewer_for(request.user), pk=order_id)
     except RedemptionOrder.DoesNotExist:
         raise Http404("No such order.") from None
 
@@ -242,15 +221,14 @@ def _get_order(request, order_id: int) -> RedemptionOrder:
 @login_required
 def order_detail(request, order_id: int):
     order = _get_order(request, order_id)
-    # Codes are as good as money: only the person who ordered sees them.
-    show_codes = order.member.user_id == request.user.pk and order.status in (
-        OrderStatus.FULFILLED,
-        OrderStatus.DELIVERED,
-    )
-    can_cancel = order.can_cancel() and order.status == OrderStatus.PLACED and order.member.user_id == request.user.pk
-    return render(
-        request, "rewards/order_detail.html", {"order": order, "show_codes": show_codes, "can_cancel": can_cancel}
-    )
+    viewer = viewer_for(request.user)
+    context = {
+        "order": order,
+        "history": selectors.order_history(order=order),
+        "show_codes": selectors.can_see_codes(viewer=viewer, order=order),
+        "can_cancel": services.can_cancel(viewer=viewer, order=order),
+    }
+    return _render(request, "rewards/order_detail.html", context)
 
 
 @login_required
@@ -268,4 +246,9 @@ def order_cancel(request, order_id: int):
         else:
             messages.success(request, f"Order {order.pk} is cancelled and its points are back in the account.")
         return redirect("order_detail", order_id=order.pk)
-    return render(request, "rewards/order_cancel.html", {"order": order, "form": form})
+    context = {
+        "order": order,
+        "form": form,
+        "can_cancel": services.can_cancel(viewer=viewer_for(request.user), order=order),
+    }
+    return _render(request, "rewards/order_cancel.html", context)

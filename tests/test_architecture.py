@@ -19,7 +19,7 @@ POINTS_TABLE_WRITE = re.compile(
     r"|^loyalty_points(account|entry|lot|allocation)$",  # a table name handed to a COPY or id helper
     re.IGNORECASE,
 )
-LOCK_SQL = re.compile(r"FOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE)\b|pg_(try_)?advisory", re.IGNORECASE)
+LOCK_SQL = re.compile(r"FOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE)\b|pg_(try_)?advisory|lock_timeout", re.IGNORECASE)
 LEDGER_WRITERS = {"loyalty/services/ledger.py", "loyalty/services/ledger_bulk.py"}
 
 

@@ -8,7 +8,7 @@ import pytest
 from bench import sellout
 from loyalty.models import Product
 from loyalty.services.sellout.formats import open_table, parse_date, parse_decimal
-from loyalty.services.sellout.run import OUR_FIELDS, mapping_problems
+from loyalty.services.sellout.mapping import OUR_FIELDS, mapping_problems
 from tests.partners.factories import MemberFactory, PartnerFactory
 
 

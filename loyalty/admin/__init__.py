@@ -1,5 +1,5 @@
 """The back office of the program core, one module per capability; importing the package registers them all."""
 
-from loyalty.admin import catalog, claims, ledger, programs, rules, sellout, tiers
+from loyalty.admin import catalog, claims, ledger, programs, rules, sale_lines, sellout, tiers
 
-__all__ = ["catalog", "claims", "ledger", "programs", "rules", "sellout", "tiers"]
+__all__ = ["catalog", "claims", "ledger", "programs", "rules", "sale_lines", "sellout", "tiers"]

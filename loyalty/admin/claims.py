@@ -3,7 +3,7 @@
 Claims waiting for review come first, oldest first. A claim is never edited here: program managers approve
 claims (in bulk; each refusal is reported and the others go ahead) or reject them with a reason code and a
 text the member sees, through loyalty.services.claims, from the list or from a claim's page. The invoice
-file is served through the same private-file check as on the member site. Registered from loyalty/admin.py;
+file is served through the same private-file check as on the member site. Registered by loyalty/admin/__init__.py;
 query counts are pinned in tests/loyalty/test_claims_admin.py.
 """
 

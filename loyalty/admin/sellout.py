@@ -1,14 +1,15 @@
 """The back office for sell-out imports: sources (file format, column mapping, partner aliases), the upload page
 and each import's progress page.
 
-Everything that reads or checks a file, saves a mapping or starts an import is loyalty.services.sellout.run:
-read_header, suggest_mapping, mapping_problems, source_mapping_save, import_start and errors_csv; their refusals
+Everything that reads or checks a file, saves a mapping or aliases or starts an import is a service of
+loyalty.services.sellout (run: read_header, source_last_header, import_start; mapping: mapping_field_problems,
+mapping_prefilled, source_mapping_save; aliases: aliases_read, aliases_save; errors: errors_csv); their refusals
 (ApplicationError) are shown as form errors. The upload page asks for the column mapping only when the source's
 saved mapping does not fit the file's header (pre-filled with the saved mapping and suggest_mapping's guesses);
 the file waits in storage meanwhile, named in the session. The import runs in the background (inline without a
 broker); its page polls itself with htmx every second while it is queued or running, then shows the result, the
 first errors and the download of all of them. Partner aliases are a list of their own (a source may have
-thousands), filled by hand or from a CSV of alias,legal_id pairs. Registered from loyalty/admin.py; query counts
+thousands), filled by hand or from a CSV of alias,legal_id pairs. Registered by loyalty/admin/__init__.py; query counts
 are pinned in tests/loyalty/test_admin_imports.py.
 
 The imported sale lines are read-only (SaleLineAdmin). The table holds millions of rows and has only the indexes
@@ -17,81 +18,62 @@ filters and searches that an index answers, and refuses any other lookup in the 
 in tests/loyalty/test_admin_sale_lines.py.
 """
 
-import csv
-import io
-import json
 import os
 import secrets
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
-from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import File
-from django.db import connections, transaction
-from django.db.models import Count, DateTimeField, IntegerField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce, Lower
+from django.db.models import Count, DateTimeField, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
-from django.utils.functional import cached_property
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
+from django.utils.html import format_html
 
+from loyalty.admin.sale_lines import sale_lines_url, short_moment
 from loyalty.common.admin import (
-    DetailJoinsMixin,
-    EstimatedCountPaginator,
     ProgramManagerAdmin,
-    ReadOnlyModelAdmin,
     SavedByServices,
-    plural,
 )
 from loyalty.common.errors import ApplicationError
 from loyalty.common.htmx import wants_partial
 from loyalty.common.storage import private_storage
 from loyalty.constants import ImportStatus
-from loyalty.error_codes import ErrorCode
-from loyalty.lock_objects import aliases_lock
-from loyalty.models import PartnerAlias, SaleLine, SalesImport, SalesSource
-from loyalty.services.sellout import run as imports
-from partners.models import Member, Partner
+from loyalty.models import PartnerAlias, SalesImport, SalesSource
+from loyalty.services.sellout.aliases import AliasProblems, aliases_read, aliases_save
+from loyalty.services.sellout.errors import errors_csv
+from loyalty.services.sellout.mapping import (
+    OUR_FIELDS,
+    mapping_field_problems,
+    mapping_missing,
+    mapping_prefilled,
+    mapping_problems,
+    source_mapping_save,
+)
+from loyalty.services.sellout.run import import_start, read_header, source_last_header
 
 # The progress page lists this many errors; the CSV download has all of them.
 ERRORS_SHOWN = 20
 # The alias upload reports this many bad lines at most.
 ALIAS_ERRORS_SHOWN = 50
-MAX_ALIAS_BYTES = 5 * 1024 * 1024
 PENDING_DIR = "imports/pending"
 PENDING_KEY = "sales_import_pending"
 RUNNING = (ImportStatus.QUEUED, ImportStatus.RUNNING)
 
 
 def _field_label(name: str) -> str:
-    label, required = imports.OUR_FIELDS[name]
+    label, required = OUR_FIELDS[name]
     return f"{label} *" if required else label
 
 
-def _problem_field(problem: str, prefix: str = "") -> str | None:
-    """The mapping field a problem of imports.mapping_problems is about: the last field label it quotes (a column
-    chosen twice is reported on the second field)."""
-    found = [(problem.rfind(f"“{label}”"), name) for name, (label, _) in imports.OUR_FIELDS.items()]
-    position, name = max(found)
-    return prefix + name if position >= 0 else None
-
-
-def last_header(source: SalesSource) -> tuple[list[str], SalesImport | None]:
-    """The column headings of the source's last uploaded file ([] when there is none or it cannot be read)."""
-    latest = source.imports.order_by("-created_at", "-id").first()
-    if latest is None or not latest.file:
-        return [], None
-    try:
-        with latest.file.open("rb") as stored:
-            return [h for h in imports.read_header(stored, source=source) if h], latest
-    except (ApplicationError, OSError, ValueError):
-        return [], latest
+def _add_mapping_errors(form: forms.Form, mapping: dict, header: list[str] | None = None, prefix: str = "") -> None:
+    """mapping_field_problems as form errors, each on its field's input (or the form's when it has none)."""
+    for problem in mapping_field_problems(mapping, header):
+        name = prefix + problem.field if problem.field else None
+        form.add_error(name if name in form.fields else None, problem.message)
 
 
 # Sources ----------------------------------------------------------------------------------------------------
@@ -114,7 +96,7 @@ class BaseSourceForm(forms.ModelForm):
     def mapping(self) -> dict[str, str]:
         return {
             name: (self.cleaned_data.get(f"map_{name}") or "").strip()
-            for name in imports.OUR_FIELDS
+            for name in OUR_FIELDS
             if (self.cleaned_data.get(f"map_{name}") or "").strip()
         }
 
@@ -122,9 +104,7 @@ class BaseSourceForm(forms.ModelForm):
         data = super().clean()
         mapping = self.mapping
         if mapping or self.instance.column_mapping:
-            for problem in imports.mapping_problems(mapping):
-                field = _problem_field(problem, "map_")
-                self.add_error(field if field in self.fields else None, problem)
+            _add_mapping_errors(self, mapping, prefix="map_")
         return data
 
 
@@ -138,7 +118,7 @@ SourceForm = type(
             max_length=200,
             widget=forms.TextInput(attrs={"list": "source-headings", "autocomplete": "off", "size": 40}),
         )
-        for name in imports.OUR_FIELDS
+        for name in OUR_FIELDS
     },
 )
 
@@ -187,7 +167,7 @@ class SalesSourceAdmin(SavedByServices, ProgramManagerAdmin):
         fieldsets = [
             (None, {"fields": ("program", "name", "code", "distributor")}),
             ("File format", {"fields": ("delimiter", "decimal_comma", "date_format")}),
-            ("Column mapping", {"fields": [f"map_{name}" for name in imports.OUR_FIELDS], "description": MAPPING_HELP}),
+            ("Column mapping", {"fields": [f"map_{name}" for name in OUR_FIELDS], "description": MAPPING_HELP}),
         ]
         if obj is not None:
             fieldsets.append(("Partner aliases", {"fields": ("aliases_link",)}))
@@ -197,17 +177,17 @@ class SalesSourceAdmin(SavedByServices, ProgramManagerAdmin):
         super().save_model(request, obj, form, change)
         mapping = form.mapping
         if mapping != (obj.column_mapping or {}) and (mapping or obj.column_mapping):
-            adopted = imports.source_mapping_save(source=obj, mapping=mapping)
+            adopted = source_mapping_save(source=obj, mapping=mapping)
             obj.column_mapping = adopted.column_mapping
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        headings, latest = last_header(obj) if obj is not None else ([], None)
+        headings, latest = source_last_header(source=obj) if obj is not None else ([], None)
         context.update(headings=headings, headings_from=latest)
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     @admin.display(description="Column mapping")
     def mapping_state(self, obj):
-        missing = [imports.OUR_FIELDS[name][0] for name in imports.REQUIRED_FIELDS if not obj.column_mapping.get(name)]
+        missing = mapping_missing(obj.column_mapping)
         if not missing:
             return "Complete"
         return "Not set yet" if not obj.column_mapping else f"Missing: {', '.join(missing)}"
@@ -256,7 +236,7 @@ class SalesSourceAdmin(SavedByServices, ProgramManagerAdmin):
         problems: list[str] = []
         if form.is_bound and form.is_valid():
             try:
-                pairs = aliases_read(form.cleaned_data["file"])
+                pairs = aliases_read(upload=form.cleaned_data["file"])
                 added, changed, same = aliases_save(source=source, pairs=pairs)
             except AliasProblems as exc:
                 problems = exc.problems
@@ -293,83 +273,6 @@ class AliasUploadForm(forms.Form):
         help_text="CSV with two columns: the source's code for a partner, then the partner's legal id; a first "
         "line naming the columns (alias,legal_id) is skipped. Commas, semicolons or tabs.",
     )
-
-
-class AliasProblems(ApplicationError):
-    def __init__(self, problems: list[str]):
-        super().__init__(f"{plural(len(problems), 'line')} of the file cannot be used; nothing was saved.", "aliases")
-        self.problems = problems
-
-
-def aliases_read(upload) -> list[tuple[str, Partner]]:
-    """(alias, partner) pairs of an uploaded CSV; AliasProblems lists every wrong line (line numbers from 1)."""
-    if upload.size > MAX_ALIAS_BYTES:
-        raise ApplicationError(f"The file is larger than {MAX_ALIAS_BYTES // 1024 // 1024} MB.", ErrorCode.TOO_BIG)
-    raw = upload.read()
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise ApplicationError("The file is not a text (CSV) file.", ErrorCode.BAD_FILE)
-    if "\x00" in text or not text.strip():
-        raise ApplicationError("The file is empty or not a text (CSV) file.", ErrorCode.BAD_FILE)
-    delimiter = max((",", ";", "\t"), key=text[:4096].count)
-    rows = [
-        (number, [cell.strip() for cell in row])
-        for number, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), 1)
-        if any(cell.strip() for cell in row)
-    ]
-    if rows and rows[0][1][0].lower().replace(" ", "_") in {"alias", "code", "alias_code", "customer_code"}:
-        rows = rows[1:]
-    wanted = {cells[1].lower() for _, cells in rows if len(cells) > 1 and cells[1]}
-    partners = {
-        partner.legal_id.lower(): partner
-        for partner in Partner.objects.annotate(key=Lower("legal_id"))
-        .filter(key__in=wanted)
-        .only("pk", "name", "legal_id")
-    }
-    problems, pairs, seen = [], [], {}
-    for number, cells in rows:
-        if len(cells) < 2 or not cells[0] or not cells[1]:
-            problems.append(f"Line {number}: needs an alias and a legal id.")
-            continue
-        alias, legal_id = cells[0], cells[1]
-        if len(alias) > PartnerAlias._meta.get_field("code").max_length:
-            problems.append(f"Line {number}: the alias “{alias[:70]}…” is too long.")
-            continue
-        partner = partners.get(legal_id.lower())
-        if partner is None:
-            problems.append(f"Line {number}: no partner has the legal id “{legal_id}”.")
-            continue
-        if alias in seen and seen[alias] != partner.pk:
-            problems.append(f"Line {number}: the alias “{alias}” is given to two partners in this file.")
-            continue
-        seen[alias] = partner.pk
-        pairs.append((alias, partner))
-    if problems:
-        raise AliasProblems(problems)
-    if not pairs:
-        raise ApplicationError("The file has no alias,legal_id lines.", ErrorCode.EMPTY)
-    return pairs
-
-
-@transaction.atomic
-def aliases_save(*, source: SalesSource, pairs: list[tuple[str, Partner]]) -> tuple[int, int, int]:
-    """Add the aliases, or point existing ones at the named partner: (added, changed, unchanged)."""
-    wanted = {alias: partner for alias, partner in pairs}
-    existing = aliases_lock(source=source, codes=wanted)
-    added = sum(1 for alias in wanted if alias not in existing)
-    changed = sum(1 for alias, partner in wanted.items() if alias in existing and existing[alias] != partner.pk)
-    PartnerAlias.objects.bulk_create(
-        [PartnerAlias(source=source, code=alias, partner=partner) for alias, partner in wanted.items()],
-        update_conflicts=True,
-        unique_fields=["source", "code"],
-        update_fields=["partner"],
-    )
-    return added, changed, len(wanted) - added - changed
 
 
 @admin.register(PartnerAlias)
@@ -411,33 +314,18 @@ class MappingForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.header = header
         choices = [("", "— not in this file —"), *((heading, heading) for heading in header if heading)]
-        for name, (_, required) in imports.OUR_FIELDS.items():
+        for name, (_, required) in OUR_FIELDS.items():
             self.fields[name] = forms.ChoiceField(label=_field_label(name), choices=choices, required=required)
 
     def clean(self):
         data = super().clean()
         if not self.errors:
-            for problem in imports.mapping_problems(self.mapping, self.header):
-                field = _problem_field(problem)
-                self.add_error(field if field in self.fields else None, problem)
+            _add_mapping_errors(self, self.mapping, self.header)
         return data
 
     @property
     def mapping(self) -> dict[str, str]:
-        return {name: column for name in imports.OUR_FIELDS if (column := self.cleaned_data.get(name))}
-
-
-def prefilled_mapping(source: SalesSource, header: list[str]) -> dict[str, str]:
-    """The saved mapping where it fits this header, else suggest_mapping's guess."""
-    present = set(header)
-    saved = {name: column for name, column in (source.column_mapping or {}).items() if column in present}
-    guessed = imports.suggest_mapping(header)
-    used = set(saved.values())
-    for name, column in guessed.items():
-        if name not in saved and column not in used:
-            saved[name] = column
-            used.add(column)
-    return saved
+        return {name: column for name in OUR_FIELDS if (column := self.cleaned_data.get(name))}
 
 
 def _progress(sales_import: SalesImport) -> str:
@@ -448,10 +336,6 @@ def _progress(sales_import: SalesImport) -> str:
     if sales_import.status == ImportStatus.QUEUED:
         return "Queued"
     return f"Running, {sales_import.percent_done} %"
-
-
-def _short(moment) -> str:
-    return f"{timezone.localtime(moment):%d %b %H:%M}"
 
 
 @admin.register(SalesImport)
@@ -475,8 +359,8 @@ class SalesImportAdmin(ProgramManagerAdmin):
     @admin.display(description="Started → finished", ordering="started_at")
     def when(self, obj):
         if obj.started_at is None:
-            return f"Uploaded {_short(obj.created_at)}"
-        return f"{_short(obj.started_at)} → {_short(obj.finished_at) if obj.finished_at else '…'}"
+            return f"Uploaded {short_moment(obj.created_at)}"
+        return f"{short_moment(obj.started_at)} → {short_moment(obj.finished_at) if obj.finished_at else '…'}"
 
     @admin.display(description="New / already there / errors")
     def counts(self, obj):
@@ -510,18 +394,18 @@ class SalesImportAdmin(ProgramManagerAdmin):
         if form.is_bound and form.is_valid():
             source, upload = form.cleaned_data["source"], form.cleaned_data["file"]
             try:
-                header = imports.read_header(upload, source=source)
+                header = read_header(upload, source=source)
             except ApplicationError as exc:
                 form.add_error("file", exc.message)
             else:
-                if not imports.mapping_problems(source.column_mapping or {}, header):
+                if not mapping_problems(source.column_mapping or {}, header):
                     try:
                         return self._start(request, source, upload)
                     except ApplicationError as exc:
                         form.add_error("file", exc.message)
                 else:
                     token = self._stash(request, source, upload, header)
-                    mapping = MappingForm(initial=prefilled_mapping(source, header), header=header)
+                    mapping = MappingForm(initial=mapping_prefilled(source=source, header=header), header=header)
                     return self._render_upload(request, mapping=mapping, source=source, token=token, name=upload.name)
         return self._render_upload(request, form=form)
 
@@ -538,7 +422,7 @@ class SalesImportAdmin(ProgramManagerAdmin):
         form = MappingForm(request.POST, header=header)
         if form.is_valid():
             try:
-                source = imports.source_mapping_save(source=source, mapping=form.mapping, header=header)
+                source = source_mapping_save(source=source, mapping=form.mapping, header=header)
                 self.log_change(request, source, "Column mapping saved from an upload.")
                 with private_storage().open(pending["path"], "rb") as stored:
                     response = self._start(request, source, File(stored, name=pending["name"]))
@@ -550,7 +434,7 @@ class SalesImportAdmin(ProgramManagerAdmin):
         return self._render_upload(request, mapping=form, source=source, token=pending["token"], name=pending["name"])
 
     def _start(self, request, source, upload):
-        sales_import = imports.import_start(source=source, uploaded_file=upload, user=request.user)
+        sales_import = import_start(source=source, uploaded_file=upload, user=request.user)
         self.log_addition(request, sales_import, f"Uploaded {sales_import.original_name}.")
         return HttpResponseRedirect(reverse("admin:loyalty_salesimport_change", args=[sales_import.pk]))
 
@@ -632,7 +516,7 @@ class SalesImportAdmin(ProgramManagerAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_view_permission(request, sales_import):
             raise PermissionDenied
-        response = StreamingHttpResponse(imports.errors_csv(sales_import), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(errors_csv(sales_import), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="sales-import-{sales_import.pk}-errors.csv"'
         return response
 
@@ -640,221 +524,3 @@ class SalesImportAdmin(ProgramManagerAdmin):
 def _pk(object_id) -> int:
     value = unquote(str(object_id))
     return int(value) if value.isdigit() else 0
-
-
-# Sale lines -------------------------------------------------------------------------------------------------
-
-# The import filter offers the latest imports (of the chosen source), and the chosen one however old.
-IMPORTS_OFFERED = 20
-# The parameter of the list's source filter (list_filter = ("source", ...)).
-SOURCE_PARAMETER = "source__id__exact"
-
-
-def sale_lines_url(**filters) -> str:
-    query = "&".join(f"{key}={value}" for key, value in filters.items())
-    return f"{reverse('admin:loyalty_saleline_changelist')}?{query}"
-
-
-def _id(value: str | None) -> int | None:
-    """A primary key given in the URL, or None when it is missing or not one."""
-    return int(value) if value and value.isascii() and value.isdigit() else None
-
-
-class SaleLinePaginator(EstimatedCountPaginator):
-    """A filtered list of sale lines may still be millions of rows (all of a big source, or of a big partner): when
-    PostgreSQL's plan expects at least `exact_below` rows, its estimate is shown instead of a COUNT(*)."""
-
-    @cached_property
-    def count(self) -> int:
-        query = getattr(self.object_list, "query", None)
-        if query is not None and query.where:
-            planned = self._planned_rows()
-            if planned >= self.exact_below:
-                return planned
-        return super().count
-
-    def _planned_rows(self) -> int:
-        sql, params = self.object_list.order_by().values("pk").query.get_compiler(self.object_list.db).as_sql()
-        with connections[self.object_list.db].cursor() as cursor:
-            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-            plan = cursor.fetchone()[0]
-        if isinstance(plan, str):
-            plan = json.loads(plan)
-        return int(plan[0]["Plan"]["Plan Rows"])
-
-
-class NewestFirstChangeList(ChangeList):
-    """The newest lines first, whatever the URL asks: sorting by any other column would sort the whole table."""
-
-    def get_ordering(self, request, queryset):
-        return ["-pk"]
-
-
-class ChosenIdFilter(admin.SimpleListFilter):
-    """Filters `column` by the id in the URL; a value that is no id is refused (the admin says so)."""
-
-    column = ""
-
-    def has_output(self):
-        return self.value() is not None or super().has_output()  # the admin applies only the filters it shows
-
-    def queryset(self, request, queryset):
-        if self.value() is None:
-            return queryset
-        chosen = _id(self.value())
-        if chosen is None:
-            raise IncorrectLookupParameters(f"Not an id: {self.value()}")
-        return queryset.filter(**{self.column: chosen})
-
-
-class ImportFilter(ChosenIdFilter):
-    """An import's lines, found through the block-range index on sales_import (the lines of an import are written
-    together). Every import would be too long a list: the latest ones of the chosen source are offered."""
-
-    title = "import"
-    parameter_name = "sales_import__id__exact"
-    column = "sales_import_id"
-
-    def lookups(self, request, model_admin):
-        latest = SalesImport.objects.order_by("-created_at", "-id")
-        if (source := _id(request.GET.get(SOURCE_PARAMETER))) is not None:
-            latest = latest.filter(source_id=source)
-        wanted = Q(pk__in=latest.values("pk")[:IMPORTS_OFFERED])
-        if (chosen := _id(self.value())) is not None:
-            wanted |= Q(pk=chosen)
-        offered = (
-            SalesImport.objects.filter(wanted)
-            .select_related("source")
-            .only("pk", "original_name", "created_at", "source__name")
-            .order_by("-created_at", "-id")
-        )
-        return [(str(imp.pk), f"{imp.source.name}: {imp.original_name}, {_short(imp.created_at)}") for imp in offered]
-
-
-class PartnerFilter(ChosenIdFilter):
-    """One partner's lines, through the (partner, invoice number, product) index. Chosen by clicking a partner in the
-    list (a list of every partner would be too long), so only the chosen partner is shown here."""
-
-    title = "partner"
-    parameter_name = "partner__id__exact"
-    column = "partner_id"
-
-    def lookups(self, request, model_admin):
-        if (chosen := _id(self.value())) is None:
-            return []
-        return [(str(partner.pk), partner.name) for partner in Partner.objects.filter(pk=chosen).only("name")]
-
-
-def _beneficiary(members: dict[int, Member], member_id: int | None) -> str:
-    if member_id is None:
-        return "company account"
-    member = members.get(member_id)
-    return member.user.email if member is not None else f"member #{member_id}"
-
-
-@admin.register(SaleLine)
-class SaleLineAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
-    """The imported sell-out lines, to look up what a line paid and why. Lines change only through imports."""
-
-    list_display = (
-        "invoice_date",
-        "source",
-        "external_id",
-        "partner_link",
-        "member_email",
-        "sku",
-        "quantity",
-        "amount",
-        "invoice_number",
-        "points",
-    )
-    list_select_related = ("source", "partner", "member__user", "product")
-    list_filter = ("source", ImportFilter, PartnerFilter)
-    # Only what an index answers may filter the list, from the sidebar or from the URL: a member, a product, a date
-    # or an amount would read the whole table.
-    indexed_lookups = frozenset({SOURCE_PARAMETER, ImportFilter.parameter_name, PartnerFilter.parameter_name})
-    # get_search_results looks the term up exactly, through the unique (source, external id) index and, with a
-    # partner chosen, the (partner, invoice number, product) index.
-    search_fields = ("=external_id", "=invoice_number")
-    search_help_text = (
-        "An exact line id of the source's file (in the chosen source, or in any source). With a partner chosen "
-        "(click a partner in the list), also an exact invoice number of that partner."
-    )
-    ordering = ("-id",)
-    sortable_by = ()  # see NewestFirstChangeList
-    show_facets = admin.ShowFacets.NEVER  # counting each filter choice would read the whole table
-    show_full_result_count = False
-    paginator = SaleLinePaginator
-    detail_select_related = (
-        "source",
-        "sales_import__source",
-        "partner",
-        "member__user",
-        "member__partner",
-        "product",
-        "returns_line__source",
-    )
-    fieldsets = (
-        (None, {"fields": ("source", "external_id", "sales_import", "invoice_number", "invoice_date")}),
-        ("Sale", {"fields": ("partner", "member", "product", "quantity", "amount", "returns_line")}),
-        ("Points", {"fields": ("points", "how_it_counts")}),
-        ("Record", {"fields": ("created_at",)}),
-    )
-    readonly_fields = ("how_it_counts",)
-
-    def get_queryset(self, request):
-        # The page names the line's import: not its errors (up to a thousand of them).
-        return super().get_queryset(request).defer("sales_import__errors")
-
-    def get_changelist(self, request, **kwargs):
-        return NewestFirstChangeList
-
-    def lookup_allowed(self, lookup, value, request):
-        return lookup in self.indexed_lookups and super().lookup_allowed(lookup, value, request)
-
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        source = _id(request.GET.get(SOURCE_PARAMETER))
-        # Naming every source turns the search into one probe of the unique index per source (there are a few).
-        sources = [source] if source is not None else list(SalesSource.objects.values_list("pk", flat=True))
-        found = Q(source_id__in=sources, external_id=term)
-        if (partner := _id(request.GET.get(PartnerFilter.parameter_name))) is not None:
-            found |= Q(partner_id=partner, invoice_number=term)
-        return queryset.filter(found), False
-
-    @admin.display(description="Partner")
-    def partner_link(self, obj):
-        return format_html(
-            '<a href="{}" title="Only the lines of this partner">{}</a>',
-            sale_lines_url(partner__id__exact=obj.partner_id),
-            obj.partner.name,
-        )
-
-    @admin.display(description="Member")
-    def member_email(self, obj):
-        return obj.member.user.email if obj.member_id else "—"
-
-    @admin.display(description="SKU")
-    def sku(self, obj):
-        return obj.product.sku
-
-    @admin.display(description="How it counts")
-    def how_it_counts(self, obj):
-        """Each posting on its line: the rule's explanation, the points, and whose account they went to."""
-        postings = obj.posting_list
-        if not postings:
-            return "No rule paid points for this line."
-        members = {obj.member_id: obj.member} if obj.member_id else {}
-        others = {member_id for _, member_id, _, _ in postings if member_id is not None and member_id not in members}
-        if others:
-            members.update(Member.objects.select_related("user").in_bulk(others))
-        return format_html_join(
-            mark_safe("<br>"),
-            "{} → {} points ({})",
-            (
-                (explanation, f"{points:,}", _beneficiary(members, member_id))
-                for _, member_id, points, explanation in postings
-            ),
-        )

@@ -11,7 +11,7 @@ through the services under the demo clock.
   automatically and by a program manager, rejected with a reason, corrected and resubmitted, withdrawn,
   waiting with flags, one confirmed by the sell-out import.
 - A year of sell-out of block 0's partners from the "Northwater ERP" source (saved column mapping, partner
-  aliases), uploaded today as one CSV file through services.imports: a few returns and a few bad lines, so the
+  aliases), uploaded today as one CSV file through services.sellout: a few returns and a few bad lines, so the
   import list shows a finished import with errors. Then services.tiers evaluates every partner: Northwater
   Distribution is Silver, a little short of Gold.
 
@@ -47,6 +47,7 @@ from loyalty.models import (
     Tier,
 )
 from loyalty.services import claims, rules, tiers
+from loyalty.services.sellout import mapping
 from loyalty.services.sellout import run as imports
 from partners import demo as partners_demo
 from partners.constants import MemberStatus, PartnerKind
@@ -413,7 +414,7 @@ class _Sales:
             self.rules[spec.code] = rule
         flagship = self.book.channel.partners[self.flagship]
         source = SalesSource.objects.create(program=program, name=SOURCE_NAME, code=SOURCE_CODE, distributor=flagship)
-        self.source = imports.source_mapping_save(source=source, mapping=MAPPING, header=list(MAPPING.values()))
+        self.source = mapping.source_mapping_save(source=source, mapping=MAPPING, header=list(MAPPING.values()))
         PartnerAlias.objects.bulk_create(
             PartnerAlias(source=source, code=self._alias(company), partner=self.book.channel.partners[legal_id])
             for legal_id, company in sorted(self.book.channel.companies.items())

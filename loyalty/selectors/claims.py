@@ -3,19 +3,19 @@ a partner owner their team's, an account manager their portfolio's, a program ma
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
-from loyalty.constants import EntrySource
+from loyalty.constants import ClaimStatus, EntrySource
 from loyalty.models import ClaimEvent, ClaimLine, PointsEntry, Product, Program, SalesClaim
 from loyalty.selectors.ledger import accounts_for
 from partners.constants import MemberStatus
 from partners.models import Member
-from partners.visibility import members_for
+from partners.visibility import members_for, viewer_for
 
 PRODUCT_SUGGESTIONS = 8
 
 
-def claims_for(user) -> QuerySet[SalesClaim]:
-    """Every claim the user may see (no joins; add them where the rows are shown)."""
-    return SalesClaim.objects.filter(member__in=members_for(user))
+def claims_for(viewer) -> QuerySet[SalesClaim]:
+    """Every claim the viewer (a Viewer or a user) may see (no joins; add them where the rows are shown)."""
+    return SalesClaim.objects.filter(member__in=members_for(viewer))
 
 
 def claim_list(*, viewer, program: Program | None, status: str = "") -> QuerySet[SalesClaim]:
@@ -61,6 +61,29 @@ def claim_entries(*, viewer, claim: SalesClaim) -> dict[int, list[PointsEntry]]:
     for entry in entries:
         per_line.setdefault(keys[entry.source_id], []).append(entry)
     return per_line
+
+
+def _event_title(event: ClaimEvent) -> str:
+    if event.from_status == ClaimStatus.REJECTED:
+        return "Corrected and sent again"
+    if event.to_status == ClaimStatus.SUBMITTED:
+        return "Sent"
+    return event.get_to_status_display()
+
+
+def claim_history(*, viewer, claim: SalesClaim) -> list[dict]:
+    """The claim's status moves as the status-history list shows them (templates/includes/status_history.html):
+    `title`, `at` and `note` each. The note of a sending is the member's word to the program team: only program
+    managers read it. Uses the events claim_get prefetched."""
+    sees_all_notes = viewer_for(viewer).is_program_manager
+    return [
+        {
+            "title": _event_title(event),
+            "at": event.created_at,
+            "note": event.note if sees_all_notes or event.to_status != ClaimStatus.SUBMITTED else "",
+        }
+        for event in claim.events.all()
+    ]
 
 
 def colleague_choices(*, member: Member) -> QuerySet[Member]:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from loyalty.constants import EXPIRING_SOON_DAYS, EntryKind, EntrySource
 from loyalty.models import PointsAccount, PointsEntry, PointsLot, Program, SaleLine
-from partners.visibility import company_partners_for, members_for
+from partners.visibility import company_partners_for, members_for, viewer_for
 
 
 def current_program(request) -> Program | None:
@@ -24,9 +24,11 @@ def current_program(request) -> Program | None:
     return request._current_program
 
 
-def accounts_for(user) -> QuerySet[PointsAccount]:
-    """Accounts the user may see: their own (and, per role, their people's), plus visible company accounts."""
-    return PointsAccount.objects.filter(Q(member__in=members_for(user)) | Q(partner__in=company_partners_for(user)))
+def accounts_for(viewer) -> QuerySet[PointsAccount]:
+    """Accounts the viewer (a Viewer or a user) may see: their own (and, per role, their people's), plus the
+    company accounts they may see."""
+    viewer = viewer_for(viewer)
+    return PointsAccount.objects.filter(Q(member__in=members_for(viewer)) | Q(partner__in=company_partners_for(viewer)))
 
 
 @dataclass(frozen=True)

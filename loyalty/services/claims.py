@@ -25,7 +25,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
-from django.db import OperationalError, connection, transaction
+from django.db import transaction
 from django.db.models import F, Func, Value
 from django.db.models.functions import Upper
 from django.utils import timezone
@@ -36,7 +36,7 @@ from loyalty.common.storage import MAX_DOCUMENT_BYTES, DocumentKind, sniff_file
 from loyalty.constants import CLAIM_TRANSITIONS, ClaimFlag, ClaimStatus, EntrySource, RejectionReason
 from loyalty.engine.facts import partner_tiers, sale_event
 from loyalty.error_codes import ErrorCode
-from loyalty.lock_objects import claim_invoice_lock, claim_lock
+from loyalty.lock_objects import LockNotAvailable, claim_invoice_lock, claim_lock, lock_wait_at_most
 from loyalty.models import ClaimEvent, ClaimLine, Product, Program, SaleLine, SalesClaim, SalesSource
 from loyalty.services.earning import post_event, published_rules
 from partners.constants import MemberStatus, PartnerStatus
@@ -360,26 +360,16 @@ def _approve(claim: SalesClaim, *, actor, note: str, matched_line: SaleLine | No
 # A running sell-out import holds its program's budget and cap rows until it commits (a minute for a million
 # lines): an approval waits this long for them, then says so instead of hanging the page.
 APPROVAL_LOCK_WAIT_MS = 3000
-LOCK_NOT_AVAILABLE = "55P03"
 
 
 @contextmanager
 def _approval_posting() -> Iterator[None]:
     """A savepoint in which waiting for a lock longer than APPROVAL_LOCK_WAIT_MS becomes an ApplicationError;
-    the savepoint's rollback undoes any half of the posting (and the shorter lock timeout with it)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('lock_timeout')")
-        previous = cursor.fetchone()[0]
+    the savepoint's rollback undoes any half of the posting."""
     try:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{APPROVAL_LOCK_WAIT_MS}ms"])
+        with lock_wait_at_most(APPROVAL_LOCK_WAIT_MS):
             yield
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
-    except OperationalError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
-            raise
+    except LockNotAvailable:
         raise ApplicationError(
             "A sell-out import is posting points under this program's rules right now; the claim was left as it "
             "was. Approve it again once the import has finished (Sales imports shows its progress).",

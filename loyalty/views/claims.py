@@ -18,6 +18,7 @@ from loyalty.common.errors import ApplicationError
 from loyalty.common.htmx import render_page_or_partial
 from loyalty.common.storage import private_file_response
 from loyalty.constants import ClaimFlag, ClaimStatus
+from loyalty.error_codes import ErrorCode
 from loyalty.forms.claims import ClaimFilterForm, ClaimForm, ClaimLineFormSet, plain_number, product_text
 from loyalty.models import SalesClaim
 from loyalty.selectors import claims as selectors
@@ -25,22 +26,22 @@ from loyalty.selectors.ledger import current_program
 from loyalty.services import claims as services
 from loyalty.views.decorators import member_in_program_required
 from partners.constants import MemberStatus
-from partners.visibility import Viewer, current_membership, viewer_kind
+from partners.visibility import viewer_for
 
 PAGE_SIZE = 20
 # Refusals of the service shown next to the field they concern; the others go above the form.
 ERROR_FIELDS = {
-    "invoice_number_missing": "invoice_number",
-    "invoice_number_too_long": "invoice_number",
-    "duplicate_invoice": "invoice_number",
-    "invoice_date_missing": "invoice_date",
-    "invoice_date_future": "invoice_date",
-    "window_closed": "invoice_date",
-    "document_missing": "document",
-    "document_empty": "document",
-    "document_too_large": "document",
-    "document_type": "document",
-    "invalid_colleague": "colleagues",
+    ErrorCode.INVOICE_NUMBER_MISSING: "invoice_number",
+    ErrorCode.INVOICE_NUMBER_TOO_LONG: "invoice_number",
+    ErrorCode.DUPLICATE_INVOICE: "invoice_number",
+    ErrorCode.INVOICE_DATE_MISSING: "invoice_date",
+    ErrorCode.INVOICE_DATE_FUTURE: "invoice_date",
+    ErrorCode.WINDOW_CLOSED: "invoice_date",
+    ErrorCode.DOCUMENT_MISSING: "document",
+    ErrorCode.DOCUMENT_EMPTY: "document",
+    ErrorCode.DOCUMENT_TOO_LARGE: "document",
+    ErrorCode.DOCUMENT_TYPE: "document",
+    ErrorCode.INVALID_COLLEAGUE: "colleagues",
 }
 LINE_FIELDS = ("product", "quantity", "amount")
 
@@ -50,7 +51,7 @@ claimant_required = member_in_program_required("Sales claims are for partner mem
 
 def _get_claim(request, claim_id: int) -> SalesClaim:
     try:
-        return selectors.claim_get(viewer=request.user, pk=claim_id)
+        return selectors.claim_get(viewer=viewer_for(request.user), pk=claim_id)
     except SalesClaim.DoesNotExist:
         raise Http404("No such claim.") from None
 
@@ -62,15 +63,16 @@ def _get_claim(request, claim_id: int) -> SalesClaim:
 @require_GET
 def claim_list(request):
     program = current_program(request)
+    viewer = viewer_for(request.user)
     form = ClaimFilterForm(request.GET, statuses=ClaimStatus.choices)
     status = form.chosen_status()
-    claims = selectors.claim_list(viewer=request.user, program=program, status=status)
+    claims = selectors.claim_list(viewer=viewer, program=program, status=status)
     context = {
         "program": program,
         "filter_form": form,
         "status": status,
         "page": Paginator(claims, PAGE_SIZE).get_page(request.GET.get("page")),
-        "can_claim": current_membership(request.user) is not None and program is not None,
+        "can_claim": viewer.member is not None and program is not None,
     }
     return render_page_or_partial(request, "loyalty/claims/claim_list.html", "claim-table", context)
 
@@ -237,21 +239,21 @@ def _why_not_resubmit(claim: SalesClaim) -> str:
 @require_GET
 def claim_detail(request, claim_id: int):
     claim = _get_claim(request, claim_id)
-    member = current_membership(request.user)
-    entries = selectors.claim_entries(viewer=request.user, claim=claim) if claim.status == ClaimStatus.APPROVED else {}
+    viewer = viewer_for(request.user)
+    member = viewer.member
+    entries = selectors.claim_entries(viewer=viewer, claim=claim) if claim.status == ClaimStatus.APPROVED else {}
     lines = [
         {"line": line, "quantity": plain_number(line.quantity), "entries": entries.get(line.pk, [])}
         for line in claim.lines.all()
     ]
-    is_program_manager = viewer_kind(request.user) == Viewer.PROGRAM_MANAGER
     context = {
         "claim": claim,
         "lines": lines,
         "points_total": sum(entry.points for rows in entries.values() for entry in rows),
         "is_own": member is not None and claim.member_id == member.pk,
-        "show_flags": is_program_manager,
+        "show_flags": viewer.is_program_manager,
         "flags": [ClaimFlag(flag).label for flag in claim.flags],
-        "show_notes": is_program_manager,
+        "history": selectors.claim_history(viewer=viewer, claim=claim),
         "can_resubmit": services.can_resubmit(claim=claim, member=member),
         "can_withdraw": services.can_withdraw(claim=claim, member=member),
         "deadline": _deadline(claim),
@@ -265,7 +267,7 @@ def claim_detail(request, claim_id: int):
 def claim_withdraw(request, claim_id: int):
     """GET asks for confirmation (works without JavaScript); POST withdraws."""
     claim = _get_claim(request, claim_id)
-    member = current_membership(request.user)
+    member = viewer_for(request.user).member
     if member is None or claim.member_id != member.pk:
         raise Http404("Only the member who made the claim can withdraw it.")
     if request.method == "POST":
@@ -287,7 +289,7 @@ def claim_withdraw(request, claim_id: int):
 @require_GET
 def claim_document(request, claim_id: int):
     """The invoice file, to those who may see the claim only."""
-    claim = selectors.claims_for(request.user).only("pk", "document").filter(pk=claim_id).first()
+    claim = selectors.claims_for(viewer_for(request.user)).only("pk", "document").filter(pk=claim_id).first()
     if claim is None:
         raise Http404("No such claim.")
     return private_file_response(claim.document, download_name=f"claim-{claim.pk}-invoice")

@@ -1,21 +1,41 @@
 from django.utils.functional import SimpleLazyObject
 
+from loyalty.constants import ClaimStatus, EntryKind, EntrySource, TierMetric
 from loyalty.models import PointsAccount
 from loyalty.selectors.ledger import current_program, expiring_soon
 from loyalty.services.tiers import tier_progress
-from partners.visibility import current_membership
+from partners.visibility import viewer_for
+
+# The colour of each claim status's badge (templates/loyalty/claims/_status_badge.html). Every status has one.
+CLAIM_STATUS_BADGES = {
+    ClaimStatus.SUBMITTED: "text-bg-warning",
+    ClaimStatus.APPROVED: "text-bg-success",
+    ClaimStatus.REJECTED: "text-bg-danger",
+    ClaimStatus.WITHDRAWN: "text-bg-secondary",
+}
+# What templates compare with (`claim.status == ClaimStatus.REJECTED`, never a string) and look up.
+TEMPLATE_CONSTANTS = {
+    "ClaimStatus": ClaimStatus,
+    "EntryKind": EntryKind,
+    "EntrySource": EntrySource,
+    "TierMetric": TierMetric,
+    "CLAIM_STATUS_BADGES": CLAIM_STATUS_BADGES,
+}
 
 
 def points(request):
-    """The program and the member's own balance for the navigation; queried only if a page shows them."""
+    """The program and the member's own balance for the navigation; queried only if a page shows them. Also the
+    program core's constants the templates compare with."""
+
+    def member():
+        return viewer_for(getattr(request, "user", None)).member
 
     def balance():
-        member = current_membership(getattr(request, "user", None))
-        program = current_program(request)
-        if member is None or program is None:
+        me, program = member(), current_program(request)
+        if me is None or program is None:
             return None
-        return PointsAccount.objects.filter(program=program, member=member).first() or PointsAccount(
-            program=program, member=member
+        return PointsAccount.objects.filter(program=program, member=me).first() or PointsAccount(
+            program=program, member=me
         )
 
     def expiring():
@@ -24,11 +44,10 @@ def points(request):
 
     def tier():
         # The member's partner's tier progress; None without a membership, a program or tiers in it.
-        member = current_membership(getattr(request, "user", None))
-        program = current_program(request)
-        if member is None or program is None:
+        me, program = member(), current_program(request)
+        if me is None or program is None:
             return None
-        return tier_progress(program=program, partner=member.partner)
+        return tier_progress(program=program, partner=me.partner)
 
     my_balance = SimpleLazyObject(balance)
     return {
@@ -36,4 +55,5 @@ def points(request):
         "my_balance": my_balance,
         "my_expiring": SimpleLazyObject(expiring),
         "my_tier": SimpleLazyObject(tier),
+        **TEMPLATE_CONSTANTS,
     }

@@ -16,7 +16,7 @@ from loyalty.selectors.ledger import (
     expiring_soon,
     statement,
 )
-from partners.visibility import Viewer, current_membership, viewer_kind
+from partners.visibility import viewer_for
 
 PAGE_SIZE = 25
 
@@ -29,9 +29,9 @@ def points_statement(request):
     program = current_program(request)
     if program is None:
         return render(request, "loyalty/statement.html", {"program": None})
-    user = request.user
-    member = current_membership(user)
-    visible = accounts_for(user).filter(program=program).select_related("member__user", "partner", "program")
+    viewer = viewer_for(request.user)
+    member = viewer.member
+    visible = accounts_for(viewer).filter(program=program).select_related("member__user", "partner", "program")
     account_id = request.GET.get("account", "")
     if account_id:
         account = visible.filter(pk=account_id).first() if account_id.isdigit() else None
@@ -44,7 +44,7 @@ def points_statement(request):
         raise Http404("Open a statement from a partner's page.")
 
     company = None
-    if viewer_kind(user) == Viewer.OWNER and account.member_id == member.pk:
+    if viewer.is_owner and account.member_id == member.pk:
         company = visible.filter(partner=member.partner_id).first()
     page = Paginator(statement(account=account) if account.pk else [], PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
@@ -65,7 +65,8 @@ def points_entry(request, entry_id):
     program = current_program(request)
     if program is None:
         raise Http404("No program is running.")
-    visible = accounts_for(request.user).filter(program=program)
+    viewer = viewer_for(request.user)
+    visible = accounts_for(viewer).filter(program=program)
     entry = get_object_or_404(
         PointsEntry.objects.filter(account__in=visible).select_related(
             "account__member__user", "account__partner", "account__program", "reverses"
@@ -73,7 +74,7 @@ def points_entry(request, entry_id):
         pk=entry_id,
     )
     account = entry.account
-    member = current_membership(request.user)
+    member = viewer.member
     page = Paginator(entry_lines(entry=entry), PAGE_SIZE).get_page(request.GET.get("page"))
     rows = []
     for line in page:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from loyalty.common.storage import private_storage
 from loyalty.constants import ImportStatus
 from loyalty.models import PartnerAlias, PointsAccount, SaleLine, SalesImport, SalesSource
-from loyalty.services.sellout import run as imports
+from loyalty.services.sellout import mapping as sellout_mapping
 from tests.loyalty.factories import ProductFactory, ProgramFactory, RuleFactory
 from tests.partners.factories import (
     AccountManagerFactory,
@@ -177,7 +177,7 @@ def source_data(program, **fields) -> dict:
         "distributor": "",
         "delimiter": ";",
         "date_format": "%d.%m.%Y",
-        **{f"map_{name}": "" for name in imports.OUR_FIELDS},
+        **{f"map_{name}": "" for name in sellout_mapping.OUR_FIELDS},
         "_save": "Save",
     }
     data.update(fields)
@@ -299,7 +299,7 @@ def test_a_file_with_new_columns_asks_for_the_mapping_prefilled(pm_client, world
     assert response.status_code == 200
     mapping = response.context["mapping"]
     assert mapping.header == ODD_HEADER.split(";")
-    assert mapping.initial == imports.suggest_mapping(ODD_HEADER.split(";"))
+    assert mapping.initial == sellout_mapping.suggest_mapping(ODD_HEADER.split(";"))
     body = text(response)
     assert "Map the columns of week-47.csv" in body
     assert "SKU *" in body

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from loyalty.admin.sellout import SaleLinePaginator
+from loyalty.admin.sale_lines import SaleLinePaginator
 from loyalty.models import SaleLine, SalesSource
 from tests.loyalty.test_imports import MAPPING, World
 from tests.partners.factories import MemberFactory, OwnerFactory

@@ -629,7 +629,7 @@ def test_a_claim_outside_the_window_gets_the_matching_line_but_still_waits_for_a
 def test_an_approval_does_not_wait_for_a_running_import_and_happens_once_it_has_finished(
     settings, tmp_path, monkeypatch
 ):
-    """An import holds its program's budget rules to its end (bulk_ledger.ImportLedger.begin): a claim submitted
+    """An import holds its program's budget rules to its end (ledger_bulk.ImportLedger.begin): a claim submitted
     meanwhile waits for review instead of hanging the member's page, a manager's approval says why it cannot
     post yet, and nothing is half-posted; once the import is done the claim is approved automatically."""
     settings.PRIVATE_MEDIA_ROOT = tmp_path / "busy"

@@ -12,11 +12,15 @@ from loyalty.constants import ClaimStatus, ImportStatus
 from loyalty.models import PartnerAlias, PointsAccount, PointsEntry, SaleLine, SalesImport, SalesSource
 from loyalty.selectors.ledger import ledger_problems
 from loyalty.services import earning, ledger
+from loyalty.services.sellout import mapping as sellout_mapping
 from loyalty.services.sellout import run as imports
-from loyalty.services.sellout.run import errors_csv, import_run, import_start, read_header, suggest_mapping
+from loyalty.services.sellout.aliases import AliasProblems, aliases_read, aliases_save
+from loyalty.services.sellout.errors import errors_csv
+from loyalty.services.sellout.mapping import MappingProblem, mapping_field_problems, mapping_prefilled, suggest_mapping
+from loyalty.services.sellout.run import import_run, import_start, read_header
 from partners.constants import MemberStatus
 from tests.loyalty.factories import ProductFactory, ProgramFactory, RuleFactory
-from tests.partners.factories import MemberFactory, ProgramManagerFactory
+from tests.partners.factories import MemberFactory, PartnerFactory, ProgramManagerFactory
 
 DAY = timezone.localdate() - timedelta(days=10)
 ISO = DAY.isoformat()
@@ -290,10 +294,10 @@ def test_read_header_and_suggest_mapping(world):
 
 def test_source_mapping_save_refuses_incomplete_or_doubled_columns(world):
     with pytest.raises(ApplicationError, match="Choose the column for “SKU”"):
-        imports.source_mapping_save(source=world.source, mapping={**MAPPING, "sku": ""})
+        sellout_mapping.source_mapping_save(source=world.source, mapping={**MAPPING, "sku": ""})
     with pytest.raises(ApplicationError, match="is chosen for both"):
-        imports.source_mapping_save(source=world.source, mapping={**MAPPING, "member": "Line"})
-    saved = imports.source_mapping_save(source=world.source, mapping={**MAPPING, "returns_external_id": ""})
+        sellout_mapping.source_mapping_save(source=world.source, mapping={**MAPPING, "member": "Line"})
+    saved = sellout_mapping.source_mapping_save(source=world.source, mapping={**MAPPING, "returns_external_id": ""})
     assert "returns_external_id" not in saved.column_mapping
 
 
@@ -829,3 +833,69 @@ def test_an_import_that_lifts_a_partner_over_a_threshold_upgrades_it_at_once(wor
     TierFactory(program=world.program, name="Gold", rank=1, threshold=Decimal("500"))
     world.run([world.line("T1", qty="10", amount="600.00")])
     assert PartnerTier.objects.get(program=world.program, partner=world.partner).tier.name == "Gold"
+
+
+# Mapping and alias services --------------------------------------------------------------------------------------
+
+
+def test_mapping_problems_name_the_field_they_are_about():
+    header = ["Line", "Customer", "Customer", "SKU", "Qty", "Amount", "Date"]
+    mapping = {**MAPPING, "member": "Line", "sku": "", "returns_external_id": ""}
+
+    assert mapping_field_problems(mapping, header) == [
+        MappingProblem("sku", "Choose the column for “SKU”: it is required."),
+        MappingProblem(
+            "member",
+            "The column “Line” is chosen for both “External line id” and “Member (e-mail or member code M…)”.",
+        ),
+        MappingProblem("", "The file has two columns named “Customer”: rename one of them."),
+        MappingProblem(
+            "invoice_number",
+            "The file has no column “Invoice” (mapped to “Invoice number (needed to confirm claims)”). "
+            "Its columns are: Line, Customer, Customer, SKU, Qty, Amount, Date.",
+        ),
+    ]
+
+
+def test_the_prefilled_mapping_keeps_the_saved_columns_that_fit_and_guesses_the_rest(world):
+    header = ["Line", "Customer", "E-mail", "Article", "Qty", "Amount", "Invoice date"]
+
+    assert mapping_prefilled(source=world.source, header=header) == {
+        "external_id": "Line",
+        "partner": "Customer",
+        "quantity": "Qty",
+        "amount": "Amount",
+        "member": "E-mail",
+        "sku": "Article",
+        "invoice_date": "Invoice date",
+    }
+
+
+def test_aliases_are_read_from_a_csv_and_saved_all_together(world):
+    other = PartnerFactory(legal_id="VAT-2")
+    PartnerAlias.objects.create(source=world.source, code="C-2", partner=world.partner)
+    upload = SimpleUploadedFile("aliases.csv", f"alias;legal_id\nC-1;{world.partner.legal_id}\nC-2;vat-2\n".encode())
+
+    pairs = aliases_read(upload=upload)
+    saved = aliases_save(source=world.source, pairs=pairs)
+
+    assert [(pair.alias, pair.partner.pk) for pair in pairs] == [("C-1", world.partner.pk), ("C-2", other.pk)]
+    assert (saved.added, saved.changed, saved.unchanged) == (1, 1, 0)
+    assert dict(PartnerAlias.objects.values_list("code", "partner_id")) == {"C-1": world.partner.pk, "C-2": other.pk}
+
+
+def test_an_alias_file_with_wrong_lines_lists_each_and_reads_nothing(world):
+    upload = SimpleUploadedFile("aliases.csv", b"C-1,VAT-404\nC-2\n")
+
+    with pytest.raises(AliasProblems) as caught:
+        aliases_read(upload=upload)
+
+    assert caught.value.problems == [
+        "Line 1: no partner has the legal id “VAT-404”.",
+        "Line 2: needs an alias and a legal id.",
+    ]
+    assert (caught.value.code, caught.value.message) == (
+        "invalid_aliases",
+        "2 lines of the file cannot be used; nothing was saved.",
+    )
+    assert not PartnerAlias.objects.exists()

@@ -5,6 +5,11 @@ posted (empty, binary, undecodable, a single column, an old .xls) and raises App
 program manager can act on; its `rows()` then streams `(line number, cells)` with the header as line 1, so
 memory stays flat however big the file is. CSV cells are strings; XLSX cells keep Excel's types (numbers,
 dates), and `parse_decimal` / `parse_date` accept both.
+
+CSV in UTF-8 (with or without BOM), UTF-16 with BOM or Windows-1252, delimiter from the source or detected
+(; , tab |); XLSX: the first sheet, read-only. Numbers as the source says: 1,234.56 or, with `decimal_comma`,
+1.234,56 (also 1 234,56, a trailing minus 12-, parentheses); dates by the source's `date_format` (e.g.
+%d.%m.%Y), else ISO or 31.12.2026; an ambiguous 01/02/2026 is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 from loyalty.common.errors import ApplicationError
+from loyalty.error_codes import ErrorCode
 
 SAMPLE_BYTES = 64 * 1024
 CHUNK_BYTES = 1024 * 1024
@@ -36,7 +42,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 class FileProblem(ApplicationError):
     """The whole file cannot be read: nothing from it may be posted."""
 
-    def __init__(self, message: str, code: str = "bad_file"):
+    def __init__(self, message: str, code: str = ErrorCode.BAD_FILE):
         super().__init__(message, code)
 
 
@@ -80,14 +86,14 @@ def open_table(file, *, name: str = "", delimiter: str = "", check_whole_file: b
     head = stream.read(SAMPLE_BYTES)
     stream.seek(0)
     if not head.strip(b" \t\r\n\xef\xbb\xbf"):
-        raise FileProblem("The file is empty.", "empty_file")
+        raise FileProblem("The file is empty.", ErrorCode.EMPTY_FILE)
     if head.startswith(XLSX_MAGIC) or name.lower().endswith((".xlsx", ".xlsm")):
         return _open_xlsx(stream, head)
     if head.startswith(OLE_MAGIC) or name.lower().endswith(".xls"):
         raise FileProblem(
             "This is an old Excel (.xls) file or a password-protected workbook: save it as .xlsx or as CSV "
             "and upload that.",
-            "xls_not_supported",
+            ErrorCode.XLS_NOT_SUPPORTED,
         )
     return _open_csv(stream, head, delimiter=delimiter, check_whole_file=check_whole_file)
 
@@ -115,7 +121,7 @@ def detect_encoding(sample: bytes) -> str:
         raise FileProblem(
             "This is not a text (CSV) file: it contains binary data. If it is a spreadsheet, upload it as .xlsx "
             "or save it as CSV UTF-8.",
-            "binary_file",
+            ErrorCode.BINARY_FILE,
         )
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
@@ -137,7 +143,7 @@ def _undecodable(data: bytes, position: int, what: str, line_offset: int = 0) ->
     return FileProblem(
         f"The file cannot be read as text ({what}): line {line:,} has bytes that are not text in that encoding "
         f"({bad}). Save it again as “CSV UTF-8” and upload it again; nothing was imported.",
-        "bad_encoding",
+        ErrorCode.BAD_ENCODING,
     )
 
 
@@ -173,7 +179,7 @@ def _open_csv(stream, head: bytes, *, delimiter: str, check_whole_file: bool) ->
                 f"this file's header uses {DELIMITER_NAMES[found]}: save it with "
                 f"{DELIMITER_NAMES.get(delimiter, repr(delimiter))}, or clear the source's delimiter so that it "
                 "is detected.",
-                "wrong_delimiter",
+                ErrorCode.WRONG_DELIMITER,
             )
     else:
         delimiter = found
@@ -181,7 +187,7 @@ def _open_csv(stream, head: bytes, *, delimiter: str, check_whole_file: bool) ->
         raise FileProblem(
             f"The file has a single column (“{header_line[:60]}”): its columns are separated by a character "
             "we do not recognise. Save it as CSV with commas or semicolons between the columns.",
-            "single_column",
+            ErrorCode.SINGLE_COLUMN,
         )
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     stream.seek(0)
@@ -192,7 +198,7 @@ def _open_csv(stream, head: bytes, *, delimiter: str, check_whole_file: bool) ->
     try:
         header = next(reader)
     except StopIteration:
-        raise FileProblem("The file is empty.", "empty_file") from None
+        raise FileProblem("The file is empty.", ErrorCode.EMPTY_FILE) from None
     except UnicodeDecodeError as exc:
         raise _undecodable(head, exc.start, _encoding_name(encoding)) from None
     header = [cell.strip().lstrip("\ufeff").strip() for cell in header]
@@ -233,7 +239,7 @@ def _check_decodes(stream, encoding: str) -> int:
         raise FileProblem(
             f"The file ends in the middle of a character ({_encoding_name(encoding)}): it was cut off or saved "
             "in another encoding. Save it again as “CSV UTF-8”; nothing was imported.",
-            "bad_encoding",
+            ErrorCode.BAD_ENCODING,
         ) from None
     stream.seek(0)
     if last and not last.endswith(b"\n"):
@@ -285,7 +291,7 @@ def _open_xlsx(stream, head: bytes) -> TableFile:
     try:
         from openpyxl import load_workbook
     except ImportError:  # pragma: no cover - openpyxl is in requirements.txt
-        raise FileProblem("Excel files cannot be read here: upload CSV.", "xlsx_unsupported") from None
+        raise FileProblem("Excel files cannot be read here: upload CSV.", ErrorCode.XLSX_UNSUPPORTED) from None
     stream.seek(0)
     try:
         workbook = load_workbook(stream, read_only=True, data_only=True)
@@ -293,12 +299,12 @@ def _open_xlsx(stream, head: bytes) -> TableFile:
         raise FileProblem(
             f"The file is not a readable Excel workbook (.xlsx): {exc}. Open it in Excel and save it again, or "
             "save it as CSV.",
-            "bad_xlsx",
+            ErrorCode.BAD_XLSX,
         ) from None
     sheet = workbook.worksheets[0] if workbook.worksheets else None
     if sheet is None:
         workbook.close()
-        raise FileProblem("The workbook has no sheet.", "empty_file")
+        raise FileProblem("The workbook has no sheet.", ErrorCode.EMPTY_FILE)
     rows = sheet.iter_rows(values_only=True)
     header, header_row = None, 0
     for number, values in enumerate(rows, start=1):
@@ -307,7 +313,7 @@ def _open_xlsx(stream, head: bytes) -> TableFile:
             break
     if header is None:
         workbook.close()
-        raise FileProblem("The file is empty: its first sheet has no data.", "empty_file")
+        raise FileProblem("The file is empty: its first sheet has no data.", ErrorCode.EMPTY_FILE)
     while header and header[-1] is None:
         header = header[:-1]
     max_row = sheet.max_row

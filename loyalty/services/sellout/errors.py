@@ -1,0 +1,123 @@
+"""The refused lines of a sell-out import: each batch's problems (Issues), the run's record of all of them
+(ErrorLog: the first ones on the import, every one in a CSV file) and that CSV's download (errors_csv).
+
+An error is {"line", "column", "value", "reason"}: the file's line number (the header is line 1), the heading of
+the column at fault (as the source's file names it), the value as read (at most 200 characters) and why.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import tempfile
+from collections.abc import Iterator
+
+from django.core.files.base import File
+from django.core.files.storage import default_storage
+
+from loyalty.models import SalesImport
+
+ERRORS_DIR = "imports/errors"
+COLUMNS = ["line", "column", "value", "reason"]
+
+
+class Issues:
+    """The problems found in one batch: error entries and the number of bad rows (a row may have several)."""
+
+    def __init__(self, headings: dict[str, str]):
+        self.headings = headings  # our field -> the file's heading, to name the column as the file does
+        self.items: list[dict] = []
+        self.rows = 0
+
+    def add(self, line: int, name: str, value, reason: str) -> None:
+        value = "" if value is None else str(value)[:200]
+        self.items.append({"line": line, "column": self.headings.get(name, name), "value": value, "reason": reason})
+
+    def row(self, line: int, name: str, value, reason: str) -> None:
+        """A row refused for one reason."""
+        self.rows += 1
+        self.add(line, name, value, reason)
+
+
+class ErrorLog:
+    """Every error of one run: the first `limit` in `items` (stored on the import), all of them in a temporary
+    CSV file, kept in private storage for errors_csv when `items` is not all of them."""
+
+    def __init__(self, *, limit: int):
+        self.limit = limit
+        self.items: list[dict] = []
+        self._file = tempfile.TemporaryFile(mode="w+", encoding="utf-8", newline="")  # noqa: SIM115
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(COLUMNS)
+
+    def add(self, items: list[dict]) -> None:
+        """A batch's errors in line order (they are found phase by phase)."""
+        for error in sorted(items, key=lambda error: error["line"]):
+            self._writer.writerow([error["line"], error["column"], safe_cell(error["value"]), error["reason"]])
+            if len(self.items) < self.limit:
+                self.items.append(error)
+
+    def store(self, sales_import: SalesImport) -> bool:
+        """Keep the whole list for errors_csv when `items` may not be all of it; True when it was kept."""
+        if len(self.items) < self.limit:
+            return False
+        name = _errors_name(sales_import)
+        self._file.flush()
+        self._file.seek(0)
+        storage = _errors_storage()
+        storage.delete(name)
+        storage.save(name, File(io.BytesIO(self._file.read().encode("utf-8"))))
+        return True
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def errors_discard(sales_import: SalesImport) -> None:
+    """Delete a stored list of the import's errors (from an earlier run of it), if any."""
+    _errors_storage().delete(_errors_name(sales_import))
+
+
+def errors_csv(sales_import: SalesImport) -> Iterator[str]:
+    """Every refused line as CSV text lines (line, column, value, reason), header first."""
+    name, storage = _errors_name(sales_import), _errors_storage()
+    if storage.exists(name):
+        with storage.open(name, "rb") as stored:
+            yield from io.TextIOWrapper(stored, encoding="utf-8", newline="")
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    yield buffer.getvalue()
+    for error in sales_import.errors or []:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(
+            [error.get("line"), error.get("column"), safe_cell(str(error.get("value", ""))), error.get("reason")]
+        )
+        yield buffer.getvalue()
+
+
+def safe_cell(value: str) -> str:
+    """A value from an uploaded file, defused for spreadsheets (no formulas)."""
+    if value[:1] in ("=", "+", "@", "\t", "\r") or (value[:1] == "-" and not _looks_numeric(value)):
+        return "'" + value
+    return value
+
+
+def _looks_numeric(value: str) -> bool:
+    return bool(re.fullmatch(r"-?[\d.,  ]+", value))
+
+
+def _errors_storage():
+    """The full error lists quote the files' values (customer codes, e-mails): private storage, no URL."""
+    try:
+        from loyalty.common.storage import private_storage
+    except ImportError:  # pragma: no cover - the private storage came with the claims
+        return default_storage
+    return private_storage()
+
+
+def _errors_name(sales_import: SalesImport) -> str:
+    return f"{ERRORS_DIR}/sales-import-{sales_import.pk}.csv"

@@ -1,0 +1,185 @@
+"""Matching parsed lines to what they name: the partner (by the source's alias code, else the legal id), the
+member (by member code "M" + id or by e-mail; must work at the line's partner and not have left) and the product
+(by SKU). A few queries per batch; what was found is remembered for the rest of the file.
+
+The facts found are the tuples engine.bulk.LineEvaluator.shares() reads (by position: they are NamedTuples).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import NamedTuple
+
+from django.db.models.functions import Lower
+
+from loyalty.models import PartnerAlias, PartnerTier, Product, Program, SalesSource
+from loyalty.services.sellout.errors import Issues
+from loyalty.services.sellout.parse import Line
+from partners.constants import MemberStatus, PayoutPolicy
+from partners.models import Member, Partner
+
+
+class Tier(NamedTuple):
+    id: int
+    name: str
+    multiplier: Decimal
+
+
+class PartnerFacts(NamedTuple):
+    id: int
+    kind: str
+    region_id: int | None
+    pooled: bool
+    tier: Tier | None  # the partner's tier in the source's program
+
+
+class MemberFacts(NamedTuple):
+    id: int
+    partner_id: int
+    status: str
+    role_code: str | None
+    role_name: str | None
+
+
+class ProductFacts(NamedTuple):
+    id: int
+    line_id: int | None
+
+
+_MEMBER_FIELDS = ("pk", "partner_id", "status", "role__code", "role__name")  # MemberFacts' fields
+
+
+class Matcher:
+    """Matches the lines of one file, batch after batch."""
+
+    def __init__(self, *, source: SalesSource, program: Program):
+        self.source = source
+        self.program = program
+        self._partners: dict[str, PartnerFacts | None] = {}  # by alias code or legal id
+        self._members_by_code: dict[str, MemberFacts | None] = {}
+        self._members_by_email: dict[str, list[MemberFacts]] = {}
+        self._products: dict[str, ProductFacts | None] = {}
+
+    def match(self, lines: list[Line], issues: Issues) -> list[Line]:
+        """The lines whose partner, member and product were found, with their facts set; the others go to
+        `issues` (one entry per cell at fault)."""
+        self._load_partners({line.partner for line in lines} - self._partners.keys())
+        self._load_products({line.sku for line in lines} - self._products.keys())
+        codes, emails = set(), set()
+        for line in lines:
+            if line.member:
+                if is_member_code(line.member):
+                    codes.add(line.member.upper())
+                else:
+                    emails.add(line.member.lower())
+        self._load_members(codes - self._members_by_code.keys(), emails - self._members_by_email.keys())
+        resolved: dict[tuple[str, int], tuple[MemberFacts | None, str]] = {}
+        good = []
+        for line in lines:
+            problems = []
+            partner = self._partners.get(line.partner)
+            if partner is None:
+                problems.append(
+                    ("partner", line.partner, "is not a partner's legal id nor a customer code of this source")
+                )
+            product = self._products.get(line.sku)
+            if product is None:
+                problems.append(("sku", line.sku, "is not a SKU of the catalogue"))
+            member = None
+            if line.member and partner is not None:
+                found = resolved.get((line.member, partner.id))
+                if found is None:
+                    found = resolved[(line.member, partner.id)] = self._member(line.member, partner)
+                member, reason = found
+                if reason:
+                    problems.append(("member", line.member, reason))
+            if problems:
+                issues.rows += 1
+                for name, value, reason in problems:
+                    issues.add(line.line, name, value, reason)
+                continue
+            line.partner_facts, line.member_facts, line.product_facts = partner, member, product
+            good.append(line)
+        return good
+
+    def _load_partners(self, codes: set[str]) -> None:
+        if not codes:
+            return
+        found: dict[str, int] = {}
+        for code, partner_id in PartnerAlias.objects.filter(source=self.source, code__in=codes).values_list(
+            "code", "partner_id"
+        ):
+            found[code] = partner_id
+        for legal_id, partner_id in Partner.objects.filter(legal_id__in=codes - found.keys()).values_list(
+            "legal_id", "pk"
+        ):
+            found[legal_id] = partner_id
+        facts = {}
+        ids = set(found.values()) - {f.id for f in self._partners.values() if f}
+        if ids:
+            tiers = {
+                row.partner_id: Tier(row.tier_id, row.tier.name, row.tier.multiplier)
+                for row in PartnerTier.objects.filter(program=self.program, partner_id__in=ids).select_related("tier")
+            }
+            for pk, kind, region_id, payout in Partner.objects.filter(pk__in=ids).values_list(
+                "pk", "kind", "region_id", "payout_policy"
+            ):
+                facts[pk] = PartnerFacts(pk, kind, region_id, payout == PayoutPolicy.POOLED, tiers.get(pk))
+        known = {f.id: f for f in self._partners.values() if f}
+        known.update(facts)
+        for code in codes:
+            self._partners[code] = known.get(found[code]) if code in found else None
+
+    def _load_products(self, skus: set[str]) -> None:
+        if not skus:
+            return
+        found = {
+            sku: ProductFacts(pk, line_id)
+            for sku, pk, line_id in Product.objects.filter(sku__in=skus).values_list("sku", "pk", "line_id")
+        }
+        for sku in skus:
+            self._products[sku] = found.get(sku)
+
+    def _load_members(self, codes: set[str], emails: set[str]) -> None:
+        if codes:
+            ids = {int(code[1:]) for code in codes}
+            found = {}
+            for row in Member.objects.filter(pk__in=ids).values_list(*_MEMBER_FIELDS):
+                member = MemberFacts._make(row)
+                found[f"M{member.id}"] = member
+            for code in codes:
+                self._members_by_code[code] = found.get(f"M{int(code[1:])}")
+        if emails:
+            for email in emails:
+                self._members_by_email[email] = []
+            rows = (
+                Member.objects.annotate(email_lower=Lower("user__email"))
+                .filter(email_lower__in=emails)
+                .values_list("email_lower", *_MEMBER_FIELDS)
+            )
+            for email, *row in rows:
+                self._members_by_email[email].append(MemberFacts._make(row))
+
+    def _member(self, key: str, partner: PartnerFacts) -> tuple[MemberFacts | None, str]:
+        """The member a line names at its partner, or None and the reason it is refused."""
+        if is_member_code(key):
+            member = self._members_by_code.get(key.upper())
+            if member is None:
+                return None, "is not a member code"
+            if member.partner_id != partner.id:
+                return None, "is the member code of someone at another partner"
+        else:
+            memberships = [m for m in self._members_by_email.get(key.lower(), ()) if m.partner_id == partner.id]
+            if not memberships:
+                known = bool(self._members_by_email.get(key.lower()))
+                return None, "works at another partner" if known else "is not the e-mail of a member"
+            current = [m for m in memberships if m.status != MemberStatus.LEFT]
+            member = current[0] if current else memberships[0]
+        if member.status == MemberStatus.LEFT:
+            return None, "has left this partner: leave the member column empty to credit the partner's account"
+        return member, ""
+
+
+def is_member_code(text: str) -> bool:
+    """A member code ("M" + the member's id, any case) rather than an e-mail."""
+    return len(text) > 1 and text[0] in "Mm" and text[1:].isdigit() and "@" not in text
