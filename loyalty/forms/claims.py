@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
-from loyalty.selectors.claims import product_lookup
+from loyalty.selectors.catalog import product_lookup
 from loyalty.services.claims import INVOICE_NUMBER_MAX, MAX_LINES, check_document
 
 ACCEPTED_DOCUMENTS = "image/*,application/pdf"

@@ -21,8 +21,9 @@ from loyalty.constants import ClaimFlag, ClaimStatus
 from loyalty.error_codes import ErrorCode
 from loyalty.forms.claims import ClaimFilterForm, ClaimForm, ClaimLineFormSet, plain_number, product_text
 from loyalty.models import SalesClaim
+from loyalty.selectors import catalog as catalog_selectors
 from loyalty.selectors import claims as selectors
-from loyalty.selectors.ledger import current_program
+from loyalty.selectors.programs import current_program
 from loyalty.services import claims as services
 from loyalty.views.decorators import member_in_program_required
 from partners.constants import MemberStatus
@@ -83,7 +84,7 @@ def product_search(request):
     """Suggestions for a line's product box (htmx): the <option>s of the shared datalist. htmx sends the box's
     value under its own name (form-N-product); `q` works too."""
     term = request.GET.get("q") or next((v for k, v in request.GET.items() if k.endswith("-product")), "")
-    products = selectors.product_search(term=term[:100])
+    products = catalog_selectors.product_search(term=term[:100])
     return render(request, "loyalty/claims/claim_form.html#product-options", {"products": products})
 
 

@@ -2,7 +2,8 @@ from django.utils.functional import SimpleLazyObject
 
 from loyalty.constants import ClaimStatus, EntryKind, EntrySource, TierMetric
 from loyalty.models import PointsAccount
-from loyalty.selectors.ledger import current_program, expiring_soon
+from loyalty.selectors.ledger import expiring_soon
+from loyalty.selectors.programs import current_program
 from loyalty.services.tiers import tier_progress
 from partners.visibility import viewer_for
 

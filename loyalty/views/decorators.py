@@ -3,7 +3,7 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 
-from loyalty.selectors.ledger import current_program
+from loyalty.selectors.programs import current_program
 from partners.visibility import viewer_for
 
 

@@ -11,11 +11,11 @@ from loyalty.models import PointsAccount, PointsEntry
 from loyalty.selectors.ledger import (
     account_postings,
     accounts_for,
-    current_program,
     entry_lines,
     expiring_soon,
     statement,
 )
+from loyalty.selectors.programs import current_program
 from partners.visibility import viewer_for
 
 PAGE_SIZE = 25
