@@ -28,6 +28,8 @@ class EntrySource(models.TextChoices):
 
     CLAIM = "claim", "Sales claims"
     SALES_IMPORT = "sales_import", "Sell-out imports"
+    # A sale line posted through earning.post_event without a more precise source (its default).
+    SALE_LINE = "sale_line", "Sale lines"
     ORDER = "order", "Reward orders"
     ADJUSTMENT = "adjustment", "Manual adjustments"
     EXPIRY = "expiry", "Expiry"

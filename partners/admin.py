@@ -6,16 +6,10 @@ model forms. Lists annotate their counts in get_queryset, so a page costs the sa
 the number of rows (pinned in tests/partners/test_admin.py).
 """
 
-from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.contrib.admin.utils import unquote
+from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.core.exceptions import PermissionDenied
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpResponseRedirect
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -24,13 +18,24 @@ from loyalty.common.admin import (
     ProgramManagerAdmin,
     ProgramManagerPermissions,
     ReadOnlyInline,
+    ReadOnlyModelAdmin,
     SavedByServices,
+    StatusHistoryInline,
+    admin_page,
     adopt,
+    answers,
+    ask,
+    back_to_object,
     is_program_manager,
+    list_link,
+    list_url,
+    object_url,
     plural,
+    related_field,
     run_for_each,
 )
 from loyalty.common.errors import ApplicationError
+from loyalty.common.queries import count_of
 from partners import services
 from partners.admin_forms import AssignAccountManagerForm, InviteForm, PartnerAdminForm, UserAddForm, UserChangeForm
 from partners.constants import CURRENT_MEMBER_STATUSES, MemberStatus, PartnerStatus, StaffRole
@@ -44,19 +49,7 @@ admin.site.index_title = "The program today"
 
 def _count_members(status: str) -> Coalesce:
     """The number of a partner's members in one status, as a correlated subquery (one per shown row)."""
-    counted = (
-        Member.objects.filter(partner=OuterRef("pk"), status=status)
-        .order_by()
-        .values("partner")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
-
-
-def _member_changelist_url(**filters) -> str:
-    query = "&".join(f"{key}={value}" for key, value in filters.items())
-    return f"{reverse('admin:partners_member_changelist')}?{query}"
+    return count_of(Member.objects.filter(partner=OuterRef("pk"), status=status), "partner")
 
 
 # Regions and roles ----------------------------------------------------------------------------------
@@ -95,8 +88,9 @@ class RoleAdmin(ProgramManagerAdmin):
 
     @admin.display(description="Active members", ordering="active_members")
     def active_members(self, obj):
-        url = _member_changelist_url(role__id__exact=obj.pk, status__exact=MemberStatus.ACTIVE)
-        return format_html('<a href="{}">{}</a>', url, obj.active_members)
+        return list_link(
+            "partners_member", obj.active_members, role__id__exact=obj.pk, status__exact=MemberStatus.ACTIVE
+        )
 
 
 # Partners -------------------------------------------------------------------------------------------
@@ -126,18 +120,11 @@ class PartnerMemberInline(ReadOnlyInline):
     fields = ("user", "role", "status", "joined_at")
     ordering = ("role__sort_order", "user__email")
     show_change_link = True
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("user", "role")
+    row_select_related = ("user", "role")
 
 
-class PartnerStatusChangeInline(ReadOnlyInline):
+class PartnerStatusChangeInline(StatusHistoryInline):
     model = PartnerStatusChange
-    verbose_name_plural = f"Status history (the latest {INLINE_ROW_LIMIT})"
-    fields = ("created_at", "from_status", "to_status", "actor", "reason")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("actor")
 
 
 @admin.register(Partner)
@@ -201,15 +188,20 @@ class PartnerAdmin(SavedByServices, ProgramManagerAdmin):
 
     @admin.display(description="Active", ordering="active_members")
     def active_members(self, obj):
-        url = _member_changelist_url(partner__id__exact=obj.pk, status__exact=MemberStatus.ACTIVE)
-        return format_html('<a href="{}">{}</a>', url, obj.active_members)
+        return list_link(
+            "partners_member", obj.active_members, partner__id__exact=obj.pk, status__exact=MemberStatus.ACTIVE
+        )
 
     @admin.display(description="Waiting", ordering="pending_members")
     def pending_members(self, obj):
         if not obj.pending_members:
             return 0
-        url = _member_changelist_url(partner__id__exact=obj.pk, status__exact=MemberStatus.PENDING_APPROVAL)
-        return format_html('<a href="{}">{}</a>', url, obj.pending_members)
+        return list_link(
+            "partners_member",
+            obj.pending_members,
+            partner__id__exact=obj.pk,
+            status__exact=MemberStatus.PENDING_APPROVAL,
+        )
 
     @admin.display(description="Team")
     def team(self, obj):
@@ -218,7 +210,7 @@ class PartnerAdmin(SavedByServices, ProgramManagerAdmin):
         if not total:
             return "Nobody yet. Use “Invite owner / staff” above."
         summary = ", ".join(f"{counts[s.value]} {s.label.lower()}" for s in MemberStatus if counts[s.value])
-        url = _member_changelist_url(partner__id__exact=obj.pk)
+        url = list_url("partners_member", partner__id__exact=obj.pk)
         return format_html('{} — <a href="{}">see all {}</a>', summary, url, plural(total, "member"))
 
     # Actions -----------------------------------------------------------------------------------------
@@ -247,10 +239,10 @@ class PartnerAdmin(SavedByServices, ProgramManagerAdmin):
 
     @admin.action(description="Assign an account manager to selected partners", permissions=["change"])
     def assign_account_manager(self, request, queryset):
-        partners = queryset.select_related("account_manager").order_by("name", "pk")
-        form = AssignAccountManagerForm(request.POST if "apply" in request.POST else None)
-        if form.is_bound and form.is_valid():
-            manager = form.cleaned_data["account_manager"]
+        partners = list(queryset.select_related("account_manager").order_by("name", "pk"))
+
+        def apply(data) -> None:
+            manager = data["account_manager"]
             run_for_each(
                 self,
                 request,
@@ -259,37 +251,28 @@ class PartnerAdmin(SavedByServices, ProgramManagerAdmin):
                 done=f"Assigned {manager} to" if manager else "Removed the account manager of",
                 noun="partner",
             )
-            return None  # back to the list
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Assign an account manager",
-            "opts": self.opts,
-            "partners": partners,
-            "form": form,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "media": self.media + form.media,
-        }
-        return TemplateResponse(request, "admin/partners/partner/assign_account_manager.html", context)
+
+        return ask(
+            self,
+            request,
+            partners,
+            form=AssignAccountManagerForm(answers(request)),
+            apply=apply,
+            title="Assign an account manager",
+            intro="",
+            button="Assign",
+            describe=_with_account_manager,
+            fields=["account_manager"],
+            template="admin/partners/partner/assign_account_manager.html",
+        )
 
     # Inviting people ---------------------------------------------------------------------------------
 
     def get_urls(self):
-        return [
-            path(
-                "<path:object_id>/invite/",
-                self.admin_site.admin_view(self.invite_view),
-                name="partners_partner_invite",
-            ),
-            *super().get_urls(),
-        ]
+        return [object_url(self, "invite/", self.invite_view, name="partners_partner_invite"), *super().get_urls()]
 
-    def invite_view(self, request, object_id):
+    def invite_view(self, request, partner):
         """Invite an owner or a member of staff to this partner; the e-mail goes out after commit."""
-        partner = self.get_object(request, unquote(object_id))
-        if partner is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_change_permission(request, partner):
-            raise PermissionDenied
         form = InviteForm(request.POST or None)
         if form.is_bound and form.is_valid():
             email, role = form.cleaned_data["email"], form.cleaned_data["role"]
@@ -299,44 +282,42 @@ class PartnerAdmin(SavedByServices, ProgramManagerAdmin):
                 form.add_error("email" if exc.code in ("already_member", "invalid_email") else None, exc.message)
             else:
                 sent_to = invitation.member.user.email
-                self.log_change(request, partner, f"Invited {sent_to} as {role}.")
-                self.message_user(
-                    request, f"Invitation sent to {sent_to} to join {partner} as {role}.", level=messages.SUCCESS
+                return back_to_object(
+                    self,
+                    request,
+                    partner,
+                    f"Invitation sent to {sent_to} to join {partner} as {role}.",
+                    logged=f"Invited {sent_to} as {role}.",
                 )
-                return HttpResponseRedirect(reverse("admin:partners_partner_change", args=[partner.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Invite a person to {partner}",
-            "subtitle": None,
-            "opts": self.opts,
-            "original": partner,
-            "form": form,
-            "adminform": helpers.AdminForm(form, [(None, {"fields": ["email", "role"]})], {}),
-            "errors": helpers.AdminErrorList(form, []),
-            "media": self.media + form.media,
-        }
-        return TemplateResponse(request, "admin/partners/partner/invite.html", context)
+        return admin_page(
+            self,
+            request,
+            "admin/partners/partner/invite.html",
+            title=f"Invite a person to {partner}",
+            form=form,
+            fields=["email", "role"],
+            original=partner,
+        )
+
+
+def _with_account_manager(partner: Partner) -> str:
+    """A partner as the "Assign an account manager" page lists it."""
+    manager = f"currently {partner.account_manager}" if partner.account_manager else "no account manager yet"
+    return f"{partner.name} — {manager}"
 
 
 # Members --------------------------------------------------------------------------------------------
 
 
-class MemberStatusChangeInline(ReadOnlyInline):
+class MemberStatusChangeInline(StatusHistoryInline):
     model = MemberStatusChange
-    verbose_name_plural = f"Status history (the latest {INLINE_ROW_LIMIT})"
-    fields = ("created_at", "from_status", "to_status", "actor", "reason")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("actor")
 
 
 class MemberInvitationInline(ReadOnlyInline):
     model = Invitation
     verbose_name_plural = f"Invitation links (the latest {INLINE_ROW_LIMIT})"
     fields = ("created_at", "invited_by", "expires_at", "accepted_at", "revoked_at")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("invited_by")
+    row_select_related = ("invited_by",)
 
 
 @admin.register(Member)
@@ -380,13 +361,8 @@ class MemberAdmin(SavedByServices, ProgramManagerAdmin):
                 preferred_channel=form.cleaned_data["preferred_channel"],
             )
 
-    @admin.display(description="E-mail", ordering="user__email")
-    def email(self, obj):
-        return obj.user.email
-
-    @admin.display(description="Name", ordering="user__full_name")
-    def full_name(self, obj):
-        return obj.user.full_name
+    email = related_field("user.email", "E-mail")
+    full_name = related_field("user.full_name", "Name")
 
     def _for_each(self, request, queryset, operation, *, done: str) -> None:
         run_for_each(
@@ -466,7 +442,8 @@ class InvitationStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(ProgramManagerAdmin):
+class InvitationAdmin(ReadOnlyModelAdmin):
+    # Invitations are sent from the partner page or the member site; a link is never edited: resend it instead.
     list_display = ("email", "partner", "role", "invited_by", "expires_at", "state")
     list_filter = (InvitationStateFilter, "member__role")
     list_select_related = ("member__user", "member__partner", "member__role", "invited_by")
@@ -480,26 +457,12 @@ class InvitationAdmin(ProgramManagerAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related(*self.list_select_related)
 
-    def has_add_permission(self, request):
-        return False  # invitations are sent from the partner page or the member site
-
-    def has_change_permission(self, request, obj=None):
-        return False  # a link is never edited; resend it instead
-
     def has_resend_permission(self, request):
         return is_program_manager(request.user)
 
-    @admin.display(description="E-mail", ordering="member__user__email")
-    def email(self, obj):
-        return obj.member.user.email
-
-    @admin.display(description="Partner", ordering="member__partner__name")
-    def partner(self, obj):
-        return obj.member.partner
-
-    @admin.display(description="Role", ordering="member__role__sort_order")
-    def role(self, obj):
-        return obj.member.role
+    email = related_field("member.user.email", "E-mail")
+    partner = related_field("member.partner", "Partner", ordering="member__partner__name")
+    role = related_field("member.role", "Role", ordering="member__role__sort_order")
 
     @admin.display(description="State")
     def state(self, obj):
@@ -532,9 +495,7 @@ class UserMembershipInline(ReadOnlyInline):
     fields = ("partner", "role", "status", "joined_at", "left_at")
     ordering = ("-created_at",)
     show_change_link = True
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("partner", "role")
+    row_select_related = ("partner", "role")
 
 
 @admin.register(User)

@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from loyalty.common.models import TimeStampedModel
+from loyalty.common.models import StatusChange, TimeStampedModel, status_fields
 from partners.constants import (
     CURRENT_MEMBER_STATUSES,
     Channel,
@@ -142,21 +142,22 @@ class Partner(TimeStampedModel):
         return self.name
 
 
-class PartnerStatusChange(models.Model):
-    """One row per partner status move: who, when, from, to and why."""
+class _TeamStatusChange(StatusChange):
+    """A partner's or a membership's status moves: newest first, each with its reason."""
 
-    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="status_changes")
-    from_status = models.CharField(max_length=20, choices=PartnerStatus.choices)
-    to_status = models.CharField(max_length=20, choices=PartnerStatus.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     reason = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at", "-id"]
 
-    def __str__(self):
-        return f"{self.partner}: {self.from_status} → {self.to_status}"
+
+class PartnerStatusChange(_TeamStatusChange):
+    """One row per partner status move: who, when, from, to and why."""
+
+    subject_field = "partner"
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="status_changes")
+    from_status, to_status = status_fields(PartnerStatus, max_length=20)
 
 
 class Role(models.Model):
@@ -227,21 +228,12 @@ class Member(TimeStampedModel):
         return self.status == MemberStatus.INVITED
 
 
-class MemberStatusChange(models.Model):
+class MemberStatusChange(_TeamStatusChange):
     """One row per membership status move: who, when, from, to and why."""
 
+    subject_field = "member"
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="status_changes")
-    from_status = models.CharField(max_length=20, choices=MemberStatus.choices)
-    to_status = models.CharField(max_length=20, choices=MemberStatus.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
-    reason = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self):
-        return f"{self.member}: {self.from_status} → {self.to_status}"
+    from_status, to_status = status_fields(MemberStatus, max_length=20)
 
 
 class Invitation(TimeStampedModel):

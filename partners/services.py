@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
+from loyalty.common.statuses import require_transition
 from partners import hooks, tasks
 from partners.constants import (
     CURRENT_MEMBER_STATUSES,
@@ -78,12 +79,7 @@ def partner_create(
 @transaction.atomic
 def partner_transition(*, partner: Partner, to: str, actor: User | None, reason: str = "") -> Partner:
     locked = partner_lock(partner.pk)
-    if to not in PARTNER_TRANSITIONS[locked.status]:
-        raise ApplicationError(
-            f"{locked.name} is {locked.get_status_display().lower()} and cannot become "
-            f"{PartnerStatus(to).label.lower()}.",
-            code=ErrorCode.BAD_TRANSITION,
-        )
+    require_transition(locked, to, PARTNER_TRANSITIONS, PartnerStatus, name=locked.name, code=ErrorCode.BAD_TRANSITION)
     from_status = locked.status
     locked.status = to
     update_fields = ["status", "updated_at"]
@@ -199,12 +195,9 @@ def _field_value(obj, name: str | None = None):
 def _member_move(*, member: Member, to: str, actor: User | None, reason: str = "") -> Member:
     """Lock the membership, check the move against MEMBER_TRANSITIONS, save it and record it."""
     locked = member_lock(member.pk)
-    if to not in MEMBER_TRANSITIONS[locked.status]:
-        raise ApplicationError(
-            f"{locked.user.email} is {locked.get_status_display().lower()} and cannot become "
-            f"{MemberStatus(to).label.lower()}.",
-            code=ErrorCode.BAD_TRANSITION,
-        )
+    require_transition(
+        locked, to, MEMBER_TRANSITIONS, MemberStatus, name=locked.user.email, code=ErrorCode.BAD_TRANSITION
+    )
     from_status = locked.status
     locked.status = to
     now = timezone.now()
@@ -351,25 +344,27 @@ def invitation_send(*, partner: Partner, email: str, role: Role, invited_by: Use
 
 @transaction.atomic
 def invitation_resend(*, member: Member, actor: User) -> Invitation:
-    _require_team_manager(actor, member.partner)
-    if member.status != MemberStatus.INVITED:
-        raise ApplicationError(_not_invited_message(member), code=ErrorCode.NOT_INVITED)
+    _require_open_invitation(member, actor)
     return _issue_link(member=member, invited_by=actor)
 
 
 @transaction.atomic
 def invitation_cancel(*, member: Member, actor: User) -> Member:
-    _require_team_manager(actor, member.partner)
-    if member.status != MemberStatus.INVITED:
-        raise ApplicationError(_not_invited_message(member), code=ErrorCode.NOT_INVITED)
+    _require_open_invitation(member, actor)
     Invitation.objects.filter(member=member, accepted_at=None, revoked_at=None).update(revoked_at=timezone.now())
     return _member_move(member=member, to=MemberStatus.LEFT, actor=actor, reason="Invitation cancelled")
 
 
-def _not_invited_message(member: Member) -> str:
+def _require_open_invitation(member: Member, actor: User) -> None:
+    """The actor manages the member's team, and the member is still invited (not joined, not gone)."""
+    _require_team_manager(actor, member.partner)
+    if member.status == MemberStatus.INVITED:
+        return
     if member.status == MemberStatus.LEFT:
-        return f"The invitation of {member.user.email} was cancelled or they have left; send a new invitation."
-    return f"{member.user.email} has already accepted the invitation."
+        message = f"The invitation of {member.user.email} was cancelled or they have left; send a new invitation."
+    else:
+        message = f"{member.user.email} has already accepted the invitation."
+    raise ApplicationError(message, code=ErrorCode.NOT_INVITED)
 
 
 def invitation_get_by_token(token: str) -> Invitation:

@@ -7,31 +7,38 @@ by rewards.exports. Query counts are pinned in tests/rewards/test_admin.py.
 """
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Subquery, Value
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q
 from django.db.models.functions import Coalesce
-from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.http import HttpResponse, StreamingHttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from loyalty.common.admin import (
+    ChoiceFilter,
     DetailJoinsMixin,
     EstimatedCountPaginator,
+    EventHistoryInline,
     ProgramManagerAdmin,
     ReadOnlyInline,
     ReadOnlyModelAdmin,
-    action_page,
+    admin_page,
+    answers,
+    ask,
     ask_reason,
+    back_to_object,
     is_program_manager,
+    list_link,
+    list_url,
     names_listed,
+    object_url,
     plural,
+    related_field,
     run_for_each,
     with_name,
 )
 from loyalty.common.errors import ApplicationError
+from loyalty.common.queries import count_of
 from rewards import exports, services
 from rewards.admin_forms import CodeUploadForm, OrderFulfilForm, RewardAdminForm
 from rewards.constants import SHIPPED_KINDS, OrderStatus, PaidBy
@@ -46,20 +53,8 @@ def mask(code: str) -> str:
 
 
 def _count_codes(*, free: bool) -> Coalesce:
-    """Free (or assigned) codes of each reward, as a correlated subquery: no GROUP BY over the list."""
-    codes = (
-        VoucherCode.objects.filter(reward=OuterRef("pk"), order_line__isnull=free)
-        .order_by()
-        .values("reward")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return Coalesce(Subquery(codes, output_field=IntegerField()), Value(0))
-
-
-def _count_lines() -> Coalesce:
-    lines = RedemptionLine.objects.filter(order=OuterRef("pk")).order_by().values("order").annotate(n=Count("pk"))
-    return Coalesce(Subquery(lines.values("n"), output_field=IntegerField()), Value(0))
+    """Free (or assigned) codes of each reward."""
+    return count_of(VoucherCode.objects.filter(reward=OuterRef("pk"), order_line__isnull=free), "reward")
 
 
 # Catalogue ------------------------------------------------------------------------------------------
@@ -78,8 +73,7 @@ class RewardCategoryAdmin(ProgramManagerAdmin):
 
     @admin.display(description="Rewards", ordering="reward_count")
     def reward_count(self, obj):
-        url = reverse("admin:rewards_reward_changelist") + f"?category__id__exact={obj.pk}"
-        return format_html('<a href="{}">{}</a>', url, obj.reward_count)
+        return list_link("rewards_reward", obj.reward_count, category__id__exact=obj.pk)
 
 
 @admin.register(Reward)
@@ -152,34 +146,22 @@ class RewardAdmin(ProgramManagerAdmin):
     def code_pool(self, obj):
         if not obj.uses_codes:
             return "This reward hands out no codes."
-        codes_url = reverse("admin:rewards_vouchercode_changelist") + f"?reward={obj.pk}"
         return format_html(
             '{} free, {} assigned — <a href="{}">see the codes</a> · <a href="{}">upload codes</a>',
             f"{obj.free_codes:,}",
             f"{obj.assigned_codes:,}",
-            codes_url,
+            list_url("rewards_vouchercode", reward=obj.pk),
             reverse("admin:rewards_reward_upload_codes", args=[obj.pk]),
         )
 
     # Uploading codes ---------------------------------------------------------------------------------
 
     def get_urls(self):
-        return [
-            path(
-                "<path:object_id>/upload-codes/",
-                self.admin_site.admin_view(self.upload_codes_view),
-                name="rewards_reward_upload_codes",
-            ),
-            *super().get_urls(),
-        ]
+        upload = object_url(self, "upload-codes/", self.upload_codes_view, name="rewards_reward_upload_codes")
+        return [upload, *super().get_urls()]
 
-    def upload_codes_view(self, request, object_id):
+    def upload_codes_view(self, request, reward):
         """Add the codes of a CSV file to a code reward's pool; codes already there are skipped."""
-        reward = self.get_object(request, unquote(object_id))
-        if reward is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_change_permission(request, reward):
-            raise PermissionDenied
         form = CodeUploadForm(request.POST, request.FILES) if request.method == "POST" else CodeUploadForm()
         if form.is_bound and form.is_valid():
             try:
@@ -187,42 +169,33 @@ class RewardAdmin(ProgramManagerAdmin):
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
-                message = (
+                return back_to_object(
+                    self,
+                    request,
+                    reward,
                     f"Added {plural(added, 'code')} to {reward.name}; {skipped} "
-                    f"{'was' if skipped == 1 else 'were'} already in the pool or repeated in the file."
+                    f"{'was' if skipped == 1 else 'were'} already in the pool or repeated in the file.",
                 )
-                self.log_change(request, reward, message)
-                self.message_user(request, message, level=messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:rewards_reward_change", args=[reward.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Upload codes for {reward.name}",
-            "subtitle": None,
-            "opts": self.opts,
-            "original": reward,
-            "form": form,
-            "media": self.media + form.media,
-        }
-        return TemplateResponse(request, "admin/rewards/reward/upload_codes.html", context)
+        return admin_page(
+            self,
+            request,
+            "admin/rewards/reward/upload_codes.html",
+            title=f"Upload codes for {reward.name}",
+            form=form,
+            original=reward,
+        )
 
 
 # Voucher codes --------------------------------------------------------------------------------------
 
 
-class CodeStateFilter(admin.SimpleListFilter):
+class CodeStateFilter(ChoiceFilter):
     title = "state"
     parameter_name = "state"
-
-    def lookups(self, request, model_admin):
-        return [("free", "Free"), ("assigned", "Assigned to an order")]
-
-    def queryset(self, request, queryset):
-        match self.value():
-            case "free":
-                return queryset.filter(order_line__isnull=True)
-            case "assigned":
-                return queryset.filter(order_line__isnull=False)
-        return queryset
+    conditions = {
+        "free": ("Free", Q(order_line__isnull=True)),
+        "assigned": ("Assigned to an order", Q(order_line__isnull=False)),
+    }
 
 
 class CodeRewardFilter(admin.SimpleListFilter):
@@ -318,13 +291,8 @@ class OrderLineInline(ReadOnlyInline):
         )
 
 
-class OrderEventInline(ReadOnlyInline):
+class OrderEventInline(EventHistoryInline):
     model = OrderEvent
-    verbose_name_plural = "History: every status move, who and when"
-    fields = ("created_at", "from_status", "to_status", "actor", "note")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("actor")
 
 
 def describe_order(order: RedemptionOrder) -> str:
@@ -332,7 +300,9 @@ def describe_order(order: RedemptionOrder) -> str:
 
 
 @admin.register(RedemptionOrder)
-class RedemptionOrderAdmin(DetailJoinsMixin, ProgramManagerAdmin):
+class RedemptionOrderAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
+    # Members place orders on the member site; orders move only through the actions, which record who did what
+    # and when.
     list_display = (
         "__str__",
         "created_at",
@@ -393,13 +363,11 @@ class RedemptionOrderAdmin(DetailJoinsMixin, ProgramManagerAdmin):
     )
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(line_count=_count_lines())
-
-    def has_add_permission(self, request):
-        return False  # members place orders on the member site
-
-    def has_change_permission(self, request, obj=None):
-        return False  # orders move only through the actions, which record who did what and when
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(line_count=count_of(RedemptionLine.objects.filter(order=OuterRef("pk")), "order"))
+        )
 
     def has_manage_permission(self, request):
         return is_program_manager(request.user)
@@ -411,17 +379,13 @@ class RedemptionOrderAdmin(DetailJoinsMixin, ProgramManagerAdmin):
             results |= queryset.filter(pk=int(number))
         return results, may_have_duplicates
 
-    @admin.display(description="Member e-mail", ordering="member__user__email")
-    def member_email(self, obj):
-        return obj.member.user.email
+    member_email = related_field("member.user.email", "Member e-mail")
 
     @admin.display(description="Paid by", ordering="paid_by")
     def payer(self, obj):
         return "Company" if obj.paid_by == PaidBy.COMPANY else "Member"
 
-    @admin.display(description="Partner", ordering="member__partner__name")
-    def partner(self, obj):
-        return obj.member.partner.name
+    partner = related_field("member.partner.name", "Partner")
 
     @admin.display(description="Lines", ordering="line_count")
     def line_count(self, obj):
@@ -450,39 +414,28 @@ class RedemptionOrderAdmin(DetailJoinsMixin, ProgramManagerAdmin):
     def approve(self, request, queryset):
         self._move(request, queryset.order_by("pk"), OrderStatus.APPROVED, done="Approved")
 
-    @admin.action(description="Reject selected orders (asks for a reason; refunds)", permissions=["manage"])
-    def reject(self, request, queryset):
+    def _refund(self, request, queryset, to: str, verb: str, past: str):
+        """Rejecting or cancelling ("Reject", "Rejected"): asks for the reason the member sees with the refund."""
         orders = self._for_page(queryset)
         return ask_reason(
             self,
             request,
             orders,
-            title="Reject orders",
+            title=f"{verb} orders",
             intro="Each order's points go back to the account that paid, with its stock and codes.",
-            button="Reject and refund",
+            button=f"{verb} and refund",
             describe=describe_order,
             reason_help="Required. The member sees it with the refund.",
-            apply=lambda reason: self._move(
-                request, orders, OrderStatus.REJECTED, done="Rejected and refunded", note=reason
-            ),
+            apply=lambda reason: self._move(request, orders, to, done=f"{past} and refunded", note=reason),
         )
+
+    @admin.action(description="Reject selected orders (asks for a reason; refunds)", permissions=["manage"])
+    def reject(self, request, queryset):
+        return self._refund(request, queryset, OrderStatus.REJECTED, "Reject", "Rejected")
 
     @admin.action(description="Cancel selected orders (asks for a reason; refunds)", permissions=["manage"])
     def cancel(self, request, queryset):
-        orders = self._for_page(queryset)
-        return ask_reason(
-            self,
-            request,
-            orders,
-            title="Cancel orders",
-            intro="Each order's points go back to the account that paid, with its stock and codes.",
-            button="Cancel and refund",
-            describe=describe_order,
-            reason_help="Required. The member sees it with the refund.",
-            apply=lambda reason: self._move(
-                request, orders, OrderStatus.CANCELLED, done="Cancelled and refunded", note=reason
-            ),
-        )
+        return self._refund(request, queryset, OrderStatus.CANCELLED, "Cancel", "Cancelled")
 
     @admin.action(description="Mark selected orders fulfilled (asks for tracking numbers)", permissions=["manage"])
     def mark_fulfilled(self, request, queryset):
@@ -492,15 +445,17 @@ class RedemptionOrderAdmin(DetailJoinsMixin, ProgramManagerAdmin):
             .prefetch_related(Prefetch("lines", queryset=lines))
             .order_by("pk")
         )
-        form = OrderFulfilForm(request.POST if "apply" in request.POST else None, orders=orders)
-        if form.is_bound and form.is_valid():
+        form = OrderFulfilForm(answers(request), orders=orders)
+
+        def apply(data) -> None:
             self._move(request, orders, OrderStatus.FULFILLED, done="Fulfilled", shipment=form.shipment)
-            return None
-        return action_page(
+
+        return ask(
             self,
             request,
             orders,
             form=form,
+            apply=apply,
             title="Mark orders fulfilled",
             intro="Orders that ship to an address need a carrier and a tracking number; the member sees them.",
             button="Mark fulfilled",
@@ -544,24 +499,30 @@ class RedemptionOrderAdmin(DetailJoinsMixin, ProgramManagerAdmin):
     def _filename(extension: str) -> str:
         return f'attachment; filename="supplier-file-{timezone.localtime():%Y%m%d-%H%M}.{extension}"'
 
-    @admin.action(description="Export supplier file (CSV) of the items to ship", permissions=["manage"])
-    def export_supplier_csv(self, request, queryset):
+    def _supplier_file(self, request, queryset, extension: str, write, content_type: str, response=HttpResponse):
+        """The supplier file of the selection, `write` turning its rows into the file's content, or None (with a
+        message) when the selection cannot go to the supplier."""
         lines = self._supplier_lines(request, queryset)
         if lines is None:
             return None
-        return StreamingHttpResponse(
-            exports.csv_stream(exports.supplier_rows(lines)),
-            content_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": self._filename("csv")},
+        return response(
+            write(exports.supplier_rows(lines)),
+            content_type=content_type,
+            headers={"Content-Disposition": self._filename(extension)},
+        )
+
+    @admin.action(description="Export supplier file (CSV) of the items to ship", permissions=["manage"])
+    def export_supplier_csv(self, request, queryset):
+        return self._supplier_file(
+            request, queryset, "csv", exports.csv_stream, "text/csv; charset=utf-8", StreamingHttpResponse
         )
 
     @admin.action(description="Export supplier file (XLSX) of the items to ship", permissions=["manage"])
     def export_supplier_xlsx(self, request, queryset):
-        lines = self._supplier_lines(request, queryset)
-        if lines is None:
-            return None
-        return HttpResponse(
-            exports.xlsx_bytes(exports.supplier_rows(lines)),
-            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            headers={"Content-Disposition": self._filename("xlsx")},
+        return self._supplier_file(
+            request,
+            queryset,
+            "xlsx",
+            exports.xlsx_bytes,
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         )

@@ -1,10 +1,9 @@
-from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from loyalty.common.models import TimeStampedModel
+from loyalty.common.models import StatusChange, TimeStampedModel, status_fields
 from partners.constants import PartnerKind
 from rewards.constants import ORDER_TRANSITIONS, SHIPPED_KINDS, LimitPeriod, OrderStatus, PaidBy, RewardKind
 
@@ -197,18 +196,11 @@ class RedemptionLine(models.Model):
         return self.quantity * self.points_each
 
 
-class OrderEvent(models.Model):
+class OrderEvent(StatusChange):
     """Every status move of an order: who, when, from, to and a note."""
 
+    subject_field = "order"
     order = models.ForeignKey(RedemptionOrder, on_delete=models.CASCADE, related_name="events")
-    from_status = models.CharField(max_length=20, choices=OrderStatus.choices, blank=True)
-    to_status = models.CharField(max_length=20, choices=OrderStatus.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    from_status, to_status = status_fields(OrderStatus, max_length=20, from_blank=True)
     note = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-
-    def __str__(self):
-        return f"{self.order}: {self.from_status or '—'} → {self.to_status}"

@@ -2,10 +2,10 @@
 
 from datetime import datetime
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
+from loyalty.common.queries import count_of
 from loyalty.models import PartnerTier, PointsAccount, Program
 from partners.models import Member
 from partners.visibility import members_for, viewer_for
@@ -40,14 +40,8 @@ def _redeemable(*, member: Member, program: Program) -> QuerySet[Reward]:
 
 def _with_free_codes(rewards: QuerySet[Reward]) -> QuerySet[Reward]:
     """Each reward's number of free codes: a correlated count on the voucher_free_idx partial index."""
-    free = (
-        VoucherCode.objects.filter(reward=OuterRef("pk"), order_line__isnull=True)
-        .order_by()
-        .values("reward")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return rewards.annotate(free_codes=Coalesce(Subquery(free), 0))
+    free = VoucherCode.objects.filter(reward=OuterRef("pk"), order_line__isnull=True)
+    return rewards.annotate(free_codes=count_of(free, "reward"))
 
 
 def catalogue(

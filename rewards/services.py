@@ -15,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
+from loyalty.common.statuses import require_transition
 from loyalty.constants import EntrySource
 from loyalty.lock_objects import accounts_lock
 from loyalty.models import Program
@@ -258,12 +259,9 @@ def order_transition(
 ) -> RedemptionOrder:
     """Move an order along its status machine; a rejection or cancellation refunds points, stock and codes."""
     locked = order_lock(order.pk)
-    if to not in ORDER_TRANSITIONS[locked.status]:
-        raise ApplicationError(
-            f"Order {locked.pk} is {locked.get_status_display().lower()} and cannot become "
-            f"{OrderStatus(to).label.lower()}.",
-            code=ErrorCode.BAD_TRANSITION,
-        )
+    require_transition(
+        locked, to, ORDER_TRANSITIONS, OrderStatus, name=f"Order {locked.pk}", code=ErrorCode.BAD_TRANSITION
+    )
     if not _may_move(viewer_for(actor), locked, to):
         raise ApplicationError("You are not allowed to do that with this order.", code=ErrorCode.FORBIDDEN)
     if to in REFUNDING_STATUSES:

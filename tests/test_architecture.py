@@ -15,10 +15,11 @@ APPS = ("loyalty", "partners", "rewards", "communications", "analytics")
 POINTS_MODELS = {"PointsAccount", "PointsEntry", "PointsLot", "PointsAllocation"}
 WRITE_METHODS = {"create", "bulk_create", "update", "bulk_update", "get_or_create", "update_or_create", "delete"}
 POINTS_TABLE_WRITE = re.compile(
-    r"\b(INSERT\s+INTO|UPDATE|DELETE\s+FROM|COPY)\s+loyalty_points(account|entry|lot|allocation)\b"
-    r"|^loyalty_points(account|entry|lot|allocation)$",  # a table name handed to a COPY or id helper
-    re.IGNORECASE,
+    r"\b(INSERT\s+INTO|UPDATE|DELETE\s+FROM|COPY)\s+loyalty_points(account|entry|lot|allocation)\b", re.IGNORECASE
 )
+POINTS_TABLE = re.compile(r"^loyalty_points(account|entry|lot|allocation)$")
+# Helpers that write the table they are handed (COPY into it, take ids from its sequence).
+TABLE_WRITERS = {"copy_in", "allocate_ids"}
 LOCK_SQL = re.compile(r"FOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE)\b|pg_(try_)?advisory|lock_timeout", re.IGNORECASE)
 LEDGER_WRITERS = {"loyalty/services/ledger.py", "loyalty/services/ledger_bulk.py"}
 
@@ -47,10 +48,19 @@ def _chain_root(node):
             return node.id if isinstance(node, ast.Name) else None
 
 
+def _call_name(node) -> str:
+    return getattr(node.func, "attr", getattr(node.func, "id", ""))
+
+
 def _points_writes(tree):
     for lineno, text in _strings(tree):
-        if POINTS_TABLE_WRITE.search(text.strip()):
+        if POINTS_TABLE_WRITE.search(text):
             yield lineno, text.strip()[:60]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _call_name(node) in TABLE_WRITERS:
+            for arg in node.args:
+                if isinstance(arg, ast.Constant) and POINTS_TABLE.match(str(arg.value)):
+                    yield node.lineno, ast.unparse(node)[:60]
     for node in ast.walk(tree):
         call = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
         is_write = call and node.func.attr in WRITE_METHODS
@@ -76,11 +86,15 @@ def test_only_the_two_ledger_modules_write_the_points_tables():
 def test_the_check_for_points_writers_sees_orm_and_sql_writes():
     orm = ast.parse("PointsLot.objects.filter(remaining__gt=0).update(remaining=0)")
     sql = ast.parse('cursor.execute("UPDATE loyalty_pointsaccount SET available = 0")')
+    copy = ast.parse('copy_in(cursor, "loyalty_pointslot", "account_id, points", rows)')
     read = ast.parse("PointsEntry.objects.filter(kind='earn').count()")
+    link = ast.parse('list_link("loyalty_pointsentry", account__id__exact=1)')
 
     assert len(list(_points_writes(orm))) == 1
     assert len(list(_points_writes(sql))) == 1
+    assert len(list(_points_writes(copy))) == 1
     assert list(_points_writes(read)) == []
+    assert list(_points_writes(link)) == []
 
 
 def test_every_row_and_advisory_lock_is_taken_in_a_lock_objects_module():

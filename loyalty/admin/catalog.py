@@ -7,17 +7,12 @@ reported). Query counts are pinned in tests/loyalty/test_admin_catalog.py.
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
 
-from loyalty.common.admin import (
-    ProgramManagerAdmin,
-)
+from loyalty.common.admin import ProgramManagerAdmin, admin_page, list_link
 from loyalty.common.errors import ApplicationError
 from loyalty.models import Product, ProductLine
 from loyalty.services.catalog import COLUMNS, MAX_ROWS, products_import
@@ -38,8 +33,7 @@ class ProductLineAdmin(ProgramManagerAdmin):
 
     @admin.display(description="Products", ordering="product_count")
     def product_count(self, obj):
-        url = f"{reverse('admin:loyalty_product_changelist')}?line__id__exact={obj.pk}"
-        return format_html('<a href="{}">{}</a>', url, obj.product_count)
+        return list_link("loyalty_product", obj.product_count, line__id__exact=obj.pk)
 
 
 class ProductImportForm(forms.Form):
@@ -90,19 +84,17 @@ class ProductAdmin(ProgramManagerAdmin):
                 if result.written:
                     self.message_user(request, _summary(result, done=True), level=messages.SUCCESS)
                     return HttpResponseRedirect(reverse("admin:loyalty_product_changelist"))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Import products from CSV",
-            "subtitle": None,
-            "opts": self.opts,
-            "form": form,
-            "adminform": helpers.AdminForm(form, [(None, {"fields": ["file", "dry_run"]})], {}),
-            "result": result,
-            "summary": _summary(result, done=False) if result is not None and result.ok else "",
-            "columns": COLUMNS,
-            "media": self.media + form.media,
-        }
-        return TemplateResponse(request, "admin/loyalty/product/import.html", context)
+        return admin_page(
+            self,
+            request,
+            "admin/loyalty/product/import.html",
+            title="Import products from CSV",
+            form=form,
+            fields=["file", "dry_run"],
+            result=result,
+            summary=_summary(result, done=False) if result is not None and result.ok else "",
+            columns=COLUMNS,
+        )
 
 
 def _summary(result, *, done: bool) -> str:

@@ -9,20 +9,22 @@ query counts are pinned in tests/loyalty/test_claims_admin.py.
 
 from django import forms
 from django.contrib import admin
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
 from django.db.models import Case, CharField, IntegerField, OuterRef, Subquery, Sum, Value, When
 from django.db.models.functions import Cast, Coalesce, Concat
 from django.forms.models import BaseInlineFormSet
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from loyalty.common.admin import (
     DetailJoinsMixin,
-    ProgramManagerAdmin,
+    EventHistoryInline,
     ReadOnlyInline,
-    action_page,
+    ReadOnlyModelAdmin,
+    answers,
+    ask,
     is_program_manager,
+    object_url,
+    related_field,
     run_for_each,
     with_name,
 )
@@ -133,17 +135,14 @@ class ClaimLineInline(ReadOnlyInline):
         return f"{obj.points_posted:,}" if obj.points_posted else "—"
 
 
-class ClaimEventInline(ReadOnlyInline):
+class ClaimEventInline(EventHistoryInline):
     model = ClaimEvent
-    verbose_name_plural = "History: every status move, who and when"
-    fields = ("created_at", "from_status", "to_status", "actor", "note")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("actor")
 
 
 @admin.register(SalesClaim)
-class SalesClaimAdmin(DetailJoinsMixin, ProgramManagerAdmin):
+class SalesClaimAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
+    # Members claim sales on the member site; claims move only through the actions, which record who did what
+    # and when.
     list_display = (
         "claim",
         "created_at",
@@ -196,12 +195,6 @@ class SalesClaimAdmin(DetailJoinsMixin, ProgramManagerAdmin):
     )
     inlines = (ClaimLineInline, ClaimEventInline)
 
-    def has_add_permission(self, request):
-        return False  # members claim sales on the member site
-
-    def has_change_permission(self, request, obj=None):
-        return False  # claims move only through the actions, which record who did what and when
-
     def has_decide_permission(self, request):
         return is_program_manager(request.user)
 
@@ -211,13 +204,8 @@ class SalesClaimAdmin(DetailJoinsMixin, ProgramManagerAdmin):
     def claim(self, obj):
         return claim_name(obj)
 
-    @admin.display(description="Member", ordering="member__user__email")
-    def member_email(self, obj):
-        return obj.member.user.email
-
-    @admin.display(description="Partner", ordering="partner__name")
-    def partner_name(self, obj):
-        return obj.partner.name
+    member_email = related_field("member.user.email", "Member")
+    partner_name = related_field("partner.name", "Partner")
 
     @admin.display(description="Total", ordering="total_amount")
     def total(self, obj):
@@ -266,19 +254,17 @@ class SalesClaimAdmin(DetailJoinsMixin, ProgramManagerAdmin):
     # The invoice file --------------------------------------------------------------------------------
 
     def get_urls(self):
-        return [
-            path(
-                "<path:object_id>/invoice/",
-                self.admin_site.admin_view(self.document_view),
-                name="loyalty_salesclaim_document",
-            ),
-            *super().get_urls(),
-        ]
+        document = object_url(
+            self,
+            "invoice/",
+            self.document_view,
+            name="loyalty_salesclaim_document",
+            allowed=self.has_view_permission,
+            hide_missing=True,
+        )
+        return [document, *super().get_urls()]
 
-    def document_view(self, request, object_id):
-        claim = self.get_object(request, unquote(object_id))
-        if claim is None or not self.has_view_permission(request, claim):
-            raise PermissionDenied
+    def document_view(self, request, claim):
         return private_file_response(claim.document, download_name=f"claim-{claim.pk}-invoice")
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
@@ -307,21 +293,21 @@ class SalesClaimAdmin(DetailJoinsMixin, ProgramManagerAdmin):
     @admin.action(description="Reject selected claims (asks for a reason)", permissions=["decide"])
     def reject(self, request, queryset):
         claims = self._selected(queryset)
-        form = ClaimRejectForm(request.POST if "apply" in request.POST else None)
-        if form.is_bound and form.is_valid():
-            reason, text = form.cleaned_data["reason"], form.cleaned_data["text"]
+
+        def apply(data) -> None:
             self._for_each(
                 request,
                 claims,
-                lambda claim: claim_reject(claim=claim, actor=request.user, reason=reason, text=text),
+                lambda claim: claim_reject(claim=claim, actor=request.user, reason=data["reason"], text=data["text"]),
                 done="Rejected",
             )
-            return None  # back to the list
-        return action_page(
+
+        return ask(
             self,
             request,
             claims,
-            form=form,
+            form=ClaimRejectForm(answers(request)),
+            apply=apply,
             title="Reject claims",
             intro="The member sees the reason and the text, and can correct and resubmit the claim while its claim "
             "window is open. No points are posted.",

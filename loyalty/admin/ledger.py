@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from loyalty.admin.forms import AdjustmentRequestForm
 from loyalty.common.admin import (
     INLINE_ROW_LIMIT,
+    ChoiceFilter,
     DetailJoinsMixin,
     EstimatedCountPaginator,
     ProgramManagerAdmin,
@@ -27,6 +28,8 @@ from loyalty.common.admin import (
     ReadOnlyModelAdmin,
     ask_reason,
     is_program_manager,
+    list_link,
+    related_field,
     run_for_each,
     with_name,
 )
@@ -49,25 +52,13 @@ ACCOUNT_HOLDER_JOINS = ("account__program", "account__member__user", "account__m
 # Accounts -------------------------------------------------------------------------------------------
 
 
-def entries_url(**filters) -> str:
-    query = "&".join(f"{key}={value}" for key, value in filters.items())
-    return f"{reverse('admin:loyalty_pointsentry_changelist')}?{query}"
-
-
-class HolderKindFilter(admin.SimpleListFilter):
+class HolderKindFilter(ChoiceFilter):
     title = "holder"
     parameter_name = "holder"
-
-    def lookups(self, request, model_admin):
-        return [("member", "A member"), ("company", "A partner company")]
-
-    def queryset(self, request, queryset):
-        match self.value():
-            case "member":
-                return queryset.filter(member__isnull=False)
-            case "company":
-                return queryset.filter(partner__isnull=False)
-        return queryset
+    conditions = {
+        "member": ("A member", Q(member__isnull=False)),
+        "company": ("A partner company", Q(partner__isnull=False)),
+    }
 
 
 class RecentEntriesInline(ReadOnlyInline):
@@ -131,11 +122,11 @@ class PointsAccountAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
 
     @admin.display(description="Entries")
     def entries(self, obj):
-        return format_html('<a href="{}">Entries</a>', entries_url(account__id__exact=obj.pk))
+        return list_link("loyalty_pointsentry", "Entries", account__id__exact=obj.pk)
 
     @admin.display(description="Statement")
     def all_entries(self, obj):
-        return format_html('<a href="{}">All entries of this account</a>', entries_url(account__id__exact=obj.pk))
+        return list_link("loyalty_pointsentry", "All entries of this account", account__id__exact=obj.pk)
 
 
 # Entries --------------------------------------------------------------------------------------------
@@ -315,9 +306,7 @@ class PointsAdjustmentAdmin(DetailJoinsMixin, ProgramManagerAdmin):
     def holder(self, obj):
         return holder(obj.account)
 
-    @admin.display(description="Program", ordering="account__program__name")
-    def program(self, obj):
-        return obj.account.program
+    program = related_field("account.program", "Program", ordering="account__program__name")
 
     # Actions -----------------------------------------------------------------------------------------
 

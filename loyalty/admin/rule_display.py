@@ -61,6 +61,16 @@ def _any(objects) -> str:
     return ", ".join(str(obj) for obj in objects) or "Any"
 
 
+def _listed(relation: str, description: str):
+    """A read-only field naming the rule's objects of a many-to-many condition ("Any" for none)."""
+
+    @admin.display(description=description)
+    def shown(self, obj):
+        return _any(getattr(obj, relation).all())
+
+    return shown
+
+
 def _moment(moment) -> str:
     return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}" if moment else "—"
 
@@ -104,25 +114,11 @@ class RuleDisplay:
     def kinds_shown(self, obj):
         return ", ".join(PartnerKind(kind).label for kind in obj.partner_kinds) or "Any"
 
-    @admin.display(description="Role of the member who acted")
-    def roles_shown(self, obj):
-        return _any(obj.roles.all())
-
-    @admin.display(description="Partner tiers")
-    def tiers_shown(self, obj):
-        return _any(obj.tiers.all())
-
-    @admin.display(description="Regions")
-    def regions_shown(self, obj):
-        return _any(obj.regions.all())
-
-    @admin.display(description="Product lines")
-    def lines_shown(self, obj):
-        return _any(obj.product_lines.all())
-
-    @admin.display(description="Products")
-    def products_shown(self, obj):
-        return _any(obj.products.all())
+    roles_shown = _listed("roles", "Role of the member who acted")
+    tiers_shown = _listed("tiers", "Partner tiers")
+    regions_shown = _listed("regions", "Regions")
+    lines_shown = _listed("product_lines", "Product lines")
+    products_shown = _listed("products", "Products")
 
     @admin.display(description="Minimum per line")
     def minimums_shown(self, obj):

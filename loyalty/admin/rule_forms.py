@@ -17,6 +17,8 @@ from partners.models import Role
 # Empty split rows offered under the existing ones.
 EMPTY_SHARE_ROWS = 2
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
+# The conditions a draft picks from lists (ticked, or the products searched), in the order the form shows them.
+LISTED_CONDITIONS = ("roles", "partner_kinds", "tiers", "regions", "product_lines", "products")
 
 
 # The split, edited as rows ------------------------------------------------------------------------------------
@@ -84,12 +86,7 @@ class RuleForm(forms.ModelForm):
             "description",
             "event",
             "custom_event",
-            "roles",
-            "partner_kinds",
-            "tiers",
-            "regions",
-            "product_lines",
-            "products",
+            *LISTED_CONDITIONS,
             "min_quantity",
             "min_amount",
             "valid_from",

@@ -12,22 +12,24 @@ fields and list columns are in admin/rule_display.py. Registered by importing lo
 pinned in tests/loyalty/test_admin_rules.py.
 """
 
+from functools import partial
+
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
-from django.urls import path, reverse
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 
 from loyalty.admin.rule_display import RuleDisplay
-from loyalty.admin.rule_forms import RuleForm, WhenForm
+from loyalty.admin.rule_forms import LISTED_CONDITIONS, RuleForm, WhenForm
 from loyalty.admin.rule_simulation import simulate_view
 from loyalty.common.admin import (
     DetailJoinsMixin,
     ProgramManagerAdmin,
     SavedByServices,
-    action_page,
+    answers,
+    ask,
     is_program_manager,
+    object_url,
     run_for_each,
     with_name,
 )
@@ -44,6 +46,17 @@ from loyalty.services.rules import (
     rule_retire,
 )
 
+# The read-only conditions of a published or retired version, as its page lists them under "When it pays".
+CONDITIONS_SHOWN = (
+    "roles_shown",
+    "kinds_shown",
+    "tiers_shown",
+    "regions_shown",
+    "lines_shown",
+    "products_shown",
+    "minimums_shown",
+    "window_shown",
+)
 CONDITIONS = (
     "Leave a condition empty for “any”. All the conditions set must hold for the rule to pay; the date window is "
     "about the sale's date, the version's effective dates (set when it is published) decide which version pays."
@@ -77,14 +90,7 @@ class IncentiveRuleAdmin(RuleDisplay, DetailJoinsMixin, SavedByServices, Program
         "status_shown",
         "version",
         "version_history",
-        "roles_shown",
-        "tiers_shown",
-        "regions_shown",
-        "lines_shown",
-        "products_shown",
-        "minimums_shown",
-        "window_shown",
-        "kinds_shown",
+        *CONDITIONS_SHOWN,
         "formula_shown",
         "split_shown",
         "cap_shown",
@@ -111,21 +117,7 @@ class IncentiveRuleAdmin(RuleDisplay, DetailJoinsMixin, SavedByServices, Program
         if obj is not None and obj.status != RuleStatus.DRAFT:
             return [
                 (None, {"fields": ("program", "code", "name", "description", "event", "custom_event")}),
-                (
-                    "When it pays",
-                    {
-                        "fields": (
-                            "roles_shown",
-                            "kinds_shown",
-                            "tiers_shown",
-                            "regions_shown",
-                            "lines_shown",
-                            "products_shown",
-                            "minimums_shown",
-                            "window_shown",
-                        )
-                    },
-                ),
+                ("When it pays", {"fields": CONDITIONS_SHOWN}),
                 ("How much", {"fields": ("formula_shown", "apply_tier_multiplier", "priority", "exclusive")}),
                 ("Who gets the points", {"fields": ("split_shown",)}),
                 ("Limits", {"fields": ("cap_shown", "budget_shown")}),
@@ -138,12 +130,7 @@ class IncentiveRuleAdmin(RuleDisplay, DetailJoinsMixin, SavedByServices, Program
                 "When it pays",
                 {
                     "fields": (
-                        "roles",
-                        "partner_kinds",
-                        "tiers",
-                        "regions",
-                        "product_lines",
-                        "products",
+                        *LISTED_CONDITIONS,
                         ("min_quantity", "min_amount"),
                         ("valid_from", "valid_until"),
                     ),
@@ -225,24 +212,27 @@ class IncentiveRuleAdmin(RuleDisplay, DetailJoinsMixin, SavedByServices, Program
     # URLs: new version, simulation, product search ---------------------------------------------------------
 
     def get_urls(self):
-        wrap = self.admin_site.admin_view
         return [
-            path(
-                "<path:object_id>/new-version/", wrap(self.new_version_view), name="loyalty_incentiverule_new_version"
+            object_url(
+                self,
+                "new-version/",
+                self.new_version_view,
+                name="loyalty_incentiverule_new_version",
+                allowed=lambda request, rule: is_program_manager(request.user),
+                methods=("POST",),
             ),
-            path("<path:object_id>/simulate/", wrap(self.simulate_view), name="loyalty_incentiverule_simulate"),
+            object_url(
+                self,
+                "simulate/",
+                partial(simulate_view, self),
+                name="loyalty_incentiverule_simulate",
+                allowed=self.has_view_permission,
+            ),
             *super().get_urls(),
         ]
 
-    def new_version_view(self, request, object_id):
+    def new_version_view(self, request, rule):
         """POST: a draft copy of this version, with the next number; then its page."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        rule = self.get_object(request, unquote(object_id))
-        if rule is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not is_program_manager(request.user):
-            raise PermissionDenied
         try:
             draft = rule_new_draft(rule=rule)
         except ApplicationError as exc:
@@ -258,99 +248,61 @@ class IncentiveRuleAdmin(RuleDisplay, DetailJoinsMixin, SavedByServices, Program
         )
         return HttpResponseRedirect(reverse("admin:loyalty_incentiverule_change", args=[draft.pk]))
 
-    def simulate_view(self, request, object_id):
-        return simulate_view(self, request, object_id)
-
     # Actions --------------------------------------------------------------------------------------------
 
-    def _ask_when(self, request, rules, *, label, help_text, title, intro, button, apply, describe=describe_rule):
-        form = WhenForm(request.POST if "apply" in request.POST else None, label=label, help_text=help_text)
-        if form.is_bound and form.is_valid():
-            done = apply(form.cleaned_data["moment"])
-            if done == 1 and len(rules) == 1:
+    def _ask_when(
+        self, request, queryset, operation, *, done: str, label: str, help_text: str, describe=describe_rule, **page
+    ):
+        """The page asking from when; then `operation(rule, moment)` for each selected rule, logged (each refusal
+        reported by the rule's name), and the rule's page when it was the one rule selected."""
+        rules = list(queryset.order_by("code", "version"))
+
+        def logged(rule, moment):
+            changed = operation(rule, moment)
+            self.log_change(request, changed, f"{done}.")
+            return changed
+
+        def apply(data):
+            run = with_name(lambda rule: logged(rule, data["moment"]), describe_rule)
+            succeeded = run_for_each(self, request, rules, run, done=done, noun="rule", name=describe_rule)
+            if succeeded == 1 and len(rules) == 1:
                 return HttpResponseRedirect(reverse("admin:loyalty_incentiverule_change", args=[rules[0].pk]))
             return None
-        return action_page(
-            self,
-            request,
-            rules,
-            form=form,
-            title=title,
-            intro=intro,
-            button=button,
-            describe=describe,
-            fields=["moment"],
-        )
+
+        form = WhenForm(answers(request), label=label, help_text=help_text)
+        return ask(self, request, rules, form=form, apply=apply, describe=describe, fields=["moment"], **page)
 
     @admin.action(description="Publish… (asks from when)", permissions=["publish"])
     def publish(self, request, queryset):
-        rules = list(queryset.order_by("code", "version"))
-
         def describe(rule):
             problems = rule_problems(rule) if rule.status == RuleStatus.DRAFT else ["it is not a draft."]
             text = describe_rule(rule)
             return f"{text} — cannot be published: {' '.join(problems)}" if problems else text
 
-        def apply(moment):
-            return run_for_each(
-                self,
-                request,
-                rules,
-                with_name(
-                    lambda rule: self._logged(
-                        request, rule_publish(rule=rule, actor=request.user, effective_from=moment), "Published."
-                    ),
-                    describe_rule,
-                ),
-                done="Published",
-                noun="rule",
-                name=describe_rule,
-            )
-
         return self._ask_when(
             request,
-            rules,
+            queryset,
+            lambda rule, moment: rule_publish(rule=rule, actor=request.user, effective_from=moment),
+            done="Published",
             label="In force from",
             help_text="Sales dated from this day are paid by this version; the version of the same rule in force so "
             "far stops here. Default: now.",
             title="Publish rules",
             intro="A published version is never edited: to change it later, create a new version.",
             button="Publish",
-            apply=apply,
             describe=describe,
         )
 
     @admin.action(description="Retire… (asks from when)", permissions=["publish"])
     def retire(self, request, queryset):
-        rules = list(queryset.order_by("code", "version"))
-
-        def apply(moment):
-            return run_for_each(
-                self,
-                request,
-                rules,
-                with_name(
-                    lambda rule: self._logged(
-                        request, rule_retire(rule=rule, actor=request.user, effective_until=moment), "Retired."
-                    ),
-                    describe_rule,
-                ),
-                done="Retired",
-                noun="rule",
-                name=describe_rule,
-            )
-
         return self._ask_when(
             request,
-            rules,
+            queryset,
+            lambda rule, moment: rule_retire(rule=rule, actor=request.user, effective_until=moment),
+            done="Retired",
             label="Stops paying from",
             help_text="Sales dated from this day are no longer paid by this rule. Default: now.",
             title="Retire rules",
             intro="Points already paid stay. Only the version in force of a rule can be retired.",
             button="Retire",
-            apply=apply,
         )
-
-    def _logged(self, request, rule, message):
-        self.log_change(request, rule, message)
-        return rule

@@ -10,7 +10,6 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.db import connections
 from django.db.models import Q
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
@@ -20,6 +19,7 @@ from loyalty.common.admin import (
     DetailJoinsMixin,
     EstimatedCountPaginator,
     ReadOnlyModelAdmin,
+    list_url,
 )
 from loyalty.models import SaleLine, SalesImport, SalesSource
 from partners.models import Member, Partner
@@ -32,11 +32,6 @@ SOURCE_PARAMETER = "source__id__exact"
 
 def short_moment(moment) -> str:
     return f"{timezone.localtime(moment):%d %b %H:%M}"
-
-
-def sale_lines_url(**filters) -> str:
-    query = "&".join(f"{key}={value}" for key, value in filters.items())
-    return f"{reverse('admin:loyalty_saleline_changelist')}?{query}"
 
 
 def _id(value: str | None) -> int | None:
@@ -213,7 +208,7 @@ class SaleLineAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
     def partner_link(self, obj):
         return format_html(
             '<a href="{}" title="Only the lines of this partner">{}</a>',
-            sale_lines_url(partner__id__exact=obj.partner_id),
+            list_url("loyalty_saleline", partner__id__exact=obj.partner_id),
             obj.partner.name,
         )
 

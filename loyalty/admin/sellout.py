@@ -26,20 +26,25 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import File
-from django.db.models import Count, DateTimeField, IntegerField, OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import DateTimeField, OuterRef, Subquery
 from django.http import HttpResponseRedirect, StreamingHttpResponse
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from loyalty.admin.sale_lines import sale_lines_url, short_moment
+from loyalty.admin.sale_lines import short_moment
 from loyalty.common.admin import (
     ProgramManagerAdmin,
     SavedByServices,
+    admin_page,
+    back_to_object,
+    list_link,
+    list_url,
+    object_url,
+    related_field,
 )
 from loyalty.common.errors import ApplicationError
 from loyalty.common.htmx import wants_partial
+from loyalty.common.queries import count_of
 from loyalty.common.storage import private_storage
 from loyalty.constants import ImportStatus
 from loyalty.models import PartnerAlias, SalesImport, SalesSource
@@ -129,17 +134,6 @@ MAPPING_HELP = (
 )
 
 
-def _count_aliases() -> Coalesce:
-    counted = (
-        PartnerAlias.objects.filter(source=OuterRef("pk"))
-        .order_by()
-        .values("source")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
-
-
 def _last_import_at() -> Subquery:
     latest = SalesImport.objects.filter(source=OuterRef("pk")).order_by("-created_at", "-id").values("created_at")[:1]
     return Subquery(latest, output_field=DateTimeField())
@@ -157,7 +151,14 @@ class SalesSourceAdmin(SavedByServices, ProgramManagerAdmin):
     readonly_fields = ("aliases_link",)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(alias_count=_count_aliases(), last_import=_last_import_at())
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                alias_count=count_of(PartnerAlias.objects.filter(source=OuterRef("pk")), "source"),
+                last_import=_last_import_at(),
+            )
+        )
 
     def get_readonly_fields(self, request, obj=None):
         # Sale lines are keyed by the source: it never moves to another program, and its code never changes.
@@ -194,8 +195,7 @@ class SalesSourceAdmin(SavedByServices, ProgramManagerAdmin):
 
     @admin.display(description="Partner aliases", ordering="alias_count")
     def aliases(self, obj):
-        url = reverse("admin:loyalty_partneralias_changelist") + f"?source__id__exact={obj.pk}"
-        return format_html('<a href="{}">{}</a>', url, f"{obj.alias_count:,}")
+        return list_link("loyalty_partneralias", f"{obj.alias_count:,}", source__id__exact=obj.pk)
 
     @admin.display(description="Last file", ordering="last_import")
     def last_import_at(self, obj):
@@ -208,30 +208,21 @@ class SalesSourceAdmin(SavedByServices, ProgramManagerAdmin):
             'by code rather than by legal id. <a href="{}">See them</a> · <a href="{}">upload a CSV of '
             "alias,legal_id pairs</a>",
             _aliases(obj.alias_count),
-            reverse("admin:loyalty_partneralias_changelist") + f"?source__id__exact={obj.pk}",
+            list_url("loyalty_partneralias", source__id__exact=obj.pk),
             reverse("admin:loyalty_salessource_upload_aliases", args=[obj.pk]),
         )
 
     # Uploading aliases -----------------------------------------------------------------------------------------
 
     def get_urls(self):
-        return [
-            path(
-                "<path:object_id>/upload-aliases/",
-                self.admin_site.admin_view(self.upload_aliases_view),
-                name="loyalty_salessource_upload_aliases",
-            ),
-            *super().get_urls(),
-        ]
+        upload = object_url(
+            self, "upload-aliases/", self.upload_aliases_view, name="loyalty_salessource_upload_aliases"
+        )
+        return [upload, *super().get_urls()]
 
-    def upload_aliases_view(self, request, object_id):
+    def upload_aliases_view(self, request, source):
         """A CSV of alias,legal_id pairs: all saved (added or moved to the named partner), or, if any line is
         wrong, none and every wrong line listed."""
-        source = self.get_object(request, unquote(object_id))
-        if source is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_change_permission(request, source):
-            raise PermissionDenied
         form = AliasUploadForm(request.POST, request.FILES) if request.method == "POST" else AliasUploadForm()
         problems: list[str] = []
         if form.is_bound and form.is_valid():
@@ -243,24 +234,18 @@ class SalesSourceAdmin(SavedByServices, ProgramManagerAdmin):
             except ApplicationError as exc:
                 form.add_error("file", exc.message)
             else:
-                message = (
-                    f"{source.name}: {_aliases(added)} added, {changed} moved to another partner, {same} already there."
-                )
-                self.log_change(request, source, message)
-                self.message_user(request, message, messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:loyalty_salessource_change", args=[source.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Upload partner aliases for {source.name}",
-            "subtitle": None,
-            "opts": self.opts,
-            "original": source,
-            "form": form,
-            "problems": problems[:ALIAS_ERRORS_SHOWN],
-            "hidden_problems": max(len(problems) - ALIAS_ERRORS_SHOWN, 0),
-            "media": self.media + form.media,
-        }
-        return TemplateResponse(request, "admin/loyalty/salessource/upload_aliases.html", context)
+                message = f"{_aliases(added)} added, {changed} moved to another partner, {same} already there."
+                return back_to_object(self, request, source, f"{source.name}: {message}")
+        return admin_page(
+            self,
+            request,
+            "admin/loyalty/salessource/upload_aliases.html",
+            title=f"Upload partner aliases for {source.name}",
+            form=form,
+            original=source,
+            problems=problems[:ALIAS_ERRORS_SHOWN],
+            hidden_problems=max(len(problems) - ALIAS_ERRORS_SHOWN, 0),
+        )
 
 
 def _aliases(count: int) -> str:
@@ -287,9 +272,7 @@ class PartnerAliasAdmin(ProgramManagerAdmin):
     fields = ("source", "code", "partner")
     ordering = ("source", "code")
 
-    @admin.display(description="Legal id", ordering="partner__legal_id")
-    def legal_id(self, obj):
-        return obj.partner.legal_id
+    legal_id = related_field("partner.legal_id", "Legal id")
 
 
 # Imports ----------------------------------------------------------------------------------------------------
@@ -372,7 +355,7 @@ class SalesImportAdmin(ProgramManagerAdmin):
 
     @admin.display(description="Lines")
     def lines(self, obj):
-        return format_html('<a href="{}">Lines of this import</a>', sale_lines_url(sales_import__id__exact=obj.pk))
+        return list_link("loyalty_saleline", "Lines of this import", sales_import__id__exact=obj.pk)
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -460,20 +443,18 @@ class SalesImportAdmin(ProgramManagerAdmin):
             private_storage().delete(pending["path"])
 
     def _render_upload(self, request, *, form=None, mapping=None, source=None, token="", name=""):
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Upload a sell-out file" if mapping is None else f"Map the columns of {name}",
-            "subtitle": None,
-            "opts": self.opts,
-            "form": form,
-            "mapping": mapping,
-            "source": source,
-            "token": token,
-            "file_name": name,
-            "has_sources": form is None or form.fields["source"].queryset.exists(),
-            "media": self.media + (form.media if form is not None else forms.Media()),
-        }
-        return TemplateResponse(request, "admin/loyalty/salesimport/upload.html", context)
+        return admin_page(
+            self,
+            request,
+            "admin/loyalty/salesimport/upload.html",
+            title="Upload a sell-out file" if mapping is None else f"Map the columns of {name}",
+            form=form,
+            mapping=mapping,
+            source=source,
+            token=token,
+            file_name=name,
+            has_sources=form is None or form.fields["source"].queryset.exists(),
+        )
 
     # The progress page (the admin's "change" page) -------------------------------------------------------------
 
@@ -490,25 +471,24 @@ class SalesImportAdmin(ProgramManagerAdmin):
             raise PermissionDenied
         running = sales_import.status in RUNNING
         errors = [] if running else (sales_import.errors or [])  # loads the deferred list once it is final
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Import of {sales_import.original_name}",
-            "subtitle": None,
-            "opts": self.opts,
-            "original": sales_import,
-            "imp": sales_import,
-            "running": running,
-            "failed": sales_import.status == ImportStatus.FAILED,
-            "percent": 100 if sales_import.status == ImportStatus.DONE else sales_import.percent_done,
-            "errors_shown": errors[:ERRORS_SHOWN],
-            "more_errors": max(sales_import.error_rows, len(errors)) > ERRORS_SHOWN,
-            "has_errors": bool(errors) or sales_import.error_rows > 0,
-            "poll_url": request.path,
-        }
         template = "admin/loyalty/salesimport/progress.html"
         if wants_partial(request):
             template += "#progress"
-        return TemplateResponse(request, template, context)
+        return admin_page(
+            self,
+            request,
+            template,
+            title=f"Import of {sales_import.original_name}",
+            original=sales_import,
+            imp=sales_import,
+            running=running,
+            failed=sales_import.status == ImportStatus.FAILED,
+            percent=100 if sales_import.status == ImportStatus.DONE else sales_import.percent_done,
+            errors_shown=errors[:ERRORS_SHOWN],
+            more_errors=max(sales_import.error_rows, len(errors)) > ERRORS_SHOWN,
+            has_errors=bool(errors) or sales_import.error_rows > 0,
+            poll_url=request.path,
+        )
 
     def errors_view(self, request, object_id):
         sales_import = SalesImport.objects.filter(pk=_pk(object_id)).first()

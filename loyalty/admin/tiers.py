@@ -8,18 +8,18 @@ pinned in tests/loyalty/test_admin_catalog.py.
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
-from django.urls import reverse
-from django.utils.html import format_html
+from django.db.models import F, OuterRef, Q
 
 from loyalty.common.admin import (
+    ChoiceFilter,
     DetailJoinsMixin,
     ProgramManagerAdmin,
     ReadOnlyModelAdmin,
     is_program_manager,
+    list_link,
     run_for_each,
 )
+from loyalty.common.queries import count_of
 from loyalty.models import PartnerTier, Tier, TierChange
 from loyalty.services.tiers import describe_metric, tier_evaluate, tier_ladder_problems
 
@@ -44,17 +44,6 @@ class TierAdminForm(forms.ModelForm):
         return cleaned
 
 
-def _count_partners(tier_field: str) -> Coalesce:
-    counted = (
-        PartnerTier.objects.filter(**{tier_field: OuterRef("pk")})
-        .order_by()
-        .values(tier_field)
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
-
-
 @admin.register(Tier)
 class TierAdmin(ProgramManagerAdmin):
     # No deleting (the default): partners' rows and history point at tiers, and removing a tier a rule is
@@ -67,7 +56,11 @@ class TierAdmin(ProgramManagerAdmin):
     ordering = ("program__name", "rank")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(partner_count=_count_partners("tier"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(partner_count=count_of(PartnerTier.objects.filter(tier=OuterRef("pk")), "tier"))
+        )
 
     @admin.display(description="Threshold", ordering="threshold")
     def threshold_shown(self, obj):
@@ -75,8 +68,7 @@ class TierAdmin(ProgramManagerAdmin):
 
     @admin.display(description="Partners now", ordering="partner_count")
     def partners(self, obj):
-        url = f"{reverse('admin:loyalty_partnertier_changelist')}?tier__id__exact={obj.pk}"
-        return format_html('<a href="{}">{}</a>', url, obj.partner_count)
+        return list_link("loyalty_partnertier", obj.partner_count, tier__id__exact=obj.pk)
 
 
 class TierFilter(admin.SimpleListFilter):
@@ -129,22 +121,14 @@ class PartnerTierAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
         )
 
 
-class MoveFilter(admin.SimpleListFilter):
+class MoveFilter(ChoiceFilter):
     title = "move"
     parameter_name = "move"
-
-    def lookups(self, request, model_admin):
-        return [("first", "First tier"), ("up", "Upgrade"), ("down", "Downgrade")]
-
-    def queryset(self, request, queryset):
-        match self.value():
-            case "first":
-                return queryset.filter(from_tier__isnull=True)
-            case "up":
-                return queryset.filter(to_tier__rank__gt=F("from_tier__rank"))
-            case "down":
-                return queryset.filter(to_tier__rank__lt=F("from_tier__rank"))
-        return queryset
+    conditions = {
+        "first": ("First tier", Q(from_tier__isnull=True)),
+        "up": ("Upgrade", Q(to_tier__rank__gt=F("from_tier__rank"))),
+        "down": ("Downgrade", Q(to_tier__rank__lt=F("from_tier__rank"))),
+    }
 
 
 class ToTierFilter(TierFilter):

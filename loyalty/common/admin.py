@@ -1,19 +1,25 @@
 """The back-office toolkit every app's admin uses: program-manager permissions, read-only admins and inlines,
 actions that call a service per object and report each refusal, intermediate pages asking for a reason,
-and a paginator that does not count big tables."""
+pages of one object (their URL, permission check and page), counts as correlated subqueries, and a paginator
+that does not count big tables."""
 
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import ValidationError
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
+from django.db.models import Q
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.functional import cached_property
+from django.utils.html import format_html
 
 from loyalty.common.errors import ApplicationError
 
@@ -92,6 +98,8 @@ class ReadOnlyInline(ProgramManagerPermissions, admin.TabularInline):
     extra = 0
     max_num = 0
     can_delete = False
+    # Joined into the rows' query, so that the foreign keys they show cost no query each.
+    row_select_related: tuple[str, ...] = ()
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -104,6 +112,25 @@ class ReadOnlyInline(ProgramManagerPermissions, admin.TabularInline):
 
     def get_readonly_fields(self, request, obj=None):
         return self.fields
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return queryset.select_related(*self.row_select_related) if self.row_select_related else queryset
+
+
+class StatusHistoryInline(ReadOnlyInline):
+    """An object's status moves (the latest INLINE_ROW_LIMIT): when, from and to what, who, and why."""
+
+    verbose_name_plural = f"Status history (the latest {INLINE_ROW_LIMIT})"
+    fields = ("created_at", "from_status", "to_status", "actor", "reason")
+    row_select_related = ("actor",)
+
+
+class EventHistoryInline(StatusHistoryInline):
+    """The events of a claim or an order: every status move, who and when, with its note."""
+
+    verbose_name_plural = "History: every status move, who and when"
+    fields = ("created_at", "from_status", "to_status", "actor", "note")
 
 
 IRREGULAR_PLURALS = {"person": "people"}
@@ -146,7 +173,8 @@ def run_for_each(
 
 
 class ReadOnlyModelAdmin(ProgramManagerAdmin):
-    """Program managers look; nobody adds, changes or deletes here."""
+    """Program managers look (and act through the list's actions, where it has some); nobody adds, changes or
+    deletes here."""
 
     def has_add_permission(self, request, *args):
         return False
@@ -227,36 +255,158 @@ def with_name(operation: Callable, name: Callable[[object], str]) -> Callable:
     return run
 
 
+# Lists: counts, columns, links and filters ---------------------------------------------------------
+
+
+def related_field(path: str, description: str, ordering: str = "") -> Callable:
+    """A list column (or read-only field) showing a related value, `path` as in "member.user.email", sorted by
+    `ordering` (default: the same path as a lookup, "member__user__email")."""
+    value = attrgetter(path)
+
+    @admin.display(description=description, ordering=ordering or path.replace(".", "__"))
+    def shown(self, obj):
+        return value(obj)
+
+    return shown
+
+
+def list_url(model: str, **filters) -> str:
+    """The admin list of `model` ("app_model"), filtered by its own lookups in `filters`."""
+    query = "&".join(f"{key}={value}" for key, value in filters.items())
+    return f"{reverse(f'admin:{model}_changelist')}?{query}"
+
+
+def list_link(model: str, text, **filters) -> str:
+    """A link to the admin list of `model`, filtered: a count that opens the rows it counts, or a named list."""
+    return format_html('<a href="{}">{}</a>', list_url(model, **filters), text)
+
+
+class ChoiceFilter(admin.SimpleListFilter):
+    """A list filter whose every choice is one condition: `conditions` maps its URL value to (label, Q)."""
+
+    conditions: dict[str, tuple[str, Q]] = {}
+
+    def lookups(self, request, model_admin):
+        return [(value, label) for value, (label, _condition) in self.conditions.items()]
+
+    def queryset(self, request, queryset):
+        choice = self.conditions.get(self.value())
+        return queryset if choice is None else queryset.filter(choice[1])
+
+
+# Pages of our own -----------------------------------------------------------------------------------
+
+
+def object_url(
+    model_admin: admin.ModelAdmin,
+    route: str,
+    view: Callable[[HttpRequest, object], HttpResponse],
+    *,
+    name: str,
+    allowed: Callable[[HttpRequest, object], bool] | None = None,
+    methods: tuple[str, ...] = (),
+    hide_missing: bool = False,
+) -> URLPattern:
+    """The URL `<object id>/<route>` of a page of one object, behind the admin's login. `view(request, obj)` runs
+    once the object is found (else the admin's "does not exist" redirect, or 403 with `hide_missing`: a private
+    file does not say which ids exist) and `allowed(request, obj)` holds (default: the admin's change permission;
+    else 403). With `methods`, any other HTTP method is refused first (405)."""
+
+    def page(request, object_id):
+        if methods and request.method not in methods:
+            return HttpResponseNotAllowed(list(methods))
+        obj = model_admin.get_object(request, unquote(object_id))
+        if obj is None and not hide_missing:
+            return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
+        if obj is None or not (allowed or model_admin.has_change_permission)(request, obj):
+            raise PermissionDenied
+        return view(request, obj)
+
+    return path(f"<path:object_id>/{route}", model_admin.admin_site.admin_view(page), name=name)
+
+
+def admin_page(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    template: str,
+    *,
+    title: str,
+    form: forms.Form | None = None,
+    fields: list[str] | None = None,
+    **extra,
+) -> TemplateResponse:
+    """A page of our own in the admin's frame (templates/admin/model_page.html and form_page.html): the model's
+    `opts`, the form and its media, and with `fields` the form as the admin's fieldset (`adminform`) and its
+    error list (`errors`). `extra` is the rest of the context, such as `original`, the object of the page."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "subtitle": None,
+        "opts": model_admin.opts,
+        "form": form,
+        "media": model_admin.media + (form.media if form is not None else forms.Media()),
+    }
+    if fields is not None:
+        context["adminform"] = helpers.AdminForm(form, [(None, {"fields": fields})], {})
+        context["errors"] = helpers.AdminErrorList(form, [])
+    return TemplateResponse(request, template, {**context, **extra})
+
+
+def back_to_object(
+    model_admin: admin.ModelAdmin, request: HttpRequest, obj, message: str, *, logged: str = ""
+) -> HttpResponseRedirect:
+    """After a page of one object did its work: the change logged (`logged`, else the message), the message shown,
+    and back to the object's page."""
+    model_admin.log_change(request, obj, logged or message)
+    model_admin.message_user(request, message, level=messages.SUCCESS)
+    opts = model_admin.opts
+    return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]))
+
+
+# Actions that ask first -----------------------------------------------------------------------------
+
+
+def answers(request: HttpRequest) -> QueryDict | None:
+    """The data for an action's form: what its intermediate page posted with "apply", else None (not asked yet)."""
+    return request.POST if "apply" in request.POST else None
+
+
+def ask(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    objects: list,
+    *,
+    form: forms.Form,
+    apply: Callable[[dict], HttpResponse | None],
+    **page,
+) -> HttpResponse | None:
+    """An action that asks first: once its page posted a valid `form` (built from answers(request)), what
+    `apply(cleaned_data)` returns (None: back to the list); else the page (action_page: `page` says what it shows),
+    again with the errors."""
+    if form.is_bound and form.is_valid():
+        return apply(form.cleaned_data)
+    return action_page(model_admin, request, objects, form=form, **page)
+
+
 def ask_reason(
     model_admin: admin.ModelAdmin,
     request: HttpRequest,
     objects: list,
     *,
-    title: str,
-    intro: str,
-    button: str,
-    describe: Callable[[object], str],
     apply: Callable[[str], None],
     reason_help: str,
+    **page,
 ) -> TemplateResponse | None:
     """An action's intermediate page asking for a reason; `apply(reason)` runs once it is given.
-    Returns None (back to the list) when done, or the page to show (again, with its errors)."""
-    form = ReasonForm(request.POST if "apply" in request.POST else None)
+    Returns None (back to the list) when done, or the page to show (again, with its errors); `page` is what
+    action_page shows (title, intro, button, describe)."""
+    form = ReasonForm(answers(request))
     form.fields["reason"].help_text = reason_help
-    if form.is_bound and form.is_valid():
-        apply(form.cleaned_data["reason"])
-        return None
-    return action_page(
-        model_admin,
-        request,
-        objects,
-        form=form,
-        title=title,
-        intro=intro,
-        button=button,
-        describe=describe,
-        fields=["reason"],
-    )
+
+    def done(data) -> None:
+        apply(data["reason"])
+
+    return ask(model_admin, request, objects, form=form, apply=done, fields=["reason"], **page)
 
 
 def action_page(
@@ -273,22 +423,19 @@ def action_page(
     template: str = "admin/loyalty/action_form.html",
     **extra,
 ) -> TemplateResponse:
-    opts = model_admin.opts
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "title": title,
-        "intro": intro,
-        "button": button,
-        "opts": opts,
-        "action": request.POST.get("action", ""),
-        "objects": objects,
-        "described": [describe(obj) for obj in objects[:LISTED_ON_ACTION_PAGE]],
-        "hidden_count": max(len(objects) - LISTED_ON_ACTION_PAGE, 0),
-        "form": form,
-        "adminform": helpers.AdminForm(form, [(None, {"fields": fields})], {}),
-        "errors": helpers.AdminErrorList(form, []) if form.is_bound else [],
-        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        "media": model_admin.media + form.media,
+    return admin_page(
+        model_admin,
+        request,
+        template,
+        title=title,
+        form=form,
+        fields=fields,
+        intro=intro,
+        button=button,
+        action=request.POST.get("action", ""),
+        objects=objects,
+        described=[describe(obj) for obj in objects[:LISTED_ON_ACTION_PAGE]],
+        hidden_count=max(len(objects) - LISTED_ON_ACTION_PAGE, 0),
+        action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
         **extra,
-    }
-    return TemplateResponse(request, template, context)
+    )

@@ -3,10 +3,13 @@
 from datetime import date
 from decimal import Decimal
 
+from loyalty.constants import RuleEvent
 from loyalty.engine.rules import ONE, Event, Participant
 from loyalty.models import PartnerTier, Product, Program
 from partners.constants import PayoutPolicy
 from partners.models import Member, Partner
+
+SALE_LINE = RuleEvent.SALE_LINE.value  # a plain str, like the rules' `event` it is compared with for every rule
 
 # Default of `sale_event(tier=...)`: look the partner's tier up. Pass the PartnerTier, or None for "no tier",
 # when many lines share a partner (one lookup for all of them).
@@ -39,7 +42,7 @@ def sale_event(
         people.append(Participant(actor.pk, actor.role.code, actor.role.name, is_actor=True))
     people.extend(Participant(m.pk, m.role.code, m.role.name) for m in colleagues if actor is None or m.pk != actor.pk)
     return Event(
-        kind="sale_line",
+        kind=SALE_LINE,
         source_key=source_key,
         occurred_on=occurred_on,
         partner_id=partner.pk,

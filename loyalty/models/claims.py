@@ -3,7 +3,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
-from loyalty.common.models import TimeStampedModel
+from loyalty.common.models import StatusChange, TimeStampedModel, status_fields
 from loyalty.common.storage import private_storage
 from loyalty.constants import ClaimFlag, ClaimStatus, RejectionReason
 
@@ -74,18 +74,10 @@ class ClaimLine(models.Model):
         return f"claim:{self.claim_id}:{self.pk}"
 
 
-class ClaimEvent(models.Model):
+class ClaimEvent(StatusChange):
     """Every status move of a claim: who, when, from, to and a note (flags found, reason)."""
 
+    subject_field = "claim"
     claim = models.ForeignKey(SalesClaim, on_delete=models.CASCADE, related_name="events")
-    from_status = models.CharField(max_length=10, choices=ClaimStatus.choices, blank=True)
-    to_status = models.CharField(max_length=10, choices=ClaimStatus.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    from_status, to_status = status_fields(ClaimStatus, max_length=10, from_blank=True)
     note = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-
-    def __str__(self):
-        return f"{self.claim}: {self.from_status or '—'} → {self.to_status}"

@@ -52,8 +52,22 @@ QUANTITY_STEP = Decimal("0.001")
 AMOUNT_STEP = Decimal("0.01")
 INVOICE_NUMBER_MAX = 60
 NOTE_MAX = 500
-# The source type of the ledger entries a claim's lines post (their source id is the line's source key).
 
+# The field of the claim each refusal concerns (a form shows the message next to it); the others concern the claim.
+ERROR_FIELDS = {
+    ErrorCode.INVOICE_NUMBER_MISSING: "invoice_number",
+    ErrorCode.INVOICE_NUMBER_TOO_LONG: "invoice_number",
+    ErrorCode.DUPLICATE_INVOICE: "invoice_number",
+    ErrorCode.INVOICE_DATE_MISSING: "invoice_date",
+    ErrorCode.INVOICE_DATE_FUTURE: "invoice_date",
+    ErrorCode.WINDOW_CLOSED: "invoice_date",
+    ErrorCode.DOCUMENT_MISSING: "document",
+    ErrorCode.DOCUMENT_EMPTY: "document",
+    ErrorCode.DOCUMENT_TOO_LARGE: "document",
+    ErrorCode.DOCUMENT_TYPE: "document",
+    ErrorCode.INVALID_COLLEAGUE: "colleagues",
+}
+# How a move to each status is said in a refusal ("it cannot be withdrawn now").
 WORD_FOR = {
     ClaimStatus.APPROVED: "approved",
     ClaimStatus.REJECTED: "rejected",
@@ -222,9 +236,6 @@ def can_withdraw(*, claim: SalesClaim, member: Member | None) -> bool:
     return member is not None and claim.member_id == member.pk and claim.status == ClaimStatus.SUBMITTED
 
 
-# Locks ----------------------------------------------------------------------------------------------
-
-
 # Flags ----------------------------------------------------------------------------------------------
 
 
@@ -280,6 +291,29 @@ def _flags(
         flags.append(ClaimFlag.UNUSUAL_QUANTITY)
         notes.append("unusual quantity " + ", ".join(unusual))
     return flags, notes, others
+
+
+def _check_same_invoice(
+    program: Program,
+    partner_id: int,
+    number: str,
+    invoice_date: date,
+    lines: list[Line],
+    today: date,
+    exclude_pk: int | None = None,
+) -> tuple[list[str], list[str], list[int]]:
+    """Refuse an invoice the partner already claimed (_refuse_duplicate); otherwise the claim's _flags: (flags,
+    notes explaining them, ids of other partners' claims of the same invoice). `exclude_pk`: the claim corrected."""
+    _refuse_duplicate(program, partner_id, number, exclude_pk)
+    return _flags(
+        program=program,
+        partner_id=partner_id,
+        number=number,
+        invoice_date=invoice_date,
+        lines=lines,
+        today=today,
+        exclude_pk=exclude_pk,
+    )
 
 
 def _flag_other_claims(other_ids: list[int]) -> None:
@@ -467,17 +501,8 @@ def claim_submit(
     kind = check_document(document)
 
     claim_invoice_lock(program.pk, number)
-    _refuse_duplicate(program, member.partner_id, number, exclude_pk=None)
+    flags, notes, others = _check_same_invoice(program, member.partner_id, number, invoice_date, checked, today)
     _refuse_already_imported(program, member.partner_id, number, checked)
-    flags, notes, others = _flags(
-        program=program,
-        partner_id=member.partner_id,
-        number=number,
-        invoice_date=invoice_date,
-        lines=checked,
-        today=today,
-        exclude_pk=None,
-    )
     claim = SalesClaim(
         program=program,
         member=member,
@@ -583,15 +608,8 @@ def claim_resubmit(
             code=ErrorCode.WINDOW_CLOSED,
         )
     team = _check_colleagues(member, colleagues)
-    _refuse_duplicate(program, locked.partner_id, number, exclude_pk=locked.pk)
-    flags, notes, others = _flags(
-        program=program,
-        partner_id=locked.partner_id,
-        number=number,
-        invoice_date=invoice_date,
-        lines=checked,
-        today=today,
-        exclude_pk=locked.pk,
+    flags, notes, others = _check_same_invoice(
+        program, locked.partner_id, number, invoice_date, checked, today, exclude_pk=locked.pk
     )
     changes = []
     if number != locked.invoice_number:

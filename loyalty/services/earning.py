@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import F
 
 from loyalty.common.errors import ApplicationError
-from loyalty.constants import RuleStatus
+from loyalty.constants import EntryKind, EntrySource, RuleStatus
 from loyalty.engine.limits import limit, period_start
 from loyalty.engine.rules import Event, Posting, compile_rules, evaluate
 from loyalty.error_codes import ErrorCode
@@ -80,7 +80,9 @@ def _lock_limits(postings: list[Posting], day: date) -> LockedLimiter:
 
 
 @transaction.atomic
-def post_event(*, program: Program, event: Event, rules=None, source_type: str = "sale_line") -> list[PointsEntry]:
+def post_event(
+    *, program: Program, event: Event, rules=None, source_type: str = EntrySource.SALE_LINE
+) -> list[PointsEntry]:
     """Evaluate the event and post what it earns. Returns the entries (earlier ones on a repeat)."""
     rules = published_rules(program) if rules is None else rules
     postings = evaluate(event, rules)
@@ -136,7 +138,9 @@ def reverse_source(*, source_key: str, fraction, key: str, explanation: str) -> 
         raise ApplicationError(
             "A return can take back between 0 and 100 % of what the line earned.", ErrorCode.FRACTION
         )
-    earned = list(PointsEntry.objects.filter(idempotency_key__startswith=f"{source_key}:r", kind="earn").order_by("pk"))
+    earned = list(
+        PointsEntry.objects.filter(idempotency_key__startswith=f"{source_key}:r", kind=EntryKind.EARN).order_by("pk")
+    )
     reversals = []
     for entry in earned:
         points = int((Decimal(entry.available_delta + entry.pending_delta) * fraction).quantize(1, ROUND_HALF_UP))

@@ -174,7 +174,7 @@ def earn(
     """Credit points, available now or pending until `available_at`. They expire per the program policy."""
     _require_points(points)
     account = accounts_lock(account.pk)[account.pk]
-    fingerprint = _fingerprint("earn", account.pk, points, source_type, source_id, available_at)
+    fingerprint = _fingerprint(EntryKind.EARN, account.pk, points, source_type, source_id, available_at)
     if (existing := _replay(key, fingerprint)) is not None:
         return existing
     now = timezone.now()
@@ -216,7 +216,7 @@ def release(*, entry: PointsEntry, created_by=None) -> PointsEntry | None:
     """Make a pending earn's remaining points available. Returns None when nothing is pending any more."""
     account = accounts_lock(entry.account_id)[entry.account_id]
     key = f"release:{entry.pk}"
-    if (existing := _replay(key, _fingerprint("release", entry.pk))) is not None:
+    if (existing := _replay(key, _fingerprint(EntryKind.RELEASE, entry.pk))) is not None:
         return existing
     lots = list(PointsLot.objects.filter(entry=entry, is_pending=True))
     points = sum(lot.remaining for lot in lots)
@@ -231,7 +231,7 @@ def release(*, entry: PointsEntry, created_by=None) -> PointsEntry | None:
         available_delta=points,
         pending_delta=-points,
         idempotency_key=key,
-        fingerprint=_fingerprint("release", entry.pk),
+        fingerprint=_fingerprint(EntryKind.RELEASE, entry.pk),
         source_type=entry.source_type,
         source_id=entry.source_id,
         explanation=f"{points:,} pending points are now available",
@@ -299,7 +299,7 @@ def spend(
 ) -> PointsEntry:
     """Take available points, soonest-to-expire first. Refused, changing nothing, if they are not there."""
     _require_points(points)
-    fingerprint = _fingerprint("spend", account.pk, points, source_type, source_id)
+    fingerprint = _fingerprint(EntryKind.SPEND, account.pk, points, source_type, source_id)
     with connection.cursor() as cursor:
         available = account_available_lock(cursor, account.pk)
         if available < points:
@@ -343,7 +343,7 @@ def adjust(
     if not reason.strip():
         raise ApplicationError("Give a reason for the adjustment; the member sees it.", code=ErrorCode.REASON_REQUIRED)
     account = accounts_lock(account.pk)[account.pk]
-    fingerprint = _fingerprint("adjust", account.pk, points, reason)
+    fingerprint = _fingerprint(EntryKind.ADJUST, account.pk, points, reason)
     if (existing := _replay(key, fingerprint)) is not None:
         return existing
     if points < 0 and account.available < -points:
@@ -393,7 +393,7 @@ def transfer(
         )
     locked = accounts_lock(source.pk, target.pk)
     source, target = locked[source.pk], locked[target.pk]
-    fingerprint = _fingerprint("transfer", source.pk, target.pk, points, source_type, source_id)
+    fingerprint = _fingerprint(EntryKind.TRANSFER, source.pk, target.pk, points, source_type, source_id)
     if (existing := _replay(f"{key}:out", fingerprint)) is not None:
         return existing, PointsEntry.objects.get(idempotency_key=f"{key}:in")
     if source.available < points:
@@ -440,7 +440,7 @@ def reverse(
     account = accounts_lock(entry.account_id)[entry.account_id]
     original = abs(entry.available_delta + entry.pending_delta)
     points = original if points is None else _require_points(points)
-    fingerprint = _fingerprint("reverse", entry.pk, points)
+    fingerprint = _fingerprint(EntryKind.REVERSE, entry.pk, points)
     if (existing := _replay(key, fingerprint)) is not None:
         return existing
     already = -sum(r.available_delta + r.pending_delta for r in PointsEntry.objects.filter(reverses=entry)) * (
@@ -451,14 +451,36 @@ def reverse(
             f"Only {original - already:,} of this entry's {original:,} points are left to reverse.",
             code=ErrorCode.OVER_REVERSAL,
         )
-    is_credit = entry.available_delta + entry.pending_delta > 0
     text = explanation or f"Reversal of {entry.get_kind_display().lower()} {entry.idempotency_key}"
-    if is_credit:
-        return _reverse_credit(account, entry, points, key, fingerprint, text, created_by)
-    return _reverse_debit(account, entry, points, key, fingerprint, text, created_by)
+    if entry.available_delta + entry.pending_delta > 0:  # a credit: take the points back
+        taken = _lots_to_take_back(account, entry, points)
+        pending = -sum(n for lot, n in taken if lot.is_pending)
+        available = -points - pending
+        counters = {"lifetime_earned": -points} if entry.kind == EntryKind.EARN else {}
+    else:  # a debit: give the points back
+        taken = _lots_to_give_back(entry, points)
+        available, pending = points, 0
+        counters = {EntryKind.SPEND: {"redeemed": -points}, EntryKind.EXPIRE: {"expired": -points}}.get(entry.kind, {})
+    reversal = _insert_entry(
+        account=account,
+        kind=EntryKind.REVERSE,
+        available_delta=available,
+        pending_delta=pending,
+        idempotency_key=key,
+        fingerprint=fingerprint,
+        source_type=entry.source_type,
+        source_id=entry.source_id,
+        explanation=text,
+        reverses=entry,
+        created_by=created_by,
+    )
+    _record_allocations(reversal, taken)
+    _move_balances(account, available=available, pending=pending, **counters)
+    return reversal
 
 
-def _reverse_credit(account, entry, points, key, fingerprint, text, created_by) -> PointsEntry:
+def _lots_to_take_back(account, entry, points) -> list[tuple[PointsLot, int]]:
+    """(lot, points) to take from: the credit's own lots first, then the account's soonest-to-expire."""
     own = list(PointsLot.objects.filter(entry=entry, remaining__gt=0).order_by("pk"))
     own_total = sum(lot.remaining for lot in own)
     from_own = min(own_total, points)
@@ -472,29 +494,12 @@ def _reverse_credit(account, entry, points, key, fingerprint, text, created_by) 
     taken = _take(own, from_own)
     if from_others:
         taken += _take(_open_lots(account, exclude_ids=[lot.pk for lot in own]), from_others)
-    pending_taken = sum(n for lot, n in taken if lot.is_pending)
-    available_taken = points - pending_taken
-    reversal = _insert_entry(
-        account=account,
-        kind=EntryKind.REVERSE,
-        available_delta=-available_taken,
-        pending_delta=-pending_taken,
-        idempotency_key=key,
-        fingerprint=fingerprint,
-        source_type=entry.source_type,
-        source_id=entry.source_id,
-        explanation=text,
-        reverses=entry,
-        created_by=created_by,
-    )
-    _record_allocations(reversal, taken)
-    counters = {"lifetime_earned": -points} if entry.kind == EntryKind.EARN else {}
-    _move_balances(account, available=-available_taken, pending=-pending_taken, **counters)
-    return reversal
+    return taken
 
 
-def _reverse_debit(account, entry, points, key, fingerprint, text, created_by) -> PointsEntry:
-    # Net what this entry and its earlier reversals took from each lot; give back newest-taken first.
+def _lots_to_give_back(entry, points) -> list[tuple[PointsLot, int]]:
+    """(lot, -points) to give back to: the lots the debit (net of its earlier reversals) took from, newest-taken
+    first."""
     net = (
         PointsAllocation.objects.filter(entry__in=[entry.pk, *entry.reversals.values_list("pk", flat=True)])
         .values("lot")
@@ -512,22 +517,7 @@ def _reverse_debit(account, entry, points, key, fingerprint, text, created_by) -
         lots[lot_id].remaining += amount
         left -= amount
         restored.append((lots[lot_id], -amount))
-    reversal = _insert_entry(
-        account=account,
-        kind=EntryKind.REVERSE,
-        available_delta=points,
-        idempotency_key=key,
-        fingerprint=fingerprint,
-        source_type=entry.source_type,
-        source_id=entry.source_id,
-        explanation=text,
-        reverses=entry,
-        created_by=created_by,
-    )
-    _record_allocations(reversal, restored)
-    counters = {EntryKind.SPEND: {"redeemed": -points}, EntryKind.EXPIRE: {"expired": -points}}.get(entry.kind, {})
-    _move_balances(account, available=points, **counters)
-    return reversal
+    return restored
 
 
 @transaction.atomic
@@ -552,7 +542,7 @@ def expire_account(*, account: PointsAccount, now: datetime | None = None) -> Po
         kind=EntryKind.EXPIRE,
         available_delta=-points,
         idempotency_key=key,
-        fingerprint=_fingerprint("expire", key),
+        fingerprint=_fingerprint(EntryKind.EXPIRE, key),
         source_type=EntrySource.EXPIRY,
         explanation=f"{points:,} points reached their expiry date ({timezone.localdate(oldest):%d %b %Y})",
         details={"lots": [lot.pk for lot in lots]},

@@ -31,7 +31,7 @@ from typing import NamedTuple
 from django.db import connection
 from django.utils import timezone
 
-from loyalty.constants import EntrySource
+from loyalty.constants import EntryKind, EntrySource
 from loyalty.engine.bulk import Share
 from loyalty.engine.formulas import ONE
 from loyalty.engine.limits import MemoryLimiter, limit, period_start
@@ -40,6 +40,8 @@ from loyalty.models import Program
 from loyalty.services import ledger
 
 SOURCE_TYPE = EntrySource.SALES_IMPORT.value  # in COPY text and fingerprints
+# The entries' kinds in fingerprints (and spelled out in the COPY text: earn, reverse).
+EARN, REVERSE = EntryKind.EARN.value, EntryKind.REVERSE.value
 
 
 def copy_text(value: str) -> str:
@@ -249,7 +251,7 @@ class ImportLedger:
         for holder, entry_id in zip(holders, entry_ids, strict=True):
             points, account_id, lines = earned[holder], accounts[holder], self.lines[holder]
             key = self._key(self.import_id, holder)
-            fingerprint = ledger._fingerprint("earn", account_id, points, SOURCE_TYPE, str(self.import_id), None)
+            fingerprint = ledger._fingerprint(EARN, account_id, points, SOURCE_TYPE, str(self.import_id), None)
             text = f"{lines:,} sale {'line' if lines == 1 else 'lines'} from {self.label}"
             details = json.dumps({"sales_import": self.import_id, "lines": lines})
             entries.write(
@@ -331,7 +333,7 @@ class ImportLedger:
             pending = sum(n for lot, n in taken if lot.is_pending)
             available = total - pending
             key = f"sales-import:{self.import_id}:return:{original_id}"
-            fingerprint = ledger._fingerprint("reverse", original_id, total)
+            fingerprint = ledger._fingerprint(REVERSE, original_id, total)
             text = f"{lines:,} {'return' if lines == 1 else 'returns'} from {self.label}: {total:,} points taken back"
             if total < wanted:
                 text += f" ({wanted - total:,} could not be: already spent)"

@@ -154,6 +154,23 @@ class _Facts:
     members: dict[int, Member]
     colleagues: dict[int, list[Member]]
 
+    def sale_event(
+        self, source_key: str, partner_id: int, product_id: int, quantity, amount, day: date, actor, colleagues=()
+    ) -> Event:
+        """engine.facts.sale_event of one line, from the gathered facts (no query)."""
+        return sale_event(
+            program=self.program,
+            source_key=source_key,
+            partner=self.partners[partner_id],
+            product=self.products[product_id],
+            quantity=quantity,
+            amount=amount,
+            occurred_on=day,
+            actor=actor,
+            colleagues=colleagues,
+            tier=self.tiers.get(partner_id),
+        )
+
 
 def _period_lines(program: Program, start: date, end: date):
     sale_lines = SaleLine.objects.filter(
@@ -213,16 +230,9 @@ def _sale_line_events(facts: _Facts, sale_lines) -> Iterator[tuple[tuple, Event]
         .iterator(chunk_size=STREAM_CHUNK)
     )  # fmt: skip
     for pk, source_id, external_id, partner_id, member_id, product_id, quantity, amount, day in rows:
-        event = sale_event(
-            program=facts.program,
-            source_key=f"sale:{source_id}:{external_id}",
-            partner=facts.partners[partner_id],
-            product=facts.products[product_id],
-            quantity=quantity,
-            amount=amount,
-            occurred_on=day,
-            actor=facts.members.get(member_id) if member_id else None,
-            tier=facts.tiers.get(partner_id),
+        actor = facts.members.get(member_id) if member_id else None
+        event = facts.sale_event(
+            f"sale:{source_id}:{external_id}", partner_id, product_id, quantity, amount, day, actor
         )
         yield (day, 0, pk), event
 
@@ -235,18 +245,8 @@ def _claim_line_events(facts: _Facts, claim_lines) -> Iterator[tuple[tuple, Even
         .iterator(chunk_size=STREAM_CHUNK)
     )  # fmt: skip
     for pk, claim_id, partner_id, member_id, product_id, quantity, amount, day in rows:
-        event = sale_event(
-            program=facts.program,
-            source_key=f"claim:{claim_id}:{pk}",
-            partner=facts.partners[partner_id],
-            product=facts.products[product_id],
-            quantity=quantity,
-            amount=amount,
-            occurred_on=day,
-            actor=facts.members[member_id],
-            colleagues=facts.colleagues.get(claim_id, []),
-            tier=facts.tiers.get(partner_id),
-        )
+        event = facts.sale_event(f"claim:{claim_id}:{pk}", partner_id, product_id, quantity, amount, day,
+                                 facts.members[member_id], facts.colleagues.get(claim_id, []))  # fmt: skip
         yield (day, 1, claim_id, pk), event
 
 
