@@ -14,59 +14,112 @@ phone_validator = RegexValidator(
 )
 
 
+class FullNameField(forms.CharField):
+    """A person's full name, as they type it: not only spaces."""
+
+    def __init__(self, **kwargs):
+        super().__init__(label="Full name", max_length=150, **kwargs)
+
+    def widget_attrs(self, widget) -> dict:
+        return {**super().widget_attrs(widget), "autocomplete": "name"}
+
+    def clean(self, value) -> str:
+        name = super().clean(value).strip()
+        if not name:
+            raise forms.ValidationError("Enter your name.")
+        return name
+
+
 def _choices(all_label: str, choices) -> list[tuple[str, str]]:
     return [("", all_label), *choices]
 
 
-class TeamFilterForm(forms.Form):
-    """Search and filters of the team table (GET). Invalid values are ignored rather than failing the page."""
+class FilterForm(forms.Form):
+    """Search and filters of a list page (GET), drawn by templates/includes/filter_form.html. Invalid values are
+    ignored rather than failing the page.
 
+    Its ids are filter_… (another form on the page keeps id_…). A `q` field is the search box, with
+    `search_placeholder`; a choice field is a select and a tick box a check input. `columns` gives the grid
+    columns of a field, and of the Filter button under "submit" ("col-auto" when not given). `filters()` gives the
+    values by name (`q` as `search`): "" for one that is empty or not valid.
+    """
+
+    search_placeholder = ""
+    columns: dict[str, str] = {}
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "filter_%s")
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            if name == "q":
+                attrs = {"type": "search", "placeholder": self.search_placeholder, "autocomplete": "off"}
+                field.widget.attrs.update({**attrs, "class": "form-control"})
+            elif isinstance(field, forms.BooleanField):
+                field.widget.attrs["class"] = "form-check-input"
+            elif isinstance(field, forms.ChoiceField):
+                field.widget.attrs["class"] = "form-select"
+
+    def filters(self) -> dict:
+        self.is_valid()
+        values = {"search" if name == "q" else name: self.cleaned_data.get(name) for name in self.fields}
+        return {key: value if isinstance(value, bool) else value or "" for key, value in values.items()}
+
+    def cells(self) -> list[tuple[forms.BoundField, str]]:
+        """Each field with its grid columns."""
+        return [(field, self.columns.get(field.name, "col-auto")) for field in self]
+
+    def submit_columns(self) -> str:
+        return self.columns.get("submit", "col-auto")
+
+    def hx_trigger(self) -> str:
+        """What refreshes the results without a page load: a pause in typing a search, a change of a filter, or
+        the Filter button."""
+        events = [
+            f"input changed delay:300ms from:#{field.auto_id}" if field.name == "q" else f"change from:#{field.auto_id}"
+            for field in self
+        ]
+        return ", ".join([*events, "submit"])
+
+
+class SearchFilterForm(FilterForm):
     q = forms.CharField(label="Search", required=False, max_length=100)
+
+
+class StatusFilterForm(FilterForm):
+    """A list filtered by one status, out of `statuses` (choices)."""
+
     status = forms.ChoiceField(label="Status", required=False)
+
+    def __init__(self, *args, statuses, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["status"].choices = _choices("Any status", statuses)
+
+
+class TeamFilterForm(SearchFilterForm):
+    """The team table's; the invite form on the same page owns id_role."""
+
+    search_placeholder = "Name or e-mail"
+    status = forms.ChoiceField(label="Status", required=False, choices=_choices("Current team", MemberStatus.choices))
     role = forms.ChoiceField(label="Role", required=False)
+    columns = {"q": "col-12 col-lg-4", "submit": "col-12 col-md-2"}
+    columns |= dict.fromkeys(("status", "role"), "col-12 col-sm-6 col-md-5 col-lg-3")
 
     def __init__(self, *args, roles: list[Role], **kwargs):
-        kwargs.setdefault("auto_id", "filter_%s")  # the invite form on the same page owns id_role
         super().__init__(*args, **kwargs)
-        self.fields["q"].widget.attrs.update(
-            {"type": "search", "placeholder": "Name or e-mail", "autocomplete": "off", "class": "form-control"}
-        )
-        self.fields["status"].choices = _choices("Current team", MemberStatus.choices)
         self.fields["role"].choices = _choices("All roles", [(r.code, r.name) for r in roles])
-        for name in ("status", "role"):
-            self.fields[name].widget.attrs["class"] = "form-select"
-
-    def filters(self) -> dict[str, str]:
-        self.is_valid()
-        data = self.cleaned_data
-        return {"search": data.get("q") or "", "status": data.get("status") or "", "role": data.get("role") or ""}
 
 
-class PartnerFilterForm(forms.Form):
-    q = forms.CharField(label="Search", required=False, max_length=100)
+class PartnerFilterForm(SearchFilterForm):
+    search_placeholder = "Name or legal id"
     status = forms.ChoiceField(label="Status", required=False, choices=_choices("Any status", PartnerStatus.choices))
     kind = forms.ChoiceField(label="Type", required=False, choices=_choices("Any type", PartnerKind.choices))
     region = forms.ChoiceField(label="Region", required=False)
+    columns = {"q": "col-12 col-md-4", "status": "col-6 col-md-2", "kind": "col-6 col-md-2"}
+    columns |= dict.fromkeys(("region", "submit"), "col-12 col-md-2")
 
     def __init__(self, *args, regions: list[Region], **kwargs):
-        kwargs.setdefault("auto_id", "filter_%s")
         super().__init__(*args, **kwargs)
-        self.fields["q"].widget.attrs.update(
-            {"type": "search", "placeholder": "Name or legal id", "autocomplete": "off", "class": "form-control"}
-        )
         self.fields["region"].choices = _choices("Any region", [(r.code, r.name) for r in regions])
-        for name in ("status", "kind", "region"):
-            self.fields[name].widget.attrs["class"] = "form-select"
-
-    def filters(self) -> dict[str, str]:
-        self.is_valid()
-        data = self.cleaned_data
-        return {
-            "search": data.get("q") or "",
-            "status": data.get("status") or "",
-            "kind": data.get("kind") or "",
-            "region": data.get("region") or "",
-        }
 
 
 class InviteForm(forms.Form):
@@ -89,7 +142,7 @@ class InviteForm(forms.Form):
 
 
 class ProfileForm(forms.Form):
-    full_name = forms.CharField(label="Full name", max_length=150)
+    full_name = FullNameField()
     phone = forms.CharField(
         label="Mobile phone",
         max_length=30,
@@ -104,14 +157,7 @@ class ProfileForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["full_name"].widget.attrs["autocomplete"] = "name"
         self.fields["phone"].widget.attrs.update({"autocomplete": "tel", "inputmode": "tel", "type": "tel"})
-
-    def clean_full_name(self) -> str:
-        name = self.cleaned_data["full_name"].strip()
-        if not name:
-            raise forms.ValidationError("Enter your name.")
-        return name
 
     def clean(self):
         data = super().clean()
@@ -150,7 +196,7 @@ class PayoutPolicyForm(forms.Form):
 class InvitationSignupForm(forms.Form):
     """A new person joining through an invitation chooses their name and password (typed twice)."""
 
-    full_name = forms.CharField(label="Full name", max_length=150)
+    full_name = FullNameField()
     password1 = forms.CharField(
         label="Password",
         strip=False,
@@ -162,16 +208,6 @@ class InvitationSignupForm(forms.Form):
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["full_name"].widget.attrs["autocomplete"] = "name"
-
-    def clean_full_name(self) -> str:
-        name = self.cleaned_data["full_name"].strip()
-        if not name:
-            raise forms.ValidationError("Enter your name.")
-        return name
 
     def clean(self):
         data = super().clean()

@@ -6,7 +6,7 @@ reveal that the page or the object exists); a refused action is an ApplicationEr
 
 import enum
 from collections.abc import Callable
-from functools import wraps
+from functools import partial, wraps
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -16,7 +16,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseNotAllowed, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from loyalty.common.errors import ApplicationError
 from loyalty.common.htmx import render_page_or_partial
@@ -78,6 +78,15 @@ def _viewer_passes(test: Callable[[Viewer], bool]):
 owner_only = _viewer_passes(lambda viewer: viewer.is_owner)
 managers_only = _viewer_passes(lambda viewer: viewer.is_manager)  # the manufacturer's staff
 owner_or_managers = _viewer_passes(lambda viewer: viewer.is_owner or viewer.is_manager)
+
+
+def owner_view(*methods: str):
+    """A page or action of partner owners only: signed in, one of these HTTP methods, the owner."""
+
+    def decorator(view):
+        return login_required(require_http_methods(list(methods))(owner_only(view)))
+
+    return decorator
 
 
 def _name(member: Member) -> str:
@@ -150,10 +159,13 @@ def _team_context(request, *, invite_form: InviteForm | None = None) -> dict:
     }
 
 
+def _team_url(query: str) -> str:
+    """The team page with the search, filters and page (`query`) an action was taken from."""
+    return f"{reverse('team')}?{query}" if query else reverse("team")
+
+
 def _back_to_team(request):
-    """Back to the team page with the search, filters and page the action was taken from."""
-    query = QueryDict(request.POST.get("return_query", "")).urlencode()
-    return redirect(f"{reverse('team')}?{query}" if query else reverse("team"))
+    return redirect(_team_url(QueryDict(request.POST.get("return_query", "")).urlencode()))
 
 
 @login_required
@@ -162,9 +174,7 @@ def team(request):
     return render_page_or_partial(request, "partners/team.html", "member-table", _team_context(request))
 
 
-@login_required
-@require_POST
-@owner_only
+@owner_view("POST")
 def team_invite(request):
     partner = viewer_for(request.user).partner
     form = InviteForm(request.POST, roles=selectors.role_list())
@@ -184,97 +194,84 @@ def team_invite(request):
     return redirect("team")
 
 
-@login_required
-@require_POST
-@owner_only
-def member_approve(request, member_id: int):
-    member = selectors.member_get(viewer=viewer_for(request.user), pk=member_id)
+def _team_member(request, member_id: int) -> Member:
+    return selectors.member_get(viewer=viewer_for(request.user), pk=member_id)
+
+
+def _act(request, action: Callable[[], object], done: str):
+    """Does `action` (a service call), says `done` or why it was refused, and goes back to the team page."""
     try:
-        services.member_approve(member=member, actor=request.user)
+        action()
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"{_name(member)} is now an active member of the team.")
+        messages.success(request, done)
     return _back_to_team(request)
 
 
-@login_required
-@require_http_methods(["GET", "POST"])
-@owner_only
+def _refuse(request, why: str):
+    messages.error(request, why)
+    return redirect("team")
+
+
+@owner_view("POST")
+def member_approve(request, member_id: int):
+    member = _team_member(request, member_id)
+    approve = partial(services.member_approve, member=member, actor=request.user)
+    return _act(request, approve, f"{_name(member)} is now an active member of the team.")
+
+
+@owner_view("POST")
+def invitation_resend(request, member_id: int):
+    member = _team_member(request, member_id)
+    resend = partial(services.invitation_resend, member=member, actor=request.user)
+    return _act(request, resend, f"A new invitation link was sent to {member.user.email}. The old link stops working.")
+
+
+@owner_view("GET", "POST")
 def member_deactivate(request, member_id: int):
     """GET asks for confirmation (works without JavaScript); POST deactivates."""
-    member = selectors.member_get(viewer=viewer_for(request.user), pk=member_id)
+    member = _team_member(request, member_id)
     if request.method == "POST":
         form = DeactivateForm(request.POST)
         if form.is_valid():
-            try:
-                services.member_deactivate(member=member, actor=request.user, reason=form.cleaned_data["reason"])
-            except ApplicationError as exc:
-                messages.error(request, exc.message)
-            else:
-                messages.success(request, f"{_name(member)} has been deactivated and is no longer on the team.")
-            return _back_to_team(request)
+            deactivate = partial(
+                services.member_deactivate, member=member, actor=request.user, reason=form.cleaned_data["reason"]
+            )
+            return _act(request, deactivate, f"{_name(member)} has been deactivated and is no longer on the team.")
     else:
         if member.user_id == request.user.pk:
-            messages.error(request, "You cannot deactivate yourself.")
-            return redirect("team")
+            return _refuse(request, "You cannot deactivate yourself.")
         if not member.can_deactivate():
             if member.status == MemberStatus.INVITED:
-                messages.error(request, f"{member.user.email} has not joined yet; cancel the invitation instead.")
-            else:
-                messages.error(request, f"{_name(member)} has already left the team.")
-            return redirect("team")
+                return _refuse(request, f"{member.user.email} has not joined yet; cancel the invitation instead.")
+            return _refuse(request, f"{_name(member)} has already left the team.")
         form = DeactivateForm()
     return_query = request.POST.get("return_query", request.GET.urlencode())
-    context = {"member": member, "form": form, "return_query": return_query}
+    context = {"member": member, "form": form, "return_query": return_query, "team_url": _team_url(return_query)}
     return render(request, "partners/member_deactivate.html", context)
 
 
-@login_required
-@require_POST
-@owner_only
-def invitation_resend(request, member_id: int):
-    member = selectors.member_get(viewer=viewer_for(request.user), pk=member_id)
-    try:
-        services.invitation_resend(member=member, actor=request.user)
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"A new invitation link was sent to {member.user.email}. The old link stops working.")
-    return _back_to_team(request)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-@owner_only
+@owner_view("GET", "POST")
 def invitation_cancel(request, member_id: int):
     """GET asks for confirmation (works without JavaScript); POST cancels the invitation."""
-    member = selectors.member_get(viewer=viewer_for(request.user), pk=member_id)
+    member = _team_member(request, member_id)
     if request.method == "POST":
-        try:
-            services.invitation_cancel(member=member, actor=request.user)
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, f"The invitation for {member.user.email} was cancelled.")
-        return _back_to_team(request)
+        cancel = partial(services.invitation_cancel, member=member, actor=request.user)
+        return _act(request, cancel, f"The invitation for {member.user.email} was cancelled.")
     if not member.can_cancel_invitation():
         if member.status == MemberStatus.LEFT:
-            messages.error(request, f"The invitation for {member.user.email} is no longer open.")
-        else:
-            messages.error(request, f"{member.user.email} has already accepted the invitation.")
-        return redirect("team")
-    return render(
-        request, "partners/invitation_cancel.html", {"member": member, "return_query": request.GET.urlencode()}
-    )
+            return _refuse(request, f"The invitation for {member.user.email} is no longer open.")
+        return _refuse(request, f"{member.user.email} has already accepted the invitation.")
+    return_query = request.GET.urlencode()
+    context = {"member": member, "return_query": return_query, "team_url": _team_url(return_query)}
+    return render(request, "partners/invitation_cancel.html", context)
 
 
 # Company settings (partner owners) ------------------------------------------------------------------
 
 
-@login_required
-@require_http_methods(["GET", "POST"])
-@owner_only
+@owner_view("GET", "POST")
 def company(request):
     """The owner's company settings: how staff bonuses are paid. A change is confirmed on a second page
     (works without JavaScript); a POST without `confirm` asks, a POST with it changes the policy."""

@@ -2,33 +2,21 @@
 
 from django import forms
 
+from partners.forms import SearchFilterForm
 from rewards.constants import MAX_QUANTITY_PER_LINE
 from rewards.models import RewardCategory
 
 
-class CatalogueFilterForm(forms.Form):
-    q = forms.CharField(label="Search", required=False, max_length=100)
+class CatalogueFilterForm(SearchFilterForm):
+    search_placeholder = "Name or description"
     category = forms.ChoiceField(label="Category", required=False)
     affordable = forms.BooleanField(label="Only what I can afford", required=False)
+    columns = {"q": "col-12 col-md-4", "category": "col-12 col-md-3", "affordable": "col-7 col-md-3"}
+    columns["submit"] = "col-5 col-md-2"
 
     def __init__(self, *args, categories: list[RewardCategory], **kwargs):
-        kwargs.setdefault("auto_id", "filter_%s")
         super().__init__(*args, **kwargs)
-        self.fields["q"].widget.attrs.update(
-            {"type": "search", "placeholder": "Name or description", "autocomplete": "off", "class": "form-control"}
-        )
         self.fields["category"].choices = [("", "All categories"), *((c.slug, c.name) for c in categories)]
-        self.fields["category"].widget.attrs["class"] = "form-select"
-        self.fields["affordable"].widget.attrs["class"] = "form-check-input"
-
-    def filters(self) -> dict:
-        self.is_valid()
-        data = self.cleaned_data
-        return {
-            "search": data.get("q") or "",
-            "category": data.get("category") or "",
-            "affordable": data.get("affordable"),
-        }
 
 
 class QuantityForm(forms.Form):

@@ -16,6 +16,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from loyalty.common.errors import ApplicationError
 from loyalty.common.htmx import render_page_or_partial
 from loyalty.views.decorators import member_in_program_required
+from loyalty.views.shortcuts import get_or_404
+from partners.forms import StatusFilterForm
 from partners.visibility import viewer_for
 from rewards import selectors, services
 from rewards.constants import OrderStatus, PaidBy
@@ -50,6 +52,13 @@ def _render(request, template: str, context: dict, *, partial: str = ""):
     return render(request, template, context)
 
 
+def _get_reward(request, reward_id: int, **options) -> Reward:
+    """A reward of the member's catalogue; `options` go to the selector."""
+    message = "This reward is not in your catalogue."
+    lookup = {"member": request.member, "program": request.program, "pk": reward_id, **options}
+    return get_or_404(Reward, selectors.reward_get, message, **lookup)
+
+
 @member_required
 def catalogue(request):
     form = CatalogueFilterForm(request.GET or None, categories=selectors.category_list())
@@ -76,10 +85,7 @@ def catalogue(request):
 
 @member_required
 def reward_detail(request, reward_id: int):
-    try:
-        reward = selectors.reward_get(member=request.member, program=request.program, pk=reward_id, free_codes=True)
-    except Reward.DoesNotExist:
-        raise Http404("This reward is not in your catalogue.") from None
+    reward = _get_reward(request, reward_id, free_codes=True)
     in_cart = selectors.cart_quantity(member=request.member, reward=reward)
     balances = selectors.balances(viewer=viewer_for(request.user), program=request.program)
     limit_left = selectors.limit_left(reward=reward, member=request.member)
@@ -99,10 +105,7 @@ def reward_detail(request, reward_id: int):
 @member_required
 @require_POST
 def cart_update(request, reward_id: int):
-    try:
-        reward = selectors.reward_get(member=request.member, program=request.program, pk=reward_id)
-    except Reward.DoesNotExist:
-        raise Http404("This reward is not in your catalogue.") from None
+    reward = _get_reward(request, reward_id)
     form = QuantityForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Enter a quantity from 0 to 50.")
@@ -125,10 +128,7 @@ def cart_update(request, reward_id: int):
 def redeem_now(request, reward_id: int):
     """One tap on a phone: redeem one reward without the cart. Shipped items still need the checkout's
     address form, so they go through the cart."""
-    try:
-        reward = selectors.reward_get(member=request.member, program=request.program, pk=reward_id)
-    except Reward.DoesNotExist:
-        raise Http404("This reward is not in your catalogue.") from None
+    reward = _get_reward(request, reward_id)
     form = QuantityForm(request.POST)
     key = request.POST.get("checkout_key", "")
     if reward.ships or not form.is_valid() or not form.cleaned_data["quantity"] or not 8 <= len(key) <= 64:
@@ -202,20 +202,18 @@ def checkout(request, paid_by: str):
 
 @login_required
 def order_list(request):
-    status = request.GET.get("status", "")
-    if status not in OrderStatus.values:
-        status = ""
+    form = StatusFilterForm(request.GET, statuses=OrderStatus.choices)
+    status = form.filters()["status"]
     orders = selectors.order_list(viewer=viewer_for(request.user), status=status)
     page = Paginator(orders, ORDER_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"page": page, "status": status, "statuses": OrderStatus.choices}
+    context = {"page": page, "status": status, "filter_form": form}
     return _render(request, "rewards/order_list.html", context, partial="order-table")
 
 
 def _get_order(request, order_id: int) -> RedemptionOrder:
-    try:
-        return selectors.order_get(viewer=viewer_for(request.user), pk=order_id)
-    except RedemptionOrder.DoesNotExist:
-        raise Http404("No such order.") from None
+    return get_or_404(
+        RedemptionOrder, selectors.order_get, "No such order.", viewer=viewer_for(request.user), pk=order_id
+    )
 
 
 @login_required

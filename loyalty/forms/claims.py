@@ -34,42 +34,50 @@ class LenientDecimalField(forms.DecimalField):
         return super().to_python(value)
 
 
-def _decimal_input(placeholder: str) -> forms.TextInput:
-    # type=text with inputmode=decimal: type=number refuses a decimal comma on some phones.
-    return forms.TextInput(
-        attrs={"inputmode": "decimal", "autocomplete": "off", "class": "form-control", "placeholder": placeholder}
+def _decimal_field(label: str, *, minimum: str, digits: int, decimals: int, placeholder: str, refusals: tuple):
+    """A LenientDecimalField and what it says when refused: `refusals` are (not a number, below `minimum`, too many
+    decimals, too large)."""
+    not_a_number, too_small, too_precise, too_large = refusals
+    return LenientDecimalField(
+        label=label,
+        min_value=Decimal(minimum),
+        max_digits=digits,
+        decimal_places=decimals,
+        # type=text with inputmode=decimal: type=number refuses a decimal comma on some phones.
+        widget=forms.TextInput(
+            attrs={"inputmode": "decimal", "autocomplete": "off", "class": "form-control", "placeholder": placeholder}
+        ),
+        error_messages={
+            "invalid": not_a_number,
+            "min_value": too_small,
+            "max_decimal_places": too_precise,
+            "max_digits": too_large,
+            "max_whole_digits": too_large,
+        },
     )
+
+
+QUANTITY_REFUSALS = (
+    "Enter the quantity as a number, e.g. 2 or 2.5.",
+    "Enter a quantity above 0.",
+    "Use at most 3 decimals.",
+    "Enter a quantity below one billion.",
+)
+AMOUNT_REFUSALS = (
+    "Enter the amount as a number, e.g. 1250.00.",
+    "The amount cannot be negative.",
+    "Use at most 2 decimals (cents).",
+    "Enter an amount below one trillion.",
+)
 
 
 class ClaimLineForm(forms.Form):
     product = forms.CharField(label="Product", max_length=200)
-    quantity = LenientDecimalField(
-        label="Quantity",
-        min_value=Decimal("0.001"),
-        max_digits=12,
-        decimal_places=3,
-        widget=_decimal_input("e.g. 2"),
-        error_messages={
-            "invalid": "Enter the quantity as a number, e.g. 2 or 2.5.",
-            "min_value": "Enter a quantity above 0.",
-            "max_decimal_places": "Use at most 3 decimals.",
-            "max_digits": "Enter a quantity below one billion.",
-            "max_whole_digits": "Enter a quantity below one billion.",
-        },
+    quantity = _decimal_field(
+        "Quantity", minimum="0.001", digits=12, decimals=3, placeholder="e.g. 2", refusals=QUANTITY_REFUSALS
     )
-    amount = LenientDecimalField(
-        label="Amount",
-        min_value=Decimal("0"),
-        max_digits=14,
-        decimal_places=2,
-        widget=_decimal_input("e.g. 1250.00"),
-        error_messages={
-            "invalid": "Enter the amount as a number, e.g. 1250.00.",
-            "min_value": "The amount cannot be negative.",
-            "max_decimal_places": "Use at most 2 decimals (cents).",
-            "max_digits": "Enter an amount below one trillion.",
-            "max_whole_digits": "Enter an amount below one trillion.",
-        },
+    amount = _decimal_field(
+        "Amount", minimum="0", digits=14, decimals=2, placeholder="e.g. 1250.00", refusals=AMOUNT_REFUSALS
     )
 
     def __init__(self, *args, currency: str = "", **kwargs):
@@ -197,16 +205,3 @@ class ClaimForm(forms.Form):
             except ApplicationError as exc:
                 raise forms.ValidationError(exc.message) from None
         return document
-
-
-class ClaimFilterForm(forms.Form):
-    status = forms.ChoiceField(label="Status", required=False)
-
-    def __init__(self, *args, statuses, **kwargs):
-        kwargs.setdefault("auto_id", "filter_%s")
-        super().__init__(*args, **kwargs)
-        self.fields["status"].choices = [("", "Any status"), *statuses]
-        self.fields["status"].widget.attrs["class"] = "form-select"
-
-    def chosen_status(self) -> str:
-        return self.cleaned_data.get("status", "") if self.is_valid() else ""

@@ -6,6 +6,8 @@ Thin views over loyalty.selectors.claims (reads, scoped by partners.visibility) 
 ApplicationError shown next to the field it concerns, or as a message.
 """
 
+from functools import partial
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -18,32 +20,19 @@ from loyalty.common.errors import ApplicationError
 from loyalty.common.htmx import render_page_or_partial
 from loyalty.common.storage import private_file_response
 from loyalty.constants import ClaimFlag, ClaimStatus
-from loyalty.error_codes import ErrorCode
-from loyalty.forms.claims import ClaimFilterForm, ClaimForm, ClaimLineFormSet, plain_number, product_text
+from loyalty.forms.claims import BaseClaimLineFormSet, ClaimForm, ClaimLineFormSet, plain_number, product_text
 from loyalty.models import SalesClaim
 from loyalty.selectors import catalog as catalog_selectors
 from loyalty.selectors import claims as selectors
 from loyalty.selectors.programs import current_program
 from loyalty.services import claims as services
 from loyalty.views.decorators import member_in_program_required
+from loyalty.views.shortcuts import get_or_404
 from partners.constants import MemberStatus
+from partners.forms import StatusFilterForm
 from partners.visibility import viewer_for
 
 PAGE_SIZE = 20
-# Refusals of the service shown next to the field they concern; the others go above the form.
-ERROR_FIELDS = {
-    ErrorCode.INVOICE_NUMBER_MISSING: "invoice_number",
-    ErrorCode.INVOICE_NUMBER_TOO_LONG: "invoice_number",
-    ErrorCode.DUPLICATE_INVOICE: "invoice_number",
-    ErrorCode.INVOICE_DATE_MISSING: "invoice_date",
-    ErrorCode.INVOICE_DATE_FUTURE: "invoice_date",
-    ErrorCode.WINDOW_CLOSED: "invoice_date",
-    ErrorCode.DOCUMENT_MISSING: "document",
-    ErrorCode.DOCUMENT_EMPTY: "document",
-    ErrorCode.DOCUMENT_TOO_LARGE: "document",
-    ErrorCode.DOCUMENT_TYPE: "document",
-    ErrorCode.INVALID_COLLEAGUE: "colleagues",
-}
 LINE_FIELDS = ("product", "quantity", "amount")
 
 
@@ -51,10 +40,7 @@ claimant_required = member_in_program_required("Sales claims are for partner mem
 
 
 def _get_claim(request, claim_id: int) -> SalesClaim:
-    try:
-        return selectors.claim_get(viewer=viewer_for(request.user), pk=claim_id)
-    except SalesClaim.DoesNotExist:
-        raise Http404("No such claim.") from None
+    return get_or_404(SalesClaim, selectors.claim_get, "No such claim.", viewer=viewer_for(request.user), pk=claim_id)
 
 
 # Lists ----------------------------------------------------------------------------------------------
@@ -65,8 +51,8 @@ def _get_claim(request, claim_id: int) -> SalesClaim:
 def claim_list(request):
     program = current_program(request)
     viewer = viewer_for(request.user)
-    form = ClaimFilterForm(request.GET, statuses=ClaimStatus.choices)
-    status = form.chosen_status()
+    form = StatusFilterForm(request.GET, statuses=ClaimStatus.choices)
+    status = form.filters()["status"]
     claims = selectors.claim_list(viewer=viewer, program=program, status=status)
     context = {
         "program": program,
@@ -115,7 +101,7 @@ def _forms_from_post(request, *, colleagues, document_required: bool, extra_line
 
 
 def _add_service_error(form: ClaimForm, formset, exc: ApplicationError) -> None:
-    field = ERROR_FIELDS.get(exc.code)
+    field = services.ERROR_FIELDS.get(exc.code)  # the field the refusal concerns; the others go above the form
     form.add_error(field if field in form.fields else None, exc.message)
 
 
@@ -129,6 +115,31 @@ def _form_context(request, form, formset, **extra) -> dict:
         "file_dropped": bool(request.FILES) and not form.errors.get("document"),
         **extra,
     }
+
+
+def _send(
+    request, send, *, colleagues, document_required: bool
+) -> tuple[ClaimForm, BaseClaimLineFormSet, SalesClaim | None]:
+    """A POST of the claim form: the claim, sent with `send` (the service, given the invoice, its file, the lines
+    and the colleagues), or None with the forms to show again: after "Add line", or with what was refused."""
+    adding = "add_line" in request.POST
+    form, formset = _forms_from_post(
+        request, colleagues=colleagues, document_required=document_required, extra_line=adding
+    )
+    if adding or not form.is_valid() & formset.is_valid():
+        return form, formset, None
+    try:
+        claim = send(
+            invoice_number=form.cleaned_data["invoice_number"],
+            invoice_date=form.cleaned_data["invoice_date"],
+            document=form.cleaned_data["document"],
+            lines=formset.lines(),
+            colleagues=list(form.cleaned_data["colleagues"]),
+        )
+    except ApplicationError as exc:
+        _add_service_error(form, formset, exc)
+        return form, formset, None
+    return form, formset, claim
 
 
 def _done_message(claim: SalesClaim, verb: str) -> str:
@@ -145,24 +156,11 @@ def claim_new(request):
         return render(request, "loyalty/claims/claim_form.html", {"inactive": True, "member": member})
     colleagues = selectors.colleague_choices(member=member)
     if request.method == "POST":
-        adding = "add_line" in request.POST
-        form, formset = _forms_from_post(request, colleagues=colleagues, document_required=True, extra_line=adding)
-        if not adding and form.is_valid() & formset.is_valid():
-            try:
-                claim = services.claim_submit(
-                    member=member,
-                    program=request.program,
-                    invoice_number=form.cleaned_data["invoice_number"],
-                    invoice_date=form.cleaned_data["invoice_date"],
-                    document=form.cleaned_data["document"],
-                    lines=formset.lines(),
-                    colleagues=list(form.cleaned_data["colleagues"]),
-                )
-            except ApplicationError as exc:
-                _add_service_error(form, formset, exc)
-            else:
-                messages.success(request, _done_message(claim, "sent"))
-                return redirect("claim_detail", claim_id=claim.pk)
+        send = partial(services.claim_submit, member=member, program=request.program)
+        form, formset, claim = _send(request, send, colleagues=colleagues, document_required=True)
+        if claim is not None:
+            messages.success(request, _done_message(claim, "sent"))
+            return redirect("claim_detail", claim_id=claim.pk)
     else:
         form = ClaimForm(colleagues=colleagues)
         formset = ClaimLineFormSet(currency=request.program.money_currency)
@@ -181,24 +179,11 @@ def claim_resubmit(request, claim_id: int):
         return redirect("claim_detail", claim_id=claim.pk)
     colleagues = selectors.colleague_choices(member=member)
     if request.method == "POST":
-        adding = "add_line" in request.POST
-        form, formset = _forms_from_post(request, colleagues=colleagues, document_required=False, extra_line=adding)
-        if not adding and form.is_valid() & formset.is_valid():
-            try:
-                claim = services.claim_resubmit(
-                    claim=claim,
-                    member=member,
-                    invoice_number=form.cleaned_data["invoice_number"],
-                    invoice_date=form.cleaned_data["invoice_date"],
-                    document=form.cleaned_data["document"],
-                    lines=formset.lines(),
-                    colleagues=list(form.cleaned_data["colleagues"]),
-                )
-            except ApplicationError as exc:
-                _add_service_error(form, formset, exc)
-            else:
-                messages.success(request, _done_message(claim, "sent again"))
-                return redirect("claim_detail", claim_id=claim.pk)
+        send = partial(services.claim_resubmit, claim=claim, member=member)
+        form, formset, sent = _send(request, send, colleagues=colleagues, document_required=False)
+        if sent is not None:
+            messages.success(request, _done_message(sent, "sent again"))
+            return redirect("claim_detail", claim_id=sent.pk)
     else:
         form = ClaimForm(
             initial={
