@@ -28,7 +28,6 @@ import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -60,7 +59,6 @@ def build(*, members: int, free_codes: int, points_min: int, points_grant: int) 
     from django.utils import timezone
 
     from bench.ledger import copy_rows
-    from loyalty.models import Program
     from loyalty.services import ledger
     from partners.constants import MemberStatus
     from partners.models import Member
@@ -69,10 +67,7 @@ def build(*, members: int, free_codes: int, points_min: int, points_grant: int) 
 
     started = time.monotonic()
     with transaction.atomic():
-        program, _ = Program.objects.get_or_create(
-            slug=PROGRAM_SLUG,
-            defaults={"name": "Benchmark: checkout", "starts_on": timezone.localdate() - timedelta(days=30)},
-        )
+        program, _ = harness.bench_program(PROGRAM_SLUG, "Benchmark: checkout", started_days_ago=30, expiry_months=None)
         category, _ = RewardCategory.objects.get_or_create(slug="bench-vouchers", defaults={"name": "Benchmark"})
         reward, _ = Reward.objects.get_or_create(
             program=program,

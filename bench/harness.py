@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -122,6 +122,18 @@ def seed_channel(*, scale: int) -> float:
         rows = ", ".join(f"{count:,} {table}" for table, count in report.rows.items() if count)
         print(f"Demo channel: created {rows} in {report.seconds:.1f} s.", flush=True)
     return report.seconds
+
+
+def bench_program(slug: str, name: str, *, started_days_ago: int, expiry_months: int | None = 24):
+    """(program, created): a benchmark's own program, made by its first run and found by its slug later."""
+    from django.utils import timezone
+
+    from loyalty.models import Program
+
+    starts_on = timezone.localdate() - timedelta(days=started_days_ago)
+    return Program.objects.get_or_create(
+        slug=slug, defaults={"name": name, "starts_on": starts_on, "expiry_months": expiry_months}
+    )
 
 
 # Django side: sessions and query counts (run in bench.probe) --------------------------------------------------

@@ -138,6 +138,19 @@ class LedgerRows:
         self.redeemed[account] += points
         return entry
 
+    def write_and_report(self, started: float) -> dict:
+        """`write` on the default connection, then print what was written and the time since `started`."""
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            written = self.write(cursor)
+        print(
+            f"wrote {written['entries']:,} entries, {written['lots']:,} lots, {written['allocations']:,} allocations "
+            f"on {written['accounts']:,} accounts with COPY in {time.monotonic() - started:.1f} s",
+            flush=True,
+        )
+        return written
+
     def write(self, cursor) -> dict:
         """Write everything in the caller's transaction; returns the id ranges and row counts."""
         from loyalty.models import PointsAccount, PointsAllocation, PointsEntry, PointsLot
@@ -275,18 +288,13 @@ def build(*, spread_accounts: int, lots_per_account: int, points_per_lot: int, h
     same facts. Also returns the pgbench script (table and column names from the models)."""
     from django.db import connection, transaction
     from django.db.models import Min
-    from django.utils import timezone
 
-    from loyalty.models import PointsAccount, PointsAllocation, PointsEntry, PointsLot, Program
+    from loyalty.models import PointsAccount, PointsAllocation, PointsEntry, PointsLot
     from partners.models import Member, Partner
 
     started = time.monotonic()
     with transaction.atomic():
-        program, _ = Program.objects.get_or_create(
-            slug=PROGRAM_SLUG,
-            defaults={"name": "Benchmark: ledger", "starts_on": timezone.localdate() - timedelta(days=365)}
-            | {"expiry_months": 24},
-        )
+        program, _ = harness.bench_program(PROGRAM_SLUG, "Benchmark: ledger", started_days_ago=365)
         accounts = PointsAccount.objects.filter(program=program)
         present = accounts.count()
         built = False
@@ -304,13 +312,7 @@ def build(*, spread_accounts: int, lots_per_account: int, points_per_lot: int, h
                 account = rows.add_account(member_id=member)
                 for n in range(lots_per_account):
                     rows.earn(account, points_per_lot, at + n, "Benchmark grant")
-            with connection.cursor() as cursor:
-                written = rows.write(cursor)
-            print(
-                f"wrote {written['accounts']:,} accounts, {written['entries']:,} entries and {written['lots']:,} "
-                f"lots with COPY in {time.monotonic() - started:.1f} s",
-                flush=True,
-            )
+            rows.write_and_report(started)
             built = True
         elif present != spread_accounts + 1:
             raise RuntimeError(

@@ -88,7 +88,6 @@ def build() -> dict:
         PartnerTier,
         Product,
         ProductLine,
-        Program,
         SalesSource,
         Tier,
     )
@@ -97,10 +96,7 @@ def build() -> dict:
 
     today = timezone.localdate()
     with transaction.atomic():
-        program, created = Program.objects.get_or_create(
-            slug=PROGRAM_SLUG,
-            defaults={"name": "Benchmark: sell-out", "starts_on": today - timedelta(days=730), "expiry_months": 24},
-        )
+        program, created = harness.bench_program(PROGRAM_SLUG, "Benchmark: sell-out", started_days_ago=730)
         if created:
             rng = random.Random(7)
             lines = {}

@@ -62,10 +62,9 @@ def build(*, total_entries: int, target_entries: int, who: str) -> dict:
     """The program and its entries, written once: `target_entries` on the member's account and the rest spread over
     every other member's account. Later calls find them and return the same facts."""
     from django.db import connection, transaction
-    from django.utils import timezone
 
     from bench.ledger import ledger_problems, vacuum_analyze
-    from loyalty.models import PointsAccount, PointsAllocation, PointsEntry, PointsLot, Program
+    from loyalty.models import PointsAccount, PointsAllocation, PointsEntry, PointsLot
     from partners.constants import CURRENT_MEMBER_STATUSES
     from partners.demo import demo_logins
     from partners.models import Member
@@ -74,23 +73,13 @@ def build(*, total_entries: int, target_entries: int, who: str) -> dict:
     member = Member.objects.get(user__email=dict(demo_logins())[who], status__in=CURRENT_MEMBER_STATUSES)
     built = False
     with transaction.atomic():
-        program, _ = Program.objects.get_or_create(
-            slug=PROGRAM_SLUG,
-            defaults={"name": "Benchmark: statement", "starts_on": timezone.localdate() - timedelta(days=800)}
-            | {"expiry_months": 24},
-        )
+        program, _ = harness.bench_program(PROGRAM_SLUG, "Benchmark: statement", started_days_ago=800)
         entries = PointsEntry.objects.filter(account__program=program)
         present = entries.count()
         if present == 0:
             others = list(Member.objects.exclude(pk=member.pk).order_by("pk").values_list("pk", flat=True))
             rows = ledger_rows(program.pk, member.pk, others, total_entries=total_entries, target=target_entries)
-            with connection.cursor() as cursor:
-                written = rows.write(cursor)
-            print(
-                f"wrote {written['entries']:,} entries, {written['lots']:,} lots, {written['allocations']:,} "
-                f"allocations on {written['accounts']:,} accounts with COPY in {time.monotonic() - started:.1f} s",
-                flush=True,
-            )
+            rows.write_and_report(started)
             built = True
         elif present != total_entries:
             raise RuntimeError(

@@ -6,6 +6,8 @@ from django.apps import apps
 from django.test import override_settings
 from pytest_django.plugin import blocking_manager_key
 
+from tests.partners.factories import AccountManagerFactory, OwnerFactory, ProgramManagerFactory
+
 # live_server + Playwright's sync API share a thread with an event loop.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -59,3 +61,30 @@ def _uploads_in_a_temporary_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("uploads")
     with override_settings(MEDIA_ROOT=root / "media", PRIVATE_MEDIA_ROOT=root / "private-media"):
         yield
+
+
+@pytest.fixture
+def program_manager():
+    """The back office's user: a program manager (staff and superuser)."""
+    return ProgramManagerFactory(email="pm@maker.example")
+
+
+@pytest.fixture
+def pm_client(client, program_manager):
+    """The test client signed in as the program manager."""
+    client.force_login(program_manager)
+    return client
+
+
+@pytest.fixture
+def partner_staff_client(client):
+    """The test client signed in as a partner's owner (partner staff: no back office)."""
+    client.force_login(OwnerFactory().user)
+    return client
+
+
+@pytest.fixture
+def am_staff_client(client):
+    """The test client signed in as an account manager marked as staff by mistake."""
+    client.force_login(AccountManagerFactory(is_staff=True))
+    return client

@@ -27,16 +27,25 @@ def write(rows: ledger.LedgerRows) -> dict:
         return rows.write(cursor)
 
 
+def new_rows(program_id: int) -> ledger.LedgerRows:
+    return ledger.LedgerRows(program_id=program_id, expiry=timedelta(days=730), key_prefix="test")
+
+
+def rows_with_lots(*points: int, **holder: int) -> tuple[ledger.LedgerRows, int]:
+    """The rows of a new program's one account (member_id= or partner_id=) that earns `points`, a day apart."""
+    rows = new_rows(ProgramFactory().pk)
+    account = rows.add_account(**holder)
+    for day, earned in enumerate(points, 1):
+        rows.earn(account, earned, day * DAY)
+    return rows, account
+
+
 # bench.ledger.LedgerRows --------------------------------------------------------------------------------------
 
 
 @pytest.mark.django_db
 def test_ledger_rows_spend_from_the_soonest_to_expire_lot_first_and_the_books_balance():
-    program = ProgramFactory()
-    rows = ledger.LedgerRows(program_id=program.pk, expiry=timedelta(days=730), key_prefix="test")
-    account = rows.add_account(member_id=MemberFactory().pk)
-    rows.earn(account, 100, 1 * DAY)
-    rows.earn(account, 50, 2 * DAY)
+    rows, account = rows_with_lots(100, 50, member_id=MemberFactory().pk)
     rows.spend(account, 120, 3 * DAY)
 
     written = write(rows)
@@ -65,11 +74,7 @@ def test_ledger_rows_spend_from_the_soonest_to_expire_lot_first_and_the_books_ba
 
 @pytest.mark.django_db
 def test_ledger_rows_are_data_the_ledger_service_goes_on_from():
-    program = ProgramFactory()
-    rows = ledger.LedgerRows(program_id=program.pk, expiry=timedelta(days=730), key_prefix="test")
-    account = rows.add_account(partner_id=PartnerFactory().pk)
-    rows.earn(account, 40, 1 * DAY)
-    rows.earn(account, 40, 2 * DAY)
+    rows, _ = rows_with_lots(40, 40, partner_id=PartnerFactory().pk)
     write(rows)
 
     ledger_service.spend(account=PointsAccount.objects.get(), points=50, key="after-the-copy")
@@ -80,7 +85,7 @@ def test_ledger_rows_are_data_the_ledger_service_goes_on_from():
 
 
 def test_ledger_rows_refuse_what_the_ledger_would_refuse():
-    rows = ledger.LedgerRows(program_id=1, expiry=timedelta(days=730), key_prefix="test")
+    rows = new_rows(1)
     account = rows.add_account(member_id=1)
     rows.earn(account, 10, 5 * DAY)
 
@@ -148,7 +153,7 @@ def test_statement_rows_written_keep_every_ledger_invariant():
 @pytest.mark.django_db(transaction=True)
 def test_pgbench_script_spends_one_point_and_keeps_the_books_balanced(tmp_path):
     program = ProgramFactory()
-    rows = ledger.LedgerRows(program_id=program.pk, expiry=timedelta(days=730), key_prefix="test")
+    rows = new_rows(program.pk)
     for _ in range(3):
         account = rows.add_account(member_id=MemberFactory().pk)
         rows.earn(account, 5, 1 * DAY)
@@ -173,7 +178,7 @@ def test_pgbench_script_spends_one_point_and_keeps_the_books_balanced(tmp_path):
 @pytest.mark.django_db
 def test_spend_worker_posts_one_entry_per_spend_it_reports():
     program = ProgramFactory()
-    rows = ledger.LedgerRows(program_id=program.pk, expiry=timedelta(days=730), key_prefix="test")
+    rows = new_rows(program.pk)
     for _ in range(2):
         rows.earn(rows.add_account(member_id=MemberFactory().pk), 10_000, 1 * DAY)
     first, last = write(rows)["account_ids"]

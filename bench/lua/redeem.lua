@@ -8,6 +8,9 @@
 --   a success is a 302 to /rewards/orders/<id>/: the ids go to the order ids file, one a line.
 -- done() prints the summary line (bench/lua/summary.lua's format) with the success and failure counts.
 
+-- json_object and write_summary, from summary.lua next to this file (wrk runs one script, so this one loads it).
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "summary.lua")
+
 local threads = {}
 local setup_count = 0
 
@@ -68,22 +71,6 @@ function response(status, headers, body)
    end
 end
 
--- the summary helpers of summary.lua, repeated: wrk runs one script
-local function json_value(value)
-   if type(value) == "number" then
-      return string.format("%.17g", value)
-   end
-   return '"' .. tostring(value):gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end) .. '"'
-end
-
-local function json_object(pairs_list)
-   local parts = {}
-   for _, pair in ipairs(pairs_list) do
-      parts[#parts + 1] = json_value(pair[1]) .. ":" .. (pair.raw or json_value(pair[2]))
-   end
-   return "{" .. table.concat(parts, ",") .. "}"
-end
-
 function done(summary, latency, requests)
    local total = {issued = 0, answered = 0, ok = 0}
    local failed, sample, path = {}, "", nil
@@ -106,20 +93,11 @@ function done(summary, latency, requests)
    if ids_file then
       ids_file:close()
    end
-   local e = summary.errors
-   io.write("BENCH-WRK " .. json_object({
-      {"requests", summary.requests},
-      {"duration_us", summary.duration},
-      {"bytes", summary.bytes},
-      {"errors", raw = json_object({{"connect", e.connect}, {"read", e.read}, {"write", e.write},
-                                    {"timeout", e.timeout}, {"status", e.status}})},
-      {"latency_us", raw = json_object({{"p50", latency:percentile(50)}, {"p95", latency:percentile(95)},
-                                        {"p99", latency:percentile(99)}, {"max", latency.max},
-                                        {"mean", latency.mean}})},
+   write_summary(summary, latency, {
       {"issued", total.issued},
       {"answered", total.answered},
       {"ok", total.ok},
       {"failures", raw = json_object(failed)},
       {"failure_sample", sample},
-   }) .. "\n")
+   })
 end

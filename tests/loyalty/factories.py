@@ -7,7 +7,7 @@ from factory.django import DjangoModelFactory
 
 from loyalty.constants import Formula, RuleStatus
 from loyalty.models import IncentiveRule, PointsAccount, Product, ProductLine, Program, Tier
-from tests.partners.factories import MemberFactory, PartnerFactory
+from tests.partners.factories import MemberFactory, PartnerFactory, lookup_factory
 
 
 class ProgramFactory(DjangoModelFactory):
@@ -41,13 +41,7 @@ class PartnerAccountFactory(DjangoModelFactory):
     partner = factory.SubFactory(PartnerFactory)
 
 
-class ProductLineFactory(DjangoModelFactory):
-    class Meta:
-        model = ProductLine
-        django_get_or_create = ("code",)
-
-    code = factory.Sequence(lambda n: f"line-{n}")
-    name = factory.Sequence(lambda n: f"Line {n}")
+ProductLineFactory = lookup_factory(ProductLine, "code", code="line-{}", name="Line {}")
 
 
 class ProductFactory(DjangoModelFactory):

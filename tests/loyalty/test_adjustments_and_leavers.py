@@ -81,20 +81,22 @@ def test_negative_adjustment_beyond_the_balance_is_refused_and_leaves_no_request
     assert not PointsAdjustment.objects.exists()
 
 
-def _leaving_member(policy):
+def _member_who_left(policy, **details):
+    """A member with 300 points available and 40 pending, deactivated by their owner under the leaver `policy`;
+    returns the member, the program and the member's account (reloaded)."""
     owner = OwnerFactory()
     member = MemberFactory(partner=owner.partner)
     program = ProgramFactory(leaver_policy=policy)
     account = ledger.member_account(program=program, member=member)
     ledger.earn(account=account, points=300, key="e1")
     ledger.earn(account=account, points=40, key="e2", available_at=timezone.now() + timedelta(days=5))
-    return owner, member, program, account
+    partner_services.member_deactivate(member=member, actor=owner.user, **details)
+    account.refresh_from_db()
+    return member, program, account
 
 
 def test_leaver_transfer_moves_available_and_pending_points_to_the_company():
-    owner, member, program, account = _leaving_member(LeaverPolicy.TRANSFER)
-    partner_services.member_deactivate(member=member, actor=owner.user, reason="Moved away")
-    account.refresh_from_db()
+    member, program, account = _member_who_left(LeaverPolicy.TRANSFER, reason="Moved away")
     company = PointsAccount.objects.get(program=program, partner=member.partner)
     assert (account.available, account.pending) == (0, 0)
     assert (company.available, company.pending) == (300, 40)
@@ -102,18 +104,14 @@ def test_leaver_transfer_moves_available_and_pending_points_to_the_company():
 
 
 def test_leaver_forfeit_takes_the_points_away():
-    owner, member, program, account = _leaving_member(LeaverPolicy.FORFEIT)
-    partner_services.member_deactivate(member=member, actor=owner.user)
-    account.refresh_from_db()
+    member, _, account = _member_who_left(LeaverPolicy.FORFEIT)
     assert (account.available, account.pending) == (0, 0)
     assert not PointsAccount.objects.filter(partner=member.partner).exists()
     assert ledger_problems() == []
 
 
 def test_leaver_keep_leaves_the_points_alone():
-    owner, member, program, account = _leaving_member(LeaverPolicy.KEEP)
-    partner_services.member_deactivate(member=member, actor=owner.user)
-    account.refresh_from_db()
+    _, _, account = _member_who_left(LeaverPolicy.KEEP)
     assert (account.available, account.pending) == (300, 40)
 
 

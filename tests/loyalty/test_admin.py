@@ -1,7 +1,6 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -13,8 +12,9 @@ from loyalty.models import PointsAccount, PointsAdjustment, PointsEntry, Program
 from loyalty.selectors.ledger import ledger_problems
 from loyalty.services import ledger
 from loyalty.services.adjustments import adjustment_request
+from tests.helpers import messages_of
 from tests.loyalty.factories import MemberAccountFactory, PartnerAccountFactory, ProgramFactory
-from tests.partners.factories import AccountManagerFactory, OwnerFactory, PartnerFactory, ProgramManagerFactory
+from tests.partners.factories import PartnerFactory, ProgramManagerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -25,19 +25,8 @@ ADD_PAGE_QUERIES = {"pointsadjustment": 4, "program": 4}
 
 
 @pytest.fixture
-def program_manager():
-    return ProgramManagerFactory(email="pm@maker.example")
-
-
-@pytest.fixture
 def second_manager():
     return ProgramManagerFactory(email="pm2@maker.example")
-
-
-@pytest.fixture
-def pm_client(client, program_manager):
-    client.force_login(program_manager)
-    return client
 
 
 @pytest.fixture
@@ -51,10 +40,6 @@ def changelist(model: str) -> str:
 
 def change(obj) -> str:
     return reverse(f"admin:loyalty_{obj._meta.model_name}_change", args=[obj.pk])
-
-
-def messages_of(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def run_action(client, action: str, objects, **extra):
@@ -96,24 +81,21 @@ def _url(name: str, needs_object: bool, account: PointsAccount) -> str:
 
 
 @pytest.mark.parametrize(("name", "needs_object"), LEDGER_PAGES)
-def test_partner_staff_are_sent_to_the_admin_login(client, program, name, needs_object):
-    client.force_login(OwnerFactory().user)
+def test_partner_staff_are_sent_to_the_admin_login(partner_staff_client, program, name, needs_object):
     url = _url(name, needs_object, funded_account(program))
-    response = client.get(url)
+    response = partner_staff_client.get(url)
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
 
 
 @pytest.mark.parametrize(("name", "needs_object"), LEDGER_PAGES)
-def test_account_manager_marked_as_staff_by_mistake_is_refused(client, program, name, needs_object):
-    client.force_login(AccountManagerFactory(is_staff=True))
-    assert client.get(_url(name, needs_object, funded_account(program))).status_code == 403
+def test_account_manager_marked_as_staff_by_mistake_is_refused(am_staff_client, program, name, needs_object):
+    assert am_staff_client.get(_url(name, needs_object, funded_account(program))).status_code == 403
 
 
-def test_account_manager_cannot_request_an_adjustment(client, program):
-    client.force_login(AccountManagerFactory(is_staff=True))
+def test_account_manager_cannot_request_an_adjustment(am_staff_client, program):
     account = funded_account(program)
-    response = client.post(
+    response = am_staff_client.post(
         reverse("admin:loyalty_pointsadjustment_add"), {"account": account.pk, "points": "50", "reason": "x"}
     )
     assert response.status_code == 403

@@ -5,7 +5,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
@@ -13,8 +12,9 @@ from django.utils import timezone
 from loyalty.constants import TierMetric
 from loyalty.models import PartnerTier, Product, ProductLine, SaleLine, SalesSource, Tier, TierChange
 from loyalty.services.tiers import tier_evaluate, tiers_evaluate_all
+from tests.helpers import messages_of
 from tests.loyalty.factories import ProductFactory, ProductLineFactory, ProgramFactory, TierFactory
-from tests.partners.factories import AccountManagerFactory, OwnerFactory, PartnerFactory, ProgramManagerFactory
+from tests.partners.factories import PartnerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -22,12 +22,6 @@ HEADER = "sku,name,line,launch_date,active\n"
 
 # The most queries each list may make; the same bound holds at 3 rows and at 30.
 CHANGELIST_QUERIES = {"productline": 6, "product": 7, "tier": 7, "partnertier": 8, "tierchange": 8}
-
-
-@pytest.fixture
-def pm_client(client):
-    client.force_login(ProgramManagerFactory(email="pm@maker.example"))
-    return client
 
 
 @pytest.fixture
@@ -46,10 +40,6 @@ def ladder(program):
 
 def url(model: str, view: str = "changelist", *args) -> str:
     return reverse(f"admin:loyalty_{model}_{view}", args=args)
-
-
-def messages_of(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def csv_file(text: str, name: str = "catalogue.csv") -> SimpleUploadedFile:
@@ -83,26 +73,22 @@ PAGES = [
 
 
 @pytest.mark.parametrize("name", PAGES)
-def test_partner_staff_are_sent_to_the_admin_login(client, name):
-    client.force_login(OwnerFactory().user)
-
-    response = client.get(reverse(name))
+def test_partner_staff_are_sent_to_the_admin_login(partner_staff_client, name):
+    response = partner_staff_client.get(reverse(name))
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
 
 
 @pytest.mark.parametrize("name", PAGES)
-def test_an_account_manager_marked_as_staff_by_mistake_is_refused(client, name):
-    client.force_login(AccountManagerFactory(is_staff=True))
-
-    assert client.get(reverse(name)).status_code == 403
+def test_an_account_manager_marked_as_staff_by_mistake_is_refused(am_staff_client, name):
+    assert am_staff_client.get(reverse(name)).status_code == 403
 
 
-def test_an_account_manager_cannot_import_products(client):
-    client.force_login(AccountManagerFactory(is_staff=True))
-
-    response = client.post(url("product", "import"), {"file": csv_file(HEADER + "AQ-1,AquaSoft,softeners,,\n")})
+def test_an_account_manager_cannot_import_products(am_staff_client):
+    response = am_staff_client.post(
+        url("product", "import"), {"file": csv_file(HEADER + "AQ-1,AquaSoft,softeners,,\n")}
+    )
 
     assert response.status_code == 403
     assert not Product.objects.exists()

@@ -7,26 +7,21 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.messages import get_messages
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
+from bench.sellout import MAPPING as SELLOUT_MAPPING
 from loyalty.common.storage import private_storage
 from loyalty.constants import ImportStatus
 from loyalty.models import PartnerAlias, PointsAccount, SaleLine, SalesImport, SalesSource
 from loyalty.services.sellout import mapping as sellout_mapping
+from tests.helpers import messages_of
 from tests.loyalty.factories import ProductFactory, ProgramFactory, RuleFactory
-from tests.partners.factories import (
-    AccountManagerFactory,
-    MemberFactory,
-    OwnerFactory,
-    PartnerFactory,
-    ProgramManagerFactory,
-)
+from tests.partners.factories import MemberFactory, PartnerFactory, ProgramManagerFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_media")]
 
 SOURCES = reverse("admin:loyalty_salessource_changelist")
 IMPORTS = reverse("admin:loyalty_salesimport_changelist")
@@ -38,36 +33,11 @@ PROGRESS_QUERIES = 4
 UPLOAD_PAGE_QUERIES = 5
 
 DAY = (timezone.localdate() - timedelta(days=3)).isoformat()
-HEADER = "Line;Customer;Rep;SKU;Qty;Amount;Invoice;Date"
-MAPPING = {
-    "external_id": "Line",
-    "partner": "Customer",
-    "member": "Rep",
-    "sku": "SKU",
-    "quantity": "Qty",
-    "amount": "Amount",
-    "invoice_number": "Invoice",
-    "invoice_date": "Date",
-}
+# The sell-out benchmark's file layout, without its returns column.
+MAPPING = {field: heading for field, heading in SELLOUT_MAPPING.items() if field != "returns_external_id"}
+HEADER = ";".join(MAPPING.values())
 # A distributor's own headings, which suggest_mapping does not all recognise.
 ODD_HEADER = "Pos;Kunde;Verkaeufer;Artikel;Menge;Betrag;Rechnung;Datum"
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    return tmp_path
-
-
-@pytest.fixture
-def manager():
-    return ProgramManagerFactory(email="pm@maker.example")
-
-
-@pytest.fixture
-def pm_client(client, manager):
-    client.force_login(manager)
-    return client
 
 
 class World:
@@ -92,10 +62,6 @@ def world():
     return World()
 
 
-def messages_of(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
-
-
 def text(response) -> str:
     return re.sub(r"\s+", " ", response.content.decode())
 
@@ -112,19 +78,17 @@ def upload(client, world, lines, capture, **kwargs):
 # Access -----------------------------------------------------------------------------------------------------------
 
 
-def test_partner_staff_are_sent_to_the_admin_login(client, world):
-    client.force_login(OwnerFactory().user)
+def test_partner_staff_are_sent_to_the_admin_login(partner_staff_client, world):
     for url in (SOURCES, IMPORTS, UPLOAD, ALIASES):
-        response = client.get(url)
+        response = partner_staff_client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith("/admin/login/")
 
 
-def test_an_account_manager_marked_as_staff_by_mistake_is_refused(client, world):
+def test_an_account_manager_marked_as_staff_by_mistake_is_refused(am_staff_client, world):
     sales_import = SalesImport.objects.create(
         source=world.source, file="imports/x.csv", original_name="x.csv", uploaded_by=ProgramManagerFactory()
     )
-    client.force_login(AccountManagerFactory(is_staff=True))
     urls = [
         SOURCES,
         IMPORTS,
@@ -135,8 +99,8 @@ def test_an_account_manager_marked_as_staff_by_mistake_is_refused(client, world)
         reverse("admin:loyalty_salessource_upload_aliases", args=[world.source.pk]),
     ]
     for url in urls:
-        assert client.get(url).status_code == 403, url
-    response = client.post(UPLOAD, {"source": world.source.pk, "file": world.file([world.line("L1")])})
+        assert am_staff_client.get(url).status_code == 403, url
+    response = am_staff_client.post(UPLOAD, {"source": world.source.pk, "file": world.file([world.line("L1")])})
     assert response.status_code == 403
     assert SalesImport.objects.count() == 1
 
@@ -293,7 +257,7 @@ def test_a_file_matching_the_saved_mapping_is_imported_at_once(pm_client, world,
     assert PointsAccount.objects.get(member=world.member).available == 20
 
 
-def test_a_file_with_new_columns_asks_for_the_mapping_prefilled(pm_client, world, media_root):
+def test_a_file_with_new_columns_asks_for_the_mapping_prefilled(pm_client, world):
     lines = [world.line("L1")]
     response = pm_client.post(UPLOAD, {"source": world.source.pk, "file": world.file(lines, header=ODD_HEADER)})
     assert response.status_code == 200

@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 from django.contrib import admin
-from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
@@ -18,15 +17,9 @@ from loyalty.error_codes import ErrorCode
 from loyalty.models import IncentiveRule, PointsEntry, SaleLine, SalesSource
 from loyalty.services.rules import rule_publish
 from partners.constants import PartnerKind
+from tests.helpers import messages_of
 from tests.loyalty.factories import ProductFactory, ProductLineFactory, ProgramFactory, RuleFactory, TierFactory
-from tests.partners.factories import (
-    AccountManagerFactory,
-    MemberFactory,
-    OwnerFactory,
-    ProgramManagerFactory,
-    RegionFactory,
-    role,
-)
+from tests.partners.factories import MemberFactory, ProgramManagerFactory, RegionFactory, role
 
 pytestmark = pytest.mark.django_db
 
@@ -40,27 +33,12 @@ SIMULATE_PAGE_QUERIES = 18
 
 
 @pytest.fixture
-def manager():
-    return ProgramManagerFactory(email="pm@maker.example")
-
-
-@pytest.fixture
-def pm_client(client, manager):
-    client.force_login(manager)
-    return client
-
-
-@pytest.fixture
 def program():
     return ProgramFactory(name="Aqua Rewards")
 
 
 def change_url(rule) -> str:
     return reverse("admin:loyalty_incentiverule_change", args=[rule.pk])
-
-
-def messages_of(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def text(response) -> str:
@@ -117,19 +95,17 @@ def form_data(program, *, shares=(("", ""), ("", "")), **fields) -> dict:
 # Access ---------------------------------------------------------------------------------------------------------
 
 
-def test_partner_staff_are_sent_to_the_admin_login(client, program):
-    client.force_login(OwnerFactory().user)
-    response = client.get(CHANGELIST)
+def test_partner_staff_are_sent_to_the_admin_login(partner_staff_client, program):
+    response = partner_staff_client.get(CHANGELIST)
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
 
 
-def test_an_account_manager_marked_as_staff_by_mistake_is_refused(client, program):
+def test_an_account_manager_marked_as_staff_by_mistake_is_refused(am_staff_client, program):
     rule = RuleFactory(program=program)
-    client.force_login(AccountManagerFactory(is_staff=True))
     for url in (CHANGELIST, change_url(rule), reverse("admin:loyalty_incentiverule_simulate", args=[rule.pk])):
-        assert client.get(url).status_code == 403
-    assert client.post(reverse("admin:loyalty_incentiverule_new_version", args=[rule.pk])).status_code == 403
+        assert am_staff_client.get(url).status_code == 403
+    assert am_staff_client.post(reverse("admin:loyalty_incentiverule_new_version", args=[rule.pk])).status_code == 403
     assert IncentiveRule.objects.count() == 1
 
 
@@ -140,10 +116,8 @@ def test_the_list_shows_version_status_formula_dates_and_budget(pm_client, progr
     RuleFactory(program=program, code="softeners", name="Softeners", budget_points=10_000, priority=200)
     draft(program, code="march", name="March double", formula="multiplier", value=Decimal(2), exclusive=False)
     body = text(pm_client.get(CHANGELIST))
-    assert "10 pts per unit, × tier" in body
-    assert "× 2 on the other rules&#x27; points" in body
-    assert "0 / 10,000" in body
-    assert "0 / no budget" in body
+    for shown in ("10 pts per unit, × tier", "× 2 on the other rules&#x27; points", "0 / 10,000", "0 / no budget"):
+        assert shown in body
     assert "In force" in body
     assert "Draft" in body
 
@@ -302,10 +276,10 @@ def test_a_draft_is_edited_in_place_and_keeps_its_split_rows(pm_client, program)
     assert rule.shares == [{"role": "sales", "percent": 50}, {"role": "engineer", "percent": 25}]
 
 
-def test_a_draft_published_while_it_was_being_edited_is_not_overwritten(rf, manager, program):
+def test_a_draft_published_while_it_was_being_edited_is_not_overwritten(rf, program_manager, program):
     rule = draft(program)
     stale = IncentiveRule.objects.get(pk=rule.pk)  # the admin loaded it, then someone published it
-    rule_publish(rule=rule, actor=manager)
+    rule_publish(rule=rule, actor=program_manager)
     stale.value = Decimal(99)
     with pytest.raises(ApplicationError, match="was published meanwhile, so your changes were not saved"):
         admin.site._registry[IncentiveRule].save_model(rf.post("/"), stale, form=None, change=True)

@@ -12,21 +12,15 @@ from django.urls import reverse
 from loyalty.admin.sale_lines import SaleLinePaginator
 from loyalty.models import SaleLine, SalesSource
 from tests.loyalty.test_imports import MAPPING, World
-from tests.partners.factories import MemberFactory, OwnerFactory
+from tests.partners.factories import MemberFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_media")]
 
 LINES = reverse("admin:loyalty_saleline_changelist")
 IMPORTS = reverse("admin:loyalty_salesimport_changelist")
 # The most queries each page may make; the list's bound holds at 3 lines and at 30.
 CHANGELIST_QUERIES = 8
 CHANGE_PAGE_QUERIES = 5
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.PRIVATE_MEDIA_ROOT = tmp_path / "private-media"
 
 
 @pytest.fixture
@@ -245,11 +239,10 @@ def test_the_line_page_costs_a_fixed_number_of_queries(pm_client, world, django_
 # Access -----------------------------------------------------------------------------------------------------------
 
 
-def test_partner_staff_are_sent_to_the_admin_login(client, world):
+def test_partner_staff_are_sent_to_the_admin_login(partner_staff_client, world):
     world.run([world.line("L1")])
-    client.force_login(OwnerFactory().user)
     for url in (LINES, page(SaleLine.objects.get())):
-        response = client.get(url)
+        response = partner_staff_client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith("/admin/login/")
 

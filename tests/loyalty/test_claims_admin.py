@@ -6,7 +6,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -14,32 +13,16 @@ from django.urls import reverse
 from loyalty.constants import ClaimFlag, ClaimStatus, RejectionReason
 from loyalty.models import PointsEntry, SalesClaim
 from partners.constants import PartnerKind
+from tests.helpers import messages_of
 from tests.loyalty.factories import ProductFactory, ProgramFactory, RuleFactory
 from tests.loyalty.test_claims_services import JPEG, TODAY, submit, upload
-from tests.partners.factories import MemberFactory, OwnerFactory, ProgramManagerFactory, UserFactory
+from tests.partners.factories import MemberFactory, OwnerFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_media")]
 CHANGELIST = reverse("admin:loyalty_salesclaim_changelist")
 # The most queries the queue may make; the same bound holds at 3 rows and at 30.
 CHANGELIST_QUERIES = 6
 CHANGE_PAGE_QUERIES = 10
-
-
-@pytest.fixture(autouse=True)
-def private_media(settings, tmp_path):
-    settings.PRIVATE_MEDIA_ROOT = tmp_path / "private-media"
-    return settings.PRIVATE_MEDIA_ROOT
-
-
-@pytest.fixture
-def manager():
-    return ProgramManagerFactory(email="pm@maker.example")
-
-
-@pytest.fixture
-def pm_client(client, manager):
-    client.force_login(manager)
-    return client
 
 
 @pytest.fixture
@@ -55,10 +38,6 @@ def waiting(program, member=None, *, number="INV-1", amount="900", **kwargs):
 
 def change_url(claim) -> str:
     return reverse("admin:loyalty_salesclaim_change", args=[claim.pk])
-
-
-def messages_of(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def shown(response) -> list[int]:
@@ -149,7 +128,9 @@ def test_the_queue_costs_the_same_queries_for_3_and_30_claims(pm_client, program
 # Approving ------------------------------------------------------------------------------------------
 
 
-def test_bulk_approve_posts_points_and_reports_each_refusal_while_the_others_go_ahead(pm_client, program, manager):
+def test_bulk_approve_posts_points_and_reports_each_refusal_while_the_others_go_ahead(
+    pm_client, program, program_manager
+):
     RuleFactory(program=program)
     members = [MemberFactory(), MemberFactory()]
     one, two = waiting(program, members[0], number="A"), waiting(program, members[1], number="B")
@@ -163,11 +144,11 @@ def test_bulk_approve_posts_points_and_reports_each_refusal_while_the_others_go_
     ]
     for claim in (one, two):
         claim.refresh_from_db()
-        assert (claim.status, claim.decided_by) == (ClaimStatus.APPROVED, manager)
+        assert (claim.status, claim.decided_by) == (ClaimStatus.APPROVED, program_manager)
     assert PointsEntry.objects.filter(source_type="claim").count() == 3
 
 
-def test_reject_asks_for_a_reason_code_and_text_then_rejects(pm_client, program, manager):
+def test_reject_asks_for_a_reason_code_and_text_then_rejects(pm_client, program, program_manager):
     one, two = waiting(program, number="A"), waiting(program, number="B")
     selected = {"action": "reject", "_selected_action": [one.pk, two.pk]}
     page = pm_client.post(CHANGELIST, selected)
@@ -189,7 +170,7 @@ def test_reject_asks_for_a_reason_code_and_text_then_rejects(pm_client, program,
             ClaimStatus.REJECTED,
             RejectionReason.MISMATCH,
             "Quantities differ.",
-            manager,
+            program_manager,
         )
 
 

@@ -44,12 +44,7 @@ PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"
 # Helpers --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def private_media(settings, tmp_path) -> Path:
-    """Each test writes invoices to its own folder, so "no file written" can be checked."""
-    settings.PRIVATE_MEDIA_ROOT = tmp_path / "private-media"
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.PRIVATE_MEDIA_ROOT
+pytestmark = pytest.mark.usefixtures("private_media")  # each test writes invoices to its own folder
 
 
 def stored_files(root: Path) -> list[Path]:

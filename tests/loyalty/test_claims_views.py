@@ -24,15 +24,9 @@ from tests.partners.factories import (
     UserFactory,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_media")]
 NEW = reverse("claim_new")
 LIST = reverse("claim_list")
-
-
-@pytest.fixture(autouse=True)
-def private_media(settings, tmp_path):
-    settings.PRIVATE_MEDIA_ROOT = tmp_path / "private-media"
-    return settings.PRIVATE_MEDIA_ROOT
 
 
 @pytest.fixture
@@ -140,12 +134,15 @@ def test_form_errors_are_listed_at_the_top_and_shown_next_to_their_fields(client
     response = client.post(NEW, data)
     body = text(response)
     assert response.status_code == 200
-    assert "The claim was not sent:" in body
-    assert "Several products match “AquaSoft”: pick one from the list or type its SKU." in body
-    assert "No product in the catalogue matches “Retired”." in body
-    assert "No product in the catalogue matches “nothing like it”." in body
-    assert "Enter a quantity above 0." in body
-    assert "“notes.jpg” is not a photo (JPEG, PNG, WebP or HEIC) or a PDF." in body
+    for error in (
+        "The claim was not sent:",
+        "Several products match “AquaSoft”: pick one from the list or type its SKU.",
+        "No product in the catalogue matches “Retired”.",
+        "No product in the catalogue matches “nothing like it”.",
+        "Enter a quantity above 0.",
+        "“notes.jpg” is not a photo (JPEG, PNG, WebP or HEIC) or a PDF.",
+    ):
+        assert error in body
     assert re.search(r'<input[^>]*name="invoice_number"[^>]*aria-invalid="true"', body)
     assert SalesClaim.objects.count() == 0 and stored_files(private_media) == []
 

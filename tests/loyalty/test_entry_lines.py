@@ -9,11 +9,7 @@ from loyalty.models import PointsAccount, PointsEntry
 from tests.loyalty.test_imports import DAY, World
 from tests.partners.factories import AccountManagerFactory, MemberFactory, OwnerFactory
 
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.PRIVATE_MEDIA_ROOT = tmp_path / "private-media"
+pytestmark = pytest.mark.usefixtures("private_media")
 
 
 @pytest.fixture

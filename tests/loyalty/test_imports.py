@@ -7,6 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from openpyxl import Workbook
 
+from bench.sellout import HEADER, MAPPING
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import ClaimStatus, ImportStatus
 from loyalty.models import PartnerAlias, PointsAccount, PointsEntry, SaleLine, SalesImport, SalesSource
@@ -24,24 +25,9 @@ from tests.partners.factories import MemberFactory, PartnerFactory, ProgramManag
 
 DAY = timezone.localdate() - timedelta(days=10)
 ISO = DAY.isoformat()
-HEADER = "Line;Customer;Rep;SKU;Qty;Amount;Invoice;Date;Returns"
-MAPPING = {
-    "external_id": "Line",
-    "partner": "Customer",
-    "member": "Rep",
-    "sku": "SKU",
-    "quantity": "Qty",
-    "amount": "Amount",
-    "invoice_number": "Invoice",
-    "invoice_date": "Date",
-    "returns_external_id": "Returns",
-}
 
 
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.PRIVATE_MEDIA_ROOT = tmp_path / "private-media"
+pytestmark = pytest.mark.usefixtures("private_media")
 
 
 class World:

@@ -16,28 +16,39 @@ from tests.partners.factories import MemberFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def run_in_parallel(count: int, work) -> Counter:
-    """Start `count` threads at the same instant; collect what each returned or the error code it hit."""
+def run_together(count: int, work) -> None:
+    """Run work(0) ... work(count - 1), each in its own thread (and database connection), started at the same
+    instant; returns when every thread has finished."""
     barrier = threading.Barrier(count)
-    outcomes = Counter()
-    lock = threading.Lock()
 
     def runner(index):
         try:
             barrier.wait()
-            result = work(index)
-        except ApplicationError as exc:
-            result = exc.code
+            work(index)
         finally:
             connection.close()
-        with lock:
-            outcomes[result] += 1
 
     threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def run_in_parallel(count: int, work) -> Counter:
+    """Start `count` threads at the same instant; collect what each returned or the error code it hit."""
+    outcomes = Counter()
+    lock = threading.Lock()
+
+    def counted(index):
+        try:
+            result = work(index)
+        except ApplicationError as exc:
+            result = exc.code
+        with lock:
+            outcomes[result] += 1
+
+    run_together(count, counted)
     return outcomes
 
 

@@ -3,23 +3,13 @@
 from datetime import date, datetime
 from decimal import Decimal
 
+from bench.sellout import MAPPING
 from loyalty.services.sellout.errors import Issues
 from loyalty.services.sellout.formats import CsvLineError
 from loyalty.services.sellout.parse import Line, LineParser, columns_of
 
 TODAY = date(2026, 6, 15)
-HEADER = ["Line", "Customer", "Rep", "SKU", "Qty", "Amount", "Invoice", "Date", "Returns"]
-MAPPING = {
-    "external_id": "Line",
-    "partner": "Customer",
-    "member": "Rep",
-    "sku": "SKU",
-    "quantity": "Qty",
-    "amount": "Amount",
-    "invoice_number": "Invoice",
-    "invoice_date": "Date",
-    "returns_external_id": "Returns",
-}
+HEADER = list(MAPPING.values())
 COLUMNS = columns_of(HEADER, MAPPING)
 
 

@@ -81,36 +81,31 @@ def post_everything(program, start=START, end=END) -> None:
     sale_lines = SaleLine.objects.filter(quantity__gt=0, invoice_date__range=(start, end))
     claims = SalesClaim.objects.filter(status=ClaimStatus.APPROVED, invoice_date__range=(start, end))
     tiers = partner_tiers(program, {line.partner_id for line in sale_lines} | {c.partner_id for c in claims})
-    work = []
-    for line in sale_lines.select_related("partner", "product", "member__role"):
-        event = sale_event(
+
+    def event(line, partner, occurred_on, actor, colleagues=()):
+        """A sale line, or a claim's line, as the engine sees it."""
+        return sale_event(
             program=program,
             source_key=line.source_key,
-            partner=line.partner,
+            partner=partner,
             product=line.product,
             quantity=line.quantity,
             amount=line.amount,
-            occurred_on=line.invoice_date,
-            actor=line.member,
-            tier=tiers.get(line.partner_id),
+            occurred_on=occurred_on,
+            actor=actor,
+            colleagues=colleagues,
+            tier=tiers.get(partner.pk),
         )
-        work.append(((line.invoice_date, 0, line.pk), event, "sale_line"))
+
+    work = []
+    for line in sale_lines.select_related("partner", "product", "member__role"):
+        sold = event(line, line.partner, line.invoice_date, line.member)
+        work.append(((line.invoice_date, 0, line.pk), sold, "sale_line"))
     for claim in claims.select_related("partner", "member__role"):
         colleagues = list(claim.colleagues.select_related("role").order_by("pk"))
         for line in claim.lines.select_related("product").order_by("pk"):
-            event = sale_event(
-                program=program,
-                source_key=line.source_key,
-                partner=claim.partner,
-                product=line.product,
-                quantity=line.quantity,
-                amount=line.amount,
-                occurred_on=claim.invoice_date,
-                actor=claim.member,
-                colleagues=colleagues,
-                tier=tiers.get(claim.partner_id),
-            )
-            work.append(((claim.invoice_date, 1, claim.pk, line.pk), event, "claim"))
+            claimed = event(line, claim.partner, claim.invoice_date, claim.member, colleagues)
+            work.append(((claim.invoice_date, 1, claim.pk, line.pk), claimed, "claim"))
     for _, event, source_type in sorted(work, key=lambda item: item[0]):
         earning.post_event(program=program, event=event, rules=rules, source_type=source_type)
 

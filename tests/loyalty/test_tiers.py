@@ -3,12 +3,10 @@ end of the period, the history, the daily task, a member's progress and the home
 
 import itertools
 import re
-import threading
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,16 +14,11 @@ from loyalty.constants import ClaimStatus, TierMetric, TierPeriod
 from loyalty.engine.facts import partner_tiers
 from loyalty.models import ClaimLine, PartnerTier, SaleLine, SalesClaim, SalesSource, TierChange
 from loyalty.services import ledger
-from loyalty.services.tiers import (
-    partner_metric,
-    period_end,
-    tier_evaluate,
-    tier_progress,
-    tiers_evaluate_all,
-)
+from loyalty.services.tiers import partner_metric, period_end, tier_evaluate, tier_progress, tiers_evaluate_all
 from loyalty.tasks.tiers import evaluate_tiers
 from partners.constants import MemberStatus, PartnerStatus
 from tests.loyalty.factories import ProductFactory, ProgramFactory, TierFactory
+from tests.loyalty.test_ledger_concurrency import run_together
 from tests.partners.factories import MemberFactory, OwnerFactory, PartnerFactory
 
 pytestmark = pytest.mark.django_db
@@ -472,23 +465,15 @@ def test_two_evaluations_at_once_record_each_move_once():
     partners = PartnerFactory.create_batch(5)
     for partner in partners:
         sale(program, partner, "2000.00", day=timezone.localdate())
-    barrier = threading.Barrier(4)
     errors = []
 
-    def run():
+    def run(_):
         try:
-            barrier.wait()
             tiers_evaluate_all(program=program)
         except Exception as exc:  # reported below
             errors.append(exc)
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(4, run)
 
     assert errors == []
     assert PartnerTier.objects.filter(tier__name="Gold").count() == 5

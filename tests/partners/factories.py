@@ -5,10 +5,12 @@ import factory
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
+from partners import services
 from partners.constants import DEFAULT_ROLES, MemberStatus, PartnerKind, PartnerStatus, StaffRole
 from partners.models import Invitation, Member, Partner, Region, Role, User
 
 PASSWORD = "correct-horse-battery"
+NEW_PASSWORD = "blue-kettle-Orchard-42"  # what people type when they sign up or change their password
 
 
 class UserFactory(DjangoModelFactory):
@@ -36,13 +38,15 @@ class AccountManagerFactory(UserFactory):
     staff_role = StaffRole.ACCOUNT_MANAGER
 
 
-class RegionFactory(DjangoModelFactory):
-    class Meta:
-        model = Region
-        django_get_or_create = ("code",)
+def lookup_factory(model, key: str, **numbered: str) -> type[DjangoModelFactory]:
+    """A factory for a row of a small lookup table (regions, product lines, reward categories), got by its `key`
+    when that row exists; each field of `numbered` is a template the sequence number fills in ("Region {}")."""
+    meta = type("Meta", (), {"model": model, "django_get_or_create": (key,)})
+    fields = {name: factory.Sequence(template.format) for name, template in numbered.items()}
+    return type(DjangoModelFactory)(f"{model.__name__}Factory", (DjangoModelFactory,), {"Meta": meta, **fields})
 
-    code = factory.Sequence(lambda n: f"r{n}")
-    name = factory.Sequence(lambda n: f"Region {n}")
+
+RegionFactory = lookup_factory(Region, "code", code="r{}", name="Region {}")
 
 
 def role(code: str) -> Role:
@@ -102,3 +106,16 @@ class RoleFactory(DjangoModelFactory):
     code = factory.Sequence(lambda n: f"role-{n}")
     name = factory.Sequence(lambda n: f"Role {n}")
     sort_order = factory.Sequence(lambda n: 200 + n)
+
+
+def invitation_for_a_new_person(*, invited_by=None) -> Invitation:
+    """An invitation of newbie@aqua.example, who has no account yet, to Aqua Dealer Ltd as services.invitation_send
+    makes it: from the partner's owner, or from `invited_by` (staff)."""
+    if invited_by is None:
+        invited_by = OwnerFactory(partner__name="Aqua Dealer Ltd").user
+        partner = invited_by.memberships.get().partner
+    else:
+        partner = PartnerFactory(name="Aqua Dealer Ltd")
+    return services.invitation_send(
+        partner=partner, email="newbie@aqua.example", role=role("engineer"), invited_by=invited_by
+    )

@@ -3,7 +3,6 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -16,6 +15,7 @@ from partners.admin_forms import PartnerAdminForm
 from partners.constants import DEFAULT_ROLES, MemberStatus, PartnerKind, PartnerStatus, StaffRole
 from partners.models import Invitation, Member, MemberStatusChange, Partner, PartnerStatusChange, User
 from partners.selectors_admin import program_overview
+from tests.helpers import messages_of
 from tests.partners.factories import (
     AccountManagerFactory,
     InvitationFactory,
@@ -50,23 +50,8 @@ def default_roles():
     return [role(code) for code, _name, _is_owner in DEFAULT_ROLES]
 
 
-@pytest.fixture
-def program_manager():
-    return ProgramManagerFactory(email="pm@maker.example")
-
-
-@pytest.fixture
-def pm_client(client, program_manager):
-    client.force_login(program_manager)
-    return client
-
-
 def changelist(model: str) -> str:
     return reverse(f"admin:partners_{model}_changelist")
-
-
-def messages_of(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def run_action(client, model: str, action: str, objects, **extra):
@@ -98,13 +83,12 @@ def test_account_manager_cannot_open_the_back_office(client):
     assert response["Location"] == f"/admin/login/?next={changelist('partner')}"
 
 
-def test_account_manager_marked_as_staff_by_mistake_still_sees_no_partner_data(client):
-    client.force_login(AccountManagerFactory(is_staff=True))
+def test_account_manager_marked_as_staff_by_mistake_still_sees_no_partner_data(am_staff_client):
     PartnerFactory(name="Secret Water Ltd")
-    index = client.get("/admin/")
+    index = am_staff_client.get("/admin/")
     assert index.status_code == 200
     assert "Secret Water" not in index.text
-    assert client.get(changelist("partner")).status_code == 403
+    assert am_staff_client.get(changelist("partner")).status_code == 403
 
 
 def test_program_manager_without_superuser_flag_runs_the_back_office(client):
@@ -120,6 +104,10 @@ def test_index_is_branded(pm_client):
     response = pm_client.get("/admin/")
     assert "<title>The program today | Partner Loyalty back office</title>" in response.text
     assert "Partner Loyalty — back office" in response.text
+
+
+def counts(rows) -> list[tuple[str, int]]:
+    return [(row.value, row.count) for row in rows]
 
 
 def test_index_shows_what_the_program_looks_like_today(pm_client):
@@ -139,20 +127,10 @@ def test_index_shows_what_the_program_looks_like_today(pm_client):
     response = pm_client.get("/admin/")
 
     overview = response.context["overview"]
-    assert [(row.value, row.count) for row in overview.partners_by_status] == [
-        ("prospect", 1),
-        ("active", 1),
-        ("suspended", 1),
-        ("closed", 1),
-    ]
+    assert counts(overview.partners_by_status) == [("prospect", 1), ("active", 1), ("suspended", 1), ("closed", 1)]
     assert overview.partners_total == 4
     assert overview.partners_without_account_manager == 1
-    assert [(row.value, row.count) for row in overview.members_by_status] == [
-        ("invited", 3),
-        ("pending_approval", 1),
-        ("active", 3),
-        ("left", 1),
-    ]
+    assert counts(overview.members_by_status) == [("invited", 3), ("pending_approval", 1), ("active", 3), ("left", 1)]
     assert overview.members_total == 8
     assert [(row.name, row.count) for row in overview.active_members_by_role] == [
         ("Owner / manager", 1),
@@ -543,6 +521,14 @@ def test_invite_with_a_bad_email_is_refused_by_the_form(pm_client):
 # Partner form ---------------------------------------------------------------------------------------
 
 
+PARTNER_INLINES = {
+    "members-TOTAL_FORMS": "0",
+    "members-INITIAL_FORMS": "0",
+    "status_changes-TOTAL_FORMS": "0",
+    "status_changes-INITIAL_FORMS": "0",
+}
+
+
 def partner_form_data(**overrides) -> dict:
     data = {
         "name": "Clear Springs Ltd",
@@ -556,6 +542,12 @@ def partner_form_data(**overrides) -> dict:
         "joined_on": "",
     }
     return {**data, **overrides}
+
+
+def post_partner_change(client, partner, **overrides):
+    """Send the partner's change page: partner_form_data with `overrides`, the inline forms empty."""
+    url = reverse("admin:partners_partner_change", args=[partner.pk])
+    return client.post(url, partner_form_data(**overrides, **PARTNER_INLINES))
 
 
 def test_adding_a_partner_normalises_the_legal_id(pm_client):
@@ -585,19 +577,8 @@ def test_a_new_partner_cannot_start_closed(pm_client):
 
 def test_editing_a_partner_keeps_its_status_for_the_actions(pm_client):
     partner = PartnerFactory(name="Old Name", legal_id="DE1", status=PartnerStatus.ACTIVE)
-    data = partner_form_data(
-        name="New Name",
-        legal_id="de1",
-        region=partner.region_id,
-        status=PartnerStatus.CLOSED,
-        **{
-            "members-TOTAL_FORMS": "0",
-            "members-INITIAL_FORMS": "0",
-            "status_changes-TOTAL_FORMS": "0",
-            "status_changes-INITIAL_FORMS": "0",
-        },
-    )
-    response = pm_client.post(reverse("admin:partners_partner_change", args=[partner.pk]), data)
+    fields = {"name": "New Name", "legal_id": "de1", "region": partner.region_id, "status": PartnerStatus.CLOSED}
+    response = post_partner_change(pm_client, partner, **fields)
     assert response.status_code == 302
     partner.refresh_from_db()
     assert (partner.name, partner.legal_id, partner.status) == ("New Name", "DE1", PartnerStatus.ACTIVE)
@@ -605,19 +586,8 @@ def test_editing_a_partner_keeps_its_status_for_the_actions(pm_client):
 
 def test_a_partner_cannot_be_its_own_parent(pm_client):
     distributor = PartnerFactory(name="Big Distribution", legal_id="D1", kind=PartnerKind.DISTRIBUTOR)
-    data = partner_form_data(
-        name="Big Distribution",
-        legal_id="D1",
-        kind=PartnerKind.DISTRIBUTOR,
-        parent=distributor.pk,
-        **{
-            "members-TOTAL_FORMS": "0",
-            "members-INITIAL_FORMS": "0",
-            "status_changes-TOTAL_FORMS": "0",
-            "status_changes-INITIAL_FORMS": "0",
-        },
-    )
-    response = pm_client.post(reverse("admin:partners_partner_change", args=[distributor.pk]), data)
+    fields = {"name": "Big Distribution", "legal_id": "D1", "kind": PartnerKind.DISTRIBUTOR, "parent": distributor.pk}
+    response = post_partner_change(pm_client, distributor, **fields)
     assert response.context["adminform"].form.errors == {"parent": ["A partner cannot be its own parent distributor."]}
     distributor.refresh_from_db()
     assert distributor.parent is None
@@ -707,12 +677,6 @@ MEMBER_INLINES = {
     "status_changes-INITIAL_FORMS": "0",
     "invitations-TOTAL_FORMS": "0",
     "invitations-INITIAL_FORMS": "0",
-}
-PARTNER_INLINES = {
-    "members-TOTAL_FORMS": "0",
-    "members-INITIAL_FORMS": "0",
-    "status_changes-TOTAL_FORMS": "0",
-    "status_changes-INITIAL_FORMS": "0",
 }
 
 

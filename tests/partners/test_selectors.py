@@ -8,7 +8,6 @@ from tests.partners.factories import (
     MemberFactory,
     OwnerFactory,
     PartnerFactory,
-    ProgramManagerFactory,
     RegionFactory,
     UserFactory,
     role,
@@ -49,11 +48,11 @@ def test_team_list_for_an_account_manager_holds_their_portfolio_only():
     assert _emails(selectors.team_list(viewer=manager)) == ["mine@a.example"]
 
 
-def test_team_list_for_a_program_manager_can_be_limited_to_one_partner():
+def test_team_list_for_a_program_manager_can_be_limited_to_one_partner(program_manager):
     first = MemberFactory(user__email="a@a.example")
     MemberFactory(user__email="b@b.example")
 
-    members = selectors.team_list(viewer=ProgramManagerFactory(), partner=first.partner)
+    members = selectors.team_list(viewer=program_manager, partner=first.partner)
 
     assert _emails(members) == ["a@a.example"]
 
@@ -126,11 +125,11 @@ def test_partner_list_for_an_account_manager_is_their_portfolio():
     assert selectors.partner_count(viewer=manager) == 1
 
 
-def test_partner_list_for_a_program_manager_is_every_partner():
+def test_partner_list_for_a_program_manager_is_every_partner(program_manager):
     PartnerFactory(name="B Ltd", account_manager=AccountManagerFactory())
     PartnerFactory(name="A Ltd")
 
-    assert [p.name for p in selectors.partner_list(viewer=ProgramManagerFactory())] == ["A Ltd", "B Ltd"]
+    assert [p.name for p in selectors.partner_list(viewer=program_manager)] == ["A Ltd", "B Ltd"]
 
 
 def test_partner_list_for_an_owner_is_their_partner_and_for_a_stranger_nothing():
@@ -141,24 +140,24 @@ def test_partner_list_for_an_owner_is_their_partner_and_for_a_stranger_nothing()
     assert list(selectors.partner_list(viewer=UserFactory())) == []
 
 
-def test_partner_list_counts_current_people_and_those_waiting():
+def test_partner_list_counts_current_people_and_those_waiting(program_manager):
     partner = PartnerFactory()
     MemberFactory(partner=partner)
     MemberFactory(partner=partner, status=MemberStatus.PENDING_APPROVAL)
     MemberFactory(partner=partner, status=MemberStatus.INVITED, joined_at=None)
     MemberFactory(partner=partner, status=MemberStatus.LEFT)
 
-    (row,) = selectors.partner_list(viewer=ProgramManagerFactory())
+    (row,) = selectors.partner_list(viewer=program_manager)
 
     assert (row.members_count, row.pending_count) == (2, 1)
 
 
-def test_partner_list_searches_name_and_legal_id_and_filters():
+def test_partner_list_searches_name_and_legal_id_and_filters(program_manager):
     north = RegionFactory(code="north", name="North")
     PartnerFactory(name="Aqua Dealer", legal_id="DE111", region=north)
     PartnerFactory(name="Pure Installer", legal_id="DE222", kind=PartnerKind.INSTALLER)
     PartnerFactory(name="Clear Water", legal_id="FR333", status=PartnerStatus.SUSPENDED)
-    viewer = ProgramManagerFactory()
+    viewer = program_manager
 
     def names(**filters):
         return [p.name for p in selectors.partner_list(viewer=viewer, **filters)]

@@ -1,22 +1,23 @@
-import threading
 from datetime import timedelta
 
 import pytest
 from allauth.account.models import EmailAddress
-from django.db import connection
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 from partners import services
 from partners.constants import MemberStatus
 from partners.models import Invitation, Member, User
+from tests.loyalty.test_ledger_concurrency import run_together
 from tests.partners.factories import (
+    NEW_PASSWORD,
     PASSWORD,
     InvitationFactory,
     MemberFactory,
     OwnerFactory,
     PartnerFactory,
     ProgramManagerFactory,
+    invitation_for_a_new_person,
     role,
 )
 
@@ -125,20 +126,6 @@ def test_person_active_elsewhere_cannot_accept_until_they_leave():
 
 # Sign-up through an invitation (invitation_register) ---------------------------------------------------
 
-NEW_PASSWORD = "blue-kettle-Orchard-42"
-
-
-def _new_person_invitation(*, invited_by=None) -> Invitation:
-    """An invitation to someone without an account yet, as invitation_send makes it."""
-    if invited_by is None:
-        invited_by = OwnerFactory(partner__name="Aqua Dealer Ltd").user
-        partner = invited_by.memberships.get().partner
-    else:
-        partner = PartnerFactory(name="Aqua Dealer Ltd")
-    return services.invitation_send(
-        partner=partner, email="newbie@aqua.example", role=role("engineer"), invited_by=invited_by
-    )
-
 
 def _sign_up_state(invitation: Invitation) -> tuple:
     user = User.objects.get(pk=invitation.member.user_id)
@@ -153,7 +140,7 @@ def _sign_up_state(invitation: Invitation) -> tuple:
 
 
 def test_register_sets_name_and_password_verifies_the_address_and_accepts():
-    invitation = _new_person_invitation()
+    invitation = invitation_for_a_new_person()
 
     member = services.invitation_register(token=invitation.token, full_name="  Nina New ", password=NEW_PASSWORD)
 
@@ -171,7 +158,7 @@ def test_register_sets_name_and_password_verifies_the_address_and_accepts():
 
 
 def test_register_through_a_program_managers_invitation_activates_at_once():
-    invitation = _new_person_invitation(invited_by=ProgramManagerFactory())
+    invitation = invitation_for_a_new_person(invited_by=ProgramManagerFactory())
 
     member = services.invitation_register(token=invitation.token, full_name="Bo Boss", password=NEW_PASSWORD)
 
@@ -179,7 +166,7 @@ def test_register_through_a_program_managers_invitation_activates_at_once():
 
 
 def test_register_makes_an_existing_unverified_address_verified_and_primary():
-    invitation = _new_person_invitation()
+    invitation = invitation_for_a_new_person()
     user = invitation.member.user
     EmailAddress.objects.create(user=user, email="old@aqua.example", verified=True, primary=True)
     EmailAddress.objects.create(user=user, email="NEWBIE@aqua.example", verified=False, primary=False)
@@ -202,7 +189,7 @@ def test_register_makes_an_existing_unverified_address_verified_and_primary():
     ids=["common-numeric", "short", "like-the-email"],
 )
 def test_register_refuses_a_weak_password_with_the_validators_messages_and_keeps_nothing(password, expected):
-    invitation = _new_person_invitation()
+    invitation = invitation_for_a_new_person()
     before = _sign_up_state(invitation)
 
     with pytest.raises(ApplicationError) as caught:
@@ -216,7 +203,7 @@ def test_register_refuses_a_weak_password_with_the_validators_messages_and_keeps
 
 @pytest.mark.parametrize("full_name", ["", "   ", "x" * 151], ids=["empty", "blank", "too-long"])
 def test_register_refuses_a_missing_or_too_long_name(full_name):
-    invitation = _new_person_invitation()
+    invitation = invitation_for_a_new_person()
     before = _sign_up_state(invitation)
 
     with pytest.raises(ApplicationError) as caught:
@@ -280,7 +267,7 @@ def test_register_is_undone_when_the_acceptance_is_refused():
 
 
 def test_register_works_once():
-    invitation = _new_person_invitation()
+    invitation = invitation_for_a_new_person()
     services.invitation_register(token=invitation.token, full_name="Nina New", password=NEW_PASSWORD)
 
     with pytest.raises(ApplicationError) as caught:
@@ -293,27 +280,19 @@ def test_register_works_once():
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_sign_ups_through_one_link_register_once():
-    invitation = _new_person_invitation()
-    barrier = threading.Barrier(6)
+    invitation = invitation_for_a_new_person()
     outcomes = []
 
     def register(n):
         try:
-            barrier.wait()
             services.invitation_register(
                 token=invitation.token, full_name=f"Person {n}", password=f"{NEW_PASSWORD}-{n}"
             )
             outcomes.append(("joined", n))
         except ApplicationError as exc:
             outcomes.append((exc.code, n))
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=register, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(6, register)
 
     joined = [n for outcome, n in outcomes if outcome == "joined"]
     assert len(joined) == 1

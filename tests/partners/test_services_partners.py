@@ -1,12 +1,10 @@
-import threading
-
 import pytest
-from django.db import connection
 
 from loyalty.common.errors import ApplicationError
 from partners import services
 from partners.constants import MemberStatus, PartnerKind, PartnerStatus, PayoutPolicy
 from partners.models import Member, Partner
+from tests.loyalty.test_ledger_concurrency import run_together
 from tests.partners.factories import (
     AccountManagerFactory,
     MemberFactory,
@@ -134,24 +132,16 @@ def test_concurrent_accepts_of_one_invitation_join_once():
         partner=owner.partner, email="race@example.com", role=role("sales"), invited_by=owner.user
     )
     user = invitation.member.user
-    barrier = threading.Barrier(8)
     outcomes = []
 
-    def accept():
+    def accept(_):
         try:
-            barrier.wait()
             services.invitation_accept(token=invitation.token, user=user)
             outcomes.append("joined")
         except ApplicationError as exc:
             outcomes.append(exc.code)
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=accept) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(8, accept)
 
     assert sorted(outcomes) == ["joined"] + ["used"] * 7
     member = Member.objects.get(pk=invitation.member_id)

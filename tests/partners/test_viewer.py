@@ -16,14 +16,7 @@ from partners.visibility import (
     partners_for,
     viewer_for,
 )
-from tests.partners.factories import (
-    AccountManagerFactory,
-    MemberFactory,
-    OwnerFactory,
-    PartnerFactory,
-    ProgramManagerFactory,
-    UserFactory,
-)
+from tests.partners.factories import AccountManagerFactory, MemberFactory, OwnerFactory, PartnerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -121,9 +114,9 @@ def test_an_account_manager_sees_their_portfolio_and_its_people():
     assert not can_manage_team(viewer, mine)
 
 
-def test_a_program_manager_sees_everything_and_manages_every_team():
+def test_a_program_manager_sees_everything_and_manages_every_team(program_manager):
     members = MemberFactory.create_batch(2)
-    viewer = viewer_for(ProgramManagerFactory())
+    viewer = viewer_for(program_manager)
     assert flags(viewer) == {
         "is_authenticated",
         "is_program_manager",

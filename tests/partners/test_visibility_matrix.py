@@ -17,7 +17,6 @@ from tests.partners.factories import (
     MemberFactory,
     OwnerFactory,
     PartnerFactory,
-    ProgramManagerFactory,
     UserFactory,
     role,
 )
@@ -28,7 +27,7 @@ LOGIN = "redirect to sign-in"
 
 
 @pytest.fixture
-def world():
+def world(program_manager):
     am_a, am_b = AccountManagerFactory(), AccountManagerFactory()
     a = PartnerFactory(name="A Ltd", account_manager=am_a)
     b = PartnerFactory(name="B Ltd", account_manager=am_b)
@@ -54,7 +53,7 @@ def world():
             "owner": owner.user,
             "account_manager": am_a,
             "account_manager_elsewhere": am_b,
-            "program_manager": ProgramManagerFactory(),
+            "program_manager": program_manager,
             "no_membership": UserFactory(),
         },
         own_active=MemberFactory(partner=a),

@@ -4,15 +4,9 @@ from factory.django import DjangoModelFactory
 from rewards.constants import RewardKind
 from rewards.models import Reward, RewardCategory, VoucherCode
 from tests.loyalty.factories import ProgramFactory
+from tests.partners.factories import lookup_factory
 
-
-class RewardCategoryFactory(DjangoModelFactory):
-    class Meta:
-        model = RewardCategory
-        django_get_or_create = ("slug",)
-
-    name = factory.Sequence(lambda n: f"Category {n}")
-    slug = factory.Sequence(lambda n: f"category-{n}")
+RewardCategoryFactory = lookup_factory(RewardCategory, "slug", name="Category {}", slug="category-{}")
 
 
 class RewardFactory(DjangoModelFactory):

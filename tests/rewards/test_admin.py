@@ -4,7 +4,6 @@ import itertools
 import zipfile
 
 import pytest
-from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -14,15 +13,9 @@ from partners.constants import PartnerKind
 from rewards import admin_forms, services
 from rewards.constants import OrderStatus, PaidBy, RewardKind
 from rewards.models import OrderEvent, RedemptionOrder, Reward, VoucherCode
+from tests.helpers import messages_of
 from tests.loyalty.factories import ProgramFactory
-from tests.partners.factories import (
-    AccountManagerFactory,
-    MemberFactory,
-    OwnerFactory,
-    ProgramManagerFactory,
-    RegionFactory,
-    role,
-)
+from tests.partners.factories import MemberFactory, ProgramManagerFactory, RegionFactory, role
 from tests.rewards.factories import ADDRESS, CodeRewardFactory, MerchandiseFactory, RewardCategoryFactory, RewardFactory
 
 pytestmark = pytest.mark.django_db
@@ -45,17 +38,6 @@ PAGE_QUERIES = {
 
 
 @pytest.fixture
-def program_manager():
-    return ProgramManagerFactory(email="pm@maker.example")
-
-
-@pytest.fixture
-def pm_client(client, program_manager):
-    client.force_login(program_manager)
-    return client
-
-
-@pytest.fixture
 def program():
     return ProgramFactory(name="Aqua Rewards", order_approval_threshold=1000)
 
@@ -70,10 +52,6 @@ def change(obj) -> str:
 
 def upload_url(reward) -> str:
     return reverse("admin:rewards_reward_upload_codes", args=[reward.pk])
-
-
-def messages_of(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def run_action(client, action: str, orders, follow=True, **extra):
@@ -134,23 +112,20 @@ def pages(objects) -> list[str]:
     ]
 
 
-def test_partner_staff_are_sent_to_the_admin_login(client, some_of_everything):
-    client.force_login(OwnerFactory().user)
+def test_partner_staff_are_sent_to_the_admin_login(partner_staff_client, some_of_everything):
     for url in pages(some_of_everything):
-        response = client.get(url)
+        response = partner_staff_client.get(url)
         assert (response.status_code, response["Location"].startswith("/admin/login/")) == (302, True), url
 
 
-def test_account_manager_marked_as_staff_by_mistake_is_refused_everywhere(client, some_of_everything):
-    client.force_login(AccountManagerFactory(is_staff=True))
-    assert [client.get(url).status_code for url in pages(some_of_everything)] == [403] * 9
+def test_account_manager_marked_as_staff_by_mistake_is_refused_everywhere(am_staff_client, some_of_everything):
+    assert [am_staff_client.get(url).status_code for url in pages(some_of_everything)] == [403] * 9
 
 
-def test_account_manager_can_neither_upload_codes_nor_move_orders(client, some_of_everything):
-    client.force_login(AccountManagerFactory(is_staff=True))
+def test_account_manager_can_neither_upload_codes_nor_move_orders(am_staff_client, some_of_everything):
     card, order = some_of_everything["card"], some_of_everything["order"]
-    upload = client.post(upload_url(card), {"file": SimpleUploadedFile("codes.csv", b"NEW-1\n")})
-    action = run_action(client, "cancel", [order], follow=False, apply="Cancel", reason="x")
+    upload = am_staff_client.post(upload_url(card), {"file": SimpleUploadedFile("codes.csv", b"NEW-1\n")})
+    action = run_action(am_staff_client, "cancel", [order], follow=False, apply="Cancel", reason="x")
     assert (upload.status_code, action.status_code) == (403, 403)
     assert card.codes.count() == 2
     assert status_of(order) == OrderStatus.APPROVED

@@ -25,6 +25,15 @@ def checkout(member, program, reward, key):
     return "ordered" if order else "none"
 
 
+def members_racing_for(reward, count: int) -> Counter:
+    """`count` members of as many partners, each with 100 points, check out `reward` at the same instant."""
+    program = reward.program
+    members = [MemberFactory() for _ in range(count)]
+    for member in members:
+        ledger.earn(account=ledger.member_account(program=program, member=member), points=100, key=f"s{member.pk}")
+    return run_in_parallel(count, lambda i: checkout(members[i], program, reward, f"c{i}"))
+
+
 def test_50_simultaneous_checkouts_on_an_account_that_affords_10_make_exactly_10_orders():
     program = ProgramFactory(order_approval_threshold=10_000)
     member = MemberFactory()
@@ -41,13 +50,9 @@ def test_50_simultaneous_checkouts_on_an_account_that_affords_10_make_exactly_10
 
 
 def test_the_last_unit_of_stock_is_sold_once():
-    program = ProgramFactory()
-    reward = MerchandiseFactory(program=program, stock=1, points_price=10)
-    members = [MemberFactory() for _ in range(12)]
-    for member in members:
-        ledger.earn(account=ledger.member_account(program=program, member=member), points=100, key=f"s{member.pk}")
+    reward = MerchandiseFactory(stock=1, points_price=10)
 
-    outcomes = run_in_parallel(12, lambda i: checkout(members[i], program, reward, f"c{i}"))
+    outcomes = members_racing_for(reward, 12)
 
     assert outcomes == Counter({"ordered": 1, "out_of_stock": 11})
     reward.refresh_from_db()
@@ -56,13 +61,9 @@ def test_the_last_unit_of_stock_is_sold_once():
 
 
 def test_every_voucher_code_goes_to_exactly_one_order():
-    program = ProgramFactory()
-    card = CodeRewardFactory(program=program, codes=15, points_price=10)
-    members = [MemberFactory() for _ in range(20)]
-    for member in members:
-        ledger.earn(account=ledger.member_account(program=program, member=member), points=100, key=f"s{member.pk}")
+    card = CodeRewardFactory(codes=15, points_price=10)
 
-    outcomes = run_in_parallel(20, lambda i: checkout(members[i], program, card, f"c{i}"))
+    outcomes = members_racing_for(card, 20)
 
     assert outcomes == Counter({"ordered": 15, "codes_exhausted": 5})
     assigned = VoucherCode.objects.filter(order_line__isnull=False)

@@ -1,19 +1,13 @@
 import pytest
-from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from loyalty.models import PointsEntry
 from loyalty.services import ledger
 from rewards.constants import OrderStatus, PaidBy
 from rewards.models import CartItem, RedemptionOrder
+from tests.helpers import messages_of
 from tests.loyalty.factories import ProgramFactory
-from tests.partners.factories import (
-    AccountManagerFactory,
-    MemberFactory,
-    OwnerFactory,
-    ProgramManagerFactory,
-    role,
-)
+from tests.partners.factories import AccountManagerFactory, MemberFactory, OwnerFactory, ProgramManagerFactory, role
 from tests.rewards.factories import ADDRESS, CodeRewardFactory, MerchandiseFactory, RewardCategoryFactory, RewardFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,10 +23,6 @@ def member(program):
     member = MemberFactory()
     ledger.earn(account=ledger.member_account(program=program, member=member), points=1000, key=f"seed{member.pk}")
     return member
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def test_catalogue_lists_rewards_with_balance_and_filters(client, program, member):
