@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 from loyalty.selectors.catalog import product_lookup
-from loyalty.services.claims import INVOICE_NUMBER_MAX, MAX_LINES, check_document
+from loyalty.services.claim_checks import INVOICE_NUMBER_MAX, MAX_LINES, check_document
 
 ACCEPTED_DOCUMENTS = "image/*,application/pdf"
 

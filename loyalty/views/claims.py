@@ -25,6 +25,7 @@ from loyalty.models import SalesClaim
 from loyalty.selectors import catalog as catalog_selectors
 from loyalty.selectors import claims as selectors
 from loyalty.selectors.programs import current_program
+from loyalty.services import claim_checks as checks
 from loyalty.services import claims as services
 from loyalty.views.decorators import member_in_program_required
 from loyalty.views.shortcuts import get_or_404
@@ -172,7 +173,7 @@ def claim_new(request):
 def claim_resubmit(request, claim_id: int):
     claim = _get_claim(request, claim_id)
     member = request.member
-    if not services.can_resubmit(claim=claim, member=member):
+    if not checks.can_resubmit(claim=claim, member=member):
         if claim.member_id != member.pk:
             raise Http404("Only the member who made the claim can correct it.")
         messages.error(request, _why_not_resubmit(claim))
@@ -206,7 +207,7 @@ def claim_resubmit(request, claim_id: int):
 
 
 def _deadline(claim: SalesClaim):
-    return services.claim_deadline(program=claim.program, invoice_date=claim.invoice_date)
+    return checks.claim_deadline(program=claim.program, invoice_date=claim.invoice_date)
 
 
 def _why_not_resubmit(claim: SalesClaim) -> str:
@@ -240,8 +241,8 @@ def claim_detail(request, claim_id: int):
         "show_flags": viewer.is_program_manager,
         "flags": [ClaimFlag(flag).label for flag in claim.flags],
         "history": selectors.claim_history(viewer=viewer, claim=claim),
-        "can_resubmit": services.can_resubmit(claim=claim, member=member),
-        "can_withdraw": services.can_withdraw(claim=claim, member=member),
+        "can_resubmit": checks.can_resubmit(claim=claim, member=member),
+        "can_withdraw": checks.can_withdraw(claim=claim, member=member),
         "deadline": _deadline(claim),
         "today": timezone.localdate(),
     }
@@ -267,7 +268,7 @@ def claim_withdraw(request, claim_id: int):
     return render(
         request,
         "loyalty/claims/claim_withdraw.html",
-        {"claim": claim, "can_withdraw": services.can_withdraw(claim=claim, member=member)},
+        {"claim": claim, "can_withdraw": checks.can_withdraw(claim=claim, member=member)},
     )
 
 

@@ -26,6 +26,7 @@ from loyalty.models import (
     SalesSource,
 )
 from loyalty.selectors.ledger import ledger_problems
+from loyalty.services import claim_checks as checks
 from loyalty.services import claims as services
 from loyalty.services.ledger_bulk import ImportLedger
 from partners.constants import MemberStatus, PartnerStatus
@@ -265,7 +266,7 @@ def test_resubmitting_after_the_window_closed_is_refused_and_changes_nothing(pro
     claim.refresh_from_db()
     assert (claim.status, claim.submissions, claim.rejection_reason) == ("rejected", 1, "too_late")
     assert [(line.quantity, line.amount) for line in claim.lines.all()] == [(Decimal("1.000"), Decimal("10.00"))]
-    assert not services.can_resubmit(claim=claim, member=member)
+    assert not checks.can_resubmit(claim=claim, member=member)
 
 
 @pytest.mark.django_db
@@ -278,7 +279,7 @@ def test_only_the_claimant_resubmits_and_only_a_rejected_claim(program, manager)
     refused("bad_transition", lambda: services.claim_resubmit(claim=claim, member=member, **again))
     services.claim_reject(claim=claim, actor=manager, reason=RejectionReason.UNREADABLE)
     refused("forbidden", lambda: services.claim_resubmit(claim=claim, member=owner, **again))
-    assert services.can_resubmit(claim=claim, member=member) and not services.can_resubmit(claim=claim, member=owner)
+    assert checks.can_resubmit(claim=claim, member=member) and not checks.can_resubmit(claim=claim, member=owner)
 
 
 @pytest.mark.django_db
@@ -532,7 +533,7 @@ def test_bad_uploads_are_refused_and_nothing_is_saved(program, private_media, do
 @pytest.mark.django_db
 def test_an_empty_file_is_refused():
     with pytest.raises(ApplicationError) as info:
-        services.check_document(upload("x.jpg", b""))
+        checks.check_document(upload("x.jpg", b""))
     assert info.value.code in ("document_empty", "document_missing")
 
 

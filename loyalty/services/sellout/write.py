@@ -15,6 +15,7 @@ from loyalty.constants import ClaimStatus
 from loyalty.engine.bulk import json_text
 from loyalty.models import ClaimLine, Program, SaleLine, SalesClaim, SalesSource
 from loyalty.services import claims
+from loyalty.services.claim_checks import normalise_invoice_number
 from loyalty.services.ledger_bulk import ImportLedger, copy_in, copy_text
 from loyalty.services.sellout.parse import Line
 
@@ -132,7 +133,7 @@ class LineWriter:
     def _covered_by_claims(self, lines: list[Line]) -> set[str]:
         """External ids of new lines that a submitted or approved claim of this program already reports (same
         partner, invoice number, product and quantity; each claim line covers one sale line)."""
-        normalise = claims.normalise_invoice_number
+        normalise = normalise_invoice_number
         partners = {line.partner_facts.id for line in lines if line.invoice_number}
         claimed = Counter(
             ClaimLine.objects.filter(
@@ -170,7 +171,7 @@ class LineWriter:
             line
             for line in lines
             if line.partner_facts.id in waiting_partners
-            and (line.partner_facts.id, claims.normalise_invoice_number(line.invoice_number)) in waiting
+            and (line.partner_facts.id, normalise_invoice_number(line.invoice_number)) in waiting
         ]
         if lines:
             claims.claims_confirm_by_sale_lines(
