@@ -10,6 +10,7 @@ from http.cookies import SimpleCookie
 import pytest
 from django.db import connection
 from django.test import Client
+from psycopg.conninfo import make_conninfo
 
 from bench import checkout, harness, ledger, statement
 from loyalty.models import PointsAccount, PointsAllocation, PointsEntry, PointsLot
@@ -162,7 +163,11 @@ def test_pgbench_script_spends_one_point_and_keeps_the_books_balanced(tmp_path):
     script = tmp_path / "spend.sql"
     script.write_text(ledger.pgbench_script())
     db = connection.settings_dict
-    url = f"postgresql://{db['USER']}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+    # A libpq connection string, not a URL: HOST may be the embedded server's socket directory (a path).
+    url = make_conninfo(
+        host=db["HOST"] or "localhost", port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+    )  # fmt: skip
     command = ["pgbench", "--no-vacuum", "-c", "2", "-t", "6", "-f", str(script), "-D", f"lo={first}"]
     command += ["-D", f"hi={last}", "-D", "tag=42", url]
 

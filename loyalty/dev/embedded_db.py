@@ -16,7 +16,8 @@ import warnings
 from pathlib import Path
 from urllib.parse import quote
 
-DATA_ROOT = Path(__file__).resolve().parent.parent / ".pgdata"
+# The project root's .pgdata (git-ignored); `make clean-db` removes it.
+DATA_ROOT = Path(__file__).resolve().parents[2] / ".pgdata"
 
 
 def start_server(name: str):

@@ -66,3 +66,8 @@ def test_the_command_exit_code_is_passed_on(tmp_path):
     )
     assert result.returncode == 3
     assert not (DATA_ROOT / "unused").exists(), "an external DATABASE_URL must not start the embedded server"
+
+
+def test_the_data_lives_in_the_project_roots_pgdata_folder_that_make_clean_db_removes():
+    assert DATA_ROOT == ROOT / ".pgdata"
+    assert "rm -rf .pgdata" in (ROOT / "Makefile").read_text()
