@@ -19,16 +19,21 @@ def free_codes_assign(*, reward_id: int, line_id: int, quantity: int) -> int:
     The free codes are locked with SKIP LOCKED: codes another checkout is taking at the same moment are passed
     over instead of waited for, so concurrent checkouts never hand one code to two orders nor queue up behind
     each other. Fewer than `quantity` means the pool ran dry; the caller refuses the order (and rolls back).
+
+    The codes are chosen in a MATERIALIZED CTE, evaluated exactly once: as `WHERE id IN (SELECT … LIMIT n FOR
+    UPDATE SKIP LOCKED)` the planner may re-run the subquery for each row it updates (seen on PostgreSQL 18 once
+    the table had statistics), and each run picks the next free code, so one line got more codes than it asked for.
     """
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            UPDATE rewards_vouchercode SET order_line_id = %s, assigned_at = now()
-            WHERE id IN (
+            WITH free AS MATERIALIZED (
                 SELECT id FROM rewards_vouchercode WHERE reward_id = %s AND order_line_id IS NULL
                 ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
             )
+            UPDATE rewards_vouchercode code SET order_line_id = %s, assigned_at = now()
+            FROM free WHERE code.id = free.id
             """,
-            [line_id, reward_id, quantity],
+            [reward_id, quantity, line_id],
         )
         return cursor.rowcount
