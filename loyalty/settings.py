@@ -84,6 +84,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "partners.context_processors.viewer",
                 "loyalty.views.context_processors.points",
+                "rewards.context_processors.constants",
             ],
         },
     },

@@ -31,27 +31,6 @@ ORDER_PAGE_SIZE = 25
 member_required = member_in_program_required("The rewards catalogue is for partner members.")
 
 
-# The colour of each order status's badge (templates/includes/order_status_badge.html). Every status has one.
-ORDER_STATUS_BADGES = {
-    OrderStatus.PLACED: "text-bg-warning",
-    OrderStatus.APPROVED: "text-bg-info",
-    OrderStatus.FULFILLED: "text-bg-success",
-    OrderStatus.DELIVERED: "text-bg-success",
-    OrderStatus.REJECTED: "text-bg-secondary",
-    OrderStatus.CANCELLED: "text-bg-secondary",
-}
-# What the rewards templates compare with and look up, next to what the context processors give every page:
-# statuses are compared with these constants (`order.paid_by == PaidBy.COMPANY`), never with strings.
-TEMPLATE_CONSTANTS = {"OrderStatus": OrderStatus, "PaidBy": PaidBy, "ORDER_STATUS_BADGES": ORDER_STATUS_BADGES}
-
-
-def _render(request, template: str, context: dict, *, partial: str = ""):
-    context = {**TEMPLATE_CONSTANTS, **context}
-    if partial:
-        return render_page_or_partial(request, template, partial, context)
-    return render(request, template, context)
-
-
 def _get_reward(request, reward_id: int, **options) -> Reward:
     """A reward of the member's catalogue; `options` go to the selector."""
     message = "This reward is not in your catalogue."
@@ -80,7 +59,7 @@ def catalogue(request):
         "is_filtered": any(filters.values()),
         "cart_count": selectors.cart_count(member=request.member),
     }
-    return _render(request, "rewards/catalogue.html", context, partial="reward-grid")
+    return render_page_or_partial(request, "rewards/catalogue.html", "reward-grid", context)
 
 
 @member_required
@@ -99,7 +78,7 @@ def reward_detail(request, reward_id: int):
         "can_redeem_now": selectors.can_redeem_now(reward=reward, balances=balances, limit_left=limit_left),
         "checkout_key": uuid.uuid4().hex,
     }
-    return _render(request, "rewards/reward_detail.html", context)
+    return render(request, "rewards/reward_detail.html", context)
 
 
 @member_required
@@ -158,7 +137,7 @@ def _placed_message(order: RedemptionOrder) -> str:
 @member_required
 def cart(request):
     balances = selectors.balances(viewer=viewer_for(request.user), program=request.program)
-    return _render(
+    return render(
         request, "rewards/cart.html", {"groups": selectors.cart_groups(member=request.member, balances=balances)}
     )
 
@@ -197,7 +176,7 @@ def checkout(request, paid_by: str):
             initial={"checkout_key": uuid.uuid4().hex, "name": user.full_name, "phone": request.member.phone},
             ships=group["ships"],
         )
-    return _render(request, "rewards/checkout.html", {"form": form, "group": group})
+    return render(request, "rewards/checkout.html", {"form": form, "group": group})
 
 
 @login_required
@@ -207,7 +186,7 @@ def order_list(request):
     orders = selectors.order_list(viewer=viewer_for(request.user), status=status)
     page = Paginator(orders, ORDER_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"page": page, "status": status, "filter_form": form}
-    return _render(request, "rewards/order_list.html", context, partial="order-table")
+    return render_page_or_partial(request, "rewards/order_list.html", "order-table", context)
 
 
 def _get_order(request, order_id: int) -> RedemptionOrder:
@@ -226,7 +205,7 @@ def order_detail(request, order_id: int):
         "show_codes": selectors.can_see_codes(viewer=viewer, order=order),
         "can_cancel": services.can_cancel(viewer=viewer, order=order),
     }
-    return _render(request, "rewards/order_detail.html", context)
+    return render(request, "rewards/order_detail.html", context)
 
 
 @login_required
@@ -249,4 +228,4 @@ def order_cancel(request, order_id: int):
         "form": form,
         "can_cancel": services.can_cancel(viewer=viewer_for(request.user), order=order),
     }
-    return _render(request, "rewards/order_cancel.html", context)
+    return render(request, "rewards/order_cancel.html", context)

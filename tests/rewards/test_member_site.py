@@ -17,8 +17,8 @@ from partners.constants import MemberStatus, PartnerStatus
 from partners.context_processors import MEMBER_STATUS_BADGES, PARTNER_STATUS_BADGES
 from rewards import services
 from rewards.constants import OrderStatus, PaidBy
+from rewards.context_processors import ORDER_STATUS_BADGES
 from rewards.models import RedemptionOrder
-from rewards.views import ORDER_STATUS_BADGES
 from tests.loyalty.factories import ProgramFactory
 from tests.partners.factories import (
     AccountManagerFactory,
