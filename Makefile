@@ -7,7 +7,7 @@ PORT ?= 8000
 # Runs a command against DATABASE_URL, or an embedded PostgreSQL (data in .pgdata/<name>) when unset.
 WITH_DB = $(BIN)/python -m loyalty.dev.embedded_db
 
-.PHONY: run test bench lint lock install install-dev clean-db
+.PHONY: run test bench lint lock install install-dev clean-db production-check
 
 $(BIN)/uv:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.12 is required (pyenv install 3.12, or your package manager)."; exit 1; }
@@ -25,8 +25,15 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(BIN)/uv
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# PORT reaches the settings too: e-mailed links (SITE_URL) point at the port served unless SITE_URL is set.
 run: install
-	@DEBUG=true $(WITH_DB) demo -- $(BIN)/python -m loyalty.dev.server --port $(PORT)
+	@DEBUG=true PORT=$(PORT) $(WITH_DB) demo -- $(BIN)/python -m loyalty.dev.server
+
+# Production, after migrate and collectstatic and before gunicorn starts (README, "Production"): Django's deploy
+# checks with warnings as failures, then what the web entry point would refuse to start with.
+production-check:
+	$(BIN)/python manage.py check --deploy --fail-level WARNING
+	$(BIN)/python -m loyalty.startup
 
 test: install-dev
 	$(BIN)/ruff check .

@@ -14,4 +14,4 @@ app.autodiscover_tasks()
 def _refuse_half_configured(**kwargs):
     from loyalty.startup import require_serving_configuration
 
-    require_serving_configuration()
+    require_serving_configuration(pages=False)  # a worker renders no page: it needs no static files

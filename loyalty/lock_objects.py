@@ -4,8 +4,9 @@ Rows are locked in primary-key order, evaluated at once. Advisory locks name wha
 transaction-scoped ones (`pg_advisory_xact_lock`) end with the transaction, the session one of an import run
 is released by `import_run_unlock`. The order a transaction takes them in:
 
-    import run (session) → sell-out source → claim invoice → tier evaluation of a program
-    → rules (publish, retire, budgets) → rule usage rows (caps) → claim / adjustment rows → points accounts
+    import run (session) → sell-out source → what a program's sales paid → claim invoice → what a partner's claims
+    paid → tier evaluation of a program → rules (publish, retire, budgets) → rule usage rows (caps)
+    → claim / adjustment rows → points accounts
 
 Bulk paths (a sell-out import's ledger) take the same locks with one SQL statement per kind of row, through the
 `*_sql` functions, on the cursor of the connection doing the writing.
@@ -31,9 +32,11 @@ from loyalty.models import (
 # pg_advisory_lock(namespace, id) key spaces.
 IMPORT_RUN_NAMESPACE = 0x5A1E  # one worker per import
 SOURCE_IMPORT_NAMESPACE = 0x5A1F  # one import of a source at a time
+SALES_PAID_NAMESPACE = 0x5A20  # one sale pays once: a program's imports and claim approvals
 
 
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout
+DEADLOCK_DETECTED = "40P01"  # ... and for the waiter the deadlock detector chose to give up
 
 
 class LockNotAvailable(Exception):
@@ -42,8 +45,9 @@ class LockNotAvailable(Exception):
 
 @contextmanager
 def lock_wait_at_most(milliseconds: int) -> Iterator[None]:
-    """A savepoint in which waiting longer than `milliseconds` for any lock raises LockNotAvailable; the
-    savepoint's rollback undoes whatever ran inside (and the shorter lock timeout with it)."""
+    """A savepoint in which waiting longer than `milliseconds` for any lock raises LockNotAvailable (so does being
+    the waiter PostgreSQL's deadlock detector gives up); the savepoint's rollback undoes whatever ran inside (and
+    the shorter lock timeout with it)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('lock_timeout')")
         previous = cursor.fetchone()[0]
@@ -55,7 +59,7 @@ def lock_wait_at_most(milliseconds: int) -> Iterator[None]:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
     except OperationalError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+        if getattr(exc.__cause__, "sqlstate", None) not in (LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED):
             raise
         raise LockNotAvailable from None
 
@@ -160,6 +164,24 @@ def claim_invoice_lock(program_id: int, number: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_advisory_key(f"claim-invoice:{program_id}:{number}")])
 
 
+def sales_paid_lock(program_id: int, *, exclusive: bool) -> None:
+    """One sale pays once: what a program's sales have paid (loyalty.selectors.one_sale) is read and added to by
+    one payer at a time, until the transaction ends. A sell-out import takes it exclusive for its whole run; claim
+    approvals take it shared (side by side, each partner's one at a time: claim_paid_lock), so an approval never
+    pays a sale that a running import is paying too. Claims take it before the claim invoice lock, with a bounded
+    wait (lock_wait_at_most)."""
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s, %s)", [SALES_PAID_NAMESPACE, program_id])
+
+
+def claim_paid_lock(program_id: int, partner_id: int) -> None:
+    """One claim approval of a partner at a time in a program, until the transaction ends: two approvals of
+    claims of the same sale each see what the other paid."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_advisory_key(f"claim-paid:{program_id}:{partner_id}")])
+
+
 def claim_lock(pk: int) -> SalesClaim:
     return (
         SalesClaim.objects.select_for_update(of=("self",))
@@ -175,13 +197,13 @@ def source_lock(pk: int) -> SalesSource:
     return SalesSource.objects.select_for_update().get(pk=pk)
 
 
-def aliases_lock(*, source: SalesSource, codes) -> dict[str, int]:
-    """A source's aliases with these codes, locked in primary-key order: {code: partner id}."""
+def aliases_lock(*, source: SalesSource, keys) -> dict[str, int]:
+    """A source's aliases with these codes' matching keys, locked in primary-key order: {key: partner id}."""
     return dict(
         PartnerAlias.objects.select_for_update()
-        .filter(source=source, code__in=list(codes))
+        .filter(source=source, code_key__in=list(keys))
         .order_by("pk")
-        .values_list("code", "partner_id")
+        .values_list("code_key", "partner_id")
     )
 
 

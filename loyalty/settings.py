@@ -1,13 +1,18 @@
 """Settings, all read from the environment through one `env` object (12-factor).
 
 Every variable is listed in .env.example. With DEBUG off (production) the web and worker entry points refuse
-to start without a real SECRET_KEY and DATABASE_URL; nothing falls back to a default there.
+to start without a real SECRET_KEY, DATABASE_URL, ALLOWED_HOSTS and SITE_URL (and the web entry points without
+collected static files: loyalty/startup.py); nothing falls back to a default there.
 """
 
+import os
+from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import unquote
 
 import environ
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -29,6 +34,8 @@ else:
         STARTUP_PROBLEMS.append("Set SECRET_KEY to a random string of at least 32 characters.")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG or TESTING else [])
+if not ALLOWED_HOSTS:
+    STARTUP_PROBLEMS.append("Set ALLOWED_HOSTS to the host names the site answers to (comma-separated).")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -42,6 +49,8 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
+    "axes",
     "rest_framework",
     "django_filters",
     "crispy_forms",
@@ -56,6 +65,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -66,7 +76,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "partners.security.RequireStaffTOTPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so that it turns a locked-out sign-in into the lockout page whatever the view answered.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "loyalty.urls"
@@ -80,6 +93,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "partners.context_processors.viewer",
@@ -128,6 +142,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "partners.User"
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a sign-in while its e-mail address and client address are locked out (django-axes).
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
@@ -154,6 +170,37 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Partner Loyalty] "
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
+# Failed passwords are counted by django-axes (below), per e-mail address and client address together, for the
+# member site and the back office alike (/admin/login/ sends people to allauth's sign-in). allauth's own login
+# limits count per e-mail alone (5 wrong tries locked a person out for everyone) or per address alone (other
+# people's correct passwords were refused), so they are off, and partners.adapters.AccountAdapter leaves
+# passwords to axes. "login_failed" now only counts wrong two-factor codes, per user (reachable only with the
+# right password). allauth's other limits (password-reset mails, e-mail management, ...) stay as they are.
+ACCOUNT_RATE_LIMITS = {"login": None, "login_failed": "5/300s/key"}
+# Behind a load balancer or reverse proxy, how many of them add to X-Forwarded-For: the client address that
+# sign-in lockouts and rate limits count is the one the outermost trusted proxy saw (0: REMOTE_ADDR).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+
+# django-axes: after LOGIN_FAILURE_LIMIT wrong passwords for one e-mail address from one client address, that
+# pair is locked for LOGIN_COOLOFF_MINUTES (each further try restarts the wait); the same person from elsewhere,
+# and everyone else from the same address, can still sign in.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "partners.security.login_email"
+AXES_CLIENT_IP_CALLABLE = "partners.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "partners.security.lockout_response"
+
+# Two-factor authentication (allauth.mfa): an authenticator app (TOTP) with recovery codes. Staff (program and
+# account managers, anyone with back-office access) must set one up before they reach anything else
+# (partners.security.RequireStaffTOTPMiddleware); partner members may turn it on from their profile.
+MFA_ADAPTER = "partners.adapters.MFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Partner Loyalty"
+# Accept the code of the 30-second step before and after the current one: phones' clocks drift.
+MFA_TOTP_TOLERANCE = 1
 
 LANGUAGE_CODE = env("LANGUAGE_CODE", default="en")
 LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("fr", "Français"), ("pl", "Polski")]
@@ -163,8 +210,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-# collectstatic target in production; development and tests serve straight from static/.
-STATIC_ROOT = None if DEBUG or TESTING else BASE_DIR / "staticfiles"
+# collectstatic's target in production (whitenoise serves it, with the manifest of hashed names every page needs);
+# development and tests serve straight from static/.
+STATIC_ROOT = None if DEBUG or TESTING else env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 # Files no URL serves (invoices of sales claims): only views that check who may see them read them.
@@ -192,6 +240,8 @@ if _email["EMAIL_BACKEND"].endswith("smtp.EmailBackend"):
         "use_ssl": _email.get("EMAIL_USE_SSL", False),
     }
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Partner Loyalty <loyalty@example.com>")
+# Who an e-mail for an unknown address (a password reset, say) tells people to ask, besides their company's owner.
+PROGRAM_CONTACT_EMAIL = env("PROGRAM_CONTACT_EMAIL", default=parseaddr(DEFAULT_FROM_EMAIL)[1])
 
 # Celery: inline (eager) when no broker is configured, so the demo needs no Redis.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
@@ -218,8 +268,35 @@ REST_FRAMEWORK = {
 
 # Invitations: how long a link stays valid.
 INVITATION_VALID_DAYS = env.int("INVITATION_VALID_DAYS", default=14)
-# The public address used in e-mailed links (invitations, password resets sent from tasks).
-SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+# The public address every link in a message starts with (loyalty/common/links.py, the only reader). In
+# development it follows the port `make run` serves on (PORT); production must say it.
+if DEBUG or TESTING:
+    SITE_URL = env("SITE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}")
+else:
+    SITE_URL = env("SITE_URL", default="")
+    if not SITE_URL.startswith(("https://", "http://")):
+        STARTUP_PROBLEMS.append("Set SITE_URL to the site's public address, e.g. https://loyalty.example.com.")
+
+# Content-Security-Policy, in development too so that a violation shows in the browser console before it ships:
+# everything from our own origin; no inline script or style unless it carries the request's nonce
+# ({% csp_nonce_attr %}); images may also be data: URIs (Bootstrap draws its icons with them); nobody frames us.
+CONTENT_SECURITY_POLICY = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+# CSP_REPORT_ONLY=true: browsers report violations in the console but still load everything (to try a change).
+if env.bool("CSP_REPORT_ONLY", default=False):
+    SECURE_CSP_REPORT_ONLY = CONTENT_SECURITY_POLICY
+else:
+    SECURE_CSP = CONTENT_SECURITY_POLICY
 
 if not DEBUG and not TESTING:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
@@ -227,7 +304,26 @@ if not DEBUG and not TESTING:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # HSTS: an hour by default, so that a mistake is undone within the hour; subdomains and the browsers' preload
+    # list are the operator's decision (.env.example), because a preloaded header cannot be taken back for months.
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    if SECURE_HSTS_PRELOAD and not (SECURE_HSTS_INCLUDE_SUBDOMAINS and SECURE_HSTS_SECONDS >= 31_536_000):
+        STARTUP_PROBLEMS.append(
+            "SECURE_HSTS_PRELOAD needs SECURE_HSTS_INCLUDE_SUBDOMAINS=true and SECURE_HSTS_SECONDS of at least "
+            "31536000 (one year): the browsers' preload list accepts nothing less."
+        )
+    # `check --deploy` warns while subdomains or preload are off. Once the environment says false, that is the
+    # operator's decision and no longer worth a warning; left unset, the warning reminds them to decide.
+    SILENCED_SYSTEM_CHECKS = [
+        check
+        for variable, check in [
+            ("SECURE_HSTS_INCLUDE_SUBDOMAINS", "security.W005"),
+            ("SECURE_HSTS_PRELOAD", "security.W021"),
+        ]
+        if variable in os.environ and not env.bool(variable)
+    ]
 
 LOGGING = {
     "version": 1,

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib.auth import forms as auth_forms
 from django.core.exceptions import ValidationError
 
+from loyalty.common.keys import matching_key
 from partners.constants import PartnerStatus, StaffRole
 from partners.models import Partner, Role, User
 
@@ -41,7 +42,9 @@ class PartnerAdminForm(forms.ModelForm):
 
     def clean_legal_id(self) -> str:
         legal_id = normalize_legal_id(self.cleaned_data["legal_id"])
-        clash = Partner.objects.filter(legal_id=legal_id).exclude(pk=self.instance.pk).only("name").first()
+        clash = (
+            Partner.objects.filter(legal_id_key=matching_key(legal_id)).exclude(pk=self.instance.pk).only("name").first()
+        )
         if clash is not None:
             raise ValidationError(
                 "Legal id %(legal_id)s already belongs to %(name)s.",

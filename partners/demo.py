@@ -29,17 +29,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.mfa.utils import encrypt
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import connection, transaction
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
+from loyalty.common.keys import matching_key
 from partners.constants import DEFAULT_ROLES, Channel, MemberStatus, PartnerKind, PartnerStatus, PayoutPolicy, StaffRole
 from partners.error_codes import ErrorCode
 from partners.models import Invitation, Member, MemberStatusChange, Partner, PartnerStatusChange, Region, Role, User
 
 DEMO_PASSWORD = "demo-loyalty-2026"
+# Staff must sign in with a second factor (partners.security), the demo staff logins too: their authenticator app
+# has this secret (base32). Add it to an authenticator app, or print the current code with
+# `manage.py demo_totp_code`; `make run` prints both.
+DEMO_TOTP_SECRET = "PARTNERLOYALTYDEMOSTAFFTOTPKEY23"
 
 SEED = 2026
 PARTNERS_PER_BLOCK = 60
@@ -75,7 +82,7 @@ DEMO_MEMBERS = (
 
 
 def demo_logins() -> list[tuple[str, str]]:
-    """One sign-in per kind of user, all with DEMO_PASSWORD: (who, e-mail)."""
+    """One sign-in per kind of user, all with DEMO_PASSWORD, the staff also with DEMO_TOTP_SECRET: (who, e-mail)."""
     return [
         ("Program manager", PROGRAM_MANAGERS[0][1]),
         ("Account manager", ACCOUNT_MANAGERS[0][1]),
@@ -785,6 +792,7 @@ TABLES = (
     "partner status changes",
     "users",
     "e-mail addresses",
+    "authenticator apps",
     "members",
     "member status changes",
     "invitations",
@@ -819,6 +827,7 @@ STAFF_EMAILS = [email for _, email in PROGRAM_MANAGERS] + [email for _, email, _
 # What a first run creates besides the blocks (the roles usually come with the migrations already).
 BASE_ROWS = Counter({"regions": len(REGIONS), "roles": len(DEFAULT_ROLES), "users": len(STAFF_EMAILS)})
 BASE_ROWS["e-mail addresses"] = len(STAFF_EMAILS)
+BASE_ROWS["authenticator apps"] = len(STAFF_EMAILS)
 
 
 def present_blocks(scale: int) -> set[int]:
@@ -883,6 +892,9 @@ def _base_rows_present() -> Counter:
             "roles": Role.objects.filter(code__in=[code for code, _, _ in DEFAULT_ROLES]).count(),
             "users": User.objects.filter(email__in=STAFF_EMAILS).count(),
             "e-mail addresses": EmailAddress.objects.filter(email__in=STAFF_EMAILS).count(),
+            "authenticator apps": Authenticator.objects.filter(
+                user__email__in=STAFF_EMAILS, type=Authenticator.Type.TOTP
+            ).count(),
         }
     )
 
@@ -910,6 +922,7 @@ def _ensure_base(*, password: str, now: datetime, counts: Counter) -> _Refs:
         [EmailAddress(user_id=users[email], email=email, verified=True, primary=True) for email in STAFF_EMAILS],
         ignore_conflicts=True,
     )
+    ensure_demo_totp()
     regions = dict(Region.objects.filter(code__in=[r.code for r in REGIONS]).values_list("code", "id"))
     roles = dict(Role.objects.values_list("code", "id"))
     missing = [r.code for r in REGIONS if r.code not in regions] + [c for c, _, _ in DEFAULT_ROLES if c not in roles]
@@ -921,6 +934,19 @@ def _ensure_base(*, password: str, now: datetime, counts: Counter) -> _Refs:
     counts.update(_base_rows_present() - before)
     partners = dict(Partner.objects.filter(legal_id=legal_id(0, 0)).values_list("legal_id", "id"))
     return _Refs(users=users, partners=partners, regions=regions, roles=roles)
+
+
+def ensure_demo_totp() -> None:
+    """Give every demo staff login the demo authenticator app (DEMO_TOTP_SECRET) unless it has one. Seeding calls
+    it; so does `make run`, for a demo database seeded before staff needed a second factor."""
+    staff = User.objects.filter(email__in=STAFF_EMAILS).values_list("pk", flat=True)
+    Authenticator.objects.bulk_create(
+        [
+            Authenticator(user_id=pk, type=Authenticator.Type.TOTP, data={"secret": encrypt(DEMO_TOTP_SECRET)})
+            for pk in staff
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def _analyze() -> None:
@@ -1028,10 +1054,11 @@ def _write(plans: Sequence[BlockPlan], *, refs: _Refs, password: str) -> Counter
         rows["partners"] = _copy(
             cursor,
             Partner,
-            ("id", "created_at", "updated_at", "name", "legal_id", "kind", "parent", "region", "status",
-             "account_manager", "joined_on", "payout_policy"),
+            ("id", "created_at", "updated_at", "name", "legal_id", "legal_id_key", "kind", "parent", "region",
+             "status", "account_manager", "joined_on", "payout_policy"),
             (
-                (partner_ids[p.legal_id], p.created_at, p.updated_at, p.name, p.legal_id, p.kind,
+                (partner_ids[p.legal_id], p.created_at, p.updated_at, p.name, p.legal_id, matching_key(p.legal_id),
+                 p.kind,
                  partner_ids[p.parent] if p.parent else None, refs.regions[p.region], p.status,
                  user_ids[p.account_manager] if p.account_manager else None,
                  timezone.localdate(p.joined_on) if p.joined_on else None, p.payout_policy)

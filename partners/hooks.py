@@ -14,3 +14,14 @@ def on_member_left(handler: Callable) -> Callable:
     if handler not in member_left_handlers:
         member_left_handlers.append(handler)
     return handler
+
+
+next_step_providers: list[Callable] = []
+
+
+def provides_next_steps(provider: Callable) -> Callable:
+    """`provider(*, request, viewer)` returns the partners.next_steps.NextStep items its app offers the viewer on
+    the home page ("What I can do next"): only the steps that make sense for their role and state now."""
+    if provider not in next_step_providers:
+        next_step_providers.append(provider)
+    return provider

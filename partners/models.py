@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from loyalty.common.keys import MatchingKeyField
 from loyalty.common.models import StatusChange, TimeStampedModel, status_fields
 from partners.constants import (
     CURRENT_MEMBER_STATUSES,
@@ -95,6 +96,7 @@ class Partner(TimeStampedModel):
 
     name = models.CharField(max_length=200)
     legal_id = models.CharField("legal id", max_length=40, unique=True, help_text="Company registration or VAT number.")
+    legal_id_key = MatchingKeyField(of="legal_id")
     kind = models.CharField(max_length=20, choices=PartnerKind.choices)
     parent = models.ForeignKey(
         "self",
@@ -132,6 +134,7 @@ class Partner(TimeStampedModel):
                 condition=Q(payout_policy__in=PayoutPolicy.values), name="partner_payout_policy_valid"
             ),
             models.CheckConstraint(condition=~Q(parent=models.F("id")), name="partner_not_own_parent"),
+            models.UniqueConstraint(fields=["legal_id_key"], name="partner_legal_id_key_unique"),
         ]
         indexes = [
             models.Index(fields=["account_manager", "name"]),

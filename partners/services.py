@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
+from loyalty.common.keys import matching_key
 from loyalty.common.statuses import require_transition
 from partners import hooks, tasks
 from partners.constants import (
@@ -55,7 +56,7 @@ def partner_create(
     payout_policy: str = PayoutPolicy.INDIVIDUAL,
 ) -> Partner:
     legal_id = legal_id.strip().upper()
-    existing = Partner.objects.filter(legal_id=legal_id).first()
+    existing = Partner.objects.filter(legal_id_key=matching_key(legal_id)).first()
     if existing:
         raise ApplicationError(
             f"Legal id {legal_id} already belongs to {existing.name}.", code=ErrorCode.DUPLICATE_LEGAL_ID
@@ -154,7 +155,7 @@ def partner_update(*, partner: Partner, actor: User, **fields) -> Partner:
         fields["name"] = fields["name"].strip()
     if "legal_id" in fields:
         fields["legal_id"] = legal_id = fields["legal_id"].strip().upper()
-        clash = Partner.objects.filter(legal_id=legal_id).exclude(pk=locked.pk).only("name").first()
+        clash = Partner.objects.filter(legal_id_key=matching_key(legal_id)).exclude(pk=locked.pk).only("name").first()
         if clash is not None:
             raise ApplicationError(
                 f"Legal id {legal_id} already belongs to {clash.name}.", code=ErrorCode.DUPLICATE_LEGAL_ID
@@ -171,7 +172,8 @@ def partner_update(*, partner: Partner, actor: User, **fields) -> Partner:
         _validate(locked)
         try:
             with transaction.atomic():
-                locked.save(update_fields=[*changed, "updated_at"])
+                keys = ["legal_id_key"] if "legal_id" in changed else []
+                locked.save(update_fields=[*changed, *keys, "updated_at"])
         except IntegrityError as exc:  # a legal id taken by another partner since the check above
             raise ApplicationError(
                 f"Legal id {locked.legal_id} already belongs to another partner.", ErrorCode.DUPLICATE_LEGAL_ID

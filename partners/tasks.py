@@ -1,9 +1,8 @@
 from celery import shared_task
-from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
-from django.urls import reverse
 
+from loyalty.common.links import absolute_url
 from partners.models import Invitation
 
 
@@ -17,7 +16,7 @@ def send_invitation_email(invitation_id: int, token: str) -> None:
     context = {
         "invitation": invitation,
         "member": invitation.member,
-        "url": settings.SITE_URL.rstrip("/") + reverse("invitation_accept", args=[token]),
+        "url": absolute_url("invitation_accept", token),
     }
     send_mail(
         subject=f"You are invited to join {invitation.member.partner.name} in the partner program",

@@ -33,6 +33,7 @@ from partners.forms import (
     TeamFilterForm,
 )
 from partners.models import Member
+from partners.next_steps import next_steps
 from partners.visibility import Viewer, viewer_for
 
 PAGE_SIZE = 25
@@ -102,11 +103,7 @@ def home(request):
     if not viewer.in_program:
         last_membership = selectors.latest_membership(viewer=viewer)
         return render(request, "partners/no_membership.html", {"last_membership": last_membership})
-    context = {"member": viewer.member}
-    if viewer.is_owner:
-        context["team_counts"] = selectors.team_counts(viewer=viewer, partner=viewer.partner)
-    elif viewer.is_manager:
-        context["partner_count"] = selectors.partner_count(viewer=viewer)
+    context = {"member": viewer.member, "next_steps": next_steps(request=request, viewer=viewer)}
     return render(request, "partners/home.html", context)
 
 

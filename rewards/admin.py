@@ -2,7 +2,8 @@
 
 Catalogue rows are edited through validated model forms; codes are added only by uploading a CSV
 (services.codes_from_csv + services.codes_add); orders move only through services.order_transition, from
-the list actions, one message per refused order while the others go ahead. The supplier file is written
+the list actions (one message per refused order while the others go ahead) or the Approve and Reject buttons of
+an order's page, which post the same actions. The supplier file is written
 by rewards.exports. Query counts are pinned in tests/rewards/test_admin.py.
 """
 
@@ -104,7 +105,7 @@ class RewardAdmin(ProgramManagerAdmin):
         )
 
     def get_fieldsets(self, request, obj=None):
-        stock = ("points_price", "paid_by", "stock", "uses_codes")
+        stock = ("points_price", "paid_by", "stock", "uses_codes", "installed_on_site")
         fieldsets = [
             (None, {"fields": ("program", "category", "name", "sku", "kind", "description", "image")}),
             ("Price and stock", {"fields": (*stock, "code_pool") if obj is not None else stock}),
@@ -394,6 +395,13 @@ class RedemptionOrderAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
     @admin.display(description="Tracking", ordering="tracking_number")
     def tracking(self, obj):
         return f"{obj.carrier} {obj.tracking_number}".strip() or "—"
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The order's page offers the moves the list's actions make, when this order can make them.
+        manages = obj is not None and self.has_manage_permission(request)
+        context["can_approve"] = manages and obj.can_move_to(OrderStatus.APPROVED)
+        context["can_reject"] = manages and obj.can_move_to(OrderStatus.REJECTED)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     # Status moves ------------------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ class RewardAdminForm(forms.ModelForm):
             "paid_by",
             "stock",
             "uses_codes",
+            "installed_on_site",
             "allowed_roles",
             "allowed_partner_kinds",
             "allowed_regions",

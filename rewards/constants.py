@@ -51,3 +51,7 @@ REFUNDING_STATUSES = {OrderStatus.REJECTED, OrderStatus.CANCELLED}
 LIVE_STATUSES = [OrderStatus.PLACED, OrderStatus.APPROVED, OrderStatus.FULFILLED, OrderStatus.DELIVERED]
 
 MAX_QUANTITY_PER_LINE = 50
+
+# An order's delivery address, as services.order_place takes it (stored as `delivery_<field>`).
+ADDRESS_FIELDS = ("name", "street", "postcode", "city", "country", "phone")
+REQUIRED_ADDRESS_FIELDS = ("name", "street", "postcode", "city", "country")

@@ -57,6 +57,7 @@ class RewardSpec:
     description: str
     stock: int | None = None
     codes: int = 0  # voucher codes in the pool (a code reward)
+    installed: bool = False  # delivered and set up on site (its orders need an address)
     paid_by: str = PaidBy.MEMBER
     roles: tuple[str, ...] = ()
     partner_kinds: tuple[str, ...] = ()
@@ -148,7 +149,7 @@ REWARDS = (
                               PartnerKind.SERVICE_COMPANY)),
     RewardSpec("AQP-DSP", "Co-marketing: AquaSoft Smart showroom display", "co-marketing", CO, 15_000,
                "A working display unit with the app demo, delivered and set up.", stock=8, paid_by=COMPANY,
-               partner_kinds=(PartnerKind.DISTRIBUTOR, PartnerKind.DEALER, PartnerKind.RESELLER)),
+               installed=True, partner_kinds=(PartnerKind.DISTRIBUTOR, PartnerKind.DEALER, PartnerKind.RESELLER)),
     RewardSpec("AQP-CAL", "AquaPro wall calendar", "tools-workwear", M, 500,
                "Last year's calendar: no longer offered.", stock=0, active=False),
 )  # fmt: skip
@@ -315,6 +316,7 @@ class _Plan:
                 points_price=spec.points,
                 stock=spec.stock,
                 uses_codes=spec.codes > 0,
+                installed_on_site=spec.installed,
                 paid_by=spec.paid_by,
                 allowed_partner_kinds=list(spec.partner_kinds),
                 limit_per_member=spec.limit[0] if spec.limit else None,
@@ -384,7 +386,7 @@ class _Plan:
                 items=items,
                 paid_by=PaidBy.COMPANY if spec.company else PaidBy.MEMBER,
                 checkout_key=key,
-                address=self._address(person) if any(reward.ships for reward, _ in items) else None,
+                address=self._address(person) if any(reward.needs_address for reward, _ in items) else None,
             )
             self.taken.add(person.key)
             return

@@ -1,6 +1,9 @@
 """Forms of the rewards pages. They check input; the writes happen in rewards.services."""
 
+import re
+
 from django import forms
+from django.utils.translation import gettext_lazy
 
 from partners.forms import SearchFilterForm
 from rewards.constants import MAX_QUANTITY_PER_LINE
@@ -29,9 +32,18 @@ class QuantityForm(forms.Form):
 
 
 class CheckoutForm(forms.Form):
-    """The delivery address (only asked for when something will be shipped) and a one-time checkout key."""
+    """The delivery address (only asked for when a reward is shipped or set up on site) and a one-time checkout
+    key. The lines the page showed come back with it (checkout_lines)."""
 
-    checkout_key = forms.CharField(widget=forms.HiddenInput, max_length=80)
+    # The order stores "<member id>:<key>" in 80 characters.
+    checkout_key = forms.CharField(
+        widget=forms.HiddenInput,
+        max_length=64,
+        error_messages={
+            "required": gettext_lazy("This checkout page is out of date: open the checkout again."),
+            "max_length": gettext_lazy("This checkout page is out of date: open the checkout again."),
+        },
+    )
     name = forms.CharField(label="Recipient", max_length=150, required=False)
     street = forms.CharField(label="Street and number", max_length=200, required=False)
     postcode = forms.CharField(label="Postcode", max_length=20, required=False)
@@ -39,7 +51,7 @@ class CheckoutForm(forms.Form):
     country = forms.CharField(label="Country", max_length=60, required=False)
     phone = forms.CharField(label="Phone for the courier", max_length=30, required=False)
 
-    def __init__(self, *args, ships: bool, **kwargs):
+    def __init__(self, *args, needs_address: bool, **kwargs):
         super().__init__(*args, **kwargs)
         autocomplete = {
             "name": "name",
@@ -51,14 +63,28 @@ class CheckoutForm(forms.Form):
         }
         for name, token in autocomplete.items():
             self.fields[name].widget.attrs.update({"class": "form-control", "autocomplete": token})
-            if ships and name != "phone":
+            if needs_address and name != "phone":
                 self.fields[name].required = True
-        if not ships:
+        if not needs_address:
             for name in autocomplete:
                 del self.fields[name]
 
     def address(self) -> dict:
         return {k: v for k, v in self.cleaned_data.items() if k != "checkout_key"}
+
+
+CHECKOUT_LINE = re.compile(r"([0-9]{1,9}):([0-9]{1,3})")
+MAX_CHECKOUT_LINES = 100
+
+
+def checkout_lines(posted: str) -> list[tuple[int, int]]:
+    """The lines a checkout page posts back, "<reward id>:<quantity>,…" (CheckoutGroup.lines_key): what the member
+    confirmed, so that a repeated post asks for the same order. Empty when missing or garbled."""
+    parts = posted.split(",") if posted else []
+    matches = [CHECKOUT_LINE.fullmatch(part) for part in parts[: MAX_CHECKOUT_LINES + 1]]
+    if not matches or len(matches) > MAX_CHECKOUT_LINES or not all(matches):
+        return []
+    return [(int(match[1]), int(match[2])) for match in matches]
 
 
 class CancelOrderForm(forms.Form):

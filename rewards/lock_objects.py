@@ -1,8 +1,19 @@
-"""Row locks for rewards, taken only here."""
+"""Row and advisory locks for rewards, taken only here.
+
+The order a checkout takes them in: its checkout key → the paying account (loyalty.lock_objects) → stock and
+voucher codes.
+"""
 
 from django.db import connection
 
 from rewards.models import RedemptionOrder
+
+
+def checkout_key_lock(key: str) -> None:
+    """Serialise every checkout with this key until the transaction ends: a double tap's second request waits for
+    the first and then finds its order, instead of racing it to the unique key."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"checkout:{key}"])
 
 
 def order_lock(pk: int) -> RedemptionOrder:

@@ -38,6 +38,11 @@ class Reward(TimeStampedModel):
     uses_codes = models.BooleanField(
         default=False, help_text="Each unit hands out one voucher code from the pool, shown to the member at once."
     )
+    installed_on_site = models.BooleanField(
+        "delivered and set up on site",
+        default=False,
+        help_text="Delivered to the partner and set up there (a showroom display, say): orders need an address.",
+    )
     paid_by = models.CharField(max_length=10, choices=PaidBy.choices, default=PaidBy.MEMBER)
     allowed_roles = models.ManyToManyField(
         "partners.Role", blank=True, related_name="+", help_text="Empty: every role."
@@ -85,7 +90,23 @@ class Reward(TimeStampedModel):
 
     @property
     def ships(self) -> bool:
+        """Shipped by the supplier (it goes in the supplier file)."""
         return self.kind in SHIPPED_KINDS
+
+    @property
+    def needs_address(self) -> bool:
+        """An order of it needs a delivery address: it is shipped, or delivered and set up on site."""
+        return self.ships or self.installed_on_site
+
+    @property
+    def units_left(self) -> int | None:
+        """Units that can still be redeemed (None: unlimited). A code reward's are its free codes, which the
+        rewards selectors count into `free_codes`."""
+        return self.free_codes if self.uses_codes else self.stock
+
+    @property
+    def out_of_stock(self) -> bool:
+        return self.units_left == 0
 
     def is_available_at(self, moment) -> bool:
         return (
@@ -141,6 +162,12 @@ class RedemptionOrder(TimeStampedModel):
     status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PLACED)
     total_points = models.PositiveIntegerField()
     checkout_key = models.CharField(max_length=80, unique=True, help_text="One checkout, one order.")
+    request_fingerprint = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="sha-256 of what the checkout asked for (account, lines, address): a repeat of the checkout key "
+        "must ask for the same. Empty on orders placed before it was recorded.",
+    )
     spend_entry = models.OneToOneField(
         "loyalty.PointsEntry", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )

@@ -1,5 +1,6 @@
 """Reads of rewards and orders that users see, scoped through partners.visibility."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
@@ -9,7 +10,7 @@ from loyalty.common.queries import count_of
 from loyalty.models import PartnerTier, PointsAccount, Program
 from partners.models import Member
 from partners.visibility import members_for, viewer_for
-from rewards.constants import LIVE_STATUSES, LimitPeriod, OrderStatus, PaidBy
+from rewards.constants import ADDRESS_FIELDS, LIVE_STATUSES, LimitPeriod, OrderStatus, PaidBy
 from rewards.models import CartItem, OrderEvent, RedemptionLine, RedemptionOrder, Reward, RewardCategory, VoucherCode
 
 
@@ -123,19 +124,36 @@ def balances(*, viewer, program: Program) -> dict[str, int | None]:
 
 
 def can_redeem_now(*, reward: Reward, balances: dict[str, int | None], limit_left: int | None) -> bool:
-    """Whether one tap may redeem one unit at once: nothing to ship, affordable from the account that pays for
-    it, in stock (or with a free code, for a reward with `free_codes` counted) and within the member's limits."""
-    in_stock = reward.free_codes > 0 if reward.uses_codes else reward.stock is None or reward.stock > 0
+    """Whether "Redeem now" may take one unit at once (in one tap, or through the address step for a reward that
+    needs an address): affordable from the account that pays for it, in stock (a reward with `free_codes` counted)
+    and within the member's limits."""
     return (
-        not reward.ships
-        and (balances[reward.paid_by] or 0) >= reward.points_price
-        and in_stock
+        (balances[reward.paid_by] or 0) >= reward.points_price
+        and not reward.out_of_stock
         and (limit_left is None or limit_left > 0)
     )
 
 
-def cart(*, member: Member) -> list[CartItem]:
-    return list(CartItem.objects.filter(member=member).select_related("reward", "reward__category"))
+def units_left(*, reward: Reward) -> int | None:
+    """The units of a reward that can still be redeemed, as stored now (None: unlimited)."""
+    return _with_free_codes(Reward.objects.filter(pk=reward.pk)).get().units_left
+
+
+def last_delivery_address(*, member: Member) -> dict[str, str]:
+    """The address of the member's latest order that had one (empty: none yet), to prefill the next."""
+    last = (
+        RedemptionOrder.objects.filter(member=member)
+        .exclude(delivery_street="")
+        .order_by("-created_at", "-id")
+        .values(*(f"delivery_{field}" for field in ADDRESS_FIELDS))
+        .first()
+    )
+    return {field.removeprefix("delivery_"): value for field, value in (last or {}).items()}
+
+
+def cart_reward(*, member: Member, pk: int) -> Reward | None:
+    """A reward in the member's cart (None: it is not), whether or not the catalogue still offers it."""
+    return Reward.objects.filter(pk=pk, pk__in=member.cart_items.values("reward")).first()
 
 
 def cart_count(*, member: Member) -> int:
@@ -150,29 +168,103 @@ def cart_quantity(*, member: Member, reward: Reward) -> int | None:
 CART_GROUP_LABELS = {PaidBy.MEMBER: "Paid from my points", PaidBy.COMPANY: "Paid from the company account"}
 
 
-def cart_groups(*, member: Member, balances: dict[str, int | None]) -> list[dict]:
-    """The member's cart split by the account that pays (one checkout each), with totals and whether the
-    account can pay. `balances` as from balances()."""
+@dataclass(frozen=True)
+class CheckoutLine:
+    reward: Reward  # with `free_codes` counted
+    quantity: int
+    in_cart: bool
+
+    @property
+    def total(self) -> int:
+        return self.reward.points_price * self.quantity
+
+    @property
+    def short(self) -> bool:
+        """Fewer units left than the line asks for (out of stock when none are)."""
+        left = self.reward.units_left
+        return left is not None and left < self.quantity
+
+
+@dataclass(frozen=True)
+class CheckoutGroup:
+    """The lines one account pays for in one checkout (the cart has one group per paying account)."""
+
+    paid_by: str
+    lines: list[CheckoutLine]
+    available: int | None  # None: the member may not spend this account
+
+    @property
+    def label(self) -> str:
+        return CART_GROUP_LABELS[self.paid_by]
+
+    @property
+    def total(self) -> int:
+        return sum(line.total for line in self.lines)
+
+    @property
+    def can_pay(self) -> bool:
+        return self.available is not None and self.available >= self.total
+
+    @property
+    def needs_address(self) -> bool:
+        return any(line.reward.needs_address for line in self.lines)
+
+    @property
+    def short(self) -> bool:
+        return any(line.short for line in self.lines)
+
+    @property
+    def from_cart(self) -> bool:
+        return all(line.in_cart for line in self.lines)
+
+    @property
+    def items(self) -> list[tuple[Reward, int]]:
+        return [(line.reward, line.quantity) for line in self.lines]
+
+    @property
+    def lines_key(self) -> str:
+        """The lines as the checkout page posts them back ("<reward id>:<quantity>,…"): what the member confirmed."""
+        return ",".join(f"{line.reward.pk}:{line.quantity}" for line in self.lines)
+
+
+def _rewards_by_id(*, program: Program, ids) -> dict[int, Reward]:
+    rewards = _with_free_codes(Reward.objects.filter(program=program, pk__in=list(ids)).select_related("category"))
+    return {reward.pk: reward for reward in rewards}
+
+
+def cart_groups(*, member: Member, program: Program, balances: dict[str, int | None]) -> list[CheckoutGroup]:
+    """The member's cart in this program, split by the account that pays (one checkout each). `balances` as from
+    balances()."""
+    cart = list(CartItem.objects.filter(member=member, reward__program=program).values_list("reward_id", "quantity"))
+    rewards = _rewards_by_id(program=program, ids=[reward_id for reward_id, _quantity in cart])
     groups = []
-    items = cart(member=member)
     for paid_by in (PaidBy.MEMBER, PaidBy.COMPANY):
-        lines = [item for item in items if item.reward.paid_by == paid_by]
-        if not lines:
-            continue
-        total = sum(item.reward.points_price * item.quantity for item in lines)
-        available = balances[paid_by]
-        groups.append(
-            {
-                "paid_by": paid_by,
-                "label": CART_GROUP_LABELS[paid_by],
-                "items": [{"item": item, "total": item.reward.points_price * item.quantity} for item in lines],
-                "total": total,
-                "available": available,
-                "can_pay": available is not None and available >= total,
-                "ships": any(item.reward.ships for item in lines),
-            }
-        )
+        lines = [
+            CheckoutLine(reward=rewards[reward_id], quantity=quantity, in_cart=True)
+            for reward_id, quantity in cart
+            if rewards[reward_id].paid_by == paid_by
+        ]
+        if lines:
+            groups.append(CheckoutGroup(paid_by=paid_by, lines=lines, available=balances[paid_by]))
     return groups
+
+
+def checkout_group(
+    *, member: Member, program: Program, paid_by: str, lines: list[tuple[int, int]], balances: dict[str, int | None]
+) -> CheckoutGroup | None:
+    """The checkout of `lines` ((reward id, quantity) each, as a checkout page posts them) from one account; None
+    when there are none or one names no reward of this program paid from that account."""
+    rewards = _rewards_by_id(program=program, ids={reward_id for reward_id, _quantity in lines})
+    if not lines or any(reward_id not in rewards for reward_id, _quantity in lines):
+        return None
+    if any(reward.paid_by != paid_by for reward in rewards.values()):
+        return None
+    in_cart = set(member.cart_items.filter(reward__in=list(rewards)).values_list("reward_id", flat=True))
+    return CheckoutGroup(
+        paid_by=paid_by,
+        lines=[CheckoutLine(reward=rewards[pk], quantity=quantity, in_cart=pk in in_cart) for pk, quantity in lines],
+        available=balances[paid_by],
+    )
 
 
 def orders_for(viewer) -> QuerySet[RedemptionOrder]:

@@ -6,13 +6,16 @@ overdraw an account, oversell stock or hand one code to two orders.
 """
 
 import csv
+import hashlib
 import io
+import json
 from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from loyalty.common.errors import ApplicationError
 from loyalty.common.statuses import require_transition
@@ -24,14 +27,18 @@ from partners.constants import MemberStatus
 from partners.models import Member
 from partners.visibility import Viewer, viewer_for
 from rewards import selectors
-from rewards.constants import MAX_QUANTITY_PER_LINE, ORDER_TRANSITIONS, REFUNDING_STATUSES, OrderStatus, PaidBy
+from rewards.constants import (
+    ADDRESS_FIELDS,
+    MAX_QUANTITY_PER_LINE,
+    ORDER_TRANSITIONS,
+    REFUNDING_STATUSES,
+    REQUIRED_ADDRESS_FIELDS,
+    OrderStatus,
+    PaidBy,
+)
 from rewards.error_codes import ErrorCode
-from rewards.lock_objects import free_codes_assign, order_lock
+from rewards.lock_objects import checkout_key_lock, free_codes_assign, order_lock
 from rewards.models import CartItem, OrderEvent, RedemptionLine, RedemptionOrder, Reward, VoucherCode
-
-ADDRESS_FIELDS = ("name", "street", "postcode", "city", "country", "phone")
-REQUIRED_ADDRESS_FIELDS = ("name", "street", "postcode", "city", "country")
-
 
 # Restrictions -------------------------------------------------------------------------------------
 
@@ -95,19 +102,32 @@ def cart_set(*, member: Member, reward: Reward, quantity: int) -> CartItem | Non
         raise ApplicationError(
             f"Only the partner owner can redeem {reward.name} from the company account.", ErrorCode.OWNER_ONLY
         )
-    item, _ = CartItem.objects.update_or_create(member=member, reward=reward, defaults={"quantity": quantity})
+    # Checked again (under locks) at checkout; here so that nobody fills a cart they cannot check out.
+    left = selectors.units_left(reward=reward)
+    if left == 0:
+        raise ApplicationError(_("%(reward)s is out of stock.") % {"reward": reward.name}, ErrorCode.OUT_OF_STOCK)
+    if left is not None and left < quantity:
+        raise ApplicationError(
+            _("Only %(left)d of %(reward)s left: choose %(left)d or fewer.") % {"left": left, "reward": reward.name},
+            ErrorCode.OUT_OF_STOCK,
+        )
+    item, _created = CartItem.objects.update_or_create(member=member, reward=reward, defaults={"quantity": quantity})
     return item
 
 
 # Orders -------------------------------------------------------------------------------------------
 
 
-def _clean_address(address: dict | None) -> dict:
-    address = {field: str((address or {}).get(field, "")).strip() for field in ADDRESS_FIELDS}
+def _address_given(address: dict | None) -> dict:
+    return {field: str((address or {}).get(field, "")).strip() for field in ADDRESS_FIELDS}
+
+
+def _clean_address(address: dict) -> dict:
     missing = [field for field in REQUIRED_ADDRESS_FIELDS if not address[field]]
     if missing:
         raise ApplicationError(
-            "A delivery address is needed for items we ship: fill in " + ", ".join(missing) + ".",
+            _("A delivery address is needed for rewards we ship or set up on site: fill in %(fields)s.")
+            % {"fields": ", ".join(missing)},
             code=ErrorCode.ADDRESS,
         )
     return address
@@ -132,6 +152,34 @@ def _take_codes(line: RedemptionLine) -> None:
         )
 
 
+def _fingerprint(*, paid_by: str, items: list[tuple[Reward, int]], address: dict) -> str:
+    """What a checkout asks for, as a sha-256: the paying account, each reward and quantity (in reward order) and
+    the delivery address when one is needed. One checkout key always asks for the same."""
+    body = {"paid_by": paid_by, "lines": [[reward.pk, quantity] for reward, quantity in items], "address": address}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _repeated_checkout(*, checkout_key: str, member: Member, fingerprint: str) -> RedemptionOrder | None:
+    """The order this checkout key already placed, when the same member asks for the same again (a double tap, a
+    resubmitted page): they get that order, as it is. Another member's key or another request is refused."""
+    existing = RedemptionOrder.objects.filter(checkout_key=checkout_key).first()
+    if existing is None:
+        return None
+    if existing.member_id != member.pk:
+        raise ApplicationError("This checkout belongs to someone else.", code=ErrorCode.KEY_REUSED)
+    # Orders placed before fingerprints were recorded have none: a repeat of their key gets them back, as before.
+    if existing.request_fingerprint and existing.request_fingerprint != fingerprint:
+        raise ApplicationError(
+            _(
+                "This checkout already placed order %(order)s for other rewards, quantities or another address, "
+                "so nothing was changed. Open the checkout again to place a new order."
+            )
+            % {"order": existing.pk},
+            code=ErrorCode.KEY_REUSED,
+        )
+    return existing
+
+
 def _record(order: RedemptionOrder, from_status: str, to_status: str, actor, note: str = "") -> None:
     OrderEvent.objects.create(order=order, from_status=from_status, to_status=to_status, actor=actor, note=note)
 
@@ -146,19 +194,25 @@ def order_place(
     checkout_key: str,
     address: dict | None = None,
 ) -> RedemptionOrder:
-    """Redeem points for rewards: all or nothing. The same checkout key twice returns the first order."""
-    if (existing := RedemptionOrder.objects.filter(checkout_key=checkout_key).first()) is not None:
-        if existing.member_id != member.pk:
-            raise ApplicationError("This checkout belongs to someone else.", code=ErrorCode.KEY_REUSED)
+    """Redeem points for rewards: all or nothing. Rewards that ship or are set up on site need `address`.
+
+    Idempotent on `checkout_key` (Stripe's rule): the same key asking for the same again returns the order it
+    placed, whether the requests come one after the other or at the same moment (they take turns on the key's
+    lock); the same key asking for something else is refused."""
+    items = sorted(((reward, _require_quantity(quantity)) for reward, quantity in items), key=lambda i: i[0].pk)
+    needs_address = any(reward.needs_address for reward, _quantity in items)
+    address = _address_given(address) if needs_address else {}
+    checkout_key_lock(checkout_key)
+    fingerprint = _fingerprint(paid_by=paid_by, items=items, address=address)
+    if (existing := _repeated_checkout(checkout_key=checkout_key, member=member, fingerprint=fingerprint)) is not None:
         return existing
     if member.status != MemberStatus.ACTIVE:
         raise ApplicationError(
             "Your membership is not active yet, so you cannot redeem points.", code=ErrorCode.INACTIVE
         )
-    items = sorted(((reward, _require_quantity(quantity)) for reward, quantity in items), key=lambda i: i[0].pk)
     if not items:
         raise ApplicationError("Your cart is empty.", code=ErrorCode.EMPTY)
-    if len({reward.pk for reward, _ in items}) != len(items):
+    if len({reward.pk for reward, _quantity in items}) != len(items):
         raise ApplicationError("Each reward may appear once in an order.", code=ErrorCode.DUPLICATE_LINE)
     if paid_by == PaidBy.COMPANY:
         if not viewer_for(member.user).is_owner:
@@ -187,9 +241,7 @@ def order_place(
             f"This order needs {total:,} {program.currency_name}; {account.available:,} are available.",
             code=ErrorCode.INSUFFICIENT_POINTS,
         )
-    shipping = (
-        _clean_address(address) if any(reward.ships for reward, _ in items) else dict.fromkeys(ADDRESS_FIELDS, "")
-    )
+    shipping = _clean_address(address) if needs_address else dict.fromkeys(ADDRESS_FIELDS, "")
 
     order = RedemptionOrder.objects.create(
         program=program,
@@ -198,6 +250,7 @@ def order_place(
         paid_by=paid_by,
         total_points=total,
         checkout_key=checkout_key,
+        request_fingerprint=fingerprint,
         **{f"delivery_{field}": value for field, value in shipping.items()},
     )
     lines = RedemptionLine.objects.bulk_create(
@@ -224,7 +277,7 @@ def order_place(
         _move(order, OrderStatus.APPROVED, actor=None, note="Approved automatically (under the approval threshold)")
         if all(line.reward.uses_codes for line in lines):
             _move(order, OrderStatus.FULFILLED, actor=None, note="Codes shown to the member")
-    CartItem.objects.filter(member=member, reward__in=[reward for reward, _ in items]).delete()
+    CartItem.objects.filter(member=member, reward__in=[reward for reward, _quantity in items]).delete()
     return order
 
 

@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from loyalty.common.errors import ApplicationError
@@ -21,7 +22,7 @@ from partners.forms import StatusFilterForm
 from partners.visibility import viewer_for
 from rewards import selectors, services
 from rewards.constants import OrderStatus, PaidBy
-from rewards.forms import CancelOrderForm, CatalogueFilterForm, CheckoutForm, QuantityForm
+from rewards.forms import CancelOrderForm, CatalogueFilterForm, CheckoutForm, QuantityForm, checkout_lines
 from rewards.models import RedemptionOrder, Reward
 
 CATALOGUE_PAGE_SIZE = 24
@@ -74,7 +75,7 @@ def reward_detail(request, reward_id: int):
         "in_cart": in_cart,
         "balances": balances,
         "limit_left": limit_left,
-        # One-tap redemption is offered only when it can succeed.
+        # "Redeem now" is offered only when it can succeed (in one tap, or through the address step).
         "can_redeem_now": selectors.can_redeem_now(reward=reward, balances=balances, limit_left=limit_left),
         "checkout_key": uuid.uuid4().hex,
     }
@@ -84,12 +85,14 @@ def reward_detail(request, reward_id: int):
 @member_required
 @require_POST
 def cart_update(request, reward_id: int):
-    reward = _get_reward(request, reward_id)
     form = QuantityForm(request.POST)
-    if not form.is_valid():
+    quantity = form.cleaned_data["quantity"] if form.is_valid() else None
+    # Any line of the cart can be removed, also one whose reward has left the catalogue since.
+    in_cart = selectors.cart_reward(member=request.member, pk=reward_id) if quantity == 0 else None
+    reward = in_cart or _get_reward(request, reward_id)
+    if quantity is None:
         messages.error(request, "Enter a quantity from 0 to 50.")
         return redirect("reward_detail", reward_id=reward.pk)
-    quantity = form.cleaned_data["quantity"]
     try:
         services.cart_set(member=request.member, reward=reward, quantity=quantity)
     except ApplicationError as exc:
@@ -99,18 +102,24 @@ def cart_update(request, reward_id: int):
         messages.success(request, f"{reward.name} × {quantity} is in your cart.")
     else:
         messages.success(request, f"{reward.name} was removed from your cart.")
-    return redirect(request.POST.get("next") if request.POST.get("next") == reverse("cart") else "cart")
+    # Back to the page the change was made on: the cart, or the checkout (which can remove lines too).
+    pages = {reverse("cart"), reverse("checkout", args=[reward.paid_by])}
+    return redirect(request.POST["next"] if request.POST.get("next") in pages else "cart")
 
 
 @member_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def redeem_now(request, reward_id: int):
-    """One tap on a phone: redeem one reward without the cart. Shipped items still need the checkout's
-    address form, so they go through the cart."""
+    """One tap on a phone: redeem one reward without the cart. A reward that is shipped or set up on site needs an
+    address, so it goes through the address step instead: the checkout page of that one reward."""
     reward = _get_reward(request, reward_id)
+    if reward.needs_address:
+        return _address_step(request, reward)
+    if request.method == "GET":
+        return redirect("reward_detail", reward_id=reward.pk)
     form = QuantityForm(request.POST)
     key = request.POST.get("checkout_key", "")
-    if reward.ships or not form.is_valid() or not form.cleaned_data["quantity"] or not 8 <= len(key) <= 64:
+    if not form.is_valid() or not form.cleaned_data["quantity"] or not 8 <= len(key) <= 64:
         messages.error(request, "Choose a quantity from 1 to 50, then redeem again.")
         return redirect("reward_detail", reward_id=reward.pk)
     try:
@@ -128,6 +137,19 @@ def redeem_now(request, reward_id: int):
     return redirect("order_detail", order_id=order.pk)
 
 
+def _address_step(request, reward: Reward):
+    if request.method == "POST":  # a one-tap post (an old page, say): the address comes first
+        message = _("Where should %(reward)s go? Enter the address to redeem it.") % {"reward": reward.name}
+        messages.info(request, message)
+        return redirect("redeem_now", reward_id=reward.pk)
+    balances = selectors.balances(viewer=viewer_for(request.user), program=request.program)
+    lines = [(reward.pk, 1)]
+    group = selectors.checkout_group(
+        member=request.member, program=request.program, paid_by=reward.paid_by, lines=lines, balances=balances
+    )
+    return _checkout_page(request, group)
+
+
 def _placed_message(order: RedemptionOrder) -> str:
     if order.status == OrderStatus.PLACED:
         return f"Order {order.pk} is placed and waits for the program team's approval."
@@ -137,45 +159,62 @@ def _placed_message(order: RedemptionOrder) -> str:
 @member_required
 def cart(request):
     balances = selectors.balances(viewer=viewer_for(request.user), program=request.program)
-    return render(
-        request, "rewards/cart.html", {"groups": selectors.cart_groups(member=request.member, balances=balances)}
-    )
+    groups = selectors.cart_groups(member=request.member, program=request.program, balances=balances)
+    return render(request, "rewards/cart.html", {"groups": groups})
 
 
 @member_required
 @require_http_methods(["GET", "POST"])
 def checkout(request, paid_by: str):
+    """Check out one account's lines: on GET the cart's; on POST the lines the page showed (the cart's, or the one
+    reward of a "Redeem now" address step), so that a repeated post asks for the very same order."""
     if paid_by not in PaidBy.values:
         raise Http404("Unknown account.")
     balances = selectors.balances(viewer=viewer_for(request.user), program=request.program)
-    groups = selectors.cart_groups(member=request.member, balances=balances)
-    group = next((g for g in groups if g["paid_by"] == paid_by), None)
+    if request.method == "GET":
+        groups = selectors.cart_groups(member=request.member, program=request.program, balances=balances)
+        group = next((g for g in groups if g.paid_by == paid_by), None)
+        if group is None:
+            messages.info(request, "Your cart has nothing to check out from that account.")
+            return redirect("cart")
+        return _checkout_page(request, group)
+    group = selectors.checkout_group(
+        member=request.member,
+        program=request.program,
+        paid_by=paid_by,
+        lines=checkout_lines(request.POST.get("lines", "")),
+        balances=balances,
+    )
     if group is None:
-        messages.info(request, "Your cart has nothing to check out from that account.")
-        return redirect("cart")
-    if request.method == "POST":
-        form = CheckoutForm(request.POST, ships=group["ships"])
-        if form.is_valid():
-            try:
-                order = services.order_place(
-                    member=request.member,
-                    program=request.program,
-                    items=[(line["item"].reward, line["item"].quantity) for line in group["items"]],
-                    paid_by=paid_by,
-                    checkout_key=f"{request.member.pk}:{form.cleaned_data['checkout_key']}",
-                    address=form.address() if group["ships"] else None,
-                )
-            except ApplicationError as exc:
-                form.add_error(None, exc.message)
-            else:
-                messages.success(request, _placed_message(order))
-                return redirect("order_detail", order_id=order.pk)
-    else:
-        user = request.user
-        form = CheckoutForm(
-            initial={"checkout_key": uuid.uuid4().hex, "name": user.full_name, "phone": request.member.phone},
-            ships=group["ships"],
-        )
+        messages.error(request, _("Your cart changed during the checkout. Check it, then check out again."))
+        return redirect("checkout", paid_by=paid_by)
+    form = CheckoutForm(request.POST, needs_address=group.needs_address)
+    if form.is_valid():
+        try:
+            order = services.order_place(
+                member=request.member,
+                program=request.program,
+                items=group.items,
+                paid_by=paid_by,
+                checkout_key=f"{request.member.pk}:{form.cleaned_data['checkout_key']}",
+                address=form.address() if group.needs_address else None,
+            )
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, _placed_message(order))
+            return redirect("order_detail", order_id=order.pk)
+    return _checkout_page(request, group, form)
+
+
+def _checkout_page(request, group: selectors.CheckoutGroup, form: CheckoutForm | None = None):
+    """The checkout page of `group`; a new form, prefilled with the member's last delivery address, unless given."""
+    if form is None:
+        initial = {"checkout_key": uuid.uuid4().hex, "name": request.user.full_name, "phone": request.member.phone}
+        if group.needs_address:
+            last = selectors.last_delivery_address(member=request.member)
+            initial.update({field: value for field, value in last.items() if value})
+        form = CheckoutForm(initial=initial, needs_address=group.needs_address)
     return render(request, "rewards/checkout.html", {"form": form, "group": group})
 
 

@@ -65,7 +65,8 @@ def _uploads_in_a_temporary_folder(tmp_path_factory):
 
 @pytest.fixture
 def program_manager():
-    """The back office's user: a program manager (staff and superuser)."""
+    """The back office's user: a program manager (staff and superuser). Like every staff user the factories make, it
+    has an authenticator app, as partners.security requires (ProgramManagerFactory(totp=False) for one without)."""
     return ProgramManagerFactory(email="pm@maker.example")
 
 

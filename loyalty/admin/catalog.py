@@ -59,7 +59,15 @@ class ProductAdmin(ProgramManagerAdmin):
     search_fields = ("=sku", "name")
     search_help_text = "An exact SKU, or words of the name."
     autocomplete_fields = ("line",)
-    fields = ("sku", "name", "line", "launch_date", "unusual_quantity", "is_active")
+    fields = (
+        "sku",
+        "name",
+        "line",
+        "launch_date",
+        "unusual_quantity",
+        ("claim_max_quantity", "claim_max_amount"),
+        "is_active",
+    )
     ordering = ("sku",)
 
     def get_urls(self):

@@ -1,38 +1,54 @@
 """The back office's queue of sales claims.
 
-Claims waiting for review come first, oldest first. A claim is never edited here: program managers approve
-claims (in bulk; each refusal is reported and the others go ahead) or reject them with a reason code and a
-text the member sees, through loyalty.services.claims, from the list or from a claim's page. The invoice
-file is served through the same private-file check as on the member site. Registered by loyalty/admin/__init__.py;
-query counts are pinned in tests/loyalty/test_claims_admin.py.
+Claims waiting for review come first, oldest first; the columns that decide the work (flags, status, total) come
+first and the list fits a 1280 px screen. A claim is never edited here: program managers approve claims (in bulk;
+each refusal is reported and the others go ahead) or reject them with a reason code and a text the member sees,
+through loyalty.services.claims, from the list or from a claim's page. A flagged claim is approved only on its
+approval page, which lists its flags with what raised them and asks why it is approved anyway; the bulk action
+skips flagged claims and links to those pages. The invoice file is served through the same private-file check as
+on the member site. Registered by loyalty/admin/__init__.py; query counts are pinned in
+tests/loyalty/test_claims_admin.py and tests/loyalty/test_claim_plausibility.py.
 """
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Case, CharField, IntegerField, OuterRef, Subquery, Sum, Value, When
 from django.db.models.functions import Cast, Coalesce, Concat
 from django.forms.models import BaseInlineFormSet
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format, number_format
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from loyalty.common.admin import (
+    NAMES_IN_MESSAGE,
     DetailJoinsMixin,
     EventHistoryInline,
     ReadOnlyInline,
     ReadOnlyModelAdmin,
+    admin_page,
     answers,
     ask,
+    back_to_object,
     is_program_manager,
     object_url,
     related_field,
     run_for_each,
     with_name,
 )
+from loyalty.common.errors import ApplicationError
+from loyalty.common.formatting import format_money
 from loyalty.common.storage import private_file_response
 from loyalty.constants import ClaimFlag, ClaimStatus, EntrySource, RejectionReason
 from loyalty.models import ClaimEvent, ClaimLine, PointsEntry, SalesClaim
-from loyalty.services.claims import claim_approve, claim_reject
+from loyalty.selectors.one_sale import claim_paid_notes
+from loyalty.services.claim_checks import flag_explanations
+from loyalty.services.claims import APPROVAL_REASON_MAX, claim_approve, claim_reject
 
+PAID_NOTE = "loyalty/claims/_paid_note.html"  # the member's claim page says the same
 WAITING_FIRST = Case(When(status=ClaimStatus.SUBMITTED, then=Value(0)), default=Value(1), output_field=IntegerField())
 
 
@@ -43,15 +59,26 @@ def claim_name(claim: SalesClaim) -> str:
 def describe_claim(claim: SalesClaim) -> str:
     return (
         f"Claim {claim.pk} — {claim.member.user.email} ({claim.partner.name}), invoice {claim.invoice_number}, "
-        f"{claim.total_amount} {claim.program.money_currency}, {claim.get_status_display().lower()}"
+        f"{format_money(claim.total_amount, claim.program.money_currency)}, {claim.get_status_display().lower()}"
     )
 
 
-def flag_badges(flags: list[str]) -> str:
+# The flags' names in the queue, short so that the list fits a 1280 px screen; the full name is the badge's title.
+SHORT_FLAG_NAMES = {
+    ClaimFlag.UNKNOWN_PRODUCT: gettext_lazy("Unknown product"),
+    ClaimFlag.OUTSIDE_WINDOW: gettext_lazy("Late claim"),
+    ClaimFlag.DUPLICATE_OTHER_PARTNER: gettext_lazy("Duplicate?"),
+    ClaimFlag.UNUSUAL_QUANTITY: gettext_lazy("Unusual quantity"),
+}
+
+
+def flag_badges(flags: list[str], *, short: bool = False) -> str:
     if not flags:
         return "—"
     return format_html_join(
-        " ", '<span class="claim-flag claim-flag-{}">{}</span>', ((flag, ClaimFlag(flag).label) for flag in flags)
+        " ",
+        '<span class="claim-flag claim-flag-{}" title="{}">{}</span>',
+        ((flag, ClaimFlag(flag).label, SHORT_FLAG_NAMES[flag] if short else ClaimFlag(flag).label) for flag in flags),
     )
 
 
@@ -95,6 +122,24 @@ class ClaimRejectForm(forms.Form):
         return data
 
 
+class ClaimApproveForm(forms.Form):
+    """Why a flagged claim is approved anyway, asked on its approval page; kept in the claim's history."""
+
+    reason = forms.CharField(
+        label=gettext_lazy("Why approve it anyway?"),
+        max_length=APPROVAL_REASON_MAX,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=gettext_lazy(
+            "What you checked about each flag (e.g. the distributor confirmed the quantity). Kept in the claim's "
+            "history; the member does not see it."
+        ),
+    )
+
+
+def approve_url(claim: SalesClaim) -> str:
+    return reverse("admin:loyalty_salesclaim_approve", args=[claim.pk])
+
+
 class AllRowsInlineFormSet(BaseInlineFormSet):
     """A claim has at most 50 lines: show them all."""
 
@@ -103,7 +148,7 @@ class ClaimLineInline(ReadOnlyInline):
     model = ClaimLine
     formset = AllRowsInlineFormSet
     verbose_name_plural = "Lines"
-    fields = ("product", "quantity", "amount", "points")
+    fields = ("product", "quantity", "amount_shown", "points")
     ordering = ("id",)
 
     def get_queryset(self, request):
@@ -125,10 +170,14 @@ class ClaimLineInline(ReadOnlyInline):
         return (
             super()
             .get_queryset(request)
-            .select_related("product")
+            .select_related("product", "claim__program")
             .annotate(entry_key=key)
             .annotate(points_posted=Coalesce(Subquery(posted, output_field=IntegerField()), Value(0)))
         )
+
+    @admin.display(description=gettext_lazy("Amount"))
+    def amount_shown(self, obj):
+        return format_money(obj.amount, obj.claim.program.money_currency)
 
     @admin.display(description="Points posted")
     def points(self, obj):
@@ -143,18 +192,9 @@ class ClaimEventInline(EventHistoryInline):
 class SalesClaimAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
     # Members claim sales on the member site; claims move only through the actions, which record who did what
     # and when.
-    list_display = (
-        "claim",
-        "created_at",
-        "member_email",
-        "partner_name",
-        "invoice_number",
-        "invoice_date",
-        "total",
-        "flag_list",
-        "status",
-        "submissions",
-    )
+    # What decides the work first; the member, the invoice and the submissions are on the claim's page (and the
+    # search finds invoice numbers and e-mails), so that the queue fits a 1280 px screen beside the filters.
+    list_display = ("claim", "flags_shown", "status", "total", "partner_name")
     list_display_links = ("claim",)
     list_filter = (
         "status",
@@ -181,7 +221,7 @@ class SalesClaimAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
         (None, {"fields": ("program", "member_link", "partner_link", "status", "flag_list", "submissions")}),
         ("Invoice", {"fields": ("invoice_number", "invoice_date", "total", "document_link", "colleague_list")}),
         ("Decision", {"fields": ("rejection_reason", "rejection_text", "decided_by", "decided_at", "matched_line")}),
-        ("Points", {"fields": ("postings",)}),
+        ("Points", {"fields": ("postings", "paid_once")}),
         ("Record", {"fields": ("created_at", "updated_at")}),
     )
     readonly_fields = (
@@ -192,6 +232,7 @@ class SalesClaimAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
         "document_link",
         "colleague_list",
         "postings",
+        "paid_once",
     )
     inlines = (ClaimLineInline, ClaimEventInline)
 
@@ -200,20 +241,25 @@ class SalesClaimAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
 
     # Columns and fields ------------------------------------------------------------------------------
 
-    @admin.display(description="Claim", ordering="id")
+    @admin.display(description=gettext_lazy("Claim"), ordering="created_at")
     def claim(self, obj):
-        return claim_name(obj)
+        # The number and, under it, the day it was submitted: one column less, so that the queue fits 1280 px.
+        submitted = date_format(timezone.localtime(obj.created_at), "SHORT_DATE_FORMAT")
+        return format_html("{}<br><small>{}</small>", obj.pk, submitted)
 
-    member_email = related_field("member.user.email", "Member")
     partner_name = related_field("partner.name", "Partner")
 
     @admin.display(description="Total", ordering="total_amount")
     def total(self, obj):
-        return f"{obj.total_amount:,} {obj.program.money_currency}"
+        return format_money(obj.total_amount, obj.program.money_currency)
 
     @admin.display(description="Flags")
     def flag_list(self, obj):
         return flag_badges(obj.flags)
+
+    @admin.display(description=gettext_lazy("Flags"))
+    def flags_shown(self, obj):
+        return flag_badges(obj.flags, short=True)
 
     @admin.display(description="Member")
     def member_link(self, obj):
@@ -251,6 +297,26 @@ class SalesClaimAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
             return "None yet: points post when the claim is approved."
         return format_html_join("", "<div>{} to {}: {}</div>", rows)
 
+    @admin.display(description=gettext_lazy("Paid for less"))
+    def paid_once(self, obj):
+        """The lines that paid for less than their quantity, and why (one sale pays once), as on the claim page."""
+        notes = claim_paid_notes(obj)
+        if not notes:
+            return "—"
+        lines = obj.lines.select_related("product").filter(pk__in=notes).order_by("pk")
+        return format_html_join(
+            "",
+            "<div>{} × {}: {}</div>",
+            (
+                (
+                    number_format(line.quantity.normalize()),
+                    line.product.sku,
+                    render_to_string(PAID_NOTE, {"note": notes[line.pk]}),
+                )
+                for line in lines
+            ),
+        )
+
     # The invoice file --------------------------------------------------------------------------------
 
     def get_urls(self):
@@ -262,7 +328,15 @@ class SalesClaimAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
             allowed=self.has_view_permission,
             hide_missing=True,
         )
-        return [document, *super().get_urls()]
+        approve = object_url(
+            self,
+            "approve/",
+            self.approve_view,
+            name="loyalty_salesclaim_approve",
+            allowed=lambda request, claim: self.has_decide_permission(request),
+            methods=("GET", "POST"),
+        )
+        return [document, approve, *super().get_urls()]
 
     def document_view(self, request, claim):
         return private_file_response(claim.document, download_name=f"claim-{claim.pk}-invoice")
@@ -271,6 +345,8 @@ class SalesClaimAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
         context["can_decide"] = (
             obj is not None and obj.status == ClaimStatus.SUBMITTED and self.has_decide_permission(request)
         )
+        if context["can_decide"] and obj.flags:
+            context["approve_url"] = approve_url(obj)  # a flagged claim is approved on the page asking why
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     # Actions -----------------------------------------------------------------------------------------
@@ -283,11 +359,55 @@ class SalesClaimAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
 
     @admin.action(description="Approve selected claims (points post)", permissions=["decide"])
     def approve(self, request, queryset):
+        """Approve the claims without flags; a flagged one needs a reason, asked on its own approval page."""
+        claims = self._selected(queryset)
+        flagged = [claim for claim in claims if claim.flags and claim.status == ClaimStatus.SUBMITTED]
+        if flagged:
+            self._say_flagged(request, flagged)
         self._for_each(
             request,
-            self._selected(queryset),
+            [claim for claim in claims if claim not in flagged],
             lambda claim: claim_approve(claim=claim, actor=request.user),
             done="Approved (points posted)",
+        )
+
+    def _say_flagged(self, request, flagged: list[SalesClaim]) -> None:
+        links = format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            ((approve_url(claim), claim_name(claim)) for claim in flagged[:NAMES_IN_MESSAGE]),
+        )
+        if len(flagged) > NAMES_IN_MESSAGE:
+            links = format_html(_("{claims} and {count} more"), claims=links, count=len(flagged) - NAMES_IN_MESSAGE)
+        message = ngettext(
+            "Not approved: {claims} has flags; approve it on its own page, with a reason.",
+            "Not approved: {claims} have flags; approve each on its own page, with a reason.",
+            len(flagged),
+        )
+        self.message_user(request, format_html(message, claims=links), level=messages.WARNING)
+
+    def approve_view(self, request, claim):
+        """A claim's approval page: its flags with what raised them, and why it is approved anyway."""
+        form = ClaimApproveForm(request.POST if request.method == "POST" else None)
+        if form.is_bound and form.is_valid():
+            try:
+                claim_approve(claim=claim, actor=request.user, reason=form.cleaned_data["reason"])
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                return back_to_object(
+                    self, request, claim, _("Claim %(claim)s approved (points posted).") % {"claim": claim.pk}
+                )
+        return admin_page(
+            self,
+            request,
+            "admin/loyalty/salesclaim/approve.html",
+            title=_("Approve claim %(claim)s") % {"claim": claim.pk},
+            form=form,
+            fields=["reason"],
+            original=claim,
+            summary=describe_claim(claim),
+            flags=flag_explanations(claim),
         )
 
     @admin.action(description="Reject selected claims (asks for a reason)", permissions=["decide"])

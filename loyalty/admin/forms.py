@@ -36,6 +36,8 @@ class ProgramAdminForm(forms.ModelForm):
             "tier_period",
             "claim_window_days",
             "claim_auto_approve_below",
+            "claim_max_quantity",
+            "claim_max_amount",
         )
 
     def clean_money_currency(self) -> str:

@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from loyalty.admin.forms import ProgramAdminForm
 from loyalty.common.admin import ProgramManagerAdmin
+from loyalty.common.formatting import format_money
 from loyalty.models import Program
 
 
@@ -30,12 +31,15 @@ class ProgramAdmin(ProgramManagerAdmin):
         ("Members", {"fields": ("enrolment_mode", "leaver_policy", "member_share_percent")}),
         ("Approvals", {"fields": ("adjustment_approval_threshold", "order_approval_threshold")}),
         ("Partner tiers", {"fields": ("tier_metric", "tier_window_days", "tier_period")}),
-        ("Sales claims", {"fields": ("claim_window_days", "claim_auto_approve_below")}),
+        (
+            "Sales claims",
+            {"fields": ("claim_window_days", "claim_auto_approve_below", ("claim_max_quantity", "claim_max_amount"))},
+        ),
     )
 
     @admin.display(description="Point value", ordering="point_value")
     def point_value_shown(self, obj):
-        return f"{obj.point_value} {obj.money_currency}"
+        return format_money(obj.point_value, obj.money_currency)
 
     @admin.display(description="Expiry", ordering="expiry_months")
     def expiry(self, obj):

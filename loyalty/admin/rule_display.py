@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from loyalty.common.formatting import format_money
 from loyalty.constants import RuleStatus
 from loyalty.engine.formulas import FORMULAS
 from loyalty.models import IncentiveRule
@@ -126,7 +127,7 @@ class RuleDisplay:
         if obj.min_quantity is not None:
             parts.append(f"quantity {_number(obj.min_quantity)}")
         if obj.min_amount is not None:
-            parts.append(f"amount {obj.min_amount:,.2f}")
+            parts.append(f"amount {format_money(obj.min_amount, obj.program.money_currency)}")
         return ", ".join(parts) or "None"
 
     @admin.display(description="Sales dated")

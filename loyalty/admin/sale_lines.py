@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy
 
 from loyalty.common.admin import (
     DetailJoinsMixin,
@@ -21,6 +22,8 @@ from loyalty.common.admin import (
     ReadOnlyModelAdmin,
     list_url,
 )
+from loyalty.common.formatting import format_money
+from loyalty.common.keys import matching_key
 from loyalty.models import SaleLine, SalesImport, SalesSource
 from partners.models import Member, Partner
 
@@ -144,17 +147,17 @@ class SaleLineAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
         "member_email",
         "sku",
         "quantity",
-        "amount",
+        "amount_shown",
         "invoice_number",
         "points",
     )
-    list_select_related = ("source", "partner", "member__user", "product")
+    list_select_related = ("source__program", "partner", "member__user", "product")
     list_filter = ("source", ImportFilter, PartnerFilter)
     # Only what an index answers may filter the list, from the sidebar or from the URL: a member, a product, a date
     # or an amount would read the whole table.
     indexed_lookups = frozenset({SOURCE_PARAMETER, ImportFilter.parameter_name, PartnerFilter.parameter_name})
-    # get_search_results looks the term up exactly, through the unique (source, external id) index and, with a
-    # partner chosen, the (partner, invoice number, product) index.
+    # get_search_results looks the term's matching key up, through the unique (source, external key) index and,
+    # with a partner chosen, the (partner, invoice key, product) index.
     search_fields = ("=external_id", "=invoice_number")
     search_help_text = (
         "An exact line id of the source's file (in the chosen source, or in any source). With a partner chosen "
@@ -166,7 +169,7 @@ class SaleLineAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
     show_full_result_count = False
     paginator = SaleLinePaginator
     detail_select_related = (
-        "source",
+        "source__program",
         "sales_import__source",
         "partner",
         "member__user",
@@ -176,11 +179,11 @@ class SaleLineAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
     )
     fieldsets = (
         (None, {"fields": ("source", "external_id", "sales_import", "invoice_number", "invoice_date")}),
-        ("Sale", {"fields": ("partner", "member", "product", "quantity", "amount", "returns_line")}),
+        ("Sale", {"fields": ("partner", "member", "product", "quantity", "amount_shown", "returns_line")}),
         ("Points", {"fields": ("points", "how_it_counts")}),
         ("Record", {"fields": ("created_at",)}),
     )
-    readonly_fields = ("how_it_counts",)
+    readonly_fields = ("amount_shown", "how_it_counts")
 
     def get_queryset(self, request):
         # The page names the line's import: not its errors (up to a thousand of them).
@@ -199,9 +202,10 @@ class SaleLineAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
         source = _id(request.GET.get(SOURCE_PARAMETER))
         # Naming every source turns the search into one probe of the unique index per source (there are a few).
         sources = [source] if source is not None else list(SalesSource.objects.values_list("pk", flat=True))
-        found = Q(source_id__in=sources, external_id=term)
+        key = matching_key(term)
+        found = Q(source_id__in=sources, external_key=key)
         if (partner := _id(request.GET.get(PartnerFilter.parameter_name))) is not None:
-            found |= Q(partner_id=partner, invoice_number=term)
+            found |= Q(partner_id=partner, invoice_key=key)
         return queryset.filter(found), False
 
     @admin.display(description="Partner")
@@ -219,6 +223,10 @@ class SaleLineAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
     @admin.display(description="SKU")
     def sku(self, obj):
         return obj.product.sku
+
+    @admin.display(description=gettext_lazy("Amount"))
+    def amount_shown(self, obj):
+        return format_money(obj.amount, obj.source.program.money_currency)
 
     @admin.display(description="How it counts")
     def how_it_counts(self, obj):

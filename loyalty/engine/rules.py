@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from enum import StrEnum
 
 from loyalty.constants import CapPeriod
 from loyalty.engine.formulas import HUNDRED, ONE, ZERO, PointsFormula, formula_for, number_text
@@ -326,3 +327,42 @@ def _merge(postings: list[Posting]) -> list[Posting]:
         else:
             merged[key] = posting
     return list(merged.values())
+
+
+class Unpaid(StrEnum):
+    """Why an event paid a person (or anyone) nothing, as far as the rules tell (caps and budgets are applied
+    later, by the ledger, and show as paid postings that were limited)."""
+
+    NO_RULE = "no_rule"  # no rule pays for this kind of event at all
+    NO_RULE_FOR_PRODUCT = "no_rule_for_product"
+    NO_RULE_FOR_ROLE = "no_rule_for_role"  # rules pay for the product, but not for the acting person's role
+    NOT_FOR_PARTNER = "not_for_partner"  # the partner's kind, tier or region is not among the rules'
+    CONDITIONS = "conditions"  # the product's rules did not apply on that date, or below their minimums
+    NO_SHARE_FOR_ROLE = "no_share_for_role"  # the rules pay, but share nothing with this person's role
+    POOLED = "pooled"  # the person's share went to the company account, as the partner chose
+
+
+def why_unpaid(event: Event, rules: tuple[CompiledRule, ...], member_id: int | None = None) -> Unpaid | None:
+    """Why `evaluate` pays nothing for `event` (member_id None), or nothing to that member; None if it pays."""
+    postings = evaluate(event, rules)
+    if member_id is not None and postings:
+        if any(posting.member_id == member_id for posting in postings):
+            return None
+        return Unpaid.POOLED if event.pooled else Unpaid.NO_SHARE_FOR_ROLE
+    if postings:
+        return None
+    for_event = [
+        r for r in rules if r.event == event.kind and (not r.custom_event or r.custom_event == event.custom_event)
+    ]
+    for_product = [r for r in for_event if r.matches_product(event.product_id, event.line_id)]
+    actor = event.actor
+    role = actor.role_code if actor is not None else None
+    if not for_event:
+        return Unpaid.NO_RULE
+    if not for_product:
+        return Unpaid.NO_RULE_FOR_PRODUCT
+    if not any(not r.roles or role in r.roles for r in for_product):
+        return Unpaid.NO_RULE_FOR_ROLE
+    if not any(r.matches_who(event, role) for r in for_product):
+        return Unpaid.NOT_FOR_PARTNER
+    return Unpaid.CONDITIONS

@@ -3,6 +3,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
+from loyalty.common.keys import MatchingKeyField
 from loyalty.common.models import StatusChange, TimeStampedModel, status_fields
 from loyalty.common.storage import private_storage
 from loyalty.constants import ClaimFlag, ClaimStatus, RejectionReason
@@ -15,7 +16,8 @@ class SalesClaim(TimeStampedModel):
     member = models.ForeignKey("partners.Member", on_delete=models.PROTECT, related_name="claims")
     partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="claims")
     colleagues = models.ManyToManyField("partners.Member", blank=True, related_name="+")
-    invoice_number = models.CharField(max_length=60)
+    invoice_number = models.CharField(max_length=60, help_text="As the member typed it.")
+    invoice_key = MatchingKeyField(of="invoice_number", help_text="The invoice number as it is compared.")
     invoice_date = models.DateField()
     document = models.FileField(
         upload_to="claims/%Y/%m/", storage=private_storage, help_text="Photo or PDF of the invoice (private)."
@@ -46,7 +48,7 @@ class SalesClaim(TimeStampedModel):
         ]
         indexes = [
             models.Index(fields=["status", "created_at"]),
-            models.Index(fields=["invoice_number"]),
+            models.Index(fields=["program", "invoice_key"], name="claim_invoice_key_idx"),
             models.Index(fields=["member", "-created_at"]),
         ]
 
@@ -59,6 +61,13 @@ class ClaimLine(models.Model):
     product = models.ForeignKey("loyalty.Product", on_delete=models.PROTECT, related_name="+")
     quantity = models.DecimalField(max_digits=12, decimal_places=3)
     amount = models.DecimalField(max_digits=14, decimal_places=2)
+    paid_quantity = models.DecimalField(
+        max_digits=12,
+        decimal_places=3,
+        default=0,
+        help_text="The part of the quantity that earned when the claim was approved: one sale pays once "
+        "(loyalty.selectors.one_sale).",
+    )
 
     class Meta:
         constraints = [

@@ -3,7 +3,7 @@ from django.db import models
 from django.db.models import Q
 
 from loyalty.common.models import TimeStampedModel
-from loyalty.constants import AdjustmentStatus, EntryKind
+from loyalty.constants import AdjustmentStatus, EntryKind, EntrySource
 
 
 class PointsAccount(models.Model):
@@ -99,6 +99,14 @@ class PointsEntry(models.Model):
     def points(self) -> int:
         """The change a member thinks of: available points, or pending ones for a pending earn."""
         return self.available_delta or self.pending_delta
+
+    @property
+    def claim_id(self) -> int | None:
+        """The sales claim an entry of a claim line came from (its source id is ClaimLine.source_key)."""
+        parts = self.source_id.split(":")
+        if self.source_type != EntrySource.CLAIM or len(parts) != 3 or not parts[1].isdigit():
+            return None
+        return int(parts[1])
 
 
 class PointsLot(models.Model):

@@ -3,6 +3,7 @@ from decimal import Decimal
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from loyalty.common.models import TimeStampedModel
 from loyalty.constants import EnrolmentMode, LeaverPolicy, TierMetric, TierPeriod
@@ -61,6 +62,28 @@ class Program(TimeStampedModel):
         default=Decimal("500.00"),
         help_text="Claims without flags and worth less than this are approved without review.",
     )
+    # Hard ceilings of a claim, for products without their own: far above any real invoice of water-treatment
+    # equipment, far below the typos and probes they stop (100,000 units for 99,999,999,999).
+    claim_max_quantity = models.PositiveIntegerField(
+        _("claim ceiling (units)"),
+        default=10_000,
+        validators=[MinValueValidator(1)],
+        help_text=_(
+            "A claim with more units of one product (its lines added up) is refused; a product can set its own "
+            "ceiling. 10,000 is far above any real invoice and stops mistyped or invented quantities."
+        ),
+    )
+    claim_max_amount = models.DecimalField(
+        _("claim ceiling (amount)"),
+        max_digits=14,
+        decimal_places=2,
+        default=Decimal("1000000.00"),
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text=_(
+            "A claim with more money of one product (its lines added up, in the program's currency) is refused; a "
+            "product can set its own ceiling. 1,000,000 is far above any real invoice and stops mistyped amounts."
+        ),
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -68,6 +91,10 @@ class Program(TimeStampedModel):
         constraints = [
             models.CheckConstraint(condition=Q(member_share_percent__lte=100), name="program_share_max_100"),
             models.CheckConstraint(condition=Q(point_value__gte=0), name="program_point_value_not_negative"),
+            models.CheckConstraint(
+                condition=Q(claim_max_quantity__gte=1, claim_max_amount__gt=0),
+                name="program_claim_ceilings_positive",
+            ),
             models.CheckConstraint(
                 condition=Q(ends_on__isnull=True) | Q(ends_on__gte=models.F("starts_on")),
                 name="program_ends_after_start",

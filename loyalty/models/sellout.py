@@ -2,9 +2,12 @@ import json
 
 from django.conf import settings
 from django.contrib.postgres.indexes import BrinIndex
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
+from loyalty.common.keys import MatchingKeyField, matching_key
 from loyalty.common.models import TimeStampedModel
 from loyalty.common.storage import private_storage
 from loyalty.constants import ImportStatus
@@ -39,14 +42,24 @@ class PartnerAlias(models.Model):
 
     source = models.ForeignKey(SalesSource, on_delete=models.CASCADE, related_name="partner_aliases")
     code = models.CharField(max_length=60)
+    code_key = MatchingKeyField(of="code")
     partner = models.ForeignKey("partners.Partner", on_delete=models.CASCADE, related_name="+")
 
     class Meta:
         verbose_name_plural = "partner aliases"
-        constraints = [models.UniqueConstraint(fields=["source", "code"], name="partner_alias_unique")]
+        constraints = [models.UniqueConstraint(fields=["source", "code_key"], name="partner_alias_unique")]
 
     def __str__(self):
         return f"{self.source.code}:{self.code} → {self.partner}"
+
+    def clean(self):
+        """Two codes that read the same ("C-1" and "c–1") would be one alias: refuse the second (the form does not
+        see the key's unique constraint)."""
+        taken = PartnerAlias.objects.filter(source_id=self.source_id, code_key=matching_key(self.code))
+        other = taken.exclude(pk=self.pk).first() if self.source_id else None
+        if other is not None:
+            message = _("The alias %(code)s of this source is the same code (spaces, dashes and case aside).")
+            raise ValidationError({"code": message % {"code": other.code}})
 
 
 class SalesImport(TimeStampedModel):
@@ -98,6 +111,7 @@ class SaleLine(models.Model):
 
     source = _reference(SalesSource, related_name="lines")
     external_id = models.CharField(max_length=80, db_collation="C")
+    external_key = MatchingKeyField(of="external_id")
     sales_import = _reference(SalesImport, null=True, blank=True, related_name="+")
     partner = _reference("partners.Partner", related_name="sale_lines")
     member = _reference("partners.Member", null=True, blank=True, related_name="+")
@@ -105,6 +119,7 @@ class SaleLine(models.Model):
     quantity = models.DecimalField(max_digits=12, decimal_places=3)
     amount = models.DecimalField(max_digits=14, decimal_places=2)
     invoice_number = models.CharField(max_length=60, blank=True, db_collation="C")
+    invoice_key = MatchingKeyField(of="invoice_number")
     invoice_date = models.DateField()
     returns_line = _reference(
         "self",
@@ -114,16 +129,22 @@ class SaleLine(models.Model):
         help_text="For a return or credit note: the line whose points it takes back.",
     )
     points = models.BigIntegerField(default=0, help_text="Points the line paid (taken back, for a return).")
+    paid_quantity = models.DecimalField(
+        max_digits=12,
+        decimal_places=3,
+        default=0,
+        help_text="The part of the quantity that earned: one sale pays once (loyalty.selectors.one_sale).",
+    )
     postings = models.TextField(blank=True, help_text="What the line paid, per rule and beneficiary (JSON).")
     created_at = models.DateTimeField(db_default=models.functions.Now())
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["source", "external_id"], name="sale_line_once_per_source"),
+            models.UniqueConstraint(fields=["source", "external_key"], name="sale_line_once_per_source"),
             models.CheckConstraint(condition=~Q(quantity=0), name="sale_line_quantity_not_zero"),
         ]
         indexes = [
-            models.Index(fields=["partner", "invoice_number", "product"], name="sale_line_claim_match_idx"),
+            models.Index(fields=["partner", "invoice_key", "product"], name="sale_line_claim_match_idx"),
             # An import's lines are written together, so a block-range index finds them at almost no cost.
             BrinIndex(fields=["sales_import"], name="sale_line_import_brin"),
             models.Index(

@@ -2,6 +2,7 @@
 
 from django.db.models import Q
 
+from loyalty.common.keys import matching_key
 from loyalty.models import Product
 
 PRODUCT_SUGGESTIONS = 8
@@ -24,7 +25,7 @@ def product_lookup(text: str) -> tuple[Product | None, str]:
         return None, "Choose a product."
     sku = text.split(" — ", 1)[0].strip()
     active = Product.objects.filter(is_active=True)
-    exact = list(active.filter(Q(sku__iexact=sku) | Q(name__iexact=text))[:2])
+    exact = list(active.filter(Q(sku_key=matching_key(sku)) | Q(name__iexact=text))[:2])
     if len(exact) == 1:
         return exact[0], ""
     partial = list(active.filter(Q(sku__icontains=text) | Q(name__icontains=text)).order_by("sku")[:2])

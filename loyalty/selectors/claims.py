@@ -1,7 +1,7 @@
 """Reads of sales claims that users see, scoped through partners.visibility: a member sees their own claims,
 a partner owner their team's, an account manager their portfolio's, a program manager every claim."""
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from loyalty.constants import ClaimStatus, EntrySource
 from loyalty.models import ClaimEvent, ClaimLine, PointsEntry, Program, SalesClaim
@@ -12,8 +12,14 @@ from partners.visibility import members_for, viewer_for
 
 
 def claims_for(viewer) -> QuerySet[SalesClaim]:
-    """Every claim the viewer (a Viewer or a user) may see (no joins; add them where the rows are shown)."""
-    return SalesClaim.objects.filter(member__in=members_for(viewer))
+    """Every claim the viewer (a Viewer or a user) may see (no joins; add them where the rows are shown): their
+    people's, and the claims that tagged them as a colleague sharing the points."""
+    viewer = viewer_for(viewer)
+    theirs = Q(member__in=members_for(viewer))
+    if viewer.member is None:
+        return SalesClaim.objects.filter(theirs)
+    tagged = SalesClaim.colleagues.through.objects.filter(member=viewer.member).values("salesclaim_id")
+    return SalesClaim.objects.filter(theirs | Q(pk__in=tagged))
 
 
 def claim_list(*, viewer, program: Program | None, status: str = "") -> QuerySet[SalesClaim]:

@@ -7,7 +7,8 @@ imports point at, so a half-applied file (some SKUs moved to a new line, others 
 the file is fixed and uploaded again, which is safe because the import is an upsert by SKU.
 
 - `sku` (required): the key. An existing product is updated, a new one created. A SKU twice in one file is an
-  error on its second line. SKUs are matched exactly, after trimming spaces.
+  error on its second line. SKUs are matched by their matching keys (loyalty.common.keys: case, spaces, dashes
+  and invisible characters aside); an existing product keeps the SKU as it was first typed.
 - `name` (required).
 - `line` (required): an existing product line's code or name (either, case-insensitive); a line that does not
   exist yet is created with this name and a code made from it.
@@ -15,7 +16,7 @@ the file is fixed and uploaded again, which is safe because the import is an ups
 - `active` (optional): yes/no, true/false, 1/0, y/n; empty means yes.
 Other columns are ignored. Column headings are matched case-insensitively.
 
-Writing is one statement per table (INSERT ... ON CONFLICT (sku) DO UPDATE), so two uploads at once cannot
+Writing is one statement per table (INSERT ... ON CONFLICT (sku_key) DO UPDATE), so two uploads at once cannot
 create a SKU twice, and a file of thousands of rows costs a handful of queries.
 """
 
@@ -28,6 +29,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from loyalty.common.errors import ApplicationError
+from loyalty.common.keys import matching_key
 from loyalty.error_codes import ErrorCode
 from loyalty.models import Product, ProductLine
 from loyalty.services.sellout.formats import CsvLineError, FileProblem, open_table, parse_date
@@ -172,11 +174,15 @@ def _read(table, positions: dict[str, int], result: ProductImportResult) -> list
 
         row, errors = _check_row(number, cell)
         sku = _text(cell("sku"))
-        if sku in first_line_of:
-            errors.append(RowError(number, "sku", sku, f"is already on line {first_line_of[sku]}"))
+        key = matching_key(sku)
+        if sku and not key:
+            errors.append(RowError(number, "sku", sku, "has no letters or digits"))
             row = None
-        elif sku:
-            first_line_of[sku] = number
+        elif key in first_line_of:
+            errors.append(RowError(number, "sku", sku, f"is already on line {first_line_of[key]}"))
+            row = None
+        elif key:
+            first_line_of[key] = number
         result.errors.extend(errors)
         if row is not None:
             rows.append(row)
@@ -225,10 +231,10 @@ def products_import(*, file, name: str = "", dry_run: bool = False) -> ProductIm
         raise FileProblem("The file has a header but no products.", "empty_file")
     lines = _resolve_lines(rows, result)
     rows = [row for row in rows if row.line_value in lines]
-    existing = {p.sku: p for p in Product.objects.filter(sku__in=[row.sku for row in rows])}
+    existing = {p.sku_key: p for p in Product.objects.filter(sku_key__in=[matching_key(row.sku) for row in rows])}
     planned: list[tuple[_Row, Product]] = []
     for row in rows:
-        product = existing.get(row.sku)
+        product = existing.get(matching_key(row.sku))
         line = lines[row.line_value]
         if product is not None and (
             product.name == row.name
@@ -239,7 +245,8 @@ def products_import(*, file, name: str = "", dry_run: bool = False) -> ProductIm
         ):
             result.unchanged += 1
             continue
-        candidate = Product(sku=row.sku, name=row.name, launch_date=row.launch_date, is_active=row.is_active)
+        sku = product.sku if product is not None else row.sku
+        candidate = Product(sku=sku, name=row.name, launch_date=row.launch_date, is_active=row.is_active)
         try:
             candidate.clean_fields(exclude=["line", "unusual_quantity"])
         except ValidationError as exc:
@@ -294,6 +301,6 @@ def _write(planned: list[tuple[_Row, Product]], lines: dict[str, ProductLine | s
             products,
             batch_size=1000,
             update_conflicts=True,
-            unique_fields=["sku"],
+            unique_fields=["sku_key"],
             update_fields=["name", "line", "launch_date", "is_active", "updated_at"],
         )

@@ -1,7 +1,8 @@
-"""The checks a sales claim passes before it is stored: its lines, its claimant, its invoice (number, date, the
-claim window), its document, and the flags that send it to review (unknown product, duplicate invoice,
-unusual quantity). Used by loyalty.services.claims, which decides claims; the claim form and pages ask
-`can_resubmit`, `can_withdraw` and `claim_deadline` here."""
+"""The checks a sales claim passes before it is stored: its lines (and the ceilings of units and money per product
+in one claim), its claimant, its invoice (number, date, the claim window), its document, and the flags that send
+it to review (unknown product, duplicate invoice, unusual quantity). Used by loyalty.services.claims, which decides
+claims; the claim form and pages ask `can_resubmit`, `can_withdraw` and `claim_deadline` here, the back office
+`flag_explanations`."""
 
 import logging
 from collections.abc import Iterable, Sequence
@@ -11,8 +12,12 @@ from decimal import Decimal, InvalidOperation
 
 from django.db.models import F, Func, Value
 from django.utils import timezone
+from django.utils.formats import date_format, number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from loyalty.common.errors import ApplicationError
+from loyalty.common.keys import matching_key
 from loyalty.common.storage import MAX_DOCUMENT_BYTES, DocumentKind, sniff_file
 from loyalty.constants import ClaimFlag, ClaimStatus
 from loyalty.error_codes import ErrorCode
@@ -30,6 +35,9 @@ QUANTITY_STEP = Decimal("0.001")
 AMOUNT_STEP = Decimal("0.01")
 INVOICE_NUMBER_MAX = 60
 NOTE_MAX = 500
+# An invoice older than the claim window is flagged for review for this many more days, then refused: a late
+# claim stays possible, a mistyped year (0001-01-01, 2002 for 2026) does not reach review.
+LATE_CLAIM_DAYS = 365
 
 
 # Checks ---------------------------------------------------------------------------------------------
@@ -40,11 +48,6 @@ class Line:
     product: Product
     quantity: Decimal
     amount: Decimal
-
-
-def normalise_invoice_number(value: str) -> str:
-    """The form invoice numbers are stored and compared in: upper case, without any spaces."""
-    return "".join((value or "").split()).upper()
 
 
 def check_document(document) -> DocumentKind:
@@ -83,7 +86,7 @@ def _decimal(value, *, line: int, what: str) -> Decimal:
     return number
 
 
-def check_lines(lines: Sequence) -> list[Line]:
+def check_lines(lines: Sequence, *, program: Program) -> list[Line]:
     if not lines:
         raise ApplicationError(
             "Add at least one line: the product, the quantity and the amount.", code=ErrorCode.NO_LINES
@@ -110,7 +113,59 @@ def check_lines(lines: Sequence) -> list[Line]:
                 f"Line {number}: enter the amount with at most 2 decimals.", code=ErrorCode.INVALID_LINE
             )
         checked.append(Line(product, quantity.quantize(QUANTITY_STEP), amount.quantize(AMOUNT_STEP)))
+    _check_ceilings(program, checked)
     return checked
+
+
+def _line_numbers(numbers: list[int]) -> str:
+    """ "Line 2", "Lines 1 and 3", "Lines 1, 3 and 5"."""
+    if len(numbers) == 1:
+        return _("Line %(number)s") % {"number": numbers[0]}
+    return _("Lines %(numbers)s and %(last)s") % {"numbers": ", ".join(map(str, numbers[:-1])), "last": numbers[-1]}
+
+
+def _check_ceilings(program: Program, lines: list[Line]) -> None:
+    """Refuse more units or money of one product in one claim than its ceilings (else the program's) allow. The
+    lines of a product add up, so that splitting a line does not get round them."""
+    per_product: dict[int, tuple[Product, list[int], Decimal, Decimal]] = {}
+    for number, line in enumerate(lines, start=1):
+        product, numbers, quantity, amount = per_product.get(
+            line.product.pk, (line.product, [], Decimal(0), Decimal(0))
+        )
+        per_product[line.product.pk] = (product, [*numbers, number], quantity + line.quantity, amount + line.amount)
+    for product, numbers, quantity, amount in per_product.values():
+        max_quantity = product.claim_max_quantity or program.claim_max_quantity
+        max_amount = product.claim_max_amount or program.claim_max_amount
+        where = {"lines": _line_numbers(numbers), "sku": product.sku}
+        if quantity > max_quantity:
+            message = _(
+                "%(lines)s (%(sku)s): %(quantity)s units is more than one claim may have of this product "
+                "(at most %(ceiling)s). Check the quantity on the invoice."
+            )
+            raise ApplicationError(
+                message
+                % {
+                    **where,
+                    "quantity": number_format(quantity.normalize(), force_grouping=True),
+                    "ceiling": number_format(max_quantity, force_grouping=True),
+                },
+                code=ErrorCode.OVER_CEILING,
+            )
+        if amount > max_amount:
+            message = _(
+                "%(lines)s (%(sku)s): %(amount)s %(currency)s is more than one claim may have of this product "
+                "(at most %(ceiling)s %(currency)s). Check the amount on the invoice."
+            )
+            raise ApplicationError(
+                message
+                % {
+                    **where,
+                    "amount": number_format(amount, decimal_pos=2, force_grouping=True),
+                    "ceiling": number_format(max_amount, decimal_pos=2, force_grouping=True),
+                    "currency": program.money_currency,
+                },
+                code=ErrorCode.OVER_CEILING,
+            )
 
 
 def check_member(member: Member) -> Member:
@@ -155,10 +210,17 @@ def check_colleagues(member: Member, colleagues: Iterable[Member]) -> list[Membe
     return found
 
 
-def check_invoice(number: str, invoice_date: date, today: date) -> None:
-    if not number:
+def earliest_invoice_date(*, program: Program, today: date) -> date:
+    """The oldest invoice a claim may name today: the claim window, then LATE_CLAIM_DAYS of late claims."""
+    return today - timedelta(days=program.claim_window_days + LATE_CLAIM_DAYS)
+
+
+def check_invoice(number: str, invoice_date: date, today: date, *, program: Program) -> str:
+    """Check the invoice as typed; returns its number's matching key (what duplicates are found by)."""
+    key = matching_key(number)
+    if not key:  # nothing but spaces or invisible characters
         raise ApplicationError("Enter the invoice number.", code=ErrorCode.INVOICE_NUMBER_MISSING)
-    if len(number) > INVOICE_NUMBER_MAX:
+    if max(len(number), len(key)) > INVOICE_NUMBER_MAX:
         raise ApplicationError(
             f"The invoice number is longer than {INVOICE_NUMBER_MAX} characters.",
             code=ErrorCode.INVOICE_NUMBER_TOO_LONG,
@@ -170,6 +232,23 @@ def check_invoice(number: str, invoice_date: date, today: date) -> None:
             f"The invoice date {invoice_date:%d %b %Y} is in the future; enter the date printed on the invoice.",
             code=ErrorCode.INVOICE_DATE_FUTURE,
         )
+    earliest = earliest_invoice_date(program=program, today=today)
+    if invoice_date < earliest:
+        message = _(
+            "The invoice date %(date)s is too far back: %(program)s takes invoices from %(earliest)s on (its claim "
+            "window of %(window)s days, then a year for late claims). Enter the date printed on the invoice."
+        )
+        raise ApplicationError(
+            message
+            % {
+                "date": date_format(invoice_date),
+                "program": program.name,
+                "earliest": date_format(earliest),
+                "window": program.claim_window_days,
+            },
+            code=ErrorCode.INVOICE_DATE_TOO_OLD,
+        )
+    return key
 
 
 def claim_deadline(*, program: Program, invoice_date: date) -> date:
@@ -195,8 +274,9 @@ def can_withdraw(*, claim: SalesClaim, member: Member | None) -> bool:
 # Flags ----------------------------------------------------------------------------------------------
 
 
-def same_invoice(program: Program, number: str, exclude_pk: int | None):
-    claims = SalesClaim.objects.filter(program=program, invoice_number=number).exclude(status=ClaimStatus.WITHDRAWN)
+def same_invoice(program: Program, key: str, exclude_pk: int | None):
+    """The program's claims (not withdrawn) of the invoice whose number has this matching key."""
+    claims = SalesClaim.objects.filter(program=program, invoice_key=key).exclude(status=ClaimStatus.WITHDRAWN)
     return claims.exclude(pk=exclude_pk) if exclude_pk else claims
 
 
@@ -206,7 +286,7 @@ def _refuse_duplicate(program: Program, partner_id: int, number: str, exclude_pk
         return
     hint = " Correct and resubmit that claim instead." if earlier.status == ClaimStatus.REJECTED else ""
     raise ApplicationError(
-        f"Invoice {number} is already claimed in claim {earlier.pk} "
+        f"Invoice {earlier.invoice_number} is already claimed in claim {earlier.pk} "
         f"({earlier.get_status_display().lower()}, {timezone.localdate(earlier.created_at):%d %b %Y}).{hint}",
         code=ErrorCode.DUPLICATE_INVOICE,
         extra={"claim_id": earlier.pk},
@@ -259,7 +339,8 @@ def check_same_invoice(
     exclude_pk: int | None = None,
 ) -> tuple[list[str], list[str], list[int]]:
     """Refuse an invoice the partner already claimed (_refuse_duplicate); otherwise the claim's _flags: (flags,
-    notes explaining them, ids of other partners' claims of the same invoice). `exclude_pk`: the claim corrected."""
+    notes explaining them, ids of other partners' claims of the same invoice). `number`: the invoice number's
+    matching key (check_invoice); `exclude_pk`: the claim corrected."""
     _refuse_duplicate(program, partner_id, number, exclude_pk)
     return _flags(
         program=program,
@@ -270,6 +351,49 @@ def check_same_invoice(
         today=today,
         exclude_pk=exclude_pk,
     )
+
+
+# What each flag asks the reviewer to check, on the page where a flagged claim is approved with a reason.
+FLAG_MEANINGS = {
+    ClaimFlag.UNKNOWN_PRODUCT: gettext_lazy(
+        "A product of the claim is inactive or unknown: check that it is ours and that it was still sold then."
+    ),
+    ClaimFlag.OUTSIDE_WINDOW: gettext_lazy(
+        "The sale was claimed after the claim window had closed: check why it is claimed late."
+    ),
+    ClaimFlag.DUPLICATE_OTHER_PARTNER: gettext_lazy(
+        "Another partner claimed the same invoice: check which partner made the sale, or both may be paid."
+    ),
+    ClaimFlag.UNUSUAL_QUANTITY: gettext_lazy(
+        "More units of a product than it usually sells in one claim: check the quantity on the invoice."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class FlagExplanation:
+    label: str
+    meaning: str
+    detail: str  # what raised the flag for this claim, as found now; empty when it no longer holds
+
+
+def flag_explanations(claim: SalesClaim) -> list[FlagExplanation]:
+    """The claim's flags, each with what it asks to check and what raised it (the checks run again as on the day
+    it was submitted)."""
+    lines = [Line(line.product, line.quantity, line.amount) for line in claim.lines.select_related("product")]
+    flags, notes, _others = _flags(
+        program=claim.program,
+        partner_id=claim.partner_id,
+        number=claim.invoice_key,
+        invoice_date=claim.invoice_date,
+        lines=lines,
+        today=timezone.localdate(claim.created_at),
+        exclude_pk=claim.pk,
+    )
+    details = dict(zip(flags, notes, strict=True))
+    return [
+        FlagExplanation(ClaimFlag(flag).label, str(FLAG_MEANINGS[flag]), details.get(flag, "")) for flag in claim.flags
+    ]
 
 
 def flag_other_claims(other_ids: list[int]) -> None:

@@ -3,17 +3,28 @@ a program manager approves it (points post through the rule engine) or rejects i
 sees; the member corrects and resubmits it while the claim window is open.
 
 - Refused at once (ApplicationError, nothing written): an inactive member, no lines, a quantity ≤ 0 or a
-  negative amount, a colleague who is not an active member of the same partner, an invoice date in the
-  future, a document that is not a photo or PDF or is larger than 10 MB, and an invoice number the same
-  partner already claimed in this program (in any claim that is not withdrawn).
+  negative amount, more units or money of a product than its ceilings (else the program's) allow, a colleague
+  who is not an active member of the same partner, an invoice date in the future or more than a year past the
+  claim window, a document that is not a photo or PDF or is larger than 10 MB, an invoice number the same
+  partner already claimed in this program (in any claim that is not withdrawn), and a sale whose every unit was
+  already paid for (the sell-out reported it: the refusal says who and when).
 - Flagged for review: an inactive product, an invoice older than the program's claim window, the same
   invoice claimed by another partner (suspected duplicate), a quantity above the product's usual maximum.
 - A claim without flags worth less than the program's `claim_auto_approve_below` is approved at once.
+- A flagged claim is approved only by a program manager who says why (`claim_approve(reason=…)`, kept in the
+  claim's history): never automatically, never by a confirming sell-out line, never in one click.
 
 Every status move locks the claim row, checks CLAIM_TRANSITIONS and appends a ClaimEvent. Claims of one
 invoice number are serialised by a transaction-scoped advisory lock (taken before any claim row lock), so
 two simultaneous submissions of one invoice can never both pass the duplicate check. Invoice numbers are
-stored normalised (upper case, no spaces), so "inv 0042" and "INV0042" are the same invoice.
+stored as typed and compared by their matching key (loyalty.common.keys: "inv-0042", "INV 0042" with a zero-width
+space after it and the same typed in full-width characters are one invoice).
+
+One sale pays once (selectors.one_sale): an approved line pays for at most what the largest report of its sale
+(partner, invoice, product) leaves unpaid: each sell-out source's, or the partner's approved claims' with this one;
+a line that pays for less earns for that part of its quantity and amount (`paid_quantity`), and the claim page
+says who reported the rest. Approvals hold the program's sales-paid lock (shared; a sell-out import holds it
+exclusive) and the partner's claim-paid lock, so that two payers never pay the same units.
 """
 
 import logging
@@ -21,13 +32,13 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Func, Value
-from django.db.models.functions import Upper
 from django.utils import timezone
+from django.utils.formats import date_format, number_format
+from django.utils.translation import gettext as _
 
 from loyalty.common.background import enqueue_on_commit
 from loyalty.common.errors import ApplicationError
@@ -35,8 +46,16 @@ from loyalty.common.storage import DocumentKind
 from loyalty.constants import CLAIM_TRANSITIONS, ClaimFlag, ClaimStatus, EntrySource, RejectionReason
 from loyalty.engine.facts import partner_tiers, sale_event
 from loyalty.error_codes import ErrorCode
-from loyalty.lock_objects import LockNotAvailable, claim_invoice_lock, claim_lock, lock_wait_at_most
+from loyalty.lock_objects import (
+    LockNotAvailable,
+    claim_invoice_lock,
+    claim_lock,
+    claim_paid_lock,
+    lock_wait_at_most,
+    sales_paid_lock,
+)
 from loyalty.models import ClaimEvent, ClaimLine, Product, Program, SaleLine, SalesClaim, SalesSource
+from loyalty.selectors.one_sale import Sale, largest_reports, sale_reports
 from loyalty.services.claim_checks import (
     NOTE_MAX,
     Line,
@@ -49,7 +68,6 @@ from loyalty.services.claim_checks import (
     check_same_invoice,
     claim_deadline,
     flag_other_claims,
-    normalise_invoice_number,
 )
 from loyalty.services.earning import post_event, published_rules
 from partners.models import Member
@@ -63,6 +81,7 @@ ERROR_FIELDS = {
     ErrorCode.DUPLICATE_INVOICE: "invoice_number",
     ErrorCode.INVOICE_DATE_MISSING: "invoice_date",
     ErrorCode.INVOICE_DATE_FUTURE: "invoice_date",
+    ErrorCode.INVOICE_DATE_TOO_OLD: "invoice_date",
     ErrorCode.WINDOW_CLOSED: "invoice_date",
     ErrorCode.DOCUMENT_MISSING: "document",
     ErrorCode.DOCUMENT_EMPTY: "document",
@@ -77,6 +96,8 @@ WORD_FOR = {
     ClaimStatus.WITHDRAWN: "withdrawn",
     ClaimStatus.SUBMITTED: "resubmitted",
 }
+# Why a flagged claim is approved anyway: kept in its history (ClaimEvent.note, NOTE_MAX with the flags' names).
+APPROVAL_REASON_MAX = 300
 
 
 # Moves ----------------------------------------------------------------------------------------------
@@ -111,28 +132,72 @@ def _require_claimant(claim: SalesClaim, member: Member, verb: str) -> None:
         raise ApplicationError(f"Only the member who made claim {claim.pk} can {verb} it.", code=ErrorCode.FORBIDDEN)
 
 
-def _approve(claim: SalesClaim, *, actor, note: str, matched_line: SaleLine | None = None) -> SalesClaim:
+def _paid_quantities(claim: SalesClaim, lines: list[ClaimLine]) -> list[Decimal]:
+    """What each line pays for: per product, what the largest report of the sale (each sell-out source's, or the
+    partner's approved claims' with this one) leaves unpaid, handed to the lines in order."""
+    sales = {line.product_id: Sale(claim.partner_id, claim.invoice_key, line.product_id) for line in lines}
+    reports = sale_reports(program_id=claim.program_id, sales=sales.values())
+    for line in lines:
+        reports[sales[line.product_id]].claimed += line.quantity
+    left = {product_id: reports[sale].payable() for product_id, sale in sales.items()}
+    paid = []
+    for line in lines:
+        share = min(line.quantity, left[line.product_id])
+        left[line.product_id] -= share
+        paid.append(share)
+    return paid
+
+
+def _part_of(amount: Decimal, paid: Decimal, quantity: Decimal) -> Decimal:
+    """The part of a line's amount for `paid` of its `quantity` units."""
+    if paid == quantity:
+        return amount
+    return (amount * paid / quantity).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def _flag_names(claim: SalesClaim) -> str:
+    return ", ".join(str(ClaimFlag(flag).label) for flag in claim.flags)
+
+
+def _approve(
+    claim: SalesClaim, *, actor, note: str, reason: str = "", matched_line: SaleLine | None = None
+) -> SalesClaim:
     """Post every line's points through the engine and mark the claim approved. `claim` is locked.
-    Posting is idempotent by the lines' source keys: a repeated approval posts nothing twice."""
+    Posting is idempotent by the lines' source keys: a repeated approval posts nothing twice.
+    A flagged claim needs the `reason` it is approved anyway: without one it is refused, whoever approves it."""
     _check_move(claim, ClaimStatus.APPROVED)
+    if claim.flags and not reason:
+        message = _(
+            "Claim %(claim)s is flagged (%(flags)s): say why it is approved anyway; the reason is kept in its history."
+        )
+        raise ApplicationError(
+            message % {"claim": claim.pk, "flags": _flag_names(claim)}, code=ErrorCode.REASON_REQUIRED
+        )
     program = claim.program
+    sales_paid_lock(program.pk, exclusive=False)  # no import pays the program's sales meanwhile
+    claim_paid_lock(program.pk, claim.partner_id)  # nor another approval of the partner's claims
     rules = published_rules(program)
     tier = partner_tiers(program, [claim.partner_id]).get(claim.partner_id)
     colleagues = list(claim.colleagues.select_related("role").order_by("pk"))
-    for line in claim.lines.select_related("product").order_by("pk"):
+    lines = list(claim.lines.select_related("product").order_by("pk"))
+    for line, paid in zip(lines, _paid_quantities(claim, lines), strict=True):
+        line.paid_quantity = paid
+        if paid <= 0:
+            continue
         event = sale_event(
             program=program,
             source_key=line.source_key,
             partner=claim.partner,
             product=line.product,
-            quantity=line.quantity,
-            amount=line.amount,
+            quantity=paid,
+            amount=_part_of(line.amount, paid, line.quantity),
             occurred_on=claim.invoice_date,
             actor=claim.member,
             colleagues=colleagues,
             tier=tier,
         )
         post_event(program=program, event=event, rules=rules, source_type=EntrySource.CLAIM)
+    ClaimLine.objects.bulk_update(lines, ["paid_quantity"])
     claim.decided_by = actor
     claim.decided_at = timezone.now()
     fields = ["decided_by", "decided_at"]
@@ -166,6 +231,17 @@ def _approval_posting() -> Iterator[None]:
         ) from None
 
 
+def _sales_paid_lock_within_wait(program_id: int) -> bool:
+    """Take the program's sales-paid lock (shared) before any claim lock, as every payer does; False when a
+    sell-out import holds it longer than APPROVAL_LOCK_WAIT_MS (the claim then waits for review)."""
+    try:
+        with lock_wait_at_most(APPROVAL_LOCK_WAIT_MS):
+            sales_paid_lock(program_id, exclusive=False)
+    except LockNotAvailable:
+        return False
+    return True
+
+
 def _auto_approve(claim: SalesClaim) -> None:
     """Approve a claim without flags below the program's threshold at once. If posting is refused (or would
     wait for a running import), the claim simply waits for review (the savepoint undoes any half of it)."""
@@ -192,6 +268,8 @@ def claims_auto_approve_waiting(*, program: Program) -> int:
     approved = 0
     for pk in waiting.order_by("pk").values_list("pk", flat=True):
         with transaction.atomic():
+            if not _sales_paid_lock_within_wait(program.pk):
+                break  # another import started: it approves them when it has finished
             claim = claim_lock(pk)
             if claim.status == ClaimStatus.SUBMITTED:
                 _auto_approve(claim)
@@ -247,17 +325,18 @@ def claim_submit(
     """Check and record a claim; approve it at once when it has no flags and is worth less than the program's
     threshold. A refusal writes nothing: no claim, no lines, no file."""
     today = timezone.localdate()
-    number = normalise_invoice_number(invoice_number)
+    number = (invoice_number or "").strip()
     check_program(program)
     member = check_member(member)
-    check_invoice(number, invoice_date, today)
-    checked = check_lines(lines)
+    key = check_invoice(number, invoice_date, today, program=program)
+    checked = check_lines(lines, program=program)
     team = check_colleagues(member, colleagues)
     kind = check_document(document)
 
-    claim_invoice_lock(program.pk, number)
-    flags, notes, others = check_same_invoice(program, member.partner_id, number, invoice_date, checked, today)
-    _refuse_already_imported(program, member.partner_id, number, checked)
+    payable_now = _sales_paid_lock_within_wait(program.pk)
+    claim_invoice_lock(program.pk, key)
+    flags, notes, others = check_same_invoice(program, member.partner_id, key, invoice_date, checked, today)
+    _refuse_already_paid(program, member.partner_id, number, key, checked)
     claim = SalesClaim(
         program=program,
         member=member,
@@ -277,20 +356,34 @@ def claim_submit(
         note = _summary("Submitted", notes)[:NOTE_MAX]
         ClaimEvent.objects.create(claim=claim, to_status=ClaimStatus.SUBMITTED, actor=member.user, note=note)
         flag_other_claims(others)
-        _auto_approve(claim)
+        if payable_now:  # else approved when the running import has finished
+            _auto_approve(claim)
     except BaseException:
         _delete_file(claim.document.storage, stored)
         raise
     return claim
 
 
+def _approval_note(claim: SalesClaim, reason: str) -> str:
+    if claim.flags:
+        return _("Approved despite the flags (%(flags)s): %(reason)s") % {"flags": _flag_names(claim), "reason": reason}
+    return _("Approved: %(reason)s") % {"reason": reason} if reason else "Approved"
+
+
 @transaction.atomic
-def claim_approve(*, claim: SalesClaim, actor) -> SalesClaim:
-    """A program manager approves a waiting claim: its lines' points post (with the split among colleagues)."""
+def claim_approve(*, claim: SalesClaim, actor, reason: str = "") -> SalesClaim:
+    """A program manager approves a waiting claim: its lines' points post (with the split among colleagues).
+    A flagged claim needs `reason`, why it is approved anyway, kept in the claim's history."""
     _require_program_manager(actor)
-    locked = claim_lock(claim.pk)
+    reason = (reason or "").strip()
+    if len(reason) > APPROVAL_REASON_MAX:
+        raise ApplicationError(
+            _("Keep the reason under %(max)s characters.") % {"max": APPROVAL_REASON_MAX}, code=ErrorCode.TEXT_TOO_LONG
+        )
     with _approval_posting():
-        _approve(locked, actor=actor, note="Approved")
+        sales_paid_lock(claim.program_id, exclusive=False)  # before the claim's row, as every payer takes them
+        locked = claim_lock(claim.pk)
+        _approve(locked, actor=actor, note=_approval_note(locked, reason), reason=reason)
     claim.status = locked.status
     return locked
 
@@ -338,12 +431,13 @@ def claim_resubmit(
     """The claimant corrects a rejected claim and sends it again, within the claim window of the (corrected)
     invoice date. The checks run again; `document=None` keeps the invoice file already attached."""
     today = timezone.localdate()
-    number = normalise_invoice_number(invoice_number)
-    check_invoice(number, invoice_date, today)
-    checked = check_lines(lines)
+    number = (invoice_number or "").strip()
+    key = check_invoice(number, invoice_date, today, program=claim.program)
+    checked = check_lines(lines, program=claim.program)
     kind = check_document(document) if document else None
 
-    claim_invoice_lock(claim.program_id, number)  # before the row lock, in the same order as claim_submit
+    payable_now = _sales_paid_lock_within_wait(claim.program_id)
+    claim_invoice_lock(claim.program_id, key)  # before the row lock, in the same order as claim_submit
     locked = claim_lock(claim.pk)
     _require_claimant(locked, member, "resubmit")
     if locked.status != ClaimStatus.REJECTED:
@@ -364,10 +458,10 @@ def claim_resubmit(
         )
     team = check_colleagues(member, colleagues)
     flags, notes, others = check_same_invoice(
-        program, locked.partner_id, number, invoice_date, checked, today, exclude_pk=locked.pk
+        program, locked.partner_id, key, invoice_date, checked, today, exclude_pk=locked.pk
     )
     changes = []
-    if number != locked.invoice_number:
+    if key != locked.invoice_key:
         changes.append(f"invoice number {locked.invoice_number} → {number}")
     if invoice_date != locked.invoice_date:
         changes.append(f"invoice date {locked.invoice_date:%d %b %Y} → {invoice_date:%d %b %Y}")
@@ -395,6 +489,7 @@ def claim_resubmit(
             note=_summary(prefix, notes),
             fields=[
                 "invoice_number",
+                "invoice_key",
                 "invoice_date",
                 "flags",
                 "total_amount",
@@ -407,7 +502,8 @@ def claim_resubmit(
             ],
         )
         flag_other_claims(others)
-        _auto_approve(locked)
+        if payable_now:
+            _auto_approve(locked)
     except BaseException:
         if stored:
             _delete_file(locked.document.storage, stored)
@@ -432,27 +528,37 @@ def claim_withdraw(*, claim: SalesClaim, member: Member) -> SalesClaim:
 # Confirmation by sell-out data ----------------------------------------------------------------------
 
 
-def _refuse_already_imported(program: Program, partner_id: int, number: str, lines: list) -> None:
-    """A sale the distributor's sell-out already reported has been paid: claiming it again would pay twice."""
-    imported = (
-        SaleLine.objects.select_related("source")
-        .filter(partner_id=partner_id, source__program=program, quantity__gt=0)
-        .alias(number=_normalised_invoice())
-        .filter(number=number)
-    )
+def _refuse_already_paid(program: Program, partner_id: int, number: str, key: str, lines: list[Line]) -> None:
+    """A claim that could pay for nothing (every unit of each of its products is paid already: the sell-out
+    reported the sale) is refused at once, saying who reported it, rather than approved for 0 points. A claim
+    that adds units is accepted: it pays for those when it is approved."""
+    sales = {line.product.pk: Sale(partner_id, key, line.product.pk) for line in lines}
+    reports = sale_reports(program_id=program.pk, sales=sales.values())
     for line in lines:
-        found = imported.filter(product=line.product, quantity=line.quantity).first()
-        if found is not None:
-            raise ApplicationError(
-                f"Invoice {number} ({line.product.sku}, {line.quantity.normalize():f}) was already reported by "
-                f"{found.source.name} and earned its points; there is nothing to claim.",
-                code=ErrorCode.ALREADY_IMPORTED,
-            )
-
-
-def _normalised_invoice(field: str = "invoice_number") -> Func:
-    """The database twin of normalise_invoice_number."""
-    return Func(Upper(field), Value(r"\s"), Value(""), Value("g"), function="regexp_replace")
+        reports[sales[line.product.pk]].claimed += line.quantity
+    if any(report.payable() > 0 for report in reports.values()):
+        return
+    largest = largest_reports(program_id=program.pk, partner_id=partner_id, invoice_key=key, product_ids=sales)
+    line = next((line for line in lines if line.product.pk in largest), None)
+    if line is None:  # paid through earlier claims of the invoice
+        message = _("Every unit of invoice %(number)s was paid through earlier claims; there is nothing to claim.")
+        raise ApplicationError(message % {"number": number}, code=ErrorCode.ALREADY_IMPORTED)
+    report = largest[line.product.pk]
+    message = _(
+        "Invoice %(number)s was already reported by %(source)s on %(date)s (%(units)s × %(sku)s) and those units "
+        "earned their points; there is nothing to claim."
+    )
+    raise ApplicationError(
+        message
+        % {
+            "number": number,
+            "source": report.source,
+            "date": date_format(report.reported_on),
+            "units": number_format(report.units),
+            "sku": line.product.sku,
+        },
+        code=ErrorCode.ALREADY_IMPORTED,
+    )
 
 
 def _match(claim: SalesClaim, sale_lines: list[SaleLine]) -> list[SaleLine] | None:
@@ -472,35 +578,39 @@ def _match(claim: SalesClaim, sale_lines: list[SaleLine]) -> list[SaleLine] | No
 def claims_confirm_by_sale_lines(*, sale_lines: Iterable[SaleLine]) -> int:
     """Approve the waiting claims that imported sell-out lines confirm: same program (the lines' source's),
     partner and invoice number, and for every claim line a sale line of the same product and quantity.
-    Returns how many claims were approved. A claim flagged as outside the claim window gets the matching line
-    recorded but still waits for a program manager's decision. Called by the sell-out import."""
-    lines = [line for line in sale_lines if line.quantity > 0 and normalise_invoice_number(line.invoice_number)]
+    Returns how many claims were approved. A flagged claim gets the matching line recorded but still waits for a
+    program manager's decision (with a reason). Called by the sell-out import (which holds the sales-paid lock):
+    a confirmed claim pays for what the sale's other reports left unpaid (one sale pays once)."""
+    lines = [line for line in sale_lines if line.quantity > 0 and line.invoice_key]
     if not lines:
         return 0
     programs = dict(
         SalesSource.objects.filter(pk__in={line.source_id for line in lines}).values_list("pk", "program_id")
     )
-    wanted = {
-        (programs[line.source_id], line.partner_id, normalise_invoice_number(line.invoice_number)) for line in lines
-    }
+    wanted = {(programs[line.source_id], line.partner_id, line.invoice_key) for line in lines}
     candidates = (
         SalesClaim.objects.filter(
             status=ClaimStatus.SUBMITTED,
             partner_id__in={partner for _, partner, _ in wanted},
-            invoice_number__in={number for _, _, number in wanted},
+            invoice_key__in={key for _, _, key in wanted},
         )
         .prefetch_related("lines")
         .order_by("pk")
     )
+    for program_id in sorted(set(programs.values())):
+        sales_paid_lock(program_id, exclusive=False)  # before the claims' rows, as every payer takes them
     approved = 0
     for claim in candidates:
-        if (claim.program_id, claim.partner_id, claim.invoice_number) not in wanted:
+        if (claim.program_id, claim.partner_id, claim.invoice_key) not in wanted:
             continue
         same_invoice = list(
             SaleLine.objects.select_related("source")
-            .filter(partner_id=claim.partner_id, source__program_id=claim.program_id, quantity__gt=0)
-            .alias(number=_normalised_invoice())
-            .filter(number=claim.invoice_number)
+            .filter(
+                partner_id=claim.partner_id,
+                invoice_key=claim.invoice_key,
+                source__program_id=claim.program_id,
+                quantity__gt=0,
+            )
             .order_by("pk")
         )
         matched = _match(claim, same_invoice)
@@ -511,7 +621,7 @@ def claims_confirm_by_sale_lines(*, sale_lines: Iterable[SaleLine]) -> int:
                 locked = claim_lock(claim.pk)
                 if locked.status != ClaimStatus.SUBMITTED:
                     continue
-                if ClaimFlag.OUTSIDE_WINDOW in locked.flags:
+                if locked.flags:
                     SalesClaim.objects.filter(pk=locked.pk).update(matched_line=matched[0])
                     continue
                 _approve(locked, actor=None, note=f"Confirmed by sell-out line {matched[0]}", matched_line=matched[0])

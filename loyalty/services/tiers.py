@@ -7,7 +7,8 @@ included), per the program's `tier_metric`:
   program's sales sources; returns are negative lines and reduce it) plus the lines of the partner's
   APPROVED sales claims that no sell-out line confirms (`claim.matched_line` is null), by the claim's invoice
   date. A claim confirmed by a sell-out line is counted once, through that line. Submitted, rejected and
-  withdrawn claims never count. Money, in the program's currency.
+  withdrawn claims never count; a flagged claim is approved only with a program manager's reason
+  (services/claims.py), so it counts only from then. Money, in the program's currency.
 - POINTS_EARNED: the points EARNED (entries of kind "earn", pending ones included) in the window, on the
   partner's company account and on the accounts of every membership of the partner, minus the reversals of
   those earns. Never a balance (spending or expiry does not lower it, a transfer or a manual adjustment does
@@ -40,6 +41,7 @@ from django.db.models import F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from loyalty.common.formatting import format_money
 from loyalty.constants import ClaimStatus, EntryKind, TierMetric, TierPeriod
 from loyalty.lock_objects import tier_evaluation_lock
 from loyalty.models import ClaimLine, PartnerTier, PointsEntry, Program, SaleLine, Tier, TierChange
@@ -52,7 +54,6 @@ CENT = Decimal("0.01")
 # last tier as history.
 EVALUATED_PARTNER_STATUSES = (PartnerStatus.ACTIVE, PartnerStatus.SUSPENDED)
 BATCH_SIZE = 1000
-CURRENCY_SYMBOLS = {"EUR": "€"}
 
 
 # Periods and windows --------------------------------------------------------------------------------
@@ -196,12 +197,10 @@ def tier_ladder_problems(
 
 
 def describe_metric(program: Program, value: Decimal) -> str:
-    """A metric value as members read it: "4,250 €", "1,200.50 USD", "3,000 AquaPoints"."""
+    """A metric value as members read it, in their language: "€4,250.00", "3,000 AquaPoints"."""
     if program.tier_metric == TierMetric.POINTS_EARNED:  # a part of a point still needed is a whole point
         return f"{int(Decimal(value).to_integral_value(rounding=ROUND_CEILING)):,} {program.currency_name}"
-    value = _money(value)
-    number = f"{int(value):,}" if value == value.to_integral_value() else f"{value:,.2f}"
-    return f"{number} {CURRENCY_SYMBOLS.get(program.money_currency, program.money_currency)}"
+    return format_money(_money(value), program.money_currency)
 
 
 def _metric_words(program: Program, value: Decimal) -> str:
@@ -373,7 +372,7 @@ class TierProgress:
 
     @property
     def summary(self) -> str:
-        """One line for the member: "Silver · 4,250 € of sales to reach Gold"."""
+        """One line for the member: "Silver · €4,250.00 of sales to reach Gold"."""
         held = self.current.name if self.current is not None else "No tier yet"
         if self.next is None:
             return f"{held} · the highest tier"
@@ -384,7 +383,7 @@ class TierProgress:
 
     @property
     def progress_text(self) -> str:
-        """The metric against the next threshold: "5,750 € of 10,000 € of sales in the last 365 days (57%)"."""
+        """The metric against the next threshold: "€5,750.00 of €10,000.00 of sales in the last 365 days (57%)"."""
         days = self.program.tier_window_days
         points = self.program.tier_metric == TierMetric.POINTS_EARNED
         if self.next is None:

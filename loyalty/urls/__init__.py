@@ -1,11 +1,17 @@
 """The site's root URLconf (ROOT_URLCONF): the back office, sign-in, then each capability's member pages."""
 
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
+# The back office signs in through allauth's sign-in (/accounts/login/), like the member site: one page with the
+# lockout after failed passwords (django-axes) and the second factor (allauth.mfa), which Django's own admin
+# sign-in form would skip.
+admin.site.login = secure_admin_login(admin.site.login)
+
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("accounts/", include("allauth.urls")),
+    path("accounts/", include("allauth.urls")),  # sign-in, password, and two-factor pages under accounts/2fa/
     path("points/", include("loyalty.urls.ledger")),
     path("claims/", include("loyalty.urls.claims")),
     path("rewards/", include("rewards.urls")),

@@ -24,8 +24,10 @@ from loyalty.forms.claims import BaseClaimLineFormSet, ClaimForm, ClaimLineFormS
 from loyalty.models import SalesClaim
 from loyalty.selectors import catalog as catalog_selectors
 from loyalty.selectors import claims as selectors
+from loyalty.selectors.one_sale import claim_paid_notes
 from loyalty.selectors.programs import current_program
 from loyalty.services import claim_checks as checks
+from loyalty.services import claim_explanations
 from loyalty.services import claims as services
 from loyalty.views.decorators import member_in_program_required
 from loyalty.views.shortcuts import get_or_404
@@ -228,16 +230,34 @@ def claim_detail(request, claim_id: int):
     claim = _get_claim(request, claim_id)
     viewer = viewer_for(request.user)
     member = viewer.member
-    entries = selectors.claim_entries(viewer=viewer, claim=claim) if claim.status == ClaimStatus.APPROVED else {}
+    is_own = member is not None and claim.member_id == member.pk
+    # A colleague the claimant tagged reads the claim and their share of it, and changes nothing.
+    is_tagged = member is not None and not is_own and any(c.pk == member.pk for c in claim.colleagues.all())
+    entries, unpaid = {}, {}
+    paid_notes = claim_paid_notes(claim)  # lines that paid for less: another report of the sale was paid
+    if claim.status == ClaimStatus.APPROVED:
+        entries = selectors.claim_entries(viewer=viewer, claim=claim)
+        unpaid = claim_explanations.unpaid_reasons(
+            claim=claim,
+            lines=[line for line in claim.lines.all() if not entries.get(line.pk) and line.pk not in paid_notes],
+            member=member if is_own or is_tagged else None,
+        )
     lines = [
-        {"line": line, "quantity": plain_number(line.quantity), "entries": entries.get(line.pk, [])}
+        {
+            "line": line,
+            "quantity": plain_number(line.quantity),
+            "entries": entries.get(line.pk, []),
+            "unpaid": unpaid.get(line.pk, ""),
+            "paid_note": paid_notes.get(line.pk),
+        }
         for line in claim.lines.all()
     ]
     context = {
         "claim": claim,
         "lines": lines,
         "points_total": sum(entry.points for rows in entries.values() for entry in rows),
-        "is_own": member is not None and claim.member_id == member.pk,
+        "is_own": is_own,
+        "is_tagged": is_tagged,
         "show_flags": viewer.is_program_manager,
         "flags": [ClaimFlag(flag).label for flag in claim.flags],
         "history": selectors.claim_history(viewer=viewer, claim=claim),

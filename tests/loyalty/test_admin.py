@@ -194,6 +194,8 @@ def program_data(**overrides) -> dict:
         "tier_period": "quarter",
         "claim_window_days": "60",
         "claim_auto_approve_below": "500.00",
+        "claim_max_quantity": "10000",
+        "claim_max_amount": "1000000.00",
     }
     return {**data, **overrides}
 
@@ -202,7 +204,7 @@ def test_program_list_shows_currency_value_expiry_and_policy(pm_client):
     ProgramFactory(name="Aqua Rewards", currency_name="AquaPoints", expiry_months=None)
     response = pm_client.get(changelist("program"))
     assert '<td class="field-currency_name">AquaPoints</td>' in response.text
-    assert '<td class="field-point_value_shown">0.0100 EUR</td>' in response.text
+    assert '<td class="field-point_value_shown">€0.01</td>' in response.text
     assert '<td class="field-expiry">Never</td>' in response.text
     assert '<td class="field-leaver_policy">The points move to the partner&#x27;s company account</td>' in response.text
 

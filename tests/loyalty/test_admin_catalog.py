@@ -208,7 +208,7 @@ def test_a_higher_rank_needing_no_more_than_the_one_below_is_refused(pm_client, 
 
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["threshold"] == [
-        "Must be more than the 10,000 € of Gold (rank 2): a higher rank needs more."
+        "Must be more than the €10,000.00 of Gold (rank 2): a higher rank needs more."
     ]
     assert Tier.objects.filter(program=program).count() == 3
 
@@ -222,7 +222,7 @@ def test_a_lower_rank_needing_as_much_as_the_one_above_is_refused(pm_client, pro
 
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["threshold"] == [
-        "Must be less than the 10,000 € of Gold (rank 2): a lower rank needs less."
+        "Must be less than the €10,000.00 of Gold (rank 2): a lower rank needs less."
     ]
     silver.refresh_from_db()
     assert silver.threshold == Decimal("5000")
@@ -259,7 +259,7 @@ def test_the_tier_list_shows_thresholds_in_the_metric_unit_and_counts_partners(p
     rows = {row.name: (row.partner_count, row) for row in response.context["cl"].result_list}
     assert rows["Silver"][0] == 2 and rows["Bronze"][0] == 0
     html = response.content.decode()
-    assert '<td class="field-threshold_shown">5,000 €</td>' in html
+    assert '<td class="field-threshold_shown">€5,000.00</td>' in html
     assert '<td class="field-threshold_shown">2,500 AquaPoints</td>' in html
 
 

@@ -339,7 +339,8 @@ def test_a_running_import_polls_every_second_with_a_progress_bar(pm_client, worl
     body = text(pm_client.get(progress_url(sales_import)))
     assert f'hx-get="{progress_url(sales_import)}" hx-trigger="every 1s" hx-swap="outerHTML"' in body
     assert 'role="progressbar" aria-label="Lines processed" aria-valuenow="40" aria-valuemin="0"' in body
-    assert 'style="width: 40%">40 %</div>' in body
+    assert 'width="40%" height="100%" aria-hidden="true" focusable="false"></svg>' in body
+    assert '<span class="progress-text">40 %</span>' in body
     assert "<strong>100</strong> of 250 lines" in body
     assert "htmx.min.js" in body
 

@@ -457,7 +457,7 @@ def test_the_simulation_page_compares_the_draft_with_the_rules_as_published(pm_c
     assert response.context["simulation"].current.points == 150
     assert response.context["simulation"].proposed.points == 300
     assert "<strong>3</strong> lines evaluated (3 sell-out, 0 from approved claims)" in body
-    assert '<td class="num">1.50</td> <td class="num">3.00</td> <td class="num">+1.50</td>' in body
+    assert '<td class="num">€1.50</td> <td class="num">€3.00</td> <td class="num">+€1.50</td>' in body
     assert "Aqua Dealer" in body and "Sales rep" in body
     assert not PointsEntry.objects.exists()
 

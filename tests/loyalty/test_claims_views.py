@@ -406,7 +406,8 @@ def world(program, rep, owner):
     }
 
 
-SEES = {"member", "owner", "account_manager", "program_manager"}
+# The colleague the claim tagged reads it too (issue #10 point 14: a tagged colleague got 404 on it).
+SEES = {"member", "colleague", "owner", "account_manager", "program_manager"}
 VIEWERS = ["member", "colleague", "owner", "other_owner", "account_manager", "other_account_manager"]
 VIEWERS += ["program_manager", "no_membership"]
 

@@ -1,13 +1,18 @@
+import base64
 import hashlib
+import secrets
 from datetime import timedelta
 
 import factory
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from partners import services
 from partners.constants import DEFAULT_ROLES, MemberStatus, PartnerKind, PartnerStatus, StaffRole
 from partners.models import Invitation, Member, Partner, Region, Role, User
+from partners.security import must_use_totp, totp_code
 
 PASSWORD = "correct-horse-battery"
 NEW_PASSWORD = "blue-kettle-Orchard-42"  # what people type when they sign up or change their password
@@ -27,6 +32,12 @@ class UserFactory(DjangoModelFactory):
         if create:
             obj.save()
 
+    @factory.post_generation
+    def totp(obj, create, extracted, **kwargs):
+        """Staff have an authenticator app, as partners.security requires; `totp=False` makes one without."""
+        if create and (must_use_totp(obj) if extracted is None else extracted):
+            TOTPFactory(user=obj)
+
 
 class ProgramManagerFactory(UserFactory):
     staff_role = StaffRole.PROGRAM_MANAGER
@@ -36,6 +47,34 @@ class ProgramManagerFactory(UserFactory):
 
 class AccountManagerFactory(UserFactory):
     staff_role = StaffRole.ACCOUNT_MANAGER
+
+
+class TOTPFactory(DjangoModelFactory):
+    """An authenticator app (allauth.mfa) of `user`; totp_code_of(user) is the code it shows now."""
+
+    class Meta:
+        model = Authenticator
+
+    user = factory.SubFactory(UserFactory)
+    type = Authenticator.Type.TOTP
+    data = factory.LazyFunction(lambda: {"secret": base64.b32encode(secrets.token_bytes(20)).decode()})
+
+
+def totp_code_of(user: User) -> str:
+    """The code `user`'s authenticator app shows now."""
+    return totp_code(Authenticator.objects.get(user=user, type=Authenticator.Type.TOTP).data["secret"])
+
+
+class VerifiedEmailFactory(DjangoModelFactory):
+    """The verified, primary e-mail address allauth needs before it signs `user` in with a password."""
+
+    class Meta:
+        model = EmailAddress
+
+    user = factory.SubFactory(UserFactory)
+    email = factory.LazyAttribute(lambda o: o.user.email)
+    verified = True
+    primary = True
 
 
 def lookup_factory(model, key: str, **numbered: str) -> type[DjangoModelFactory]:

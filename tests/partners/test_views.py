@@ -73,8 +73,8 @@ def test_home_for_an_owner_shows_their_partner_role_and_people_waiting(client, o
     assert "Dealer" in html
     assert owner.partner.region.name in html
     assert "Owner / manager" in html
-    assert "2 people are waiting for your approval" in html
-    assert f'href="{reverse("team")}"' in html
+    assert "2 people of your company wait for your approval" in html
+    assert f'href="{reverse("team")}?status=pending_approval"' in html
 
 
 def test_home_for_a_pending_member_says_the_owner_must_approve(client):
@@ -135,12 +135,13 @@ def test_home_query_count_does_not_grow_with_the_team(client, owner, team_size, 
     ledger.earn(account=ledger.member_account(program=program, member=owner), points=75, key="home")
 
     # session, user, the viewer's membership, the team counts, the program, the balance, expiring soon, the program's
-    # tiers (none here; with tiers, the partner's metric too: tests/loyalty/test_tiers.py)
-    with django_assert_max_num_queries(8):
+    # tiers (none here; with tiers, the partner's metric too: tests/loyalty/test_tiers.py); the next steps: rejected
+    # claims, the member's and the company's balances, the partner's tier rank and the affordable rewards
+    with django_assert_max_num_queries(13):
         response = client.get(reverse("home"))
 
     html = response.content.decode()
-    assert f"{team_size} people are waiting for your approval" in html
+    assert f"{team_size} people of your company wait for your approval" in html
     assert "My AquaPoints" in html
 
 

@@ -649,7 +649,7 @@ def test_csv_supplier_file_has_one_row_per_line_to_ship(pm_client, program, shop
         [str(first.pk), when(first.pk), "MUG-1", "Mug", "2", "Ana Kovač", "Hauptstr. 5", "10115", "Berlin", "Germany",
          "", "ana@dealer.example", "Dealer Ltd"],
         [str(second.pk), when(second.pk), "MUG-1", "Mug", "1", 'Ben "the builder" Ó', "Line 1,\nLine 2", "01067",
-         "Berlin", "Germany", "+49 30 1", "ben@other.example", "Other Ltd"],
+         "Berlin", "Germany", "'+49 30 1", "ben@other.example", "Other Ltd"],
     ]  # fmt: skip
 
 

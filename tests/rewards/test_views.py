@@ -108,7 +108,7 @@ def test_checkout_needs_an_address_for_shipped_items_and_changes_nothing_without
     url = reverse("checkout", args=["member"])
     form_page = client.get(url)
     key = form_page.context["form"].initial["checkout_key"]
-    response = client.post(url, {"checkout_key": key, "name": "Ana"})
+    response = client.post(url, {"checkout_key": key, "lines": f"{mug.pk}:1", "name": "Ana"})
     assert response.status_code == 200
     assert "This field is required." in response.content.decode()
     mug.refresh_from_db()
@@ -120,7 +120,7 @@ def test_checkout_places_the_order_once_even_when_submitted_twice(client, progra
     CartItem.objects.create(member=member, reward=mug, quantity=2)
     client.force_login(member.user)
     url = reverse("checkout", args=["member"])
-    data = {"checkout_key": "abc123", **ADDRESS}
+    data = {"checkout_key": "abc123", "lines": f"{mug.pk}:2", **ADDRESS}
     response = client.post(url, data)
     order = RedemptionOrder.objects.get()
     assert response.url == reverse("order_detail", args=[order.pk])
@@ -136,9 +136,9 @@ def test_checkout_refusal_is_shown_on_the_form(client, program, member):
     CartItem.objects.create(member=member, reward=reward, quantity=1)
     client.force_login(member.user)
     url = reverse("checkout", args=["member"])
-    client.post(url, {"checkout_key": "first"})
+    client.post(url, {"checkout_key": "first", "lines": f"{reward.pk}:1"})
     CartItem.objects.create(member=member, reward=reward, quantity=1)
-    response = client.post(url, {"checkout_key": "second"})
+    response = client.post(url, {"checkout_key": "second", "lines": f"{reward.pk}:1"})
     assert "you can order 0 more" in response.content.decode()
     assert RedemptionOrder.objects.count() == 1
 
@@ -150,7 +150,7 @@ def test_codes_are_shown_only_to_the_person_who_ordered(client, program):
     card = CodeRewardFactory(program=program, codes=1, points_price=100)
     CartItem.objects.create(member=rep, reward=card, quantity=1)
     client.force_login(rep.user)
-    client.post(reverse("checkout", args=["member"]), {"checkout_key": "k"})
+    client.post(reverse("checkout", args=["member"]), {"checkout_key": "k", "lines": f"{card.pk}:1"})
     order = RedemptionOrder.objects.get()
     code = card.codes.get().code
     assert order.status == OrderStatus.FULFILLED
@@ -166,7 +166,7 @@ def test_orders_are_404_for_people_who_may_not_see_them(client, program, member)
     reward = RewardFactory(program=program)
     CartItem.objects.create(member=member, reward=reward, quantity=1)
     client.force_login(member.user)
-    client.post(reverse("checkout", args=["member"]), {"checkout_key": "k"})
+    client.post(reverse("checkout", args=["member"]), {"checkout_key": "k", "lines": f"{reward.pk}:1"})
     order = RedemptionOrder.objects.get()
     for outsider in (MemberFactory().user, OwnerFactory().user, AccountManagerFactory()):
         client.force_login(outsider)
@@ -186,7 +186,7 @@ def test_member_cancels_an_order_waiting_for_approval_and_gets_the_points_back(c
     session["program_id"] = program.pk
     session.save()
     CartItem.objects.create(member=member, reward=reward, quantity=1)
-    client.post(reverse("checkout", args=["member"]), {"checkout_key": "k"})
+    client.post(reverse("checkout", args=["member"]), {"checkout_key": "k", "lines": f"{reward.pk}:1"})
     order = RedemptionOrder.objects.get()
     assert order.status == OrderStatus.PLACED
     assert "Cancel the order" in client.get(reverse("order_cancel", args=[order.pk])).content.decode()
@@ -204,7 +204,7 @@ def test_order_list_query_count_does_not_grow(client, program, member, django_as
     for i in range(count):
         CartItem.objects.create(member=member, reward=reward, quantity=1)
         client.force_login(member.user)
-        client.post(reverse("checkout", args=["member"]), {"checkout_key": f"k{i}"})
+        client.post(reverse("checkout", args=["member"]), {"checkout_key": f"k{i}", "lines": f"{reward.pk}:1"})
     with django_assert_max_num_queries(8):
         assert client.get(reverse("order_list")).status_code == 200
 
@@ -233,5 +233,5 @@ def test_redeem_now_places_one_order_per_tap_and_refuses_shipped_items(client, p
 
     mug = MerchandiseFactory(program=program)
     response = client.post(reverse("redeem_now", args=[mug.pk]), {"quantity": 1, "checkout_key": "x" * 16})
-    assert response.url == reverse("reward_detail", args=[mug.pk])
+    assert response.url == reverse("redeem_now", args=[mug.pk])  # the address step (issue #10, point 13)
     assert RedemptionOrder.objects.count() == 1

@@ -12,9 +12,9 @@ import io
 from typing import NamedTuple
 
 from django.db import transaction
-from django.db.models.functions import Lower
 
 from loyalty.common.errors import ApplicationError
+from loyalty.common.keys import matching_key
 from loyalty.error_codes import ErrorCode
 from loyalty.lock_objects import aliases_lock
 from loyalty.models import PartnerAlias, SalesSource
@@ -68,12 +68,10 @@ def aliases_read(*, upload) -> list[AliasPair]:
     ]
     if rows and rows[0][1][0].lower().replace(" ", "_") in _HEADINGS:
         rows = rows[1:]
-    wanted = {cells[1].lower() for _, cells in rows if len(cells) > 1 and cells[1]}
+    wanted = {matching_key(cells[1]) for _, cells in rows if len(cells) > 1 and cells[1]}
     partners = {
-        partner.legal_id.lower(): partner
-        for partner in Partner.objects.annotate(key=Lower("legal_id"))
-        .filter(key__in=wanted)
-        .only("pk", "name", "legal_id")
+        partner.legal_id_key: partner
+        for partner in Partner.objects.filter(legal_id_key__in=wanted).only("pk", "name", "legal_id", "legal_id_key")
     }
     max_length = PartnerAlias._meta.get_field("code").max_length
     problems, pairs, seen = [], [], {}
@@ -85,14 +83,15 @@ def aliases_read(*, upload) -> list[AliasPair]:
         if len(alias) > max_length:
             problems.append(f"Line {number}: the alias “{alias[:70]}…” is too long.")
             continue
-        partner = partners.get(legal_id.lower())
+        partner = partners.get(matching_key(legal_id))
         if partner is None:
             problems.append(f"Line {number}: no partner has the legal id “{legal_id}”.")
             continue
-        if alias in seen and seen[alias] != partner.pk:
+        key = matching_key(alias)
+        if key in seen and seen[key] != partner.pk:
             problems.append(f"Line {number}: the alias “{alias}” is given to two partners in this file.")
             continue
-        seen[alias] = partner.pk
+        seen[key] = partner.pk
         pairs.append(AliasPair(alias, partner))
     if problems:
         raise AliasProblems(problems)
@@ -103,15 +102,15 @@ def aliases_read(*, upload) -> list[AliasPair]:
 
 @transaction.atomic
 def aliases_save(*, source: SalesSource, pairs: list[AliasPair]) -> AliasesSaved:
-    """Add the aliases, or point existing ones at the named partner."""
-    wanted = {alias: partner for alias, partner in pairs}
-    existing = aliases_lock(source=source, codes=wanted)
-    added = sum(1 for alias in wanted if alias not in existing)
-    changed = sum(1 for alias, partner in wanted.items() if alias in existing and existing[alias] != partner.pk)
+    """Add the aliases, or point existing ones (the same code, by its matching key) at the named partner."""
+    wanted = {matching_key(alias): (alias, partner) for alias, partner in pairs}
+    existing = aliases_lock(source=source, keys=wanted)
+    added = sum(1 for key in wanted if key not in existing)
+    changed = sum(1 for key, (_, partner) in wanted.items() if key in existing and existing[key] != partner.pk)
     PartnerAlias.objects.bulk_create(
-        [PartnerAlias(source=source, code=alias, partner=partner) for alias, partner in wanted.items()],
+        [PartnerAlias(source=source, code=alias, partner=partner) for alias, partner in wanted.values()],
         update_conflicts=True,
-        unique_fields=["source", "code"],
+        unique_fields=["source", "code_key"],
         update_fields=["partner"],
     )
     return AliasesSaved(added, changed, len(wanted) - added - changed)

@@ -2,20 +2,20 @@
 (ErrorLog: the first ones on the import, every one in a CSV file) and that CSV's download (errors_csv).
 
 An error is {"line", "column", "value", "reason"}: the file's line number (the header is line 1), the heading of
-the column at fault (as the source's file names it), the value as read (at most 200 characters) and why.
+the column at fault (as the source's file names it), the value as read (at most 200 characters) and why. The CSV
+is written by loyalty.common.spreadsheets: the file's own text (values, headings) never runs as a formula.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import re
 import tempfile
 from collections.abc import Iterator
 
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 
+from loyalty.common.spreadsheets import CsvWriter, csv_lines
 from loyalty.models import SalesImport
 
 ERRORS_DIR = "imports/errors"
@@ -48,13 +48,13 @@ class ErrorLog:
         self.limit = limit
         self.items: list[dict] = []
         self._file = tempfile.TemporaryFile(mode="w+", encoding="utf-8", newline="")  # noqa: SIM115
-        self._writer = csv.writer(self._file)
+        self._writer = CsvWriter(self._file)
         self._writer.writerow(COLUMNS)
 
     def add(self, items: list[dict]) -> None:
         """A batch's errors in line order (they are found phase by phase)."""
         for error in sorted(items, key=lambda error: error["line"]):
-            self._writer.writerow([error["line"], error["column"], safe_cell(error["value"]), error["reason"]])
+            self._writer.writerow([error["line"], error["column"], error["value"], error["reason"]])
             if len(self.items) < self.limit:
                 self.items.append(error)
 
@@ -86,28 +86,11 @@ def errors_csv(sales_import: SalesImport) -> Iterator[str]:
         with storage.open(name, "rb") as stored:
             yield from io.TextIOWrapper(stored, encoding="utf-8", newline="")
         return
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(COLUMNS)
-    yield buffer.getvalue()
-    for error in sales_import.errors or []:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow(
-            [error.get("line"), error.get("column"), safe_cell(str(error.get("value", ""))), error.get("reason")]
-        )
-        yield buffer.getvalue()
-
-
-def safe_cell(value: str) -> str:
-    """A value from an uploaded file, defused for spreadsheets (no formulas)."""
-    if value[:1] in ("=", "+", "@", "\t", "\r") or (value[:1] == "-" and not _looks_numeric(value)):
-        return "'" + value
-    return value
-
-
-def _looks_numeric(value: str) -> bool:
-    return bool(re.fullmatch(r"-?[\d.,  ]+", value))
+    rows = (
+        [error.get("line"), error.get("column"), str(error.get("value", "")), error.get("reason")]
+        for error in sales_import.errors or []
+    )
+    yield from csv_lines(rows, header=COLUMNS)
 
 
 def _errors_storage():

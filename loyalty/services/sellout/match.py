@@ -1,6 +1,7 @@
 """Matching parsed lines to what they name: the partner (by the source's alias code, else the legal id), the
 member (by member code "M" + id or by e-mail; must work at the line's partner and not have left) and the product
-(by SKU). A few queries per batch; what was found is remembered for the rest of the file.
+(by SKU). Codes, legal ids and SKUs are compared by their matching keys (loyalty.common.keys), so "aq–1" finds the
+SKU AQ-1. A few queries per batch; what was found is remembered for the rest of the file.
 
 The facts found are the tuples engine.bulk.LineEvaluator.shares() reads (by position: they are NamedTuples).
 """
@@ -12,6 +13,7 @@ from typing import NamedTuple
 
 from django.db.models.functions import Lower
 
+from loyalty.common.keys import matching_key
 from loyalty.models import PartnerAlias, PartnerTier, Product, Program, SalesSource
 from loyalty.services.sellout.errors import Issues
 from loyalty.services.sellout.parse import Line
@@ -105,15 +107,14 @@ class Matcher:
     def _load_partners(self, codes: set[str]) -> None:
         if not codes:
             return
-        found: dict[str, int] = {}
-        for code, partner_id in PartnerAlias.objects.filter(source=self.source, code__in=codes).values_list(
-            "code", "partner_id"
-        ):
-            found[code] = partner_id
-        for legal_id, partner_id in Partner.objects.filter(legal_id__in=codes - found.keys()).values_list(
-            "legal_id", "pk"
-        ):
-            found[legal_id] = partner_id
+        keys = {code: matching_key(code) for code in codes}
+        found: dict[str, int] = {}  # by key
+        aliases = PartnerAlias.objects.filter(source=self.source, code_key__in=set(keys.values()))
+        for key, partner_id in aliases.values_list("code_key", "partner_id"):
+            found[key] = partner_id
+        legal = Partner.objects.filter(legal_id_key__in=set(keys.values()) - found.keys())
+        for key, partner_id in legal.values_list("legal_id_key", "pk"):
+            found[key] = partner_id
         facts = {}
         ids = set(found.values()) - {f.id for f in self._partners.values() if f}
         if ids:
@@ -127,18 +128,21 @@ class Matcher:
                 facts[pk] = PartnerFacts(pk, kind, region_id, payout == PayoutPolicy.POOLED, tiers.get(pk))
         known = {f.id: f for f in self._partners.values() if f}
         known.update(facts)
-        for code in codes:
-            self._partners[code] = known.get(found[code]) if code in found else None
+        for code, key in keys.items():
+            self._partners[code] = known.get(found[key]) if key in found else None
 
     def _load_products(self, skus: set[str]) -> None:
         if not skus:
             return
+        keys = {sku: matching_key(sku) for sku in skus}
         found = {
-            sku: ProductFacts(pk, line_id)
-            for sku, pk, line_id in Product.objects.filter(sku__in=skus).values_list("sku", "pk", "line_id")
+            key: ProductFacts(pk, line_id)
+            for key, pk, line_id in Product.objects.filter(sku_key__in=set(keys.values())).values_list(
+                "sku_key", "pk", "line_id"
+            )
         }
-        for sku in skus:
-            self._products[sku] = found.get(sku)
+        for sku, key in keys.items():
+            self._products[sku] = found.get(key)
 
     def _load_members(self, codes: set[str], emails: set[str]) -> None:
         if codes:

@@ -2,19 +2,22 @@
 the reasons the row is refused, with its line number and column. Pure: no database, no files.
 
 What is checked here: the external id (present, at most 80 characters, no control characters, not twice in the
-file), partner and SKU present, the quantity (a number, not 0, at most 3 decimals, under 10^9; negative: a
-return), the amount (a number under 10^12, rounded half up to cents), the invoice date (by the source's format,
-not in the future, not before 2000), the invoice number (at most 60 characters) and that only returns name a
-returned line. Whether the partner, member and SKU exist is match.py's job.
+file, compared by its matching key), partner and SKU present, the quantity (a number, not 0, at most 3 decimals,
+under 10^9; negative: a return), the amount (a number under 10^12, rounded half up to cents), the invoice date (by
+the source's format, not in the future, not before 2000), the invoice number (at most 60 characters) and that only
+returns name a returned line. Whether the partner, member and SKU exist is match.py's job. The matching keys of
+the external id, invoice number and returned line (loyalty.common.keys) are computed here, once per line, for the
+COPY and the lookups that follow.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from loyalty.common.keys import matching_key
 from loyalty.services.sellout.errors import Issues
 from loyalty.services.sellout.formats import CsvLineError, parse_date, parse_decimal
 
@@ -38,6 +41,11 @@ class Line:
     invoice_number: str
     invoice_date: date
     returns_external_id: str
+    # Matching keys of external_id, invoice_number and returns_external_id (derived: left out of comparisons).
+    external_key: str = field(default="", compare=False)
+    invoice_key: str = field(default="", compare=False)
+    returns_key: str = field(default="", compare=False)
+    paid_quantity: Decimal | None = field(default=None, compare=False)  # set by write.py: what the line pays for
     partner_facts: tuple | None = None  # match.PartnerFacts
     member_facts: tuple | None = None  # match.MemberFacts
     product_facts: tuple | None = None  # match.ProductFacts
@@ -59,7 +67,7 @@ class LineParser:
         self.today = today
         self.decimal_comma = decimal_comma
         self.date_format = date_format
-        self.seen: set[str] = set()
+        self.seen: set[str] = set()  # external ids' matching keys
         self._quantities: dict[str, Decimal | str] = {}
         self._dates: dict[str, date | str] = {}
 
@@ -90,18 +98,21 @@ class LineParser:
                 cells = list(cells) + [""] * (width - len(cells))
             problems = []
             external_id = _text(cells[i_ext])
-            if not external_id:
-                problems.append(("external_id", "", "is missing"))
-            elif len(external_id) > 80 or (not external_id.isprintable() and _BAD_ID.search(external_id)):
+            external_key = matching_key(external_id)
+            if not external_key:
+                problems.append(("external_id", external_id, "is missing"))
+            elif max(len(external_id), len(external_key)) > 80 or (
+                not external_id.isprintable() and _BAD_ID.search(external_id)
+            ):
                 problems.append(
                     ("external_id", external_id, "must be at most 80 characters, without control characters")
                 )
-            elif external_id in seen:
+            elif external_key in seen:
                 problems.append(
                     ("external_id", external_id, "appears more than once in this file: only its first line is imported")
                 )
             else:
-                seen.add(external_id)
+                seen.add(external_key)
             partner = _text(cells[i_partner])
             if not partner:
                 problems.append(("partner", "", "is missing"))
@@ -142,7 +153,8 @@ class LineParser:
             if isinstance(day, str):
                 problems.append(("invoice_date", _text(raw), day))
             invoice = _text(cells[i_invoice]) if i_invoice is not None else ""
-            if len(invoice) > 60:
+            invoice_key = matching_key(invoice)
+            if max(len(invoice), len(invoice_key)) > 60:
                 problems.append(("invoice_number", invoice, "must be at most 60 characters"))
             returns_id = _text(cells[i_returns]) if i_returns is not None else ""
             if returns_id and not isinstance(quantity, str) and quantity > 0:
@@ -152,7 +164,10 @@ class LineParser:
                 for name, value, reason in problems:
                     issues.add(number, name, value, reason)
                 continue
-            lines.append(Line(number, external_id, partner, member, sku, quantity, amount, invoice, day, returns_id))
+            lines.append(
+                Line(number, external_id, partner, member, sku, quantity, amount, invoice, day, returns_id,
+                     external_key, invoice_key, matching_key(returns_id))
+            )  # fmt: skip
         return lines
 
 

@@ -21,7 +21,7 @@ from loyalty.engine.bulk import json_text
 from loyalty.services.ledger_bulk import ImportLedger, Return, copy_in, copy_text, proportional
 from loyalty.services.sellout.errors import Issues
 from loyalty.services.sellout.parse import Line
-from loyalty.services.sellout.write import BY_EXTERNAL_ID, LINE_COLUMNS, NULL, imported_ids
+from loyalty.services.sellout.write import BY_EXTERNAL_KEY, LINE_COLUMNS, NULL, imported_ids
 
 
 class Original(NamedTuple):
@@ -56,8 +56,8 @@ def returns_post(
     """Find each return's original line, refuse those that cannot be matched (into `issues`), and write the rest,
     each taking back its share of every posting of its original line. In the import's transaction."""
     with connection.cursor() as cursor:
-        already = imported_ids(cursor, source_id=source_id, external_ids=[line.external_id for line in returns])
-        returns = [line for line in returns if line.external_id not in already]
+        already = imported_ids(cursor, source_id=source_id, external_keys=[line.external_key for line in returns])
+        returns = [line for line in returns if line.external_key not in already]
         originals, candidates = _originals(cursor, returns, source_id=source_id)
         original_ids = {original.id for original in originals.values()} | {
             original.id for options in candidates.values() for original in options
@@ -75,7 +75,7 @@ def returns_post(
         quantity = -line.quantity
         original, reason, column = None, "", "returns_external_id"
         if line.returns_external_id:
-            original = originals.get(line.returns_external_id)
+            original = originals.get(line.returns_key)
             if original is None:
                 reason = "is not the external id of a line imported from this source (before this line)"
             elif original.quantity < 0:
@@ -88,7 +88,7 @@ def returns_post(
             column = "returns_external_id" if returns_column_mapped else "quantity"
             reason = "is a return without the returned line's external id or an invoice number to find it"
         else:
-            options = candidates.get((line.partner_facts.id, line.invoice_number, line.product_facts.id), [])
+            options = candidates.get((line.partner_facts.id, line.invoice_key, line.product_facts.id), [])
             original = next((o for o in options if o.quantity - returned[o.id] >= quantity), None)
             if original is None:
                 column = "invoice_number"
@@ -124,33 +124,33 @@ def returns_post(
 
 
 def _originals(cursor, returns: list[Line], *, source_id: int) -> tuple[dict[str, Original], dict[tuple, list]]:
-    """The lines the returns name ({external id: line}), and for the returns that name none, the candidates by
-    (partner id, invoice number, product id), oldest first."""
-    by_id = [line.returns_external_id for line in returns if line.returns_external_id]
+    """The lines the returns name ({external id's matching key: line}), and for the returns that name none, the
+    candidates by (partner id, invoice key, product id), oldest first."""
+    by_id = [line.returns_key for line in returns if line.returns_key]
     originals: dict[str, Original] = {}
     if by_id:
-        cursor.execute(BY_EXTERNAL_ID.format(columns=ORIGINAL_COLUMNS), [by_id, source_id])
-        originals = {row[0]: Original._make(row) for row in cursor.fetchall()}
-    by_invoice = [line for line in returns if not line.returns_external_id and line.invoice_number]
+        cursor.execute(BY_EXTERNAL_KEY.format(columns=f"s.external_key, {ORIGINAL_COLUMNS}"), [by_id, source_id])
+        originals = {key: Original._make(row) for key, *row in cursor.fetchall()}
+    by_invoice = [line for line in returns if not line.returns_key and line.invoice_key]
     candidates: dict[tuple, list[Original]] = defaultdict(list)
     if by_invoice:
         cursor.execute(
-            f"SELECT {ORIGINAL_COLUMNS}, s.invoice_number "
+            f"SELECT {ORIGINAL_COLUMNS}, s.invoice_key "
             "FROM (SELECT DISTINCT * FROM unnest(%s::bigint[], %s::text[], %s::bigint[])) "
-            "AS w(partner_id, invoice_number, product_id) CROSS JOIN LATERAL (SELECT * FROM loyalty_saleline "
-            "WHERE partner_id = w.partner_id AND invoice_number = w.invoice_number "
+            "AS w(partner_id, invoice_key, product_id) CROSS JOIN LATERAL (SELECT * FROM loyalty_saleline "
+            "WHERE partner_id = w.partner_id AND invoice_key = w.invoice_key "
             "AND product_id = w.product_id "
             "AND source_id = %s AND quantity > 0 OFFSET 0) s ORDER BY s.id",
             [
                 [line.partner_facts.id for line in by_invoice],
-                [line.invoice_number for line in by_invoice],
+                [line.invoice_key for line in by_invoice],
                 [line.product_facts.id for line in by_invoice],
                 source_id,
             ],
         )
-        for *row, invoice_number in cursor.fetchall():
+        for *row, invoice_key in cursor.fetchall():
             original = Original._make(row)
-            candidates[(original.partner_id, invoice_number, original.product_id)].append(original)
+            candidates[(original.partner_id, invoice_key, original.product_id)].append(original)
     return originals, candidates
 
 
@@ -171,10 +171,11 @@ def _return_row(line: Line, original: Original, before: Decimal, *, source_id: i
         total -= wanted
     member = line.member_facts
     return (
-        f"{source_id}\t{copy_text(line.external_id)}\t{import_id}\t{line.partner_facts.id}\t"
-        f"{member.id if member else NULL}\t{line.product_facts.id}\t{line.quantity}\t{line.amount}\t"
-        f"{copy_text(line.invoice_number)}\t{line.invoice_date.isoformat()}\t{original.id}\t{total}\t"
-        f"{copy_text('[' + ','.join(parts) + ']') if parts else ''}\n"
+        f"{source_id}\t{copy_text(line.external_id)}\t{copy_text(line.external_key)}\t{import_id}\t"
+        f"{line.partner_facts.id}\t{member.id if member else NULL}\t{line.product_facts.id}\t{line.quantity}\t"
+        f"{line.amount}\t{copy_text(line.invoice_number)}\t{copy_text(line.invoice_key)}\t"
+        f"{line.invoice_date.isoformat()}\t{original.id}\t{total}\t"
+        f"{copy_text('[' + ','.join(parts) + ']') if parts else ''}\t0\n"
     )
 
 

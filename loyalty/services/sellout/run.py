@@ -23,14 +23,18 @@ What import_run does, and what the admin can rely on:
 - The whole import is one transaction: its lines and points are posted all together or not at all (a
   failure half-way posts nothing, and importing the file again posts it all). Lines are read as a stream in
   batches of BATCH_SIZE; after each batch `processed_rows` / `total_rows` are committed (from another
-  connection), so a progress bar can poll `SalesImport.percent_done`. Imports of one source run one at a time
-  (a transaction-level advisory lock); imports of different sources run side by side.
+  connection), so a progress bar can poll `SalesImport.percent_done`. Imports of one program run one at a time,
+  and claims of the program are approved between them (transaction-level advisory locks: one sale pays once).
 - Every line is validated (parse.py, match.py); a bad line is never posted and is listed with its line number
   (the header is line 1; for XLSX the sheet's row number), the column heading, the value and the reason. The
   first MAX_STORED_ERRORS are in `errors`; errors_csv gives them all.
 - Idempotent per (source, external id): a line already imported (by any earlier import of the source) is
   counted in `duplicate_lines` and posts nothing; the same external id twice in one file: the second is an
-  error. Importing the same file twice posts nothing the second time and the message says so.
+  error. External ids, invoice numbers, SKUs, legal ids and aliases are compared by their matching keys
+  (loyalty.common.keys: case, spaces, dashes and invisible characters aside). Importing the same file twice posts
+  nothing the second time and the message says so.
+- One sale pays once (selectors.one_sale): a line pays for what the largest report of its sale (partner, invoice,
+  product: each source's lines, or the partner's approved claims) leaves unpaid (write.py).
 - Good lines go through the same engine as earning.post_event (engine.evaluate, caps and budgets through
   engine.limit in file order from locked rows), via engine.bulk.LineEvaluator and ledger_bulk.ImportLedger:
   each line stores what it paid (`SaleLine.points` and `postings`, with the arithmetic), and the ledger gets
@@ -69,7 +73,7 @@ from loyalty.common.errors import ApplicationError
 from loyalty.constants import ImportStatus
 from loyalty.engine.bulk import LineEvaluator, RuleIndex
 from loyalty.error_codes import ErrorCode
-from loyalty.lock_objects import import_run_try_lock, import_run_unlock, source_import_lock
+from loyalty.lock_objects import import_run_try_lock, import_run_unlock, sales_paid_lock, source_import_lock
 from loyalty.models import SaleLine, SalesImport, SalesSource
 from loyalty.services import claims
 from loyalty.services.earning import published_rules
@@ -324,7 +328,9 @@ class _Run:
             label=f"{self.source.name} ({imp.original_name})",
             budget_rule_ids=[rule.id for rule in rules if rule.budget_points is not None],
         )
-        self.writer = LineWriter(source=self.source, program=self.program, import_id=imp.pk, ledger=self.ledger)
+        self.writer = LineWriter(
+            source=self.source, program=self.program, import_id=imp.pk, ledger=self.ledger, evaluator=self.evaluator
+        )
         self.source_had_lines = SaleLine.objects.filter(source=self.source).exists()
         if PIPELINE and not connection.in_atomic_block:
             run_pipelined(
@@ -392,15 +398,18 @@ class _Run:
     def _drop_imported(self, lines: list[Line], batch: _Prepared) -> list[Line]:
         """The lines not imported before (committed ones: the writer checks again under its lock)."""
         with connection.cursor() as cursor:
-            imported = imported_ids(cursor, source_id=self.source.pk, external_ids=[line.external_id for line in lines])
+            imported = imported_ids(
+                cursor, source_id=self.source.pk, external_keys=[line.external_key for line in lines]
+            )
         if not imported:
             return lines
-        batch.duplicates += sum(1 for line in lines if line.external_id in imported)
-        return [line for line in lines if line.external_id not in imported]
+        batch.duplicates += sum(1 for line in lines if line.external_key in imported)
+        return [line for line in lines if line.external_key not in imported]
 
     def _begin(self) -> None:
         with connection.cursor() as cursor:
             source_import_lock(cursor, self.source.pk)
+            sales_paid_lock(self.program.pk, exclusive=True)  # one sale pays once: no other payer until the end
             self.ledger.begin(cursor)
 
     def _write(self, batch: _Prepared) -> None:
@@ -414,6 +423,8 @@ class _Run:
         counts.duplicates += len(positives) - len(new_lines)
         counts.new += len(new_lines)
         started = self.stats.add("insert_lines", started)
+        self.writer.confirm_claims(new_lines)  # before the returns: a returned line has its postings
+        started = self.stats.add("claims", started)
         if returns:
             posted = returns_post(
                 returns,
@@ -427,8 +438,6 @@ class _Run:
             counts.new += posted.written
             counts.returns += posted.written
         started = self.stats.add("returns", started)
-        self.writer.confirm_claims(new_lines)
-        started = self.stats.add("claims", started)
         counts.error_rows += errors.rows
         self.errors.add(errors.items)
 
