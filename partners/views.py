@@ -32,6 +32,7 @@ from partners.forms import (
     ProfileForm,
     TeamFilterForm,
 )
+from partners.language import remember_language
 from partners.models import Member
 from partners.next_steps import next_steps
 from partners.visibility import Viewer, viewer_for
@@ -124,6 +125,7 @@ def profile(request):
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
+                remember_language(request, member.language)
                 messages.success(request, "Your profile has been saved.")
                 return redirect("profile")
     else:

@@ -192,6 +192,7 @@ class ClaimEventInline(EventHistoryInline):
 class SalesClaimAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
     # Members claim sales on the member site; claims move only through the actions, which record who did what
     # and when.
+
     # What decides the work first; the member, the invoice and the submissions are on the claim's page (and the
     # search finds invoice numbers and e-mails), so that the queue fits a 1280 px screen beside the filters.
     list_display = ("claim", "flags_shown", "status", "total", "partner_name")
@@ -203,7 +204,7 @@ class SalesClaimAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
         "partner__kind",
         ("created_at", admin.DateFieldListFilter),
     )
-    list_select_related = ("member__user", "partner", "program")
+    list_select_related = ("partner", "program")
     detail_select_related = (
         "program",
         "member__user",

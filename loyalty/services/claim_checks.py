@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from loyalty.common.errors import ApplicationError
+from loyalty.common.formatting import format_money
 from loyalty.common.keys import matching_key
 from loyalty.common.storage import MAX_DOCUMENT_BYTES, DocumentKind, sniff_file
 from loyalty.constants import ClaimFlag, ClaimStatus
@@ -153,16 +154,15 @@ def _check_ceilings(program: Program, lines: list[Line]) -> None:
             )
         if amount > max_amount:
             message = _(
-                "%(lines)s (%(sku)s): %(amount)s %(currency)s is more than one claim may have of this product "
-                "(at most %(ceiling)s %(currency)s). Check the amount on the invoice."
+                "%(lines)s (%(sku)s): %(amount)s is more than one claim may have of this product "
+                "(at most %(ceiling)s). Check the amount on the invoice."
             )
             raise ApplicationError(
                 message
                 % {
                     **where,
-                    "amount": number_format(amount, decimal_pos=2, force_grouping=True),
-                    "ceiling": number_format(max_amount, decimal_pos=2, force_grouping=True),
-                    "currency": program.money_currency,
+                    "amount": format_money(amount, program.money_currency),
+                    "ceiling": format_money(max_amount, program.money_currency),
                 },
                 code=ErrorCode.OVER_CEILING,
             )

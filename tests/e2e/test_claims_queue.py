@@ -70,7 +70,6 @@ def test_the_claims_queue_puts_flags_status_and_total_first_and_fits_1280_px(man
     table_overflow, page_overflow = page.evaluate(OVERFLOW)
     assert table_overflow <= 0, f"the claims table is {table_overflow} px wider than its container"
     assert page_overflow <= 0, f"the page is {page_overflow} px wider than the 1280 px screen"
-    page.screenshot(path="/tmp/h5_after.png")
     for name in ("Flags", "Status", "Total"):
         box = table.locator("thead th", has_text=name).bounding_box()
         assert box is not None and box["x"] + box["width"] <= DESKTOP["width"], f"{name} is off the screen"

@@ -97,8 +97,8 @@ def test_a_line_over_the_programs_amount_ceiling_is_refused(program, member, pri
     product = ProductFactory(sku="PFR-5")
     error = refused("over_ceiling", lambda: submit(member, program, lines=[line(product, 1, "1000000.01")]))
     assert error.message == (
-        "Line 1 (PFR-5): 1,000,000.01 EUR is more than one claim may have of this product (at most 1,000,000.00 "
-        "EUR). Check the amount on the invoice."
+        "Line 1 (PFR-5): €1,000,000.01 is more than one claim may have of this product (at most €1,000,000.00). "
+        "Check the amount on the invoice."
     )
     assert nothing_written(private_media) == (0, 0, 0, [])
     assert submit(member, program, lines=[line(product, 1, "1000000.00")]).total_amount == Decimal("1000000.00")

@@ -2,6 +2,7 @@
 than the largest quantity one source reports (each sell-out source; the partner's claims together), whatever the
 order of claims and imports, and the member is told why a claim paid for less."""
 
+import contextlib
 import threading
 from decimal import Decimal
 
@@ -190,12 +191,12 @@ def test_a_claim_approved_after_the_sell_out_reported_the_sale_pays_what_is_left
         f"3 units already reported by Northwater ERP on {date_format(timezone.localdate(), 'j M')}; "
         f"this claim pays for {pays}."
     )
+    admin_page = pm_client.get(reverse("admin:loyalty_salesclaim_change", args=[waiting.pk])).content.decode()
+    assert f"<div>{claimed} × AQ-1: {note}" in admin_page
     client.force_login(world.member.user)
     page = client.get(reverse("claim_detail", args=[waiting.pk])).content.decode()
     assert f'data-testid="paid-note">{note}' in page
     assert 'data-testid="unpaid-reason"' not in page  # the note is the reason
-    admin_page = pm_client.get(reverse("admin:loyalty_salesclaim_change", args=[waiting.pk])).content.decode()
-    assert f"<div>{claimed} × AQ-1: {note}" in admin_page
 
 
 def test_the_claim_page_reads_the_notes_of_all_its_lines_with_one_query(world, client):
@@ -238,6 +239,7 @@ def test_a_claim_approval_never_pays_a_sale_a_running_import_is_paying(monkeypat
     monkeypatch.setattr(claims, "APPROVAL_LOCK_WAIT_MS", 200)
     world = World()
     waiting = claim(world, 1, amount=LARGE)
+    monkeypatch.setattr(imports, "enqueue_on_commit", lambda *args: None)  # run below, in a thread of its own
     upload = world.upload([world.line("L1", qty="2", invoice="INV-1")])
     written, go = threading.Event(), threading.Event()
     end = imports._Run._end
@@ -282,10 +284,8 @@ def test_two_claims_of_one_sale_approved_at_once_pay_what_they_would_one_after_t
 
     def reports_then_pause(**kwargs):
         found = reports(**kwargs)
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):  # the other approval waits for the lock: go on
             pause.wait()
-        except threading.BrokenBarrierError:  # the other approval waits for the lock: go on alone
-            pass
         return found
 
     monkeypatch.setattr(claims, "sale_reports", reports_then_pause)

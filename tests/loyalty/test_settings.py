@@ -36,10 +36,19 @@ def run_python(code: str, *args, **env_overrides) -> subprocess.CompletedProcess
     )
 
 
-def test_production_serves_with_a_real_secret_key_and_database():
-    result = start_web_app(SECRET_KEY=GOOD_KEY, DATABASE_URL="postgres://u@db.internal:5432/loyalty")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "serving"
+def test_production_with_only_a_secret_key_and_database_names_every_missing_step_at_once():
+    """A key and a database are not enough: hosts, the public address and the collected static files are needed
+    too (tests/test_production.py serves with all of them under gunicorn)."""
+    result = start_web_app(
+        SECRET_KEY=GOOD_KEY,
+        DATABASE_URL="postgres://u@db.internal:5432/loyalty",
+        ALLOWED_HOSTS=None,
+        SITE_URL=None,
+        STATIC_ROOT=str(ROOT / "no-such-static-root"),
+    )
+    assert result.returncode != 0
+    for step in ("Set ALLOWED_HOSTS", "Set SITE_URL", "run `python manage.py collectstatic --noinput`"):
+        assert step in result.stderr
 
 
 @pytest.mark.parametrize("key", [None, "", "short", "dev-only-insecure-key-not-for-production"])

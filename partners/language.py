@@ -1,0 +1,38 @@
+"""A signed-in member reads the site (words, dates, numbers and money) in the language of their profile.
+
+The language is noted in the session when they sign in and when they change it, so that pages cost no extra
+query; LocaleMiddleware's choice (the browser's languages) applies to everyone else.
+"""
+
+from django.conf import settings
+from django.utils import translation
+
+from partners.visibility import current_membership
+
+LANGUAGE_SESSION_KEY = "member_language"
+_KNOWN = {code for code, _name in settings.LANGUAGES}
+
+
+def remember_language(request, language: str) -> None:
+    if hasattr(request, "session") and language in _KNOWN:
+        request.session[LANGUAGE_SESSION_KEY] = language
+
+
+def note_language_at_login(sender, request, user, **kwargs) -> None:
+    member = current_membership(user)
+    if request is not None and member is not None:
+        remember_language(request, member.language)
+
+
+class MemberLanguageMiddleware:
+    """After LocaleMiddleware and the session: the member's own language wins over the browser's."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        language = request.session.get(LANGUAGE_SESSION_KEY) if hasattr(request, "session") else None
+        if language in _KNOWN:
+            translation.activate(language)
+            request.LANGUAGE_CODE = translation.get_language()
+        return self.get_response(request)
