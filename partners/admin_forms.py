@@ -43,7 +43,10 @@ class PartnerAdminForm(forms.ModelForm):
     def clean_legal_id(self) -> str:
         legal_id = normalize_legal_id(self.cleaned_data["legal_id"])
         clash = (
-            Partner.objects.filter(legal_id_key=matching_key(legal_id)).exclude(pk=self.instance.pk).only("name").first()
+            Partner.objects.filter(legal_id_key=matching_key(legal_id))
+            .exclude(pk=self.instance.pk)
+            .only("name")
+            .first()
         )
         if clash is not None:
             raise ValidationError(

@@ -27,6 +27,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext
 
 from loyalty.common.errors import ApplicationError
 from loyalty.common.keys import matching_key
@@ -176,7 +177,7 @@ def _read(table, positions: dict[str, int], result: ProductImportResult) -> list
         sku = _text(cell("sku"))
         key = matching_key(sku)
         if sku and not key:
-            errors.append(RowError(number, "sku", sku, "has no letters or digits"))
+            errors.append(RowError(number, "sku", sku, gettext("has no letters or digits")))
             row = None
         elif key in first_line_of:
             errors.append(RowError(number, "sku", sku, f"is already on line {first_line_of[key]}"))

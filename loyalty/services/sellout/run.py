@@ -423,7 +423,7 @@ class _Run:
         counts.duplicates += len(positives) - len(new_lines)
         counts.new += len(new_lines)
         started = self.stats.add("insert_lines", started)
-        self.writer.confirm_claims(new_lines)  # before the returns: a returned line has its postings
+        self.writer.confirm_claims()  # before the returns: a line returned in the same batch has its postings
         started = self.stats.add("claims", started)
         if returns:
             posted = returns_post(

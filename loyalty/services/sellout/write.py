@@ -102,9 +102,9 @@ class LineWriter:
         self._held = [line for line in lines if (line.partner_facts.id, line.invoice_key) in waiting]
         return lines
 
-    def confirm_claims(self, lines: list[Line]) -> None:
-        """Approve the waiting claims the new lines confirm (same partner and invoice; services.claims), in the
-        import's transaction, then pay the lines held for them for what the claims left unpaid."""
+    def confirm_claims(self) -> None:
+        """Approve the waiting claims that the lines insert() held for them confirm (same partner and invoice;
+        services.claims), in the import's transaction, then pay those lines for what the claims left unpaid."""
         held, self._held = self._held, []
         if not held:
             return
@@ -150,10 +150,11 @@ class LineWriter:
             if line.invoice_key and (line.partner_facts.id, line.invoice_key) not in waiting
         }
         reports = sale_reports(program_id=self.program.pk, sales=sales) if sales else {}
-        for line in lines if not written else ():
-            report = reports.get((line.partner_facts.id, line.invoice_key, line.product_facts.id))
-            if report is not None:  # this source reports the batch's lines too
-                report.by_source[source_id] = report.by_source.get(source_id, 0) + line.quantity
+        if not written:  # this source reports the batch's lines too
+            for line in lines:
+                report = reports.get((line.partner_facts.id, line.invoice_key, line.product_facts.id))
+                if report is not None:
+                    report.by_source[source_id] = report.by_source.get(source_id, 0) + line.quantity
         left = {sale: report.payable() for sale, report in reports.items()}
         for line in lines:
             sale = (line.partner_facts.id, line.invoice_key, line.product_facts.id)
@@ -177,9 +178,7 @@ class LineWriter:
             line.partner_facts, line.member_facts, line.product_facts, line.invoice_date, paid, amount
         )
 
-    def _line_rows(
-        self, cursor, lines: list[Line], waiting
-    ) -> tuple[list[str], list[tuple[tuple[str, int], int, bool]]]:
+    def _line_rows(self, cursor, lines: list[Line], waiting) -> tuple[list[str], Paid]:
         """The lines in COPY's text format, and (beneficiary, points, first share of the line for it) of every
         share they pay."""
         self._pay_quantities(lines, waiting)
@@ -200,9 +199,7 @@ class LineWriter:
             )
         return rows, paid
 
-    def _priced(
-        self, cursor, lines: list[Line]
-    ) -> tuple[list[tuple[int, str]], list[tuple[tuple[str, int], int, bool]]]:
+    def _priced(self, cursor, lines: list[Line]) -> tuple[list[tuple[int, str]], Paid]:
         """(points, postings as JSON text) of each line for the part of it that pays, with the caps and budgets
         applied in order, and (beneficiary, points, first share of the line for it) of every share paid."""
         ledger = self.ledger
