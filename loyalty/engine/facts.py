@@ -58,3 +58,22 @@ def sale_event(
         quantity=Decimal(quantity),
         amount=Decimal(amount),
     )
+
+
+def claim_line_event(
+    claim, line, *, quantity: Decimal, amount: Decimal, tier: PartnerTier | None, colleagues: list[Member]
+) -> Event:
+    """A sales claim's line as the engine sees it, for the `quantity` of it that pays (and that part's amount):
+    the claimant acts, the colleagues they tagged share by role, on the invoice's date."""
+    return sale_event(
+        program=claim.program,
+        source_key=line.source_key,
+        partner=claim.partner,
+        product=line.product,
+        quantity=quantity,
+        amount=amount,
+        occurred_on=claim.invoice_date,
+        actor=claim.member,
+        colleagues=colleagues,
+        tier=tier,
+    )

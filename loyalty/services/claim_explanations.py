@@ -4,27 +4,11 @@ the claim page, from the same rules and facts the approval evaluated."""
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from loyalty.engine.facts import partner_tiers, sale_event
+from loyalty.engine.facts import claim_line_event, partner_tiers
 from loyalty.engine.rules import Unpaid, why_unpaid
 from loyalty.models import ClaimLine, SalesClaim
 from loyalty.services.earning import published_rules
 from partners.models import Member
-
-
-def claim_line_event(claim: SalesClaim, line: ClaimLine, *, rules, tier, colleagues: list[Member]):
-    """The engine event of one claim line, as its approval evaluates it."""
-    return sale_event(
-        program=claim.program,
-        source_key=line.source_key,
-        partner=claim.partner,
-        product=line.product,
-        quantity=line.quantity,
-        amount=line.amount,
-        occurred_on=claim.invoice_date,
-        actor=claim.member,
-        colleagues=colleagues,
-        tier=tier,
-    )
 
 
 def _text(reason: Unpaid, *, claim: SalesClaim, member: Member | None) -> str:
@@ -48,7 +32,8 @@ def _text(reason: Unpaid, *, claim: SalesClaim, member: Member | None) -> str:
 
 def unpaid_reasons(*, claim: SalesClaim, lines: list[ClaimLine], member: Member | None) -> dict[int, str]:
     """For each of `lines` (of an approved claim, that paid nothing to `member`, or to anyone when None): why.
-    A line the rules do pay but the ledger limited (a cap or budget used up) says so."""
+    A line the rules do pay but the ledger limited (a cap or budget used up) says so. A line that paid for fewer
+    units than it has because the sale was already reported is explained by selectors.one_sale, not here."""
     if not lines:
         return {}
     rules = published_rules(claim.program)
@@ -56,7 +41,11 @@ def unpaid_reasons(*, claim: SalesClaim, lines: list[ClaimLine], member: Member 
     colleagues = list(claim.colleagues.all())
     reasons = {}
     for line in lines:
-        event = claim_line_event(claim, line, rules=rules, tier=tier, colleagues=colleagues)
+        if line.paid_quantity < line.quantity:
+            continue
+        event = claim_line_event(
+            claim, line, quantity=line.quantity, amount=line.amount, tier=tier, colleagues=colleagues
+        )
         reason = why_unpaid(event, rules, member.pk if member is not None else None)
         reasons[line.pk] = (
             _text(reason, claim=claim, member=member)

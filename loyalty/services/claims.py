@@ -44,7 +44,7 @@ from loyalty.common.background import enqueue_on_commit
 from loyalty.common.errors import ApplicationError
 from loyalty.common.storage import DocumentKind
 from loyalty.constants import CLAIM_TRANSITIONS, ClaimFlag, ClaimStatus, EntrySource, RejectionReason
-from loyalty.engine.facts import partner_tiers, sale_event
+from loyalty.engine.facts import claim_line_event, partner_tiers
 from loyalty.error_codes import ErrorCode
 from loyalty.lock_objects import (
     LockNotAvailable,
@@ -184,18 +184,8 @@ def _approve(
         line.paid_quantity = paid
         if paid <= 0:
             continue
-        event = sale_event(
-            program=program,
-            source_key=line.source_key,
-            partner=claim.partner,
-            product=line.product,
-            quantity=paid,
-            amount=_part_of(line.amount, paid, line.quantity),
-            occurred_on=claim.invoice_date,
-            actor=claim.member,
-            colleagues=colleagues,
-            tier=tier,
-        )
+        amount = _part_of(line.amount, paid, line.quantity)
+        event = claim_line_event(claim, line, quantity=paid, amount=amount, tier=tier, colleagues=colleagues)
         post_event(program=program, event=event, rules=rules, source_type=EntrySource.CLAIM)
     ClaimLine.objects.bulk_update(lines, ["paid_quantity"])
     claim.decided_by = actor

@@ -5,8 +5,9 @@ included), per the program's `tier_metric`:
 
 - SALES_AMOUNT: the sum of the partner's sell-out lines (`SaleLine.amount`, by invoice date, from the
   program's sales sources; returns are negative lines and reduce it) plus the lines of the partner's
-  APPROVED sales claims that no sell-out line confirms (`claim.matched_line` is null), by the claim's invoice
-  date. A claim confirmed by a sell-out line is counted once, through that line. Submitted, rejected and
+  APPROVED sales claims, by the claim's invoice date. One sale counts once, as it pays once: each line counts
+  for the part of its quantity that paid (`paid_quantity`), so a sale that a claim and a sell-out source (or two
+  sources) both report counts through whichever paid it. Submitted, rejected and
   withdrawn claims never count; a flagged claim is approved only with a program manager's reason
   (services/claims.py), so it counts only from then. Money, in the program's currency.
 - POINTS_EARNED: the points EARNED (entries of kind "earn", pending ones included) in the window, on the
@@ -37,7 +38,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from django.db import connection, transaction
-from django.db.models import F, OuterRef, Q, Subquery, Sum
+from django.db.models import Case, F, OuterRef, Q, Subquery, Sum, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -99,14 +100,17 @@ def _sales_amount(*, program: Program, today: date, partner_ids: list[int] | Non
     claims = ClaimLine.objects.filter(
         claim__program=program,
         claim__status=ClaimStatus.APPROVED,
-        claim__matched_line__isnull=True,
         claim__invoice_date__range=(first, last),
     )
     if partner_ids is not None:
         sales = sales.filter(partner_id__in=partner_ids)
         claims = claims.filter(claim__partner_id__in=partner_ids)
-    sales = sales.order_by().values_list("partner_id").annotate(total=Sum("amount"))
-    claims = claims.order_by().values_list("claim__partner_id").annotate(total=Sum("amount"))
+    # One sale counts once, like it pays once: each line counts for the part of it that paid (paid_quantity,
+    # loyalty.selectors.one_sale); a return counts in full, against the sale it returns.
+    paid_part = F("amount") * F("paid_quantity") / F("quantity")
+    sales = sales.order_by().values_list("partner_id")
+    sales = sales.annotate(total=Sum(Case(When(quantity__lt=0, then=F("amount")), default=paid_part)))
+    claims = claims.order_by().values_list("claim__partner_id").annotate(total=Sum(paid_part))
     totals: dict[int, Decimal] = {}
     for partner_id, total in sales.union(claims, all=True):
         totals[partner_id] = totals.get(partner_id, ZERO) + (total or ZERO)

@@ -73,6 +73,7 @@ def sale(program, partner, amount, *, day=TODAY, quantity="1") -> SaleLine:
         quantity=Decimal(quantity),
         amount=Decimal(amount),
         invoice_date=day,
+        paid_quantity=max(Decimal(quantity), Decimal(0)),
     )
 
 
@@ -89,7 +90,10 @@ def claim(program, partner, amount, *, day=TODAY, status=ClaimStatus.APPROVED, m
         total_amount=Decimal(amount),
         matched_line=matched_line,
     )
-    ClaimLine.objects.create(claim=claim, product=ProductFactory(), quantity=Decimal("1"), amount=Decimal(amount))
+    paid = Decimal(1 if status == ClaimStatus.APPROVED and matched_line is None else 0)
+    ClaimLine.objects.create(
+        claim=claim, product=ProductFactory(), quantity=Decimal("1"), amount=Decimal(amount), paid_quantity=paid
+    )
     return claim
 
 
@@ -144,6 +148,20 @@ def test_sales_metric_adds_approved_claims_no_sale_line_confirms_and_counts_a_co
     claim(program, partner, "5000.00", day=date(2025, 1, 1))  # approved but before the window
 
     assert partner_metric(program=program, partner=partner, today=TODAY) == Decimal("4200.00")
+
+
+def test_a_sale_claimed_and_then_reported_by_sell_out_counts_once_through_what_paid_it(program, partner):
+    """Issue #10 (one sale pays once): the claim paid the 2 units, the sell-out line of the same sale paid none;
+    a second source reporting 3 units of another sale already paid for 2 adds the third unit only."""
+    claim(program, partner, "3000.00")  # approved, paid
+    reported_again = sale(program, partner, "3000.00")
+    reported_again.paid_quantity = Decimal(0)
+    reported_again.save()
+    partly = sale(program, partner, "600.00", quantity="3")
+    partly.paid_quantity = Decimal(1)
+    partly.save()
+
+    assert partner_metric(program=program, partner=partner, today=TODAY) == Decimal("3200.00")
 
 
 def test_sales_metric_ignores_other_partners_and_other_programs(program, partner):
