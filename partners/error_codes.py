@@ -27,6 +27,7 @@ class ErrorCode(StrEnum):
     REVOKED = "revoked"
     SELF_DEACTIVATE = "self_deactivate"
     SELF_DEMOTE = "self_demote"
+    STAFF_CANNOT_JOIN = "staff_cannot_join"
     UNKNOWN = "unknown"
     USED = "used"
     WRONG_USER = "wrong_user"

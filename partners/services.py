@@ -11,6 +11,7 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from loyalty.common.errors import ApplicationError
 from loyalty.common.keys import matching_key
@@ -314,6 +315,15 @@ def _issue_link(*, member: Member, invited_by: User | None) -> Invitation:
     return invitation
 
 
+def _refuse_staff(user: User) -> None:
+    """The manufacturer's staff decide on partners' claims and orders: they never join a partner's team."""
+    if user.staff_role or user.is_staff or user.is_superuser:
+        raise ApplicationError(
+            _("%(email)s belongs to the program's staff, who cannot join a partner's team.") % {"email": user.email},
+            code=ErrorCode.STAFF_CANNOT_JOIN,
+        )
+
+
 @transaction.atomic
 def invitation_send(*, partner: Partner, email: str, role: Role, invited_by: User) -> Invitation:
     """Invite a person to join a partner in a role. A repeated invitation sends a fresh link."""
@@ -324,7 +334,8 @@ def invitation_send(*, partner: Partner, email: str, role: Role, invited_by: Use
     partner = partner_lock(partner.pk)
     if partner.status == PartnerStatus.CLOSED:
         raise ApplicationError(f"{partner.name} is closed; nobody can be invited.", code=ErrorCode.PARTNER_CLOSED)
-    user, _ = User.objects.get_or_create(email=email, defaults={"password": "!"})
+    user, _created = User.objects.get_or_create(email=email, defaults={"password": "!"})
+    _refuse_staff(user)
     member = Member.objects.filter(user=user, partner=partner).exclude(status=MemberStatus.LEFT).first()
     if member and member.status in CURRENT_MEMBER_STATUSES:
         raise ApplicationError(
@@ -405,6 +416,7 @@ def invitation_accept(*, token: str, user: User) -> Member:
     if invitation.accepted_at is not None:
         raise ApplicationError("This invitation has already been used. Sign in instead.", code=ErrorCode.USED)
     member = invitation.member
+    _refuse_staff(user)
     if member.user_id != user.pk:
         raise ApplicationError(
             f"This invitation is for {member.user.email}. Sign out and open the link again.",

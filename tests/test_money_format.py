@@ -116,12 +116,13 @@ def test_a_spreadsheet_cell_carries_a_plain_amount_and_the_currency_in_its_own_c
 @pytest.mark.usefixtures("private_media")
 def test_the_members_claim_list_shows_the_total_in_the_members_language(client):
     program = ProgramFactory(claim_auto_approve_below=Decimal("500"))
-    member = MemberFactory()
-    submit(member, program, lines=[(ProductFactory(), Decimal("2"), Decimal("1450.00"))], invoice_date=TODAY)
-    client.force_login(member.user)
-
-    english = client.get(reverse("claim_list"), headers={"accept-language": "en"}).content.decode()
-    german = client.get(reverse("claim_list"), headers={"accept-language": "de"}).content.decode()
+    pages = {}
+    for language in ("en", "de"):
+        member = MemberFactory(language=language)  # the profile's language wins over the browser's
+        submit(member, program, lines=[(ProductFactory(), Decimal("2"), Decimal("1450.00"))], invoice_date=TODAY)
+        client.force_login(member.user)
+        pages[language] = client.get(reverse("claim_list"), headers={"accept-language": "fr"}).content.decode()
+    english, german = pages["en"], pages["de"]
 
     assert "€1,450.00" in english and "1450.00 EUR" not in english
     assert f"1.450,00{NBSP}€" in german

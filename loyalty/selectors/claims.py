@@ -77,14 +77,17 @@ def _event_title(event: ClaimEvent) -> str:
 
 def claim_history(*, viewer, claim: SalesClaim) -> list[dict]:
     """The claim's status moves as the status-history list shows them (templates/includes/status_history.html):
-    `title`, `at` and `note` each. The note of a sending is the member's word to the program team: only program
-    managers read it. Uses the events claim_get prefetched."""
+    `title`, `at` and `note` each. The note of a sending is the member's word to the program team, and the note of
+    an approval is the team's own record (why a flagged claim was approved anyway, which sell-out line confirmed
+    it): only program managers read them; everyone reads why a claim was rejected. Uses the events claim_get
+    prefetched."""
     sees_all_notes = viewer_for(viewer).is_program_manager
+    internal = {ClaimStatus.SUBMITTED, ClaimStatus.APPROVED}
     return [
         {
             "title": _event_title(event),
             "at": event.created_at,
-            "note": event.note if sees_all_notes or event.to_status != ClaimStatus.SUBMITTED else "",
+            "note": event.note if sees_all_notes or event.to_status not in internal else "",
         }
         for event in claim.events.all()
     ]

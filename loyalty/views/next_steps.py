@@ -1,5 +1,5 @@
-"""The program core's steps on the home page (partners.next_steps): claim a sale, correct a rejected claim, and
-for program managers the claims waiting for a decision."""
+"""The program core's steps on the home page (partners.next_steps): claim a sale, correct a rejected claim; for
+program managers the claims waiting for a decision, for account managers their partners' claims."""
 
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -10,7 +10,7 @@ from loyalty.models import SalesClaim
 from loyalty.selectors.claims import claims_for
 from loyalty.selectors.programs import current_program
 from partners.constants import MemberStatus, PartnerStatus
-from partners.next_steps import EARN, WAITING, NextStep
+from partners.next_steps import BROWSE, EARN, WAITING, NextStep
 
 
 def claim_steps(*, request, viewer) -> list[NextStep]:
@@ -28,6 +28,24 @@ def claim_steps(*, request, viewer) -> list[NextStep]:
                 url=reverse("admin:loyalty_salesclaim_changelist") + f"?status__exact={ClaimStatus.SUBMITTED}",
                 link=_("Open the claims queue"),
                 priority=WAITING,
+            )
+        ]
+    if viewer.is_account_manager:
+        waiting = claims_for(viewer).filter(program=program, status=ClaimStatus.SUBMITTED).count()
+        return [
+            NextStep(
+                title=_("My partners' claims"),
+                text=ngettext(
+                    "%(count)d claim of your partners waits for the program team.",
+                    "%(count)d claims of your partners wait for the program team.",
+                    waiting,
+                )
+                % {"count": waiting}
+                if waiting
+                else _("The sales your partners' people claimed, and what became of them."),
+                url=reverse("claim_list"),
+                link=_("See their claims"),
+                priority=BROWSE,
             )
         ]
     member = viewer.member

@@ -228,6 +228,23 @@ def test_a_flagged_claim_approved_with_a_reason_records_it_in_the_history(progra
     assert PointsEntry.objects.filter(source_type="claim").count() == 1
 
 
+def test_the_reason_a_flagged_claim_was_approved_is_read_by_program_managers_only(client, program, member, manager):
+    """A new user's walk found the back office's reason ("claim 22 of another partner is a typo") on the member's
+    claim page, although the approval page promises the member does not see it."""
+    claim = unusual(program, member)
+    services.claim_approve(claim=claim, actor=manager, reason="Distributor confirmed by phone; claim 22 is a typo")
+    page = reverse("claim_detail", args=[claim.pk])
+
+    client.force_login(member.user)
+    as_member = text(client.get(page))
+    client.force_login(manager)
+    as_manager = text(client.get(page))
+
+    assert "Approved" in as_member
+    assert "Distributor confirmed" not in as_member
+    assert "Distributor confirmed by phone; claim 22 is a typo" in as_manager
+
+
 def test_a_reason_longer_than_300_characters_is_refused(program, member, manager):
     claim = unusual(program, member)
     refused("text_too_long", lambda: services.claim_approve(claim=claim, actor=manager, reason="x" * 301))

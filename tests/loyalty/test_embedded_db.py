@@ -36,7 +36,7 @@ def test_starts_a_server_keeps_its_data_and_stops_it(tmp_path):
     name = "selftest"
     data_dir = DATA_ROOT / name
     shutil.rmtree(data_dir, ignore_errors=True)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path)}
     write = (
         "import os, django; os.environ['DJANGO_SETTINGS_MODULE']='loyalty.settings'; os.environ['TESTING']='true';"
         "django.setup(); from django.db import connection; c = connection.cursor();"

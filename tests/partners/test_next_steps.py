@@ -147,3 +147,19 @@ def test_without_a_running_program_nobody_is_offered_to_claim(client):
 
     assert "Claim a sale" not in steps
     assert "My profile" in steps
+
+
+def test_an_account_manager_is_offered_their_partners_claims(client, program):
+    from tests.partners.factories import AccountManagerFactory, PartnerFactory
+
+    manager = AccountManagerFactory()
+    mine = MemberFactory(partner=PartnerFactory(account_manager=manager))
+    make_claim(program, mine, ClaimStatus.SUBMITTED)
+    make_claim(program, MemberFactory(), ClaimStatus.SUBMITTED)  # another account manager's partner
+    client.force_login(manager)
+
+    response = client.get(reverse("home"))
+
+    step = next(step for step in response.context["next_steps"] if step.title == "My partners' claims")
+    assert step.text == "1 claim of your partners waits for the program team."
+    assert step.url == reverse("claim_list")

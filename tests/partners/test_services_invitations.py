@@ -12,6 +12,7 @@ from tests.loyalty.test_ledger_concurrency import run_together
 from tests.partners.factories import (
     NEW_PASSWORD,
     PASSWORD,
+    AccountManagerFactory,
     InvitationFactory,
     MemberFactory,
     OwnerFactory,
@@ -299,3 +300,41 @@ def test_concurrent_sign_ups_through_one_link_register_once():
     assert sorted(outcome for outcome, _ in outcomes) == ["joined"] + ["used"] * 5
     user = User.objects.get(email="newbie@aqua.example")  # the winner's name and password, nobody else's
     assert (user.full_name, user.check_password(f"{NEW_PASSWORD}-{joined[0]}")) == (f"Person {joined[0]}", True)
+
+
+@pytest.mark.parametrize("staff", ["program_manager", "account_manager", "superuser"])
+def test_an_owner_cannot_invite_the_programs_staff_into_their_team(staff):
+    """Issue #10 walk: an owner invited the program manager, who accepted and became a sales rep of the partner
+    whose claims she decides on."""
+    owner = OwnerFactory()
+    user = {
+        "program_manager": lambda: ProgramManagerFactory(email="paula@maker.example"),
+        "account_manager": lambda: AccountManagerFactory(email="paula@maker.example"),
+        "superuser": lambda: User.objects.create_superuser(email="paula@maker.example", password=PASSWORD),
+    }[staff]()
+
+    with pytest.raises(ApplicationError) as refused:
+        services.invitation_send(
+            partner=owner.partner, email="Paula@Maker.example", role=role("sales"), invited_by=owner.user
+        )
+
+    assert refused.value.code == "staff_cannot_join"
+    assert "paula@maker.example belongs to the program's staff" in refused.value.message
+    assert not Member.objects.filter(user=user).exists()
+
+
+def test_a_person_made_staff_after_their_invitation_cannot_accept_it():
+    owner = OwnerFactory()
+    invitation = services.invitation_send(
+        partner=owner.partner, email="later.staff@example.com", role=role("sales"), invited_by=owner.user
+    )
+    user = invitation.member.user
+    user.staff_role = "program_manager"
+    user.save()
+
+    with pytest.raises(ApplicationError) as refused:
+        services.invitation_accept(token=invitation.token, user=user)
+
+    assert refused.value.code == "staff_cannot_join"
+    invitation.member.refresh_from_db()
+    assert invitation.member.status == MemberStatus.INVITED
