@@ -2,8 +2,8 @@
 
 Catalogue rows are edited through validated model forms; codes are added only by uploading a CSV
 (services.codes_from_csv + services.codes_add); orders move only through services.order_transition, from
-the list actions (one message per refused order while the others go ahead) or the Approve and Reject buttons of
-an order's page, which post the same actions. The supplier file is written
+the list actions (one message per refused order while the others go ahead) or the buttons of an order's page
+(every move it can make now), which post the same actions. The supplier file is written
 by rewards.exports. Query counts are pinned in tests/rewards/test_admin.py.
 """
 
@@ -14,6 +14,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy
 
 from loyalty.common.admin import (
     ChoiceFilter,
@@ -296,6 +297,17 @@ class OrderEventInline(EventHistoryInline):
     model = OrderEvent
 
 
+# The order page's buttons: the list action making each move an order can make, and its label ("…": it asks first).
+# Moves forward first; the first the order can make is the page's default button.
+ORDER_PAGE_MOVES = {
+    OrderStatus.APPROVED: ("approve", gettext_lazy("Approve")),
+    OrderStatus.FULFILLED: ("mark_fulfilled", gettext_lazy("Mark fulfilled…")),
+    OrderStatus.DELIVERED: ("mark_delivered", gettext_lazy("Mark delivered")),
+    OrderStatus.REJECTED: ("reject", gettext_lazy("Reject…")),
+    OrderStatus.CANCELLED: ("cancel", gettext_lazy("Cancel…")),
+}
+
+
 def describe_order(order: RedemptionOrder) -> str:
     return f"Order {order.pk} — {order.member.user.email}, {order.total_points:,} points, {order.get_status_display()}"
 
@@ -397,10 +409,10 @@ class RedemptionOrderAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
         return f"{obj.carrier} {obj.tracking_number}".strip() or "—"
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        # The order's page offers the moves the list's actions make, when this order can make them.
+        # The order's page offers each move this order can make now, as a button posting the list's action that
+        # makes it (so the same pages ask first); the actions, and so the buttons, are for those who manage orders.
         manages = obj is not None and self.has_manage_permission(request)
-        context["can_approve"] = manages and obj.can_move_to(OrderStatus.APPROVED)
-        context["can_reject"] = manages and obj.can_move_to(OrderStatus.REJECTED)
+        context["order_moves"] = [move for to, move in ORDER_PAGE_MOVES.items() if manages and obj.can_move_to(to)]
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     # Status moves ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ class RewardsConfig(AppConfig):
 
     def ready(self):
         from partners import hooks
-        from rewards.next_steps import redeem_steps
+        from rewards.next_steps import decide_steps, redeem_steps
 
+        hooks.provides_next_steps(decide_steps)
         hooks.provides_next_steps(redeem_steps)

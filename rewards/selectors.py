@@ -54,18 +54,21 @@ def catalogue(
     max_points: int | None = None,
     max_company_points: int | None = None,
 ) -> QuerySet[Reward]:
-    """Rewards this member may redeem now, each with its number of free codes."""
+    """Rewards this member may redeem now, each with its number of free codes. With `max_points`, "what I can
+    afford": only what can be had now (the home page's "Redeem a reward" counts the same)."""
     rewards = _with_free_codes(_redeemable(member=member, program=program))
     if category:
         rewards = rewards.filter(category__slug=category)
     if search:
         rewards = rewards.filter(Q(name__icontains=search) | Q(description__icontains=search))
     if max_points is not None:
-        # "What I can afford": each reward against the account that pays for it.
+        # Each reward against the account that pays for it, and with units left (Reward.units_left, in SQL).
         affordable = Q(paid_by=PaidBy.MEMBER, points_price__lte=max_points)
         if max_company_points is not None:
             affordable |= Q(paid_by=PaidBy.COMPANY, points_price__lte=max_company_points)
-        rewards = rewards.filter(affordable)
+        units = Q(stock__isnull=True) | Q(stock__gt=0)
+        in_stock = Q(uses_codes=True, free_codes__gt=0) | (Q(uses_codes=False) & units)
+        rewards = rewards.filter(affordable & in_stock)
     return rewards.order_by("points_price", "name")
 
 

@@ -66,16 +66,20 @@ def reward_problem(*, reward: Reward, member: Member, moment: datetime | None = 
 
 
 def _limit_problem(*, reward: Reward, member: Member, quantity: int, moment: datetime) -> str | None:
+    """Why `quantity` more of the reward would take the member past their limit (the cart and the checkout both
+    ask), or None."""
     if reward.limit_per_member is None:
         return None
     already = selectors.already_ordered(reward=reward, member=member, moment=moment)
-    if already + quantity > reward.limit_per_member:
-        left = max(reward.limit_per_member - already, 0)
-        return (
-            f"{reward.name} is limited to {reward.limit_per_member} {reward.get_limit_period_display()} "
-            f"per person; you can order {left} more."
-        )
-    return None
+    if already + quantity <= reward.limit_per_member:
+        return None
+    left = max(reward.limit_per_member - already, 0)
+    if left:
+        message = _("%(reward)s is limited to %(limit)d %(period)s per person; you can order %(left)d more.")
+    else:
+        message = _("%(reward)s is limited to %(limit)d %(period)s per person, and you have ordered that many already.")
+    period = reward.get_limit_period_display()
+    return message % {"reward": reward.name, "limit": reward.limit_per_member, "period": period, "left": left}
 
 
 # Carts --------------------------------------------------------------------------------------------
@@ -103,6 +107,8 @@ def cart_set(*, member: Member, reward: Reward, quantity: int) -> CartItem | Non
             f"Only the partner owner can redeem {reward.name} from the company account.", ErrorCode.OWNER_ONLY
         )
     # Checked again (under locks) at checkout; here so that nobody fills a cart they cannot check out.
+    if (problem := _limit_problem(reward=reward, member=member, quantity=quantity, moment=timezone.now())) is not None:
+        raise ApplicationError(problem, code=ErrorCode.RESTRICTED)
     left = selectors.units_left(reward=reward)
     if left == 0:
         raise ApplicationError(_("%(reward)s is out of stock.") % {"reward": reward.name}, ErrorCode.OUT_OF_STOCK)

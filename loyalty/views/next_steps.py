@@ -25,7 +25,8 @@ def claim_steps(*, request, viewer) -> list[NextStep]:
             NextStep(
                 title=ngettext("Decide on a claim", "Decide on %(count)d claims", waiting) % {"count": waiting},
                 text=_("Sales claims of partners wait for your approval."),
-                url=reverse("admin:loyalty_salesclaim_changelist") + f"?status__exact={ClaimStatus.SUBMITTED}",
+                url=reverse("admin:loyalty_salesclaim_changelist")
+                + f"?status__exact={ClaimStatus.SUBMITTED}&program__id__exact={program.pk}",
                 link=_("Open the claims queue"),
                 priority=WAITING,
             )

@@ -10,6 +10,8 @@ from loyalty.constants import ClaimStatus
 from loyalty.models import ClaimLine, SalesClaim
 from loyalty.services import ledger
 from partners.constants import MemberStatus
+from rewards import services as rewards_services
+from rewards.constants import OrderStatus, PaidBy
 from tests.loyalty.factories import ProductFactory, ProgramFactory
 from tests.partners.factories import MemberFactory, OwnerFactory, ProgramManagerFactory
 from tests.rewards.factories import MerchandiseFactory, RewardFactory
@@ -127,15 +129,18 @@ def test_a_pending_member_is_offered_neither_claims_nor_rewards(client, program)
 
 
 def test_a_program_manager_is_sent_to_the_claims_waiting_for_a_decision(client, program):
-    make_claim(program, MemberFactory(), ClaimStatus.SUBMITTED)
+    waiting = make_claim(program, MemberFactory(), ClaimStatus.SUBMITTED)
     make_claim(program, MemberFactory(), ClaimStatus.APPROVED)
+    make_claim(ProgramFactory(is_active=False), MemberFactory(), ClaimStatus.SUBMITTED)  # another program's
     client.force_login(ProgramManagerFactory())
 
     response = client.get(reverse("home"))
 
     first = response.context["next_steps"][0]
     assert first.title == "Decide on a claim"
-    assert first.url == reverse("admin:loyalty_salesclaim_changelist") + "?status__exact=submitted"
+    changelist = reverse("admin:loyalty_salesclaim_changelist")
+    assert first.url == f"{changelist}?status__exact=submitted&program__id__exact={program.pk}"
+    assert [c.pk for c in client.get(first.url).context["cl"].result_list] == [waiting.pk]
     assert "Back office" in [step.title for step in response.context["next_steps"]]
 
 
@@ -163,3 +168,45 @@ def test_an_account_manager_is_offered_their_partners_claims(client, program):
     step = next(step for step in response.context["next_steps"] if step.title == "My partners' claims")
     assert step.text == "1 claim of your partners waits for the program team."
     assert step.url == reverse("claim_list")
+
+
+def place_order(program, member, reward):
+    ledger.earn(account=ledger.member_account(program=program, member=member), points=1000, key=f"o{member.pk}")
+    return rewards_services.order_place(
+        member=member, program=program, items=[(reward, 1)], paid_by=PaidBy.MEMBER, checkout_key=f"next-{member.pk}"
+    )
+
+
+def test_a_program_manager_is_sent_to_the_redemption_orders_waiting_for_a_decision(client):
+    program = ProgramFactory(order_approval_threshold=500)
+    seminar = RewardFactory(program=program, points_price=600)  # above the threshold: it waits for a decision
+    waiting = [place_order(program, MemberFactory(), seminar) for _ in range(2)]
+    approved = place_order(program, MemberFactory(), RewardFactory(program=program, points_price=100))
+    client.force_login(ProgramManagerFactory())
+
+    steps = client.get(reverse("home")).context["next_steps"]
+
+    assert [order.status for order in waiting] + [approved.status] == [OrderStatus.PLACED] * 2 + [OrderStatus.APPROVED]
+    decide = next(step for step in steps if step.title == "Decide on 2 orders")
+    assert decide.url == reverse("admin:rewards_redemptionorder_changelist") + (
+        f"?status__exact=placed&program__id__exact={program.pk}"
+    )
+    assert client.get(decide.url).context["cl"].result_count == 2  # the list shows exactly what was counted
+    assert decide.priority == steps[0].priority  # work waiting for them comes first
+
+
+def test_a_program_manager_with_no_order_waiting_is_not_offered_to_decide_on_orders(client):
+    program = ProgramFactory(order_approval_threshold=500)
+    place_order(program, MemberFactory(), RewardFactory(program=program, points_price=100))  # approved at once
+    client.force_login(ProgramManagerFactory())
+
+    assert not any("order" in title for title in steps_of(client))
+
+
+def test_a_member_is_not_offered_to_decide_on_orders(client):
+    program = ProgramFactory(order_approval_threshold=500)
+    member = MemberFactory(phone="+49 30 1234")
+    place_order(program, member, RewardFactory(program=program, points_price=600))
+    client.force_login(member.user)
+
+    assert not any(title.startswith("Decide") for title in steps_of(client))

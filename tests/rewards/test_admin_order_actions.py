@@ -1,5 +1,6 @@
-"""Issue #10, point 15 (second half): an order's page in the back office has Approve and Reject buttons, like a
-claim's, shown only when the order can move that way and the user may move it; the services do the move."""
+"""Issue #10, point 15 (second half): an order's page in the back office offers every move the order can make now
+(Approve, Reject…, Mark fulfilled…, Mark delivered, Cancel…), like a claim's, shown only when the order can move that
+way and the user may move it; each posts the list's action, so the same pages ask first and the services move."""
 
 import itertools
 import re
@@ -132,3 +133,90 @@ def test_an_account_manager_marked_as_staff_is_refused_the_page_and_the_buttons(
     assert am_staff_client.get(url).status_code == 403
     assert am_staff_client.post(CHANGELIST, {"action": "approve", "_selected_action": [waiting.pk]}).status_code == 403
     assert status_of(waiting) == OrderStatus.PLACED
+
+
+ORDER_ACTIONS = ("approve", "reject", "cancel", "mark_fulfilled", "mark_delivered")
+
+
+def actions_on(body: str) -> list[str]:
+    """The list actions the order's page offers as buttons, in the page's order."""
+    return re.findall(r'<input type="hidden" name="action" value="([a-z_]+)">', body)
+
+
+def test_an_approved_order_page_offers_mark_fulfilled_and_cancel(pm_client, program, person):
+    approved = place(person, program, MerchandiseFactory(program=program, points_price=100))  # under the threshold
+
+    body = page(pm_client, approved)
+
+    assert approved.status == OrderStatus.APPROVED
+    assert button("mark_fulfilled", approved, "Mark fulfilled…").search(body)
+    assert button("cancel", approved, "Cancel…").search(body)
+    assert actions_on(body) == ["mark_fulfilled", "cancel"]
+
+
+@pytest.mark.parametrize(
+    ("moves", "offered"),
+    [
+        ([], ["approve", "reject", "cancel"]),
+        ([OrderStatus.APPROVED, OrderStatus.FULFILLED], ["mark_delivered"]),
+        ([OrderStatus.APPROVED, OrderStatus.FULFILLED, OrderStatus.DELIVERED], []),
+        ([OrderStatus.CANCELLED], []),
+    ],
+)
+def test_each_order_page_offers_exactly_the_moves_the_order_can_make_now(
+    pm_client, program, person, bike, program_manager, moves, offered
+):
+    order = place(person, program, bike)
+    for to in moves:
+        services.order_transition(order=order, to=to, actor=program_manager, note="For the test")
+
+    body = page(pm_client, order)
+
+    assert actions_on(body) == offered
+    assert set(actions_on(body)) <= set(ORDER_ACTIONS)
+
+
+def test_mark_fulfilled_from_the_order_page_asks_for_the_tracking_number_then_moves_it(
+    pm_client, program, person, bike, program_manager
+):
+    approved = place(person, program, bike)
+    services.order_transition(order=approved, to=OrderStatus.APPROVED, actor=program_manager)
+    assert button("mark_fulfilled", approved, "Mark fulfilled…").search(page(pm_client, approved))
+    selected = {"action": "mark_fulfilled", "_selected_action": [approved.pk]}
+
+    asked = pm_client.post(CHANGELIST, selected)
+    assert asked.templates[0].name == "admin/rewards/redemptionorder/mark_fulfilled.html"
+    assert status_of(approved) == OrderStatus.APPROVED
+
+    shipment = {
+        "apply": "Mark fulfilled",
+        "carrier": "DHL",
+        f"carrier_{approved.pk}": "",
+        f"tracking_{approved.pk}": "JD1",
+    }
+    response = pm_client.post(CHANGELIST, {**selected, **shipment}, follow=True)
+
+    assert messages_of(response) == [f"Fulfilled 1 order: Order {approved.pk}."]
+    approved.refresh_from_db()
+    assert (approved.status, approved.carrier, approved.tracking_number) == (OrderStatus.FULFILLED, "DHL", "JD1")
+    assert approved.events.last().actor == program_manager
+    assert actions_on(page(pm_client, approved)) == ["mark_delivered"]
+
+
+def test_cancel_from_the_order_page_asks_for_a_reason_then_refunds(pm_client, program, person, bike, program_manager):
+    approved = place(person, program, bike)
+    services.order_transition(order=approved, to=OrderStatus.APPROVED, actor=program_manager)
+    assert button("cancel", approved, "Cancel…").search(page(pm_client, approved))
+    selected = {"action": "cancel", "_selected_action": [approved.pk]}
+
+    asked = pm_client.post(CHANGELIST, selected)
+    assert asked.templates[0].name == "admin/loyalty/action_form.html"
+    assert status_of(approved) == OrderStatus.APPROVED
+
+    response = pm_client.post(CHANGELIST, {**selected, "apply": "Cancel and refund", "reason": "Out of production"},
+                              follow=True)  # fmt: skip
+
+    assert messages_of(response) == [f"Cancelled and refunded 1 order: Order {approved.pk}."]
+    assert status_of(approved) == OrderStatus.CANCELLED
+    assert ledger.member_account(program=program, member=person).available == 5000
+    assert ledger_problems() == []

@@ -1,5 +1,7 @@
 """Issue #10, point 12: a reward with nothing left shows as out of stock and cannot go in the cart; at checkout
-every line can be removed, and a line whose reward ran out is marked next to its remove button."""
+every line can be removed, and a line whose reward ran out is marked next to its remove button. The same holds for
+a reward the member may order no more of (its per-member limit), and "Only what I can afford" lists only rewards that
+can be had now, as the home page's "Redeem a reward" counts them."""
 
 import re
 
@@ -7,7 +9,8 @@ import pytest
 from django.urls import reverse
 
 from loyalty.services import ledger
-from rewards.constants import PaidBy
+from rewards import selectors, services
+from rewards.constants import LimitPeriod, PaidBy
 from rewards.models import CartItem, RedemptionOrder
 from tests.helpers import messages_of
 from tests.loyalty.factories import ProgramFactory
@@ -210,3 +213,84 @@ def test_cart_and_checkout_query_counts_do_not_grow_with_lines(
     for url in (reverse("cart"), reverse("checkout", args=[PaidBy.MEMBER])):
         with django_assert_max_num_queries(9):  # the checkout: + the last delivery address
             assert signed_in.get(url).status_code == 200
+
+
+# The per-member limit ----------------------------------------------------------------------------------------
+
+
+def order(member, program, reward, quantity: int = 1) -> RedemptionOrder:
+    """A live order (it waits for approval: the program's threshold is above its price)."""
+    return services.order_place(
+        member=member, program=program, items=[(reward, quantity)], paid_by=PaidBy.MEMBER,
+        checkout_key=f"limit-{member.pk}-{reward.pk}-{RedemptionOrder.objects.count()}",
+    )  # fmt: skip
+
+
+def test_the_cart_takes_no_more_than_the_member_may_still_order(signed_in, program, member):
+    seminar = RewardFactory(program=program, name="Seminar", points_price=100, limit_per_member=2,
+                            limit_period=LimitPeriod.MONTH)  # fmt: skip
+    order(member, program, seminar)
+    url = reverse("cart_update", args=[seminar.pk])
+
+    refused = signed_in.post(url, {"quantity": 2})
+
+    assert refused.url == reverse("reward_detail", args=[seminar.pk])
+    assert messages_of(refused) == ["Seminar is limited to 2 per month per person; you can order 1 more."]
+    assert not CartItem.objects.exists()
+    signed_in.post(url, {"quantity": 1})
+    assert list(CartItem.objects.values_list("reward__name", "quantity")) == [("Seminar", 1)]
+
+
+def test_the_cart_refuses_a_reward_whose_limit_is_reached_and_keeps_the_cart_as_it_was(signed_in, program, member):
+    seminar = RewardFactory(program=program, name="Seminar", points_price=100, limit_per_member=1,
+                            limit_period=LimitPeriod.EVER)  # fmt: skip
+    order(member, program, seminar)
+
+    response = signed_in.post(reverse("cart_update", args=[seminar.pk]), {"quantity": 1})
+
+    assert messages_of(response) == [
+        "Seminar is limited to 1 in total per person, and you have ordered that many already."
+    ]
+    assert not CartItem.objects.exists()
+
+
+def test_the_page_of_a_reward_whose_limit_is_reached_offers_neither_the_cart_nor_redeem_now(signed_in, program, member):
+    seminar = RewardFactory(program=program, name="Seminar", points_price=100, limit_per_member=1)
+    order(member, program, seminar)
+    CartItem.objects.create(member=member, reward=seminar, quantity=1)  # put in the cart before the order
+
+    body = signed_in.get(reverse("reward_detail", args=[seminar.pk])).content.decode()
+
+    assert "You have ordered as many as you may for now, so it cannot be added to the cart or redeemed." in body
+    assert "Add to cart" not in body and "Update cart" not in body and "Redeem 1 now" not in body
+    assert reverse("redeem_now", args=[seminar.pk]) not in body
+    assert "1 is in your cart." in body and remove_form(seminar, reverse("cart")).search(body)
+
+
+def test_the_page_of_a_reward_with_some_of_its_limit_left_still_offers_the_cart(signed_in, program, member):
+    seminar = RewardFactory(program=program, points_price=100, limit_per_member=2)
+    order(member, program, seminar)
+
+    body = signed_in.get(reverse("reward_detail", args=[seminar.pk])).content.decode()
+
+    assert "Add to cart" in body and "Redeem 1 now" in body and "you can order 1 more" in body
+
+
+# What I can afford ---------------------------------------------------------------------------------------------
+
+
+def test_only_what_i_can_afford_lists_only_rewards_that_can_be_had_now(signed_in, program, member):
+    MerchandiseFactory(program=program, name="Cap", points_price=100, stock=3)
+    RewardFactory(program=program, name="Seminar", points_price=200, stock=None)
+    CodeRewardFactory(program=program, name="Card", points_price=300, codes=2)
+    MerchandiseFactory(program=program, name="Sold-out mug", points_price=100, stock=0)
+    CodeRewardFactory(program=program, name="Spent card", points_price=100, codes=0)
+    RewardFactory(program=program, name="Cruise", points_price=5000)
+
+    page = signed_in.get(reverse("catalogue"), {"affordable": "1"}).context["page"]
+    home = signed_in.get(reverse("home")).context["next_steps"]
+
+    assert [reward.name for reward in page] == ["Cap", "Seminar", "Card"]
+    assert next(step.text for step in home if step.title == "Redeem a reward") == "You can afford 3 rewards now."
+    everything = selectors.catalogue(member=member, program=program)
+    assert everything.count() == 6  # without the filter, what is out of stock is still listed (and marked)

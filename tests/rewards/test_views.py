@@ -139,7 +139,7 @@ def test_checkout_refusal_is_shown_on_the_form(client, program, member):
     client.post(url, {"checkout_key": "first", "lines": f"{reward.pk}:1"})
     CartItem.objects.create(member=member, reward=reward, quantity=1)
     response = client.post(url, {"checkout_key": "second", "lines": f"{reward.pk}:1"})
-    assert "you can order 0 more" in response.content.decode()
+    assert "and you have ordered that many already." in response.content.decode()
     assert RedemptionOrder.objects.count() == 1
 
 
