@@ -54,6 +54,7 @@ def sale(program, partner, amount: str, day: date | None = None) -> SaleLine:
         partner=partner,
         product=ProductFactory(),
         quantity=Decimal("1"),
+        paid_quantity=Decimal("1"),  # a sale no other source reported: it paid (and counts for tiers) in full
         amount=Decimal(amount),
         invoice_date=day or timezone.localdate(),
     )
