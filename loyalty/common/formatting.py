@@ -38,3 +38,8 @@ def _babel_locale(language: str) -> Locale:
         return Locale.parse(translation.to_locale(language))
     except (UnknownLocaleError, ValueError):
         return Locale.parse("en")
+
+
+# How the site writes a day in text ("7 Dec 2026", "7 Dez 2026"): the templates' `|date:"j M Y"`, for messages
+# built in Python.
+DAY_FORMAT = "j M Y"

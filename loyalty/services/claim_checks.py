@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from loyalty.common.errors import ApplicationError
-from loyalty.common.formatting import format_money
+from loyalty.common.formatting import DAY_FORMAT, format_money
 from loyalty.common.keys import matching_key
 from loyalty.common.storage import MAX_DOCUMENT_BYTES, DocumentKind, sniff_file
 from loyalty.constants import ClaimFlag, ClaimStatus
@@ -241,9 +241,9 @@ def check_invoice(number: str, invoice_date: date, today: date, *, program: Prog
         raise ApplicationError(
             message
             % {
-                "date": date_format(invoice_date),
+                "date": date_format(invoice_date, DAY_FORMAT),
                 "program": program.name,
-                "earliest": date_format(earliest),
+                "earliest": date_format(earliest, DAY_FORMAT),
                 "window": program.claim_window_days,
             },
             code=ErrorCode.INVOICE_DATE_TOO_OLD,

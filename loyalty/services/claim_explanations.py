@@ -4,6 +4,7 @@ the claim page, from the same rules and facts the approval evaluated."""
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from loyalty.common.formatting import DAY_FORMAT
 from loyalty.engine.facts import claim_line_event, partner_tiers
 from loyalty.engine.rules import Unpaid, why_unpaid
 from loyalty.models import ClaimLine, SalesClaim
@@ -26,7 +27,7 @@ def _text(reason: Unpaid, *, claim: SalesClaim, member: Member | None) -> str:
             "partner": claim.partner.name
         }
     return _("The rules for this product did not apply to a sale of %(date)s of this quantity or amount.") % {
-        "date": date_format(claim.invoice_date)
+        "date": date_format(claim.invoice_date, DAY_FORMAT)
     }
 
 

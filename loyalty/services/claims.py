@@ -31,17 +31,21 @@ import logging
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 
+from communications.constants import Kind
+from communications.services import notify
 from loyalty.common.background import enqueue_on_commit
 from loyalty.common.errors import ApplicationError
+from loyalty.common.formatting import DAY_FORMAT
 from loyalty.common.storage import DocumentKind
 from loyalty.constants import CLAIM_TRANSITIONS, ClaimFlag, ClaimStatus, EntrySource, RejectionReason
 from loyalty.engine.facts import claim_line_event, partner_tiers
@@ -180,13 +184,14 @@ def _approve(
     tier = partner_tiers(program, [claim.partner_id]).get(claim.partner_id)
     colleagues = list(claim.colleagues.select_related("role").order_by("pk"))
     lines = list(claim.lines.select_related("product").order_by("pk"))
+    entries = []
     for line, paid in zip(lines, _paid_quantities(claim, lines), strict=True):
         line.paid_quantity = paid
         if paid <= 0:
             continue
         amount = _part_of(line.amount, paid, line.quantity)
         event = claim_line_event(claim, line, quantity=paid, amount=amount, tier=tier, colleagues=colleagues)
-        post_event(program=program, event=event, rules=rules, source_type=EntrySource.CLAIM)
+        entries += post_event(program=program, event=event, rules=rules, source_type=EntrySource.CLAIM)
     ClaimLine.objects.bulk_update(lines, ["paid_quantity"])
     claim.decided_by = actor
     claim.decided_at = timezone.now()
@@ -195,10 +200,43 @@ def _approve(
         claim.matched_line = matched_line
         fields.append("matched_line")
     _move(claim, ClaimStatus.APPROVED, actor=actor, note=note, fields=fields)
+    _tell_claimant_approved(claim, entries)
     # Upgrades happen as soon as a partner qualifies, not at the next daily review.
     program_id, partner_id = claim.program_id, claim.partner_id
     enqueue_on_commit("loyalty.tasks.evaluate_partner_tier", program_id, partner_id)
     return claim
+
+
+def _tell_claimant_approved(claim: SalesClaim, entries: list) -> None:
+    """The claimant hears what the claim earned (every share: theirs, the company's, their colleagues') and why."""
+    points = sum(entry.available_delta + entry.pending_delta for entry in entries)
+    explanation = "\n".join(dict.fromkeys(entry.explanation for entry in entries if entry.explanation))
+    variables = {"invoice_number": claim.invoice_number, "points": points, "explanation": explanation}
+    path = reverse("claim_detail", args=[claim.pk])
+    notify(
+        kind=Kind.CLAIM_APPROVED,
+        member=claim.member,
+        source_key=f"claim:{claim.pk}:approved",
+        variables=variables,
+        link_path=path,
+    )
+
+
+def _tell_claimant_rejected(claim: SalesClaim) -> None:
+    """The claimant hears why, and until when they may correct the claim and send it again."""
+    reason = RejectionReason(claim.rejection_reason).label + (
+        f": {claim.rejection_text}" if claim.rejection_text else ""
+    )
+    deadline = claim.invoice_date + timedelta(days=claim.program.claim_window_days)
+    variables = {"invoice_number": claim.invoice_number, "reason": reason, "deadline": deadline}
+    key = f"claim:{claim.pk}:rejected:{claim.submissions}"  # a corrected claim may be rejected again
+    notify(
+        kind=Kind.CLAIM_REJECTED,
+        member=claim.member,
+        source_key=key,
+        variables=variables,
+        link_path=reverse("claim_detail", args=[claim.pk]),
+    )
 
 
 # A running sell-out import holds its program's budget and cap rows until it commits (a minute for a million
@@ -403,6 +441,7 @@ def claim_reject(*, claim: SalesClaim, actor, reason: str, text: str = "") -> Sa
         note=f"{label}: {text}" if text else label,
         fields=["rejection_reason", "rejection_text", "decided_by", "decided_at"],
     )
+    _tell_claimant_rejected(locked)
     claim.status = locked.status
     return locked
 
@@ -543,7 +582,7 @@ def _refuse_already_paid(program: Program, partner_id: int, number: str, key: st
         % {
             "number": number,
             "source": report.source,
-            "date": date_format(report.reported_on),
+            "date": date_format(report.reported_on, DAY_FORMAT),
             "units": number_format(report.units),
             "sku": line.product.sku,
         },

@@ -82,7 +82,7 @@ def test_a_claim_of_units_the_sell_out_already_paid_is_refused_saying_who_report
     for quantities in ((1, 1), (1,), (2,)):  # 1 + 1 of the 2, 1 of the 2, all 2
         error = refused("already_imported", lambda q=quantities: claim(world, *q, number=" inv-1 "))
         assert error.message == (
-            f"Invoice inv-1 was already reported by Northwater ERP on {date_format(timezone.localdate())} "
+            f"Invoice inv-1 was already reported by Northwater ERP on {date_format(timezone.localdate(), 'j M Y')} "
             "(2 × AQ-1) and those units earned their points; there is nothing to claim."
         )
     assert not SalesClaim.objects.exists()
