@@ -1,5 +1,15 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class CommunicationsConfig(AppConfig):
     name = "communications"
+    verbose_name = _("Communications")
+
+    def ready(self):
+        from communications import handlers
+        from partners import hooks
+
+        hooks.on_member_approved(handlers.member_approved)
+        hooks.on_member_left(handlers.member_left)
+        import communications.tasks  # noqa: F401  (registers the tasks services queue by name)

@@ -100,6 +100,7 @@ TEMPLATES = [
                 "partners.context_processors.viewer",
                 "loyalty.views.context_processors.points",
                 "rewards.context_processors.constants",
+                "communications.context_processors.inbox",
             ],
         },
     },
@@ -243,6 +244,10 @@ if _email["EMAIL_BACKEND"].endswith("smtp.EmailBackend"):
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Partner Loyalty <loyalty@example.com>")
 # Who an e-mail for an unknown address (a password reset, say) tells people to ask, besides their company's owner.
 PROGRAM_CONTACT_EMAIL = env("PROGRAM_CONTACT_EMAIL", default=parseaddr(DEFAULT_FROM_EMAIL)[1])
+# Text messages (communications.sms): console://, file:///dir, locmem:// or the provider's https://KEY@host/path.
+# Empty (production's default): SMS is not configured and nothing is sent.
+SMS_URL = env("SMS_URL", default="console://" if DEBUG else "")
+SMS_SENDER = env("SMS_SENDER", default="Loyalty")
 
 # Celery: inline (eager) when no broker is configured, so the demo needs no Redis.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
@@ -254,6 +259,7 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "expire-due-points": {"task": "loyalty.tasks.expire_due_points", "schedule": 60 * 60 * 6},
     "release-due-points": {"task": "loyalty.tasks.release_due_points", "schedule": 60 * 15},
+    "send-due-deliveries": {"task": "communications.tasks.send_due_deliveries", "schedule": 60 * 5},
     "evaluate-tiers": {"task": "loyalty.tasks.evaluate_tiers", "schedule": 60 * 60 * 24},
 }
 

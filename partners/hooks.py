@@ -25,3 +25,13 @@ def provides_next_steps(provider: Callable) -> Callable:
     if provider not in next_step_providers:
         next_step_providers.append(provider)
     return provider
+
+
+member_approved_handlers: list[Callable] = []
+
+
+def on_member_approved(handler: Callable) -> Callable:
+    """`handler(*, member, actor)` runs when a partner's owner (or a program manager) approves a membership."""
+    if handler not in member_approved_handlers:
+        member_approved_handlers.append(handler)
+    return handler

@@ -238,7 +238,10 @@ def member_approve(*, member: Member, actor: User) -> Member:
             "can be approved.",
             code=ErrorCode.BAD_TRANSITION,
         )
-    return _member_move(member=member, to=MemberStatus.ACTIVE, actor=actor)
+    moved = _member_move(member=member, to=MemberStatus.ACTIVE, actor=actor)
+    for handler in hooks.member_approved_handlers:
+        handler(member=moved, actor=actor)
+    return moved
 
 
 @transaction.atomic

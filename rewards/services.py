@@ -14,9 +14,12 @@ from datetime import datetime
 
 from django.db import connection, transaction
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from communications.constants import Kind
+from communications.services import notify
 from loyalty.common.errors import ApplicationError
 from loyalty.common.statuses import require_transition
 from loyalty.constants import EntrySource
@@ -345,8 +348,42 @@ def order_transition(
     _move(locked, to, actor=actor, note=note.strip())
     if to == OrderStatus.APPROVED and all(line.reward.uses_codes for line in locked.lines.select_related("reward")):
         _move(locked, OrderStatus.FULFILLED, actor=actor, note="Codes shown to the member")
+    _tell_member(locked)
     order.status = locked.status
     return locked
+
+
+_ORDER_KINDS = {
+    OrderStatus.APPROVED: Kind.ORDER_APPROVED,
+    OrderStatus.FULFILLED: Kind.ORDER_SHIPPED,
+    OrderStatus.DELIVERED: Kind.ORDER_DELIVERED,
+    OrderStatus.REJECTED: Kind.ORDER_REJECTED,
+    OrderStatus.CANCELLED: Kind.ORDER_CANCELLED,
+}
+
+
+def _tell_member(order: RedemptionOrder) -> None:
+    """The member who ordered hears where their order stands (codes ready, shipped with tracking, refunded)."""
+    lines = list(order.lines.select_related("reward").order_by("pk"))
+    codes_only = order.status == OrderStatus.FULFILLED and all(line.reward.uses_codes for line in lines)
+    kind = Kind.VOUCHER_READY if codes_only else _ORDER_KINDS[order.status]
+    variables = {
+        "order_number": str(order.pk),
+        "points": order.total_points,
+        "carrier": order.carrier,
+        "tracking_number": order.tracking_number,
+        "reason": order.decision_reason,
+        "refunded_points": order.total_points if order.status in REFUNDING_STATUSES else 0,
+        "reward": ", ".join(line.reward.name for line in lines),
+    }
+    path = reverse("order_detail", args=[order.pk])
+    notify(
+        kind=kind,
+        member=order.member,
+        source_key=f"order:{order.pk}:{order.status}",
+        variables=variables,
+        link_path=path,
+    )
 
 
 # Voucher codes ------------------------------------------------------------------------------------

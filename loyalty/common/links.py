@@ -31,3 +31,8 @@ def site() -> SimpleNamespace:
     place of the host a request named (allauth's default)."""
     domain = urlsplit(settings.SITE_URL).netloc
     return SimpleNamespace(name=domain, domain=domain)
+
+
+def site_hostname() -> str:
+    """SITE_URL's host name without the port ("loyalty.example.com"), e.g. for our e-mails' Message-IDs."""
+    return urlsplit(settings.SITE_URL).hostname or "localhost"

@@ -32,6 +32,7 @@ nothing the second time. Evaluations of one program are serialised by a transact
 so two runs at once cannot both record the same move.
 """
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -40,14 +41,17 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from django.db import connection, transaction
 from django.db.models import Case, F, OuterRef, Q, Subquery, Sum, When
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 
+from communications.constants import Kind
+from communications.services import Notice, notify_many
 from loyalty.common.formatting import format_money
 from loyalty.constants import ClaimStatus, EntryKind, TierMetric, TierPeriod
 from loyalty.lock_objects import tier_evaluation_lock
 from loyalty.models import ClaimLine, PartnerTier, PointsEntry, Program, SaleLine, Tier, TierChange
-from partners.constants import PartnerStatus
-from partners.models import Partner
+from partners.constants import MemberStatus, PartnerStatus
+from partners.models import Member, Partner
 
 ZERO = Decimal("0")
 CENT = Decimal("0.01")
@@ -310,7 +314,27 @@ def _evaluate(*, program: Program, partner_ids: list[int] | None, today: date) -
         _update_rows(updated)
     if changes:
         TierChange.objects.bulk_create(changes, batch_size=BATCH_SIZE)
+        _tell_members(changes)
     return TierEvaluation(evaluated=len(partner_ids), changes=tuple(changes), **counts)
+
+
+def _tell_members(changes: list[TierChange]) -> None:
+    """The active members of each partner that moved up or down hear of it (a first tier is no news)."""
+    moved = [change for change in changes if change.from_tier is not None]
+    if not moved:
+        return
+    members = defaultdict(list)
+    active = Member.objects.filter(partner_id__in={c.partner_id for c in moved}, status=MemberStatus.ACTIVE)
+    for member_id, partner_id in active.values_list("pk", "partner_id").order_by("pk"):
+        members[partner_id].append(member_id)
+    for kind, up in ((Kind.TIER_UP, True), (Kind.TIER_DOWN, False)):
+        notices = [
+            Notice(member_id, f"tier_change:{c.pk}", {"tier": c.to_tier.name, "previous_tier": c.from_tier.name})
+            for c in moved
+            if (c.to_tier.rank > c.from_tier.rank) == up
+            for member_id in members[c.partner_id]
+        ]
+        notify_many(kind=kind, notices=notices, link_path=reverse("home"))
 
 
 def _update_rows(rows: list[PartnerTier]) -> None:

@@ -15,5 +15,6 @@ urlpatterns = [
     path("points/", include("loyalty.urls.ledger")),
     path("claims/", include("loyalty.urls.claims")),
     path("rewards/", include("rewards.urls")),
+    path("messages/", include("communications.urls")),
     path("", include("partners.urls")),
 ]

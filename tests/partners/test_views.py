@@ -136,8 +136,9 @@ def test_home_query_count_does_not_grow_with_the_team(client, owner, team_size, 
 
     # session, user, the viewer's membership, the team counts, the program, the balance, expiring soon, the program's
     # tiers (none here; with tiers, the partner's metric too: tests/loyalty/test_tiers.py); the next steps: rejected
-    # claims, the member's and the company's balances, the partner's tier rank and the affordable rewards
-    with django_assert_max_num_queries(13):
+    # claims, the member's and the company's balances, the partner's tier rank and the affordable rewards; the inbox
+    # bell's unread count (cached after the first page: tests/communications/test_inbox.py)
+    with django_assert_max_num_queries(14):
         response = client.get(reverse("home"))
 
     html = response.content.decode()
@@ -328,8 +329,8 @@ def test_team_query_count_does_not_grow_with_the_team(client, owner, team_size, 
     ledger.earn(account=ledger.member_account(program=ProgramFactory(), member=owner), points=5, key="team")
 
     # session, user, the viewer's membership, roles, count, one page of rows and its users; the navigation's
-    # program + balance
-    with django_assert_max_num_queries(9):
+    # program + balance and the inbox bell's unread count (cached after the first page)
+    with django_assert_max_num_queries(10):
         response = client.get(reverse("team"))
 
     assert len(_rows(response)) == min(team_size + 1, 25)

@@ -66,15 +66,18 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.files.base import File
 from django.db import DatabaseError, connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from communications.constants import Kind
+from communications.services import Notice, notify_many
 from loyalty.common.background import enqueue_on_commit
 from loyalty.common.errors import ApplicationError
-from loyalty.constants import ImportStatus
+from loyalty.constants import EntryKind, EntrySource, ImportStatus
 from loyalty.engine.bulk import LineEvaluator, RuleIndex
 from loyalty.error_codes import ErrorCode
 from loyalty.lock_objects import import_run_try_lock, import_run_unlock, sales_paid_lock, source_import_lock
-from loyalty.models import SaleLine, SalesImport, SalesSource
+from loyalty.models import PointsEntry, SaleLine, SalesImport, SalesSource
 from loyalty.services import claims
 from loyalty.services.earning import published_rules
 from loyalty.services.ledger_bulk import ImportLedger, refresh_statistics
@@ -184,6 +187,7 @@ def import_run(import_id: int, *, stats: dict | None = None) -> SalesImport:
         run.run()
         sales_import.refresh_from_db(fields=["status", "new_lines"])
         if sales_import.status == ImportStatus.DONE and sales_import.new_lines:
+            notify_import_digest(sales_import)
             # New sales can lift partners into a higher tier: upgrades happen at once, not at the daily review.
             started = time.perf_counter()
             tiers_evaluate_all(program=sales_import.source.program)
@@ -197,6 +201,21 @@ def import_run(import_id: int, *, stats: dict | None = None) -> SalesImport:
         return sales_import
     finally:
         import_run_unlock(import_id)
+
+
+def notify_import_digest(sales_import: SalesImport) -> None:
+    """One message per member who earned points in the import (their one entry of it), never one per line."""
+    entries = PointsEntry.objects.filter(
+        source_type=EntrySource.SALES_IMPORT,
+        source_id=str(sales_import.pk),
+        kind=EntryKind.EARN,
+        account__member__isnull=False,
+    ).values_list("account__member_id", "available_delta", "pending_delta", "details")
+    notices = [
+        Notice(member_id, f"sales_import:{sales_import.pk}", {"points": available + pending, "lines": details["lines"]})
+        for member_id, available, pending, details in entries.order_by("account__member_id")
+    ]
+    notify_many(kind=Kind.POINTS_IMPORTED, notices=notices, link_path=reverse("points_statement"))
 
 
 @dataclass

@@ -1,0 +1,156 @@
+"""What communications talks about: channels, topics, the catalogue of kinds (with their variables) and the
+statuses of a delivery."""
+
+from dataclasses import dataclass
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", _("E-mail")
+    SMS = "sms", _("SMS")
+    INBOX = "inbox", _("Inbox")
+
+
+class Topic(models.TextChoices):
+    ACCOUNT = "account", _("Account")
+    CLAIMS = "claims", _("Claims")
+    POINTS = "points", _("Points")
+    TIERS = "tiers", _("Tiers")
+    ORDERS = "orders", _("Orders")
+    CAMPAIGNS = "campaigns", _("Campaigns")
+    SURVEYS = "surveys", _("Surveys")
+    FEEDBACK = "feedback", _("Feedback")
+
+
+# Marketing topics need the member's consent and carry a one-click unsubscribe (RFC 8058); every other topic is
+# transactional: it always goes out, on the member's preferred channel.
+MARKETING_TOPICS = frozenset({Topic.CAMPAIGNS, Topic.SURVEYS})
+
+
+class DeliveryStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENT = "sent", _("Sent")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("Failed")
+    BOUNCED = "bounced", _("Bounced")
+    OPENED = "opened", _("Opened")
+    CLICKED = "clicked", _("Clicked")
+    SUPPRESSED = "suppressed", _("Suppressed")
+
+
+class SuppressionReason(models.TextChoices):
+    BOUNCED = "bounced", _("Hard bounce")
+    COMPLAINED = "complained", _("Spam complaint")
+    MANUAL = "manual", _("Added by the program team")
+
+
+class Kind(models.TextChoices):
+    INVITATION = "invitation", _("Invitation")
+    MEMBER_APPROVED = "member_approved", _("Member approved")
+    MEMBER_DEACTIVATED = "member_deactivated", _("Member deactivated")
+    CLAIM_APPROVED = "claim_approved", _("Claim approved")
+    CLAIM_REJECTED = "claim_rejected", _("Claim rejected")
+    CLAIM_COLLEAGUE = "claim_colleague", _("Claim needs a colleague's confirmation")
+    POINTS_IMPORTED = "points_imported", _("Points from a sales import (digest)")
+    ADJUSTMENT_POSTED = "adjustment_posted", _("Points adjustment posted")
+    TIER_UP = "tier_up", _("Tier up")
+    TIER_DOWN = "tier_down", _("Tier down")
+    TIER_KEEP = "tier_keep", _("To keep your tier")
+    POINTS_EXPIRING = "points_expiring", _("Points expiring")
+    ORDER_APPROVED = "order_approved", _("Order approved")
+    ORDER_SHIPPED = "order_shipped", _("Order shipped")
+    ORDER_DELIVERED = "order_delivered", _("Order delivered")
+    ORDER_REJECTED = "order_rejected", _("Order rejected")
+    ORDER_CANCELLED = "order_cancelled", _("Order cancelled")
+    VOUCHER_READY = "voucher_ready", _("Voucher code ready")
+    FEEDBACK_ANSWERED = "feedback_answered", _("Feedback answered")
+    CAMPAIGN = "campaign", _("Campaign")
+    SURVEY = "survey", _("Survey invitation")
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """A kind's topic and the variables its templates may use (besides COMMON_VARIABLES), each with what it holds.
+    Templates are checked against this list on save."""
+
+    topic: str
+    variables: dict[str, str]
+
+
+# Every template may use these; notify() fills them in from the member.
+COMMON_VARIABLES = {
+    "first_name": "The member's first name",
+    "partner_name": "The member's company",
+    "link": "The absolute link to the page the message is about (may be empty)",
+}
+
+_ORDER = {"order_number": "The order's number", "points": "The order's points"}
+
+KINDS: dict[str, KindSpec] = {
+    Kind.INVITATION: KindSpec(Topic.ACCOUNT, {"invited_by": "Who invited the member"}),
+    Kind.MEMBER_APPROVED: KindSpec(Topic.ACCOUNT, {}),
+    Kind.MEMBER_DEACTIVATED: KindSpec(Topic.ACCOUNT, {"reason": "Why, as the owner wrote it (may be empty)"}),
+    Kind.CLAIM_APPROVED: KindSpec(
+        Topic.CLAIMS,
+        {
+            "invoice_number": "The claimed invoice's number",
+            "points": "The points the member earned from the claim",
+            "explanation": "How the points came about",
+        },
+    ),
+    Kind.CLAIM_REJECTED: KindSpec(
+        Topic.CLAIMS,
+        {
+            "invoice_number": "The claimed invoice's number",
+            "reason": "Why it was rejected",
+            "deadline": "The last day the claim may be corrected and sent again",
+        },
+    ),
+    Kind.CLAIM_COLLEAGUE: KindSpec(
+        Topic.CLAIMS, {"invoice_number": "The claimed invoice's number", "colleague": "Who named the member"}
+    ),
+    Kind.POINTS_IMPORTED: KindSpec(
+        Topic.POINTS, {"points": "The points earned in the import", "lines": "The number of sale lines"}
+    ),
+    Kind.ADJUSTMENT_POSTED: KindSpec(
+        Topic.POINTS, {"points": "The points added (negative: taken away)", "reason": "Why"}
+    ),
+    Kind.TIER_UP: KindSpec(Topic.TIERS, {"tier": "The new tier", "previous_tier": "The tier before"}),
+    Kind.TIER_DOWN: KindSpec(Topic.TIERS, {"tier": "The new tier", "previous_tier": "The tier before"}),
+    Kind.TIER_KEEP: KindSpec(
+        Topic.TIERS, {"tier": "The current tier", "missing": "What is still missing", "period_end": "The last day"}
+    ),
+    Kind.POINTS_EXPIRING: KindSpec(
+        Topic.POINTS, {"points": "The points that expire", "expires_on": "The day they expire"}
+    ),
+    Kind.ORDER_APPROVED: KindSpec(Topic.ORDERS, _ORDER),
+    Kind.ORDER_SHIPPED: KindSpec(
+        Topic.ORDERS, {**_ORDER, "carrier": "The carrier (may be empty)", "tracking_number": "The tracking number"}
+    ),
+    Kind.ORDER_DELIVERED: KindSpec(Topic.ORDERS, _ORDER),
+    Kind.ORDER_REJECTED: KindSpec(Topic.ORDERS, {**_ORDER, "reason": "Why", "refunded_points": "Points given back"}),
+    Kind.ORDER_CANCELLED: KindSpec(Topic.ORDERS, {**_ORDER, "reason": "Why", "refunded_points": "Points given back"}),
+    Kind.VOUCHER_READY: KindSpec(Topic.ORDERS, {**_ORDER, "reward": "The reward whose code is ready"}),
+    Kind.FEEDBACK_ANSWERED: KindSpec(Topic.FEEDBACK, {"subject": "The member's feedback topic"}),
+    Kind.CAMPAIGN: KindSpec(Topic.CAMPAIGNS, {"title": "The campaign's title"}),
+    Kind.SURVEY: KindSpec(Topic.SURVEYS, {"title": "The survey's title"}),
+}
+
+
+def allowed_variables(kind: str) -> dict[str, str]:
+    return {**COMMON_VARIABLES, **KINDS[kind].variables}
+
+
+def topic_of(kind: str) -> str:
+    return KINDS[kind].topic
+
+
+# A failed send is tried again after 1, 5, 30 and 120 minutes, then marked failed.
+RETRY_DELAYS_SECONDS = (60, 300, 1800, 7200)
+MAX_ATTEMPTS = len(RETRY_DELAYS_SECONDS) + 1
+
+# SMS are held outside these hours of the member's day and sent at the start of the next morning.
+QUIET_HOURS_END = 8  # 08:00
+QUIET_HOURS_START = 20  # 20:00

@@ -1,0 +1,121 @@
+# ruff: noqa: E501  (the default texts read best one message per line)
+"""The words every kind of message starts with, in English and German: the data migration stores them as
+MessageTemplate rows (the program team edits them in the admin), and `ensure_default_templates` puts back any
+that are missing. E-mail and the inbox get subject and body; an SMS is the subject
+(the sender appends the link)."""
+
+from communications.constants import Channel, Kind
+
+_SIGNATURE = {"en": "Your partner program team", "de": "Ihr Partnerprogramm-Team"}
+
+# kind: {language: (subject, body)}
+TEXTS: dict[str, dict[str, tuple[str, str]]] = {
+    Kind.INVITATION: {
+        "en": ("{{ invited_by }} invited you to the partner program", "Join {{ partner_name }}'s team and earn points for your sales."),
+        "de": ("{{ invited_by }} hat Sie zum Partnerprogramm eingeladen", "Treten Sie dem Team von {{ partner_name }} bei und sammeln Sie Punkte für Ihre Verkäufe."),
+    },
+    Kind.MEMBER_APPROVED: {
+        "en": ("Welcome to the partner program", "Your place in {{ partner_name }}'s team is confirmed. You can now claim sales and collect points."),
+        "de": ("Willkommen im Partnerprogramm", "Ihre Mitgliedschaft im Team von {{ partner_name }} ist bestätigt. Sie können jetzt Verkäufe melden und Punkte sammeln."),
+    },
+    Kind.MEMBER_DEACTIVATED: {
+        "en": ("Your membership has ended", "Your membership of {{ partner_name }}'s team has ended.{% if reason %} Reason: {{ reason }}{% endif %}"),
+        "de": ("Ihre Mitgliedschaft wurde beendet", "Ihre Mitgliedschaft im Team von {{ partner_name }} wurde beendet.{% if reason %} Grund: {{ reason }}{% endif %}"),
+    },
+    Kind.CLAIM_APPROVED: {
+        "en": ("Claim {{ invoice_number }} approved: {{ points|intcomma }} points", "Your claim for invoice {{ invoice_number }} was approved. You earned {{ points|intcomma }} points.\n{{ explanation }}"),
+        "de": ("Meldung {{ invoice_number }} genehmigt: {{ points|intcomma }} Punkte", "Ihre Meldung zur Rechnung {{ invoice_number }} wurde genehmigt. Sie haben {{ points|intcomma }} Punkte erhalten.\n{{ explanation }}"),
+    },
+    Kind.CLAIM_REJECTED: {
+        "en": ("Claim {{ invoice_number }} needs a correction", "Your claim for invoice {{ invoice_number }} was rejected: {{ reason }}\nCorrect it and send it again by {{ deadline|date }}."),
+        "de": ("Meldung {{ invoice_number }} muss korrigiert werden", "Ihre Meldung zur Rechnung {{ invoice_number }} wurde abgelehnt: {{ reason }}\nKorrigieren Sie sie und senden Sie sie bis {{ deadline|date }} erneut."),
+    },
+    Kind.CLAIM_COLLEAGUE: {
+        "en": ("{{ colleague }} named you on claim {{ invoice_number }}", "Please confirm your part of the sale on invoice {{ invoice_number }}."),
+        "de": ("{{ colleague }} hat Sie in Meldung {{ invoice_number }} genannt", "Bitte bestätigen Sie Ihren Anteil am Verkauf der Rechnung {{ invoice_number }}."),
+    },
+    Kind.POINTS_IMPORTED: {
+        "en": ("You earned {{ points|intcomma }} points", "Your distributor reported {{ lines|intcomma }} sale line{{ lines|pluralize }}: {{ points|intcomma }} points for you."),
+        "de": ("Sie haben {{ points|intcomma }} Punkte erhalten", "Ihr Großhändler hat {{ lines|intcomma }} Verkaufszeile(n) gemeldet: {{ points|intcomma }} Punkte für Sie."),
+    },
+    Kind.ADJUSTMENT_POSTED: {
+        "en": ("Your points were adjusted: {{ points|intcomma }}", "The program team adjusted your points by {{ points|intcomma }}. {{ reason }}"),
+        "de": ("Ihre Punkte wurden angepasst: {{ points|intcomma }}", "Das Programmteam hat Ihre Punkte um {{ points|intcomma }} angepasst. {{ reason }}"),
+    },
+    Kind.TIER_UP: {
+        "en": ("{{ partner_name }} reached {{ tier }}", "Congratulations: {{ partner_name }} moved up from {{ previous_tier|default:'no tier' }} to {{ tier }}."),
+        "de": ("{{ partner_name }} hat {{ tier }} erreicht", "Glückwunsch: {{ partner_name }} ist von {{ previous_tier|default:'keiner Stufe' }} auf {{ tier }} aufgestiegen."),
+    },
+    Kind.TIER_DOWN: {
+        "en": ("{{ partner_name }} is now {{ tier }}", "{{ partner_name }} moved from {{ previous_tier }} to {{ tier }} at the end of the period."),
+        "de": ("{{ partner_name }} ist jetzt {{ tier }}", "{{ partner_name }} ist zum Periodenende von {{ previous_tier }} auf {{ tier }} gewechselt."),
+    },
+    Kind.TIER_KEEP: {
+        "en": ("Keep {{ tier }}: {{ missing }} to go", "To keep {{ tier }} after {{ period_end|date }}, {{ partner_name }} needs {{ missing }} more."),
+        "de": ("{{ tier }} halten: noch {{ missing }}", "Um {{ tier }} nach dem {{ period_end|date }} zu halten, braucht {{ partner_name }} noch {{ missing }}."),
+    },
+    Kind.POINTS_EXPIRING: {
+        "en": ("{{ points|intcomma }} points expire on {{ expires_on|date }}", "Redeem them for a reward before {{ expires_on|date }}."),
+        "de": ("{{ points|intcomma }} Punkte verfallen am {{ expires_on|date }}", "Lösen Sie sie vor dem {{ expires_on|date }} gegen eine Prämie ein."),
+    },
+    Kind.ORDER_APPROVED: {
+        "en": ("Order {{ order_number }} approved", "Your order {{ order_number }} ({{ points|intcomma }} points) was approved and is being prepared."),
+        "de": ("Bestellung {{ order_number }} genehmigt", "Ihre Bestellung {{ order_number }} ({{ points|intcomma }} Punkte) wurde genehmigt und wird vorbereitet."),
+    },
+    Kind.ORDER_SHIPPED: {
+        "en": ("Order {{ order_number }} shipped", "Your order {{ order_number }} is on its way.{% if tracking_number %} Tracking: {{ carrier }} {{ tracking_number }}{% endif %}"),
+        "de": ("Bestellung {{ order_number }} versandt", "Ihre Bestellung {{ order_number }} ist unterwegs.{% if tracking_number %} Sendungsverfolgung: {{ carrier }} {{ tracking_number }}{% endif %}"),
+    },
+    Kind.ORDER_DELIVERED: {
+        "en": ("Order {{ order_number }} delivered", "Your order {{ order_number }} was delivered. Enjoy it!"),
+        "de": ("Bestellung {{ order_number }} zugestellt", "Ihre Bestellung {{ order_number }} wurde zugestellt. Viel Freude damit!"),
+    },
+    Kind.ORDER_REJECTED: {
+        "en": ("Order {{ order_number }} rejected", "Your order {{ order_number }} was rejected: {{ reason }}\n{{ refunded_points|intcomma }} points are back in your account."),
+        "de": ("Bestellung {{ order_number }} abgelehnt", "Ihre Bestellung {{ order_number }} wurde abgelehnt: {{ reason }}\n{{ refunded_points|intcomma }} Punkte wurden Ihrem Konto gutgeschrieben."),
+    },
+    Kind.ORDER_CANCELLED: {
+        "en": ("Order {{ order_number }} cancelled", "Your order {{ order_number }} was cancelled: {{ reason }}\n{{ refunded_points|intcomma }} points are back in your account."),
+        "de": ("Bestellung {{ order_number }} storniert", "Ihre Bestellung {{ order_number }} wurde storniert: {{ reason }}\n{{ refunded_points|intcomma }} Punkte wurden Ihrem Konto gutgeschrieben."),
+    },
+    Kind.VOUCHER_READY: {
+        "en": ("Your code for {{ reward }} is ready", "The voucher code of order {{ order_number }} is waiting for you on the order's page."),
+        "de": ("Ihr Code für {{ reward }} ist bereit", "Der Gutscheincode der Bestellung {{ order_number }} wartet auf der Seite der Bestellung auf Sie."),
+    },
+    Kind.FEEDBACK_ANSWERED: {
+        "en": ("We answered your message: {{ subject }}", "The program team answered your message."),
+        "de": ("Wir haben Ihre Nachricht beantwortet: {{ subject }}", "Das Programmteam hat Ihre Nachricht beantwortet."),
+    },
+    Kind.CAMPAIGN: {
+        "en": ("{{ title }}", "{{ title }}"),
+        "de": ("{{ title }}", "{{ title }}"),
+    },
+    Kind.SURVEY: {
+        "en": ("Your opinion: {{ title }}", "Please take a minute to answer our survey \"{{ title }}\"."),
+        "de": ("Ihre Meinung: {{ title }}", "Bitte nehmen Sie sich eine Minute für unsere Umfrage „{{ title }}“."),
+    },
+}  # fmt: skip
+
+
+def default_rows() -> list[dict]:
+    """Every default template as MessageTemplate field values (role: any)."""
+    rows = []
+    for kind, languages in TEXTS.items():
+        for language, (subject, body) in languages.items():
+            greeting = "Hallo {{ first_name }}," if language == "de" else "Hello {{ first_name }},"
+            long_body = f"{greeting}\n\n{body}\n\n{{% if link %}}{{{{ link }}}}\n\n{{% endif %}}{_SIGNATURE[language]}"
+            rows += [
+                {"kind": kind, "channel": Channel.EMAIL, "language": language, "subject": subject, "body": long_body},
+                {"kind": kind, "channel": Channel.INBOX, "language": language, "subject": subject, "body": body},
+                {"kind": kind, "channel": Channel.SMS, "language": language, "subject": "", "body": subject},
+            ]
+    return rows
+
+
+def ensure_default_templates(message_template_model) -> int:
+    """Create the default templates that are missing (by kind, channel and language, role: any); returns how many.
+    Takes the model so the data migration can pass its historical one."""
+    existing = set(message_template_model.objects.filter(role__isnull=True).values_list("kind", "channel", "language"))
+    missing = [row for row in default_rows() if (row["kind"], row["channel"], row["language"]) not in existing]
+    message_template_model.objects.bulk_create([message_template_model(**row) for row in missing])
+    return len(missing)
