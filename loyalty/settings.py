@@ -259,6 +259,7 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "expire-due-points": {"task": "loyalty.tasks.expire_due_points", "schedule": 60 * 60 * 6},
     "release-due-points": {"task": "loyalty.tasks.release_due_points", "schedule": 60 * 15},
+    "warn-expiring-points": {"task": "loyalty.tasks.warn_expiring_points", "schedule": 60 * 60 * 24},
     "send-due-deliveries": {"task": "communications.tasks.send_due_deliveries", "schedule": 60 * 5},
     "evaluate-tiers": {"task": "loyalty.tasks.evaluate_tiers", "schedule": 60 * 60 * 24},
 }

@@ -24,6 +24,7 @@ class ProgramAdminForm(forms.ModelForm):
             "point_value",
             "money_currency",
             "expiry_months",
+            "expiry_notice_days",
             "starts_on",
             "ends_on",
             "enrolment_mode",

@@ -26,7 +26,10 @@ class ProgramAdmin(ProgramManagerAdmin):
     prepopulated_fields = {"slug": ("name",)}
     fieldsets = (
         (None, {"fields": ("name", "slug", "is_active")}),
-        ("Points", {"fields": ("currency_name", ("point_value", "money_currency"), "expiry_months")}),
+        (
+            "Points",
+            {"fields": ("currency_name", ("point_value", "money_currency"), ("expiry_months", "expiry_notice_days"))},
+        ),
         ("Dates", {"fields": ("starts_on", "ends_on")}),
         ("Members", {"fields": ("enrolment_mode", "leaver_policy", "member_share_percent")}),
         ("Approvals", {"fields": ("adjustment_approval_threshold", "order_approval_threshold")}),

@@ -31,6 +31,11 @@ class Program(TimeStampedModel):
     expiry_months = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Points expire this many months after they are earned. Empty: never."
     )
+    expiry_notice_days = models.PositiveSmallIntegerField(
+        default=30,
+        validators=[MaxValueValidator(365)],
+        help_text="Members hear of their points expiring this many days before (one message per expiry day).",
+    )
     leaver_policy = models.CharField(max_length=20, choices=LeaverPolicy.choices, default=LeaverPolicy.TRANSFER)
     member_share_percent = models.PositiveSmallIntegerField(
         default=100,

@@ -1,8 +1,11 @@
 """Manual corrections by program managers. Small ones post at once; large ones need a second person."""
 
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from communications.constants import Kind
+from communications.services import Notice, notify_many
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import AdjustmentStatus
 from loyalty.error_codes import ErrorCode
@@ -90,3 +93,15 @@ def _post(adjustment: PointsAdjustment, *, decided_by) -> None:
     adjustment.status = AdjustmentStatus.POSTED
     adjustment.decided_by, adjustment.decided_at = decided_by, timezone.now()
     adjustment.save(update_fields=["entry", "status", "decided_by", "decided_at", "updated_at"])
+    _tell_member(adjustment)
+
+
+def _tell_member(adjustment: PointsAdjustment) -> None:
+    """A member's own account changed by hand: they hear how much and why (a company account's owners see it on
+    the company statement)."""
+    member_id = adjustment.account.member_id
+    if member_id is None:
+        return
+    variables = {"points": adjustment.points, "reason": adjustment.reason}
+    notice = Notice(member_id, f"adjustment:{adjustment.pk}", variables)
+    notify_many(kind=Kind.ADJUSTMENT_POSTED, notices=[notice], link_path=reverse("points_statement"))

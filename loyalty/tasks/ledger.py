@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from loyalty.services import ledger
+from loyalty.services import expiry_notices, ledger
 
 
 @shared_task(name="loyalty.tasks.expire_due_points")
@@ -15,3 +15,9 @@ def expire_due_points() -> int:
 def release_due_points() -> int:
     """Hourly: make pending points available once their hold period is over."""
     return ledger.release_due()
+
+
+@shared_task(name="loyalty.tasks.warn_expiring_points")
+def warn_expiring_points() -> int:
+    """Daily: tell members of their points expiring within their program's notice period (each expiry once)."""
+    return expiry_notices.warn_expiring_points()

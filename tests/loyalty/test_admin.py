@@ -182,6 +182,7 @@ def program_data(**overrides) -> dict:
         "point_value": "0.0100",
         "money_currency": "eur",
         "expiry_months": "24",
+        "expiry_notice_days": "30",
         "starts_on": "2026-01-01",
         "ends_on": "",
         "enrolment_mode": "invite_only",
