@@ -2,15 +2,54 @@
 resend action) and the suppressed addresses."""
 
 from django import forms
-from django.contrib import admin
-from django.utils.html import format_html
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.humanize.templatetags.humanize import intcomma
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import Count
+from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from communications.campaigns import audience, campaign_reach, campaign_save, campaign_send, control_size
 from communications.constants import Channel, Kind, allowed_variables
-from communications.models import Delivery, MessageTemplate, Suppression
-from communications.rendering import render, template_problem
+from communications.feedback import feedback_answer
+from communications.models import (
+    Campaign,
+    CampaignMessage,
+    Delivery,
+    Feedback,
+    FeedbackStatus,
+    MessageTemplate,
+    Question,
+    Suppression,
+    Survey,
+    Tip,
+)
+from communications.previews import preview_member, preview_text, template_problems, template_send_test
+from communications.rendering import template_problem
 from communications.services import delivery_resend
-from loyalty.common.admin import EstimatedCountPaginator, ProgramManagerAdmin, ReadOnlyModelAdmin, run_for_each
+from communications.surveys import survey_audience, survey_csv, survey_invite, survey_results
+from loyalty.common.admin import (
+    EstimatedCountPaginator,
+    ProgramManagerAdmin,
+    ProgramManagerPermissions,
+    ReadOnlyModelAdmin,
+    SavedByServices,
+    admin_page,
+    adopt,
+    back_to_object,
+    is_program_manager,
+    object_url,
+    run_for_each,
+)
+from loyalty.common.errors import ApplicationError
+from loyalty.common.storage import private_file_response
+from partners.constants import PartnerKind
 from partners.models import Member
 
 
@@ -30,15 +69,6 @@ class MessageTemplateForm(forms.ModelForm):
         return data
 
 
-def preview_text(template: MessageTemplate, member: Member | None) -> tuple[str, str]:
-    """The template's subject and body for `member` (or a sample person), each variable shown as [its name]."""
-    variables = {name: f"[{name}]" for name in allowed_variables(template.kind)}
-    if member is not None:
-        variables.update(first_name=member.user.get_short_name(), partner_name=member.partner.name)
-    language = template.language or (member.language if member else "en")
-    return render(template.subject, variables, language=language), render(template.body, variables, language=language)
-
-
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(ProgramManagerAdmin):
     form = MessageTemplateForm
@@ -46,36 +76,66 @@ class MessageTemplateAdmin(ProgramManagerAdmin):
     list_filter = ["kind", "channel", "language", "role", "active"]
     list_select_related = ["role"]
     search_fields = ["subject", "body"]
-    readonly_fields = ["variables", "preview"]
-    fields = ["kind", "channel", "language", "role", "subject", "body", "active", "variables", "preview"]
+    readonly_fields = ["variables"]
+    fields = ["kind", "channel", "language", "role", "subject", "body", "active", "variables"]
+    # The change form adds the live preview (for a member chosen by e-mail) and the "send me a test" button.
+    change_form_template = "admin/communications/messagetemplate/change_form.html"
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        # The preview is for the member named by ?member=<id> (their name and company), a sample person otherwise.
-        member_id = request.GET.get("member", "")
-        self._preview_member = (
-            Member.objects.select_related("user", "partner").filter(pk=member_id).first()
-            if member_id.isdigit()
-            else None
-        )
-        return super().change_view(request, object_id, form_url, extra_context)
+    def get_urls(self):
+        own = [
+            path(
+                "preview/", self.admin_site.admin_view(self.preview_view), name="communications_messagetemplate_preview"
+            ),
+            path(
+                "send-test/",
+                self.admin_site.admin_view(self.send_test_view),
+                name="communications_messagetemplate_send_test",
+            ),
+        ]
+        return own + super().get_urls()
 
     @admin.display(description=_("variables"))
     def variables(self, obj):
         if not obj.kind:
             return "—"
-        rows = "".join(
-            format_html("<li><code>{{{{ {} }}}}</code>: {}</li>", name, text)
-            for name, text in allowed_variables(obj.kind).items()
-        )
-        return format_html("<ul class='mb-0'>{}</ul>", format_html(rows))
+        rows = format_html_join("", "<li><code>{{{{ {} }}}}</code>: {}</li>", allowed_variables(obj.kind).items())
+        return format_html("<ul class='mb-0'>{}</ul>", rows)
 
-    @admin.display(description=_("preview"))
-    def preview(self, obj):
-        if obj.pk is None:
-            return _("Save the template to see it.")
-        subject, body = preview_text(obj, getattr(self, "_preview_member", None))
-        hint = _("Add ?member=<id> to this page's address to preview it for that member.")
-        return format_html("<strong>{}</strong><pre>{}</pre><small>{}</small>", subject, body, hint)
+    def _typed(self, request) -> tuple[MessageTemplate, Member | None, dict]:
+        """The template as the form holds it now (unsaved) and the member the preview is for; the answer's context."""
+        if request.method != "POST":
+            raise Http404
+        if not (self.has_change_permission(request) or self.has_add_permission(request)):
+            raise PermissionDenied
+        data = request.POST
+        template = MessageTemplate(
+            kind=data.get("kind", ""),
+            channel=data.get("channel", ""),
+            language=data.get("language", "") if data.get("language", "") in dict(settings.LANGUAGES) else "",
+            subject=data.get("subject", ""),
+            body=data.get("body", ""),
+        )
+        email = data.get("preview_member", "")
+        member = preview_member(email)
+        context = {"member": member, "member_missing": bool(email.strip()) and member is None}
+        if template.kind not in Kind.values:
+            context["problems"] = [_("Choose the kind of message.")]
+        else:
+            context["problems"] = template_problems(template)
+        return template, member, context
+
+    def preview_view(self, request):
+        template, member, context = self._typed(request)
+        if not context["problems"]:
+            context["subject"], context["body"] = preview_text(template, member)
+        return render(request, "admin/communications/messagetemplate/_preview.html", context)
+
+    def send_test_view(self, request):
+        template, member, context = self._typed(request)
+        if not context["problems"]:
+            template_send_test(template=template, member=member, to=request.user.email)
+            context["sent_to"] = request.user.email
+        return render(request, "admin/communications/messagetemplate/_send_test.html", context)
 
 
 @admin.register(Delivery)
@@ -114,3 +174,329 @@ class SuppressionAdmin(ProgramManagerAdmin):
     list_display = ["address", "reason", "at"]
     list_filter = ["reason"]
     search_fields = ["address"]
+
+
+# Surveys and feedback ---------------------------------------------------------------------------------------------
+
+
+class QuestionForm(forms.ModelForm):
+    choices = forms.CharField(
+        label=_("choices"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 30}),
+        help_text=_("One choice or several choices: one answer per line."),
+    )
+
+    class Meta:
+        model = Question
+        fields = ["order", "kind", "text", "choices", "required"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["choices"] = "\n".join(self.instance.choices or [])
+
+    def clean_choices(self):
+        return [line.strip() for line in self.cleaned_data["choices"].splitlines() if line.strip()]
+
+
+class QuestionInline(ProgramManagerPermissions, admin.TabularInline):
+    """The questions; frozen once members have answered (changing them would mix up the results)."""
+
+    model = Question
+    form = QuestionForm
+    extra = 1
+
+    def _answered(self, obj) -> bool:
+        if obj is None:
+            return False
+        if not hasattr(obj, "_has_responses"):
+            obj._has_responses = obj.responses.exists()
+        return obj._has_responses
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request) and not self._answered(obj)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and not self._answered(obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return is_program_manager(request.user) and not self._answered(obj)
+
+
+class SurveyForm(forms.ModelForm):
+    partner_kinds = forms.MultipleChoiceField(
+        label=_("partner types"),
+        choices=PartnerKind.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("None: every partner type."),
+    )
+
+    class Meta:
+        model = Survey
+        fields = [
+            "program", "title", "intro", "status", "opens_at", "closes_at", "roles", "partner_kinds",
+            "points_for_answer",
+        ]  # fmt: skip
+        widgets = {"roles": forms.CheckboxSelectMultiple}
+
+
+@admin.register(Survey)
+class SurveyAdmin(ProgramManagerAdmin):
+    form = SurveyForm
+    inlines = [QuestionInline]
+    list_display = ["title", "program", "status", "opens_at", "closes_at", "response_count", "invited_at", "results"]
+    list_filter = ["status", "program"]
+    list_select_related = ["program"]
+    search_fields = ["title"]
+    readonly_fields = ["audience_size", "invited_at", "results"]
+    actions = ["invite"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(response_count=Count("responses"))
+
+    @admin.display(description=_("responses"), ordering="response_count")
+    def response_count(self, obj):
+        return obj.response_count
+
+    @admin.display(description=_("audience"))
+    def audience_size(self, obj):
+        if obj.pk is None:
+            return _("Save the survey to see its audience.")
+        return _("%(count)s members") % {"count": intcomma(survey_audience(survey=obj).count())}
+
+    @admin.display(description=_("results"))
+    def results(self, obj):
+        if obj.pk is None:
+            return "—"
+        return format_html(
+            '<a href="{}">{}</a> · <a href="{}">{}</a>',
+            reverse("admin:communications_survey_results", args=[obj.pk]),
+            _("Results"),
+            reverse("admin:communications_survey_csv", args=[obj.pk]),
+            _("CSV"),
+        )
+
+    @admin.action(description=_("Invite the audience of the selected open surveys"))
+    def invite(self, request, queryset):
+        run_for_each(
+            self,
+            request,
+            queryset.order_by("pk"),
+            lambda survey: survey_invite(survey=survey),
+            done=str(_("Sent the invitations of")),
+            noun="survey",
+        )
+
+    def get_urls(self):
+        allowed = self.has_view_permission
+        return [
+            object_url(self, "results/", self.results_view, name="communications_survey_results", allowed=allowed),
+            object_url(self, "results.csv", self.csv_view, name="communications_survey_csv", allowed=allowed),
+            *super().get_urls(),
+        ]
+
+    def results_view(self, request, survey):
+        title = _("Results: %(title)s") % {"title": survey.title}
+        context = {"original": survey, "results": survey_results(survey=survey)}
+        return admin_page(self, request, "admin/communications/survey/results.html", title=title, **context)
+
+    def csv_view(self, request, survey):
+        response = StreamingHttpResponse(survey_csv(survey=survey), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="survey-{survey.pk}.csv"'
+        return response
+
+
+class FeedbackAnswerForm(forms.ModelForm):
+    class Meta:
+        model = Feedback
+        fields = ["answer"]
+        widgets = {"answer": forms.Textarea(attrs={"rows": 6, "cols": 80})}
+        help_texts = {"answer": _("Saving sends the answer to the member (once; it cannot be changed after).")}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "answer" in self.fields:
+            self.fields["answer"].required = True
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(SavedByServices, ProgramManagerAdmin):
+    """The feedback inbox: what members wrote, newest first; a program manager answers on the feedback's page."""
+
+    form = FeedbackAnswerForm
+    list_display = ["created_at", "member_email", "partner", "topic", "status", "answered_at"]
+    list_filter = ["status", "topic", ("created_at", admin.DateFieldListFilter)]
+    list_select_related = ["member__user", "member__partner"]
+    search_fields = ["member__user__email", "text"]
+    date_hierarchy = "created_at"
+    fields = [
+        "member", "partner", "created_at", "topic", "text", "photo_link", "status", "answer", "answered_by",
+        "answered_at",
+    ]  # fmt: skip
+    _shown = ["member", "partner", "created_at", "topic", "text", "photo_link", "status", "answered_by", "answered_at"]
+
+    def has_add_permission(self, request, *args):
+        return False  # members write feedback on the member site
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.status == FeedbackStatus.ANSWERED:
+            return [*self._shown, "answer"]
+        return self._shown
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("member__user", "member__partner", "answered_by")
+
+    @admin.display(description=_("member"), ordering="member__user__email")
+    def member_email(self, obj):
+        return obj.member.user.email
+
+    @admin.display(description=_("partner"), ordering="member__partner__name")
+    def partner(self, obj):
+        return obj.member.partner.name
+
+    @admin.display(description=_("photo"))
+    def photo_link(self, obj):
+        if not obj.photo:
+            return "—"
+        url = reverse("admin:communications_feedback_photo", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Open the photo"))
+
+    def get_urls(self):
+        photo = object_url(
+            self,
+            "photo/",
+            lambda request, feedback: private_file_response(feedback.photo, download_name=f"feedback-{feedback.pk}"),
+            name="communications_feedback_photo",
+            allowed=self.has_view_permission,
+            hide_missing=True,
+        )
+        return [photo, *super().get_urls()]
+
+    def save_model(self, request, obj, form, change):
+        if "answer" in form.cleaned_data:
+            adopt(obj, feedback_answer(feedback=obj, answer=form.cleaned_data["answer"], actor=request.user))
+
+
+# Campaigns --------------------------------------------------------------------------------------------------------
+
+
+class CampaignMessageInline(ProgramManagerPermissions, admin.StackedInline):
+    """The campaign's words per role; one without a role is for everyone else. Fixed once the campaign is sent."""
+
+    model = CampaignMessage
+    extra = 0
+    min_num = 1
+    fields = ["role", "subject", "body"]
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) and (obj is None or obj.can_send())
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and (obj is None or obj.can_send())
+
+    def has_delete_permission(self, request, obj=None):
+        return is_program_manager(request.user) and (obj is None or obj.can_send())
+
+
+@admin.register(Campaign)
+class CampaignAdmin(SavedByServices, ProgramManagerAdmin):
+    list_display = ["name", "program", "status", "scheduled_at", "sent_at"]
+    list_filter = ["status", "topic"]
+    list_select_related = ["program"]
+    search_fields = ["name"]
+    inlines = [CampaignMessageInline]
+    formfield_overrides = {models.ManyToManyField: {"widget": forms.CheckboxSelectMultiple}}
+    segment = ["partner_kinds", "tiers", "regions", "roles", "languages", "activity", "inactive_days"]
+    fieldsets = [
+        (None, {"fields": ["program", "name", "topic", "status", "scheduled_at", "sent_at"]}),
+        (_("Audience"), {"fields": [*segment, "audience_size"]}),
+        (_("Measuring"), {"fields": ["control_percent", "acted_within_days", "reach"]}),
+    ]
+
+    readonly_fields = ["status", "sent_at", "audience_size", "reach"]
+
+    def has_change_permission(self, request, obj=None):
+        # A sent (or cancelled) campaign is a record: its page shows it, nothing on it changes.
+        return super().has_change_permission(request, obj) and (obj is None or obj.can_send())
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "tiers":
+            kwargs["queryset"] = db_field.remote_field.model.objects.select_related("program")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        campaign_save(campaign=obj)
+
+    @admin.display(description=_("audience"))
+    def audience_size(self, obj):
+        if obj.pk is None:
+            return _("Save the campaign to see its audience.")
+        if obj.sent_at is not None:
+            return format_html(
+                _("{members} members, {control} of them in the control group."),
+                members=intcomma(obj.recipients.count()),
+                control=intcomma(obj.recipients.filter(in_control_group=True).count()),
+            )
+        size = audience(obj).count()
+        return format_html(
+            _("{members} members match the segment now; {control} of them will form the control group."),
+            members=intcomma(size),
+            control=intcomma(control_size(size, obj.control_percent)),
+        )
+
+    @admin.display(description=_("reach"))
+    def reach(self, obj):
+        if obj.pk is None or obj.sent_at is None:
+            return _("Measured once the campaign is sent.")
+        return render_to_string("admin/communications/campaign/reach.html", {"reach": campaign_reach(obj)})
+
+    def get_urls(self):
+        send = object_url(
+            self,
+            "send/",
+            self.send_view,
+            name="communications_campaign_send",
+            allowed=lambda request, campaign: self.has_change_permission(request, campaign) and campaign.can_send(),
+            methods=("GET", "POST"),
+        )
+        return [send, *super().get_urls()]
+
+    def send_view(self, request, campaign):
+        """ "Send now": the audience as it is now, then, once confirmed, the sending."""
+        if request.method == "POST":
+            try:
+                campaign_send(campaign=campaign, actor=request.user)
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, level=messages.ERROR)
+                return HttpResponseRedirect(reverse("admin:communications_campaign_change", args=[campaign.pk]))
+            told = campaign.recipients.filter(delivery__isnull=False).count()
+            return back_to_object(
+                self, request, campaign, _("Campaign sent: %(told)s members told.") % {"told": intcomma(told)}
+            )
+        size = audience(campaign).count()
+        return admin_page(
+            self,
+            request,
+            "admin/communications/campaign/send.html",
+            title=_("Send “%(name)s” now") % {"name": campaign.name},
+            form=forms.Form(),
+            original=campaign,
+            audience_size=size,
+            control_size=control_size(size, campaign.control_percent),
+        )
+
+
+# Tips -------------------------------------------------------------------------------------------------------------
+
+
+@admin.register(Tip)
+class TipAdmin(ProgramManagerAdmin):
+    """The pool a message's {{ tip }} is picked from (communications/tips.py)."""
+
+    allow_delete = True  # a tip nobody should read any more goes; deliveries keep the text they were sent with
+    list_display = ["text", "product_line", "role", "language", "link_path", "active"]
+    list_filter = ["active", "role", "language", "product_line"]
+    list_select_related = ["role"]
+    search_fields = ["text", "product_line"]
+    fields = ["text", "link_path", "product_line", "role", "language", "active"]

@@ -134,13 +134,34 @@ KINDS: dict[str, KindSpec] = {
     Kind.ORDER_CANCELLED: KindSpec(Topic.ORDERS, {**_ORDER, "reason": "Why", "refunded_points": "Points given back"}),
     Kind.VOUCHER_READY: KindSpec(Topic.ORDERS, {**_ORDER, "reward": "The reward whose code is ready"}),
     Kind.FEEDBACK_ANSWERED: KindSpec(Topic.FEEDBACK, {"subject": "The member's feedback topic"}),
-    Kind.CAMPAIGN: KindSpec(Topic.CAMPAIGNS, {"title": "The campaign's title"}),
+    Kind.CAMPAIGN: KindSpec(
+        Topic.CAMPAIGNS,
+        {"title": "The campaign's subject", "message": "The campaign's text (the variant for the member's role)"},
+    ),
     Kind.SURVEY: KindSpec(Topic.SURVEYS, {"title": "The survey's title"}),
 }
 
 
+# Good news may end with a "Did you know…" line from the tip pool (communications/tips.py); refusals do not.
+TIP_KINDS = frozenset(
+    {
+        Kind.MEMBER_APPROVED,
+        Kind.CLAIM_APPROVED,
+        Kind.POINTS_IMPORTED,
+        Kind.TIER_UP,
+        Kind.TIER_KEEP,
+        Kind.POINTS_EXPIRING,
+        Kind.ORDER_DELIVERED,
+        Kind.CAMPAIGN,
+    }
+)
+TIP_VARIABLE = {
+    "tip": "A tip for the member's role (and the event's product line) with its link; empty when the pool has none"
+}
+
+
 def allowed_variables(kind: str) -> dict[str, str]:
-    return {**COMMON_VARIABLES, **KINDS[kind].variables}
+    return {**COMMON_VARIABLES, **KINDS[kind].variables, **(TIP_VARIABLE if kind in TIP_KINDS else {})}
 
 
 def topic_of(kind: str) -> str:

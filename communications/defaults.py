@@ -87,8 +87,8 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "de": ("Wir haben Ihre Nachricht beantwortet: {{ subject }}", "Das Programmteam hat Ihre Nachricht beantwortet."),
     },
     Kind.CAMPAIGN: {
-        "en": ("{{ title }}", "{{ title }}"),
-        "de": ("{{ title }}", "{{ title }}"),
+        "en": ("{{ title }}", "{{ message }}"),
+        "de": ("{{ title }}", "{{ message }}"),
     },
     Kind.SURVEY: {
         "en": ("Your opinion: {{ title }}", "Please take a minute to answer our survey \"{{ title }}\"."),

@@ -59,5 +59,7 @@ class PreferencesForm(forms.Form):
 
     def opted_in(self) -> dict[str, bool]:
         return {
-            topic: self.cleaned_data[f"{topic}-opted_in"] for topic in Topic.values if f"{topic}-opted_in" in self.fields
+            topic: self.cleaned_data[f"{topic}-opted_in"]
+            for topic in Topic.values
+            if f"{topic}-opted_in" in self.fields
         }

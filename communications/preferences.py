@@ -40,7 +40,9 @@ def preferences_save(*, member: Member, channels: dict[str, str], opted_in: dict
     others keep theirs. Nothing is saved if any choice is refused."""
     for topic in {*channels, *opted_in}:
         if topic not in Topic.values:
-            raise ApplicationError(_("There is no topic “%(topic)s”.") % {"topic": topic}, PreferenceError.UNKNOWN_TOPIC)
+            raise ApplicationError(
+                _("There is no topic “%(topic)s”.") % {"topic": topic}, PreferenceError.UNKNOWN_TOPIC
+            )
     for topic, channel in channels.items():
         if channel not in Channel.values:
             raise ApplicationError(
@@ -83,8 +85,10 @@ def unsubscribe_read(token: str) -> tuple[Member, str]:
         ) from None
     except signing.BadSignature:
         raise ApplicationError(
-            _("This unsubscribe link is not valid. Copy the whole link from the e-mail, or sign in to change which "
-              "messages you get."),
+            _(
+                "This unsubscribe link is not valid. Copy the whole link from the e-mail, or sign in to change which "
+                "messages you get."
+            ),
             PreferenceError.LINK_INVALID,
         ) from None
     member_id, topic = (data.get("member"), data.get("topic")) if isinstance(data, dict) else (None, None)
@@ -96,8 +100,11 @@ def unsubscribe_read(token: str) -> tuple[Member, str]:
         )
     if not is_marketing(topic):
         raise ApplicationError(
-            _("Messages about %(topic)s are part of the program and cannot be switched off. Sign in to choose how "
-              "they reach you.") % {"topic": _topic_label(topic)},
+            _(
+                "Messages about %(topic)s are part of the program and cannot be switched off. Sign in to choose how "
+                "they reach you."
+            )
+            % {"topic": _topic_label(topic)},
             PreferenceError.NOT_SWITCHABLE,
         )
     return member, topic
@@ -119,7 +126,6 @@ def preference_unsubscribe(*, member: Member, topic: str) -> None:
 def _upsert(rows: list[Preference], fields: list[str]) -> None:
     """One statement: insert the rows, or update `fields` of the member's existing row for the topic."""
     for row in rows:
-        row.full_clean(validate_unique=False, validate_constraints=False)
-    Preference.objects.bulk_create(
-        rows, update_conflicts=True, unique_fields=["member", "topic"], update_fields=fields
-    )
+        # The member is the caller's instance: no query to check it exists; the upsert handles the unique pair.
+        row.full_clean(exclude=["member"], validate_unique=False, validate_constraints=False)
+    Preference.objects.bulk_create(rows, update_conflicts=True, unique_fields=["member", "topic"], update_fields=fields)

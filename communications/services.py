@@ -34,6 +34,8 @@ from communications.error_codes import ErrorCode
 from communications.lock_objects import delivery_lock
 from communications.models import Delivery, MessageTemplate, Preference, Suppression
 from communications.rendering import render
+from communications.selectors import inbox_forget_unread_counts
+from communications.tips import TipPicker
 from loyalty.common.background import enqueue_on_commit
 from loyalty.common.errors import ApplicationError
 from loyalty.common.links import absolute_url, site_hostname
@@ -75,6 +77,7 @@ def _store(kind: str, notices: list[Notice], link_path: str) -> list[Delivery]:
     members = Member.objects.select_related("user", "partner").in_bulk([n.member_id for n in notices])
     preferences = {p.member_id: p for p in Preference.objects.filter(member_id__in=list(members), topic=topic)}
     chooser = _TemplateChooser(kind)
+    tips = TipPicker()
     link = absolute_url(link_path) if link_path else ""
     now = timezone.now()
     rows = []
@@ -89,6 +92,10 @@ def _store(kind: str, notices: list[Notice], link_path: str) -> list[Delivery]:
             "first_name": member.user.get_short_name(),
             "partner_name": member.partner.name,
             "link": link,
+            # Read (one query for all) only if a template shows it; a notice may name the event's product line.
+            "tip": tips.lazy_tip(
+                member=member, source_key=notice.source_key, product_line=notice.variables.get("product_line", "")
+            ),
             **notice.variables,
         }
         for channel, address in _channels(member, preference):
@@ -123,6 +130,9 @@ def _store(kind: str, notices: list[Notice], link_path: str) -> list[Delivery]:
     for delivery in stored:
         if delivery.status == DeliveryStatus.QUEUED:
             enqueue_on_commit(SEND_TASK, delivery.pk)
+    new_in_inbox = {delivery.member_id for delivery in stored if delivery.channel == Channel.INBOX}
+    if new_in_inbox:  # the bells of these members count again once the messages are there
+        transaction.on_commit(lambda: inbox_forget_unread_counts(new_in_inbox))
     return stored
 
 
@@ -280,6 +290,10 @@ def _send(delivery: Delivery) -> str:
         headers=_headers(delivery),
     )
     message.send()
+    # An anymail provider reports by its own id of the message; any other backend, by our Message-ID.
+    status = getattr(message, "anymail_status", None)
+    if status is not None and status.message_id is not None:
+        return str(status.message_id)
     return message.extra_headers["Message-ID"]
 
 

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from communications import services
+from communications import campaigns, services
 
 
 @shared_task(name="communications.tasks.send_delivery")
@@ -16,3 +16,9 @@ def send_due_deliveries() -> int:
     for delivery_id in due:
         services.delivery_send(delivery_id=delivery_id)
     return len(due)
+
+
+@shared_task(name="communications.tasks.send_scheduled_campaigns")
+def send_scheduled_campaigns() -> int:
+    """Every few minutes: send the scheduled campaigns whose time has come."""
+    return campaigns.campaign_send_due()

@@ -12,4 +12,25 @@ class LoyaltyConfig(AppConfig):
 
         hooks.on_member_left(apply_leaver_policy)
         hooks.provides_next_steps(claim_steps)
+        _provide_activity()
+        _provide_surveys()
         import loyalty.tasks  # noqa: F401  (registers the tasks services queue by name)
+
+
+def _provide_activity() -> None:
+    """What members earned and claimed, and the partners' tiers, for communications' campaign segments and reach."""
+    from communications import hooks
+    from loyalty.services import activity
+
+    hooks.provides_activity(hooks.EARNED, activity.members_who_earned)
+    hooks.provides_activity(hooks.CLAIMED, activity.members_who_claimed)
+    hooks.provides_tier_partners(activity.partners_in_tiers)
+
+
+def _provide_surveys() -> None:
+    """The points for answering a survey, and the partners' tiers for its results."""
+    from communications import hooks
+    from loyalty.services import survey_points
+
+    hooks.on_survey_answered(survey_points.survey_answered)
+    hooks.provides_tier_names(survey_points.partner_tier_names)

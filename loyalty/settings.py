@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "django_htmx",
+    "anymail",
     "partners",
     "loyalty",
     "rewards",
@@ -241,6 +242,23 @@ if _email["EMAIL_BACKEND"].endswith("smtp.EmailBackend"):
         "use_tls": _email.get("EMAIL_USE_TLS", False),
         "use_ssl": _email.get("EMAIL_USE_SSL", False),
     }
+# An e-mail provider through django-anymail instead of EMAIL_URL: ANYMAIL_ESP names it (postmark, mailgun,
+# amazon_ses, ...; anymail.backends.<name>), ANYMAIL_OPTIONS holds its options as JSON ({"api_key": "..."}).
+ANYMAIL_ESP = env("ANYMAIL_ESP", default="")
+if ANYMAIL_ESP:
+    MAILERS = {
+        "default": {
+            "BACKEND": f"anymail.backends.{ANYMAIL_ESP}.EmailBackend",
+            "OPTIONS": env.json("ANYMAIL_OPTIONS", default={}),
+        }
+    }
+# The provider's delivery reports (delivered, bounced, opened, clicked, complained) come to /anymail/<esp>/tracking/
+# with this "user:password" as HTTP basic auth (set it in the provider's webhook address); anything else gets 400.
+ANYMAIL = {
+    "WEBHOOK_SECRET": env("ANYMAIL_WEBHOOK_SECRET", default="dev-only:webhook-secret" if DEBUG or TESTING else ""),
+}
+if ANYMAIL_ESP and ":" not in ANYMAIL["WEBHOOK_SECRET"]:
+    STARTUP_PROBLEMS.append("Set ANYMAIL_WEBHOOK_SECRET to a random user:password pair for the provider's webhooks.")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Partner Loyalty <loyalty@example.com>")
 # Who an e-mail for an unknown address (a password reset, say) tells people to ask, besides their company's owner.
 PROGRAM_CONTACT_EMAIL = env("PROGRAM_CONTACT_EMAIL", default=parseaddr(DEFAULT_FROM_EMAIL)[1])
@@ -248,6 +266,8 @@ PROGRAM_CONTACT_EMAIL = env("PROGRAM_CONTACT_EMAIL", default=parseaddr(DEFAULT_F
 # Empty (production's default): SMS is not configured and nothing is sent.
 SMS_URL = env("SMS_URL", default="console://" if DEBUG else "")
 SMS_SENDER = env("SMS_SENDER", default="Loyalty")
+# At most this many marketing messages (campaigns, surveys) reach a member in any 7 days; the rest skip them.
+MARKETING_MESSAGES_PER_WEEK = env.int("MARKETING_MESSAGES_PER_WEEK", default=2)
 
 # Celery: inline (eager) when no broker is configured, so the demo needs no Redis.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
@@ -261,6 +281,7 @@ CELERY_BEAT_SCHEDULE = {
     "release-due-points": {"task": "loyalty.tasks.release_due_points", "schedule": 60 * 15},
     "warn-expiring-points": {"task": "loyalty.tasks.warn_expiring_points", "schedule": 60 * 60 * 24},
     "send-due-deliveries": {"task": "communications.tasks.send_due_deliveries", "schedule": 60 * 5},
+    "send-scheduled-campaigns": {"task": "communications.tasks.send_scheduled_campaigns", "schedule": 60 * 5},
     "evaluate-tiers": {"task": "loyalty.tasks.evaluate_tiers", "schedule": 60 * 60 * 24},
 }
 

@@ -35,3 +35,15 @@ def on_member_approved(handler: Callable) -> Callable:
     if handler not in member_approved_handlers:
         member_approved_handlers.append(handler)
     return handler
+
+
+email_unreachable_providers: list[Callable] = []
+
+
+def provides_email_unreachable(provider: Callable) -> Callable:
+    """`provider()` returns a boolean query expression over partners.User rows (it may use OuterRef("email")): true
+    when e-mail to the user's address no longer arrives (a hard bounce, a complaint). The team tables show such
+    people as "not reachable by e-mail" to their owner and account manager."""
+    if provider not in email_unreachable_providers:
+        email_unreachable_providers.append(provider)
+    return provider

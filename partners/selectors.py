@@ -2,12 +2,26 @@
 user) and starts from partners.visibility, so nobody can reach a row their role does not allow, whatever id they
 put in a URL."""
 
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+import operator
+from functools import reduce
+
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    ExpressionWrapper,
+    IntegerField,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.shortcuts import get_object_or_404
 
-from partners import visibility
+from partners import hooks, visibility
 from partners.constants import CURRENT_MEMBER_STATUSES, MemberStatus
-from partners.models import Member, Partner, Region, Role
+from partners.models import Member, Partner, Region, Role, User
 
 # People who need the owner's attention first, then the invited, the team, and former members last.
 _STATUS_ORDER = Case(
@@ -46,7 +60,16 @@ def team_list(
     qs = _search_members(qs, search)
     # Newest first within each status: sorting by name would join every user of a big team before paging.
     # Users are prefetched for the page only: joining them would join every user before the top-N sort.
-    return qs.select_related("role", "partner").prefetch_related("user").order_by(_STATUS_ORDER, "-pk")
+    users = Prefetch("user", queryset=_users_with_email_reach())
+    return qs.select_related("role", "partner").prefetch_related(users).order_by(_STATUS_ORDER, "-pk")
+
+
+def _users_with_email_reach() -> QuerySet[User]:
+    """Users with `email_unreachable`: true when an app above partners (communications) says e-mail to their address
+    no longer arrives (hooks.provides_email_unreachable); computed in the users' own query, no query more."""
+    flags = [provider() for provider in hooks.email_unreachable_providers]
+    unreachable = reduce(operator.or_, flags) if flags else Value(False)
+    return User.objects.annotate(email_unreachable=ExpressionWrapper(unreachable, output_field=BooleanField()))
 
 
 def team_counts(*, viewer, partner: Partner) -> dict[str, int]:

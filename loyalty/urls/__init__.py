@@ -1,6 +1,7 @@
 """The site's root URLconf (ROOT_URLCONF): the back office, sign-in, then each capability's member pages."""
 
 from allauth.account.decorators import secure_admin_login
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -16,5 +17,8 @@ urlpatterns = [
     path("claims/", include("loyalty.urls.claims")),
     path("rewards/", include("rewards.urls")),
     path("messages/", include("communications.urls")),
+    path("", include("communications.urls_surveys")),  # surveys/ and feedback/
+    # The e-mail provider's delivery reports (communications/tracking.py); not served without a webhook secret.
+    *([path("anymail/", include("communications.urls_tracking"))] if settings.ANYMAIL["WEBHOOK_SECRET"] else []),
     path("", include("partners.urls")),
 ]

@@ -3,7 +3,7 @@ from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from communications.constants import Channel, DeliveryStatus, Kind, SuppressionReason, topic_of
-from communications.models import Delivery, MessageTemplate, Preference, Suppression
+from communications.models import Delivery, MessageTemplate, Preference, Suppression, Tip
 from tests.partners.factories import MemberFactory
 
 
@@ -53,3 +53,15 @@ class SuppressionFactory(DjangoModelFactory):
 
     address = factory.Sequence(lambda n: f"bounced{n}@example.com")
     reason = SuppressionReason.BOUNCED
+
+
+class TipFactory(DjangoModelFactory):
+    class Meta:
+        model = Tip
+
+    text = factory.Sequence(lambda n: f"Tip {n}")
+    link_path = ""
+    role = None
+    product_line = ""
+    language = ""
+    active = True

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from communications.constants import Channel, DeliveryStatus, Kind
 from communications.models import Delivery
+from communications.services import notify
 from loyalty.services import ledger
 from partners.constants import MemberStatus
 from tests.communications.factories import DeliveryFactory
@@ -36,9 +37,7 @@ def member(client):
 
 
 def inbox_message(member, **fields) -> Delivery:
-    return DeliveryFactory(
-        member=member, channel=Channel.INBOX, status=DeliveryStatus.DELIVERED, address="", **fields
-    )
+    return DeliveryFactory(member=member, channel=Channel.INBOX, status=DeliveryStatus.DELIVERED, address="", **fields)
 
 
 def bell_count(html: str) -> str | None:
@@ -289,3 +288,14 @@ def test_the_home_page_costs_one_query_more_for_the_bell_and_none_once_it_is_cac
     assert len(deliveries) == 1
     assert len(warm.captured_queries) == 13
     assert not any(Delivery._meta.db_table in q["sql"] for q in warm.captured_queries)
+
+
+@pytest.mark.usefixtures("messages_out")
+def test_a_new_notification_shows_on_the_bell_at_once(client, member, django_capture_on_commit_callbacks):
+    inbox_message(member)
+    assert bell_count(client.get(reverse("home")).content.decode()) == "1"  # now cached
+
+    with django_capture_on_commit_callbacks(execute=True):
+        notify(kind=Kind.MEMBER_APPROVED, member=member, source_key=f"member:{member.pk}:approved", variables={})
+
+    assert bell_count(client.get(reverse("home")).content.decode()) == "2"

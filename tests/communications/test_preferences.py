@@ -88,7 +88,9 @@ def test_a_transactional_topic_cannot_be_switched_off_from_the_page(client, memb
 def test_the_service_refuses_to_switch_off_a_transactional_topic_and_changes_nothing(member):
     with pytest.raises(ApplicationError) as refused:
         preferences_save(
-            member=member, channels={Topic.CAMPAIGNS: Channel.SMS}, opted_in={Topic.CAMPAIGNS: False, Topic.TIERS: False}
+            member=member,
+            channels={Topic.CAMPAIGNS: Channel.SMS},
+            opted_in={Topic.CAMPAIGNS: False, Topic.TIERS: False},
         )
 
     assert refused.value.code == PreferenceError.NOT_SWITCHABLE
