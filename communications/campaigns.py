@@ -147,16 +147,22 @@ def _store_recipients(campaign: Campaign, members: QuerySet, size: int) -> None:
         )
 
 
-def _to_tell(campaign: Campaign) -> list[int]:
-    """The recipients outside the control group who did not opt out of the campaign's topic and have not had
-    MARKETING_MESSAGES_PER_WEEK marketing messages in the last 7 days."""
-    capped = (
+def capped_members() -> QuerySet:
+    """The ids of the members who have had MARKETING_MESSAGES_PER_WEEK marketing messages in the last 7 days (a
+    subquery): the frequency cap, for campaigns and nudges alike."""
+    return (
         Delivery.objects.filter(topic__in=MARKETING_TOPICS, queued_at__gte=timezone.now() - CAP_WINDOW)
         .values("member_id")
         .annotate(messages=Count("source_key", distinct=True))
         .filter(messages__gte=settings.MARKETING_MESSAGES_PER_WEEK)
         .values("member_id")
     )
+
+
+def _to_tell(campaign: Campaign) -> list[int]:
+    """The recipients outside the control group who did not opt out of the campaign's topic and are under the
+    frequency cap."""
+    capped = capped_members()
     opted_out = Preference.objects.filter(topic=campaign.topic, opted_in=False).values("member_id")
     return list(
         campaign.recipients.filter(in_control_group=False)

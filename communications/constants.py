@@ -52,7 +52,7 @@ class Kind(models.TextChoices):
     MEMBER_DEACTIVATED = "member_deactivated", _("Member deactivated")
     CLAIM_APPROVED = "claim_approved", _("Claim approved")
     CLAIM_REJECTED = "claim_rejected", _("Claim rejected")
-    CLAIM_COLLEAGUE = "claim_colleague", _("Claim needs a colleague's confirmation")
+    CLAIM_COLLEAGUE = "claim_colleague", _("Named on a colleague's claim")
     POINTS_IMPORTED = "points_imported", _("Points from a sales import (digest)")
     ADJUSTMENT_POSTED = "adjustment_posted", _("Points adjustment posted")
     TIER_UP = "tier_up", _("Tier up")
@@ -68,6 +68,7 @@ class Kind(models.TextChoices):
     FEEDBACK_ANSWERED = "feedback_answered", _("Feedback answered")
     CAMPAIGN = "campaign", _("Campaign")
     SURVEY = "survey", _("Survey invitation")
+    NUDGE_INACTIVE = "nudge_inactive", _("Nudge: no activity for a while")
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,14 @@ COMMON_VARIABLES = {
 _ORDER = {"order_number": "The order's number", "points": "The order's points"}
 
 KINDS: dict[str, KindSpec] = {
-    Kind.INVITATION: KindSpec(Topic.ACCOUNT, {"invited_by": "Who invited the member"}),
+    Kind.INVITATION: KindSpec(
+        Topic.ACCOUNT,
+        {
+            "invited_by": "Who invited the member",
+            "reminder": "Whether this reminds of an invitation not accepted yet (communications/nudges.py)",
+            "expires_on": "The last day the invitation's link works (a reminder's; may be empty)",
+        },
+    ),
     Kind.MEMBER_APPROVED: KindSpec(Topic.ACCOUNT, {}),
     Kind.MEMBER_DEACTIVATED: KindSpec(Topic.ACCOUNT, {"reason": "Why, as the owner wrote it (may be empty)"}),
     Kind.CLAIM_APPROVED: KindSpec(
@@ -139,6 +147,7 @@ KINDS: dict[str, KindSpec] = {
         {"title": "The campaign's subject", "message": "The campaign's text (the variant for the member's role)"},
     ),
     Kind.SURVEY: KindSpec(Topic.SURVEYS, {"title": "The survey's title"}),
+    Kind.NUDGE_INACTIVE: KindSpec(Topic.CAMPAIGNS, {"days": "For how many days the member has done nothing"}),
 }
 
 
@@ -171,6 +180,11 @@ def topic_of(kind: str) -> str:
 # A failed send is tried again after 1, 5, 30 and 120 minutes, then marked failed.
 RETRY_DELAYS_SECONDS = (60, 300, 1800, 7200)
 MAX_ATTEMPTS = len(RETRY_DELAYS_SECONDS) + 1
+
+# Nudges (communications/nudges.py, daily): an invitation not accepted after this many days is reminded of once; a
+# member who earned, claimed and redeemed nothing for this many days is nudged, at most once in as many days.
+INVITATION_REMINDER_DAYS = 7
+INACTIVE_DAYS = 60
 
 # SMS are held outside these hours of the member's day and sent at the start of the next morning.
 QUIET_HOURS_END = 8  # 08:00

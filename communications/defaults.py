@@ -11,8 +11,8 @@ _SIGNATURE = {"en": "Your partner program team", "de": "Ihr Partnerprogramm-Team
 # kind: {language: (subject, body)}
 TEXTS: dict[str, dict[str, tuple[str, str]]] = {
     Kind.INVITATION: {
-        "en": ("{{ invited_by }} invited you to the partner program", "Join {{ partner_name }}'s team and earn points for your sales."),
-        "de": ("{{ invited_by }} hat Sie zum Partnerprogramm eingeladen", "Treten Sie dem Team von {{ partner_name }} bei und sammeln Sie Punkte für Ihre Verkäufe."),
+        "en": ("{% if reminder %}Reminder: {% endif %}{{ invited_by }} invited you to the partner program", "Join {{ partner_name }}'s team and earn points for your sales.{% if reminder %} Your invitation is still open: use the link in the invitation e-mail by {{ expires_on|date }}.{% endif %}"),
+        "de": ("{% if reminder %}Erinnerung: {% endif %}{{ invited_by }} hat Sie zum Partnerprogramm eingeladen", "Treten Sie dem Team von {{ partner_name }} bei und sammeln Sie Punkte für Ihre Verkäufe.{% if reminder %} Ihre Einladung gilt noch: Nutzen Sie den Link in der Einladungs-E-Mail bis zum {{ expires_on|date }}.{% endif %}"),
     },
     Kind.MEMBER_APPROVED: {
         "en": ("Welcome to the partner program", "Your place in {{ partner_name }}'s team is confirmed. You can now claim sales and collect points."),
@@ -31,8 +31,8 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "de": ("Meldung {{ invoice_number }} muss korrigiert werden", "Ihre Meldung zur Rechnung {{ invoice_number }} wurde abgelehnt: {{ reason }}\nKorrigieren Sie sie und senden Sie sie bis {{ deadline|date }} erneut."),
     },
     Kind.CLAIM_COLLEAGUE: {
-        "en": ("{{ colleague }} named you on claim {{ invoice_number }}", "Please confirm your part of the sale on invoice {{ invoice_number }}."),
-        "de": ("{{ colleague }} hat Sie in Meldung {{ invoice_number }} genannt", "Bitte bestätigen Sie Ihren Anteil am Verkauf der Rechnung {{ invoice_number }}."),
+        "en": ("{{ colleague }} named you on claim {{ invoice_number }}", "{{ colleague }} named you on claim {{ invoice_number }}; you share its points once it is approved. Open it to see your share."),
+        "de": ("{{ colleague }} hat Sie in Meldung {{ invoice_number }} genannt", "{{ colleague }} hat Sie in der Meldung {{ invoice_number }} genannt; Sie erhalten einen Anteil an ihren Punkten, sobald sie genehmigt ist. Öffnen Sie sie, um Ihren Anteil zu sehen."),
     },
     Kind.POINTS_IMPORTED: {
         "en": ("You earned {{ points|intcomma }} points", "Your distributor reported {{ lines|intcomma }} sale line{{ lines|pluralize }}: {{ points|intcomma }} points for you."),
@@ -94,6 +94,10 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "en": ("Your opinion: {{ title }}", "Please take a minute to answer our survey \"{{ title }}\"."),
         "de": ("Ihre Meinung: {{ title }}", "Bitte nehmen Sie sich eine Minute für unsere Umfrage „{{ title }}“."),
     },
+    Kind.NUDGE_INACTIVE: {
+        "en": ("We have not heard from you in a while", "You have not earned, claimed or redeemed anything in the partner program for {{ days }} days. Claim your latest sales, or see what your points get you."),
+        "de": ("Lange nichts von Ihnen gehört", "Sie haben seit {{ days }} Tagen im Partnerprogramm nichts gesammelt, gemeldet oder eingelöst. Melden Sie Ihre letzten Verkäufe oder sehen Sie, was Ihre Punkte Ihnen bringen."),
+    },
 }  # fmt: skip
 
 
@@ -116,6 +120,12 @@ def ensure_default_templates(message_template_model) -> int:
     """Create the default templates that are missing (by kind, channel and language, role: any); returns how many.
     Takes the model so the data migration can pass its historical one."""
     existing = set(message_template_model.objects.filter(role__isnull=True).values_list("kind", "channel", "language"))
-    missing = [row for row in default_rows() if (row["kind"], row["channel"], row["language"]) not in existing]
+    # A historical model knows only the kinds of its time; a later kind's rows come with the migration adding it.
+    known = {value for value, _label in message_template_model._meta.get_field("kind").choices}
+    missing = [
+        row
+        for row in default_rows()
+        if row["kind"] in known and (row["kind"], row["channel"], row["language"]) not in existing
+    ]
     message_template_model.objects.bulk_create([message_template_model(**row) for row in missing])
     return len(missing)

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from communications import campaigns, services
+from communications import campaigns, nudges, services
 
 
 @shared_task(name="communications.tasks.send_delivery")
@@ -22,3 +22,9 @@ def send_due_deliveries() -> int:
 def send_scheduled_campaigns() -> int:
     """Every few minutes: send the scheduled campaigns whose time has come."""
     return campaigns.campaign_send_due()
+
+
+@shared_task(name="communications.tasks.send_nudges")
+def send_nudges() -> dict[str, int]:
+    """Daily: remind the invited who have not joined, and nudge the members who have done nothing for a while."""
+    return {"invited": nudges.remind_invited(), "inactive": nudges.nudge_inactive()}

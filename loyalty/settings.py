@@ -283,6 +283,8 @@ CELERY_BEAT_SCHEDULE = {
     "send-due-deliveries": {"task": "communications.tasks.send_due_deliveries", "schedule": 60 * 5},
     "send-scheduled-campaigns": {"task": "communications.tasks.send_scheduled_campaigns", "schedule": 60 * 5},
     "evaluate-tiers": {"task": "loyalty.tasks.evaluate_tiers", "schedule": 60 * 60 * 24},
+    "warn-tier-keep": {"task": "loyalty.tasks.warn_tier_keep", "schedule": 60 * 60 * 24},
+    "send-nudges": {"task": "communications.tasks.send_nudges", "schedule": 60 * 60 * 24},
 }
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"

@@ -4,6 +4,7 @@ The demo is seeded once for the module, in a transaction rolled back at the end;
 inside it, so what a test changes is undone too.
 """
 
+from contextlib import redirect_stdout
 from datetime import timedelta
 from io import StringIO
 
@@ -14,6 +15,19 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+from communications.campaigns import campaign_reach
+from communications.constants import Channel, DeliveryStatus, Kind
+from communications.models import (
+    Campaign,
+    CampaignRecipient,
+    Delivery,
+    Feedback,
+    FeedbackStatus,
+    Response,
+    Survey,
+    Tip,
+)
+from communications.surveys import survey_results
 from loyalty.common.storage import PDF, sniff_file
 from loyalty.constants import (
     AdjustmentStatus,
@@ -71,11 +85,12 @@ COUNTED = (
     SaleLine,
     SalesClaim,
 )
+COMMUNICATIONS = (Tip, Campaign, CampaignRecipient, Survey, Response, Feedback, Delivery)
 DEMO_EMAILS = {role: email for _, _, email, role in DEMO_MEMBERS}
 
 
 def counts() -> dict[str, int]:
-    return {model.__name__: model.objects.count() for model in [*COUNTED, CartItem]}
+    return {model.__name__: model.objects.count() for model in [*COUNTED, CartItem, *COMMUNICATIONS]}
 
 
 def account_of(email: str) -> PointsAccount:
@@ -90,12 +105,18 @@ def media(tmp_path_factory):
         yield root
 
 
+PRINTED = StringIO()  # what the seeding printed besides its own output (e-mails and SMS, if it sent them there)
+
+
 @pytest.fixture(scope="module")
 def demo(django_db_setup, django_db_blocker, media):
-    """The output of one `seed_demo` on an empty database; rolled back when the module is done."""
+    """The output of one `seed_demo` on an empty database, with messages configured to print, as in `make run`;
+    rolled back when the module is done."""
+    console = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
     with django_db_blocker.unblock(), transaction.atomic():
         out = StringIO()
-        call_command("seed_demo", stdout=out)
+        with override_settings(MAILERS=console, SMS_URL="console://"), redirect_stdout(PRINTED):
+            call_command("seed_demo", stdout=out)
         yield out.getvalue()
         transaction.set_rollback(True)
 
@@ -110,7 +131,8 @@ def test_a_dry_run_writes_nothing_and_says_what_the_program_would_have():
     assert counts() == before
     assert f"Demo program, dry run: would create {PROGRAM_NAME} with about 1 program" in out.getvalue()
     assert "31 rewards" in out.getvalue()
-    assert out.getvalue().count("Nothing was written.") == 2
+    assert "Demo communications, dry run: would create about 8 tips, 2 campaigns" in out.getvalue()
+    assert out.getvalue().count("Nothing was written.") == 3
 
 
 def test_the_output_says_what_the_program_was_created_with(demo):
@@ -252,11 +274,12 @@ def test_the_demo_sales_reps_pages_show_her_balance(demo, name):
     assert f"{account_of(DEMO_EMAILS['sales']).available:,}" in response.content.decode()  # in the navigation
 
 
-def test_a_second_run_creates_nothing_in_two_queries(demo, django_assert_max_num_queries):
+def test_a_second_run_creates_nothing_in_four_queries(demo, django_assert_max_num_queries):
     before = counts()
     out = StringIO()
 
-    with django_assert_max_num_queries(2):
+    # Two for the channel and the program, one for the program's id, one for the communications.
+    with django_assert_max_num_queries(4):
         call_command("seed_demo", stdout=out)
 
     assert counts() == before
@@ -370,3 +393,69 @@ def test_the_books_balance_after_the_sales_side(demo):
     assert PointsEntry.objects.filter(source_type="claim").exists()
     assert PointsEntry.objects.filter(source_type="sales_import").exists()
     assert ledger_problems() == []
+
+
+# Communications (issue 11) -----------------------------------------------------------------------------------------
+
+
+def test_the_seeding_prints_no_messages_but_sends_them(demo):
+    assert PRINTED.getvalue() == ""
+    assert Delivery.objects.filter(channel=Channel.EMAIL, status=DeliveryStatus.SENT).exists()
+    assert "Demo communications: created 8 tips, 2 campaigns, " in demo
+
+
+def test_there_is_a_tip_pool_for_roles_product_lines_and_languages(demo):
+    tips = Tip.objects.filter(active=True)
+
+    assert tips.count() == 8
+    assert tips.filter(role__isnull=False).exists() and tips.filter(product_line="softeners").exists()
+    assert set(tips.values_list("language", flat=True)) == {"", "de"}
+
+
+def test_two_past_campaigns_measure_reach_against_a_control_group_that_acted(demo):
+    campaigns = list(Campaign.objects.order_by("sent_at"))
+
+    assert len(campaigns) == 2
+    assert all(campaign.sent_at < timezone.now() - timedelta(days=14) for campaign in campaigns)
+    reaches = [campaign_reach(campaign) for campaign in campaigns]
+    for reach in reaches:
+        assert reach.total.members > 0 and reach.total.control_members > 0
+        assert {row.channel for row in reach.channels} == {Channel.EMAIL, Channel.INBOX, Channel.SMS}
+        assert sum(row.opened for row in reach.channels) > 0
+        assert sum(row.clicked for row in reach.channels) > 0
+    assert any(reach.total.control_acted > 0 and reach.total.effect > 0 for reach in reaches)
+
+
+def test_campaign_deliveries_were_sent_when_the_campaign_was(demo):
+    campaign = Campaign.objects.order_by("sent_at").first()
+    deliveries = Delivery.objects.filter(kind=Kind.CAMPAIGN, source_key=f"campaign:{campaign.pk}")
+
+    assert set(deliveries.values_list("queued_at", flat=True)) == {campaign.sent_at}
+    assert not deliveries.filter(status=DeliveryStatus.QUEUED).exists()
+    assert not deliveries.filter(member_id__in=campaign.recipients.filter(in_control_group=True).values("member_id"))
+
+
+def test_the_survey_has_thirty_answers_and_an_nps_and_the_demo_logins_can_still_answer(demo):
+    survey = Survey.objects.get()
+    nps_result = survey_results(survey=survey)[0]
+
+    assert survey.responses.count() == 30
+    assert nps_result.groups[0].answered == 30
+    assert nps_result.groups[0].nps is not None
+    assert not survey.responses.filter(member__user__email__in=DEMO_EMAILS.values()).exists()
+
+
+def test_feedback_is_answered_and_the_answer_reached_the_member(demo):
+    answered = Feedback.objects.filter(status=FeedbackStatus.ANSWERED)
+
+    assert Feedback.objects.count() == 3
+    assert answered.count() == 2
+    assert Delivery.objects.filter(kind=Kind.FEEDBACK_ANSWERED, member__in=answered.values("member")).exists()
+
+
+@pytest.mark.parametrize("role", ["owner", "sales", "engineer", "foreman"])
+def test_every_demo_member_login_has_inbox_messages(demo, role):
+    inbox = Delivery.objects.filter(channel=Channel.INBOX, member__user__email=DEMO_EMAILS[role])
+
+    assert inbox.count() >= 2
+    assert inbox.exclude(kind=Kind.CAMPAIGN).exists()

@@ -42,7 +42,7 @@ from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 
 from communications.constants import Kind
-from communications.services import notify
+from communications.services import Notice, notify, notify_many
 from loyalty.common.background import enqueue_on_commit
 from loyalty.common.errors import ApplicationError
 from loyalty.common.formatting import DAY_FORMAT
@@ -222,6 +222,18 @@ def _tell_claimant_approved(claim: SalesClaim, entries: list) -> None:
     )
 
 
+def _tell_colleagues_named(claim: SalesClaim, colleagues: list[Member]) -> None:
+    """Each colleague the claimant named hears of the claim: they share its points once it is approved."""
+    if not colleagues:
+        return
+    variables = {"invoice_number": claim.invoice_number, "colleague": str(claim.member.user)}
+    notify_many(
+        kind=Kind.CLAIM_COLLEAGUE,
+        notices=[Notice(colleague.pk, f"claim:{claim.pk}:colleague", variables) for colleague in colleagues],
+        link_path=reverse("claim_detail", args=[claim.pk]),
+    )
+
+
 def _tell_claimant_rejected(claim: SalesClaim) -> None:
     """The claimant hears why, and until when they may correct the claim and send it again."""
     reason = RejectionReason(claim.rejection_reason).label + (
@@ -381,6 +393,7 @@ def claim_submit(
         claim.save()
         _create_lines(claim, checked)
         claim.colleagues.set(team)
+        _tell_colleagues_named(claim, team)
         note = _summary("Submitted", notes)[:NOTE_MAX]
         ClaimEvent.objects.create(claim=claim, to_status=ClaimStatus.SUBMITTED, actor=member.user, note=note)
         flag_other_claims(others)

@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from loyalty.models import Program
+from loyalty.services import tier_notices
 from loyalty.services.tiers import tier_evaluate, tiers_evaluate_all
 from partners.models import Partner
 
@@ -21,3 +22,9 @@ def evaluate_tiers() -> dict[str, int]:
 def evaluate_partner_tier(program_id: int, partner_id: int) -> None:
     """Right after points or sales land (an approved claim): upgrade at once if the partner now qualifies."""
     tier_evaluate(program=Program.objects.get(pk=program_id), partner=Partner.objects.get(pk=partner_id))
+
+
+@shared_task(name="loyalty.tasks.warn_tier_keep")
+def warn_tier_keep() -> int:
+    """Daily: the members of partners short of keeping their tier hear what is missing, once per period."""
+    return tier_notices.warn_tier_keep()

@@ -2,15 +2,17 @@
 
 from datetime import date
 from decimal import Decimal
+from importlib import import_module
 
 import pytest
+from django.apps import apps
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from bench.sellout import HEADER, MAPPING
 from communications import sms
 from communications.constants import Channel, Kind
-from communications.models import Delivery
+from communications.models import Delivery, MessageTemplate
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import RejectionReason
 from loyalty.models import PartnerTier, SalesSource
@@ -172,3 +174,54 @@ def test_a_sales_import_sends_one_digest_per_member_and_a_rerun_sends_nothing_mo
     inbox = Delivery.objects.get(kind=Kind.POINTS_IMPORTED, member=anna, channel=Channel.INBOX)
     assert inbox.subject == "You earned 60 points"
     assert inbox.body == "Your distributor reported 3 sale lines: 60 points for you."
+
+
+def test_colleagues_named_on_a_claim_are_told_once_that_they_share_its_points(django_capture_on_commit_callbacks):
+    program = ProgramFactory(claim_auto_approve_below=Decimal("500.00"))
+    claimant = MemberFactory(user__full_name="Carla Claimant")
+    named = MemberFactory(partner=claimant.partner, language="de")
+    other = MemberFactory(partner=claimant.partner)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        claim = claims.claim_submit(
+            member=claimant,
+            program=program,
+            invoice_number="INV-77",
+            invoice_date=date.today(),
+            document=SimpleUploadedFile("invoice.jpg", JPEG, content_type="image/jpeg"),
+            lines=[(ProductFactory(), Decimal("3"), Decimal("900.00"))],
+            colleagues=[named],
+        )
+
+    assert told(Kind.CLAIM_COLLEAGUE) == [(named.pk, Channel.EMAIL), (named.pk, Channel.INBOX)]
+    assert other.pk not in {m for m, _channel in told(Kind.CLAIM_COLLEAGUE)}
+    assert [m.subject for m in mail.outbox] == ["Carla Claimant hat Sie in Meldung INV-77 genannt"]
+    inbox = Delivery.objects.get(kind=Kind.CLAIM_COLLEAGUE, channel=Channel.INBOX)
+    assert "Sie erhalten einen Anteil an ihren Punkten, sobald sie genehmigt ist" in inbox.body
+    assert "bestätigen" not in inbox.body
+    assert inbox.link == f"https://loyalty.example.com/claims/{claim.pk}/"
+
+
+def test_a_claim_naming_no_colleague_tells_no_colleague():
+    program = ProgramFactory(claim_auto_approve_below=Decimal("500.00"))
+
+    submitted_claim(MemberFactory(), program)
+
+    assert told(Kind.CLAIM_COLLEAGUE) == []
+
+
+def test_the_migration_puts_the_true_colleague_text_only_where_the_old_default_is_still_stored():
+    migration = import_module("communications.migrations.0006_nudges_and_true_colleague_texts")
+    old_inbox = "Please confirm your part of the sale on invoice {{ invoice_number }}."
+    edited = "Your colleague {{ colleague }} counts on you for {{ invoice_number }}."
+    templates = MessageTemplate.objects.filter(kind=Kind.CLAIM_COLLEAGUE, role__isnull=True)
+    templates.filter(channel=Channel.INBOX, language="en").update(body=old_inbox)
+    templates.filter(channel=Channel.INBOX, language="de").update(body=edited)
+
+    migration.update_default_texts(apps, None)
+
+    assert templates.get(channel=Channel.INBOX, language="en").body == (
+        "{{ colleague }} named you on claim {{ invoice_number }}; you share its points once it is approved. "
+        "Open it to see your share."
+    )
+    assert templates.get(channel=Channel.INBOX, language="de").body == edited

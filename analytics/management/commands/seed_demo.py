@@ -2,16 +2,25 @@
 
 It lives in analytics, the one app that may import every other: the channel comes from partners.demo, the
 program and its points history from loyalty.demo.program, and the rewards catalogue and orders from rewards.demo, which
-puts its orders on loyalty.demo.program's timeline.
+puts its orders on loyalty.demo.program's timeline; communications.demo adds campaigns, a survey, feedback and tips.
+
+The messages the seeding sends (e-mail, SMS) go to in-memory outboxes, not to the console: they are really sent
+(their deliveries say "sent"), but printing hundreds of them would bury the command's own output.
 """
 
 from django.core.management.base import BaseCommand, CommandError
+from django.test.utils import override_settings
 
+from communications import demo as communications_demo
 from loyalty.common.errors import ApplicationError
 from loyalty.demo import program as loyalty_demo
 from loyalty.demo import sales as demo_sales
+from loyalty.models import Program
 from partners import demo as partners_demo
 from rewards import demo as rewards_demo
+
+# The seeding's e-mails are sent to an in-memory outbox (see the module's docstring).
+QUIET_MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
 
 
 def _count(n: int, label: str) -> str:
@@ -50,19 +59,46 @@ class Command(BaseCommand):
                 f"{partners_demo.MEMBERS_PER_BLOCK} members{' (dry run: nothing is written)' if dry_run else ''}."
             )
         try:
-            channel = partners_demo.seed_demo(scale=scale, dry_run=dry_run, progress=progress)
-            program = loyalty_demo.seed_program(
-                dry_run=dry_run, progress=progress, extensions=(demo_sales, rewards_demo)
-            )
+            with override_settings(MAILERS=QUIET_MAILERS, SMS_URL="locmem://"):
+                channel = partners_demo.seed_demo(scale=scale, dry_run=dry_run, progress=progress)
+                program = loyalty_demo.seed_program(
+                    dry_run=dry_run, progress=progress, extensions=(demo_sales, rewards_demo)
+                )
+                program_id = Program.objects.filter(slug=loyalty_demo.PROGRAM_SLUG).values_list("pk", flat=True)
+                # The demo campaigns and survey reach every active member: at a benchmark's --scale that would be
+                # 100,000 messages sent while seeding, so they are the first scale's only.
+                communications = (
+                    communications_demo.seed_communications(
+                        program_id=program_id.first(), dry_run=dry_run, progress=progress
+                    )
+                    if scale == 1
+                    else None
+                )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         if verbosity < 1:
             return
         self._report_channel(channel, scale=scale, dry_run=dry_run)
         self._report_program(program)
+        self._report_communications(communications)
         if verbosity >= 2 or dry_run:
             for who, email in partners_demo.demo_logins():
                 self.stdout.write(f"  {who:<16} {email}  password: {partners_demo.DEMO_PASSWORD}")
+
+    def _report_communications(self, report: communications_demo.CommunicationsReport | None) -> None:
+        if report is None:
+            self.stdout.write("Demo communications: only at --scale 1 (the campaigns would reach every member).")
+            return
+        if report.present:
+            self.stdout.write("Demo communications: already present, nothing to do.")
+            return
+        created = ", ".join(
+            _count(report.rows[label], label) for label, _model in communications_demo.TABLES if report.rows[label]
+        )
+        if report.dry_run:
+            self.stdout.write(f"Demo communications, dry run: would create about {created}. Nothing was written.")
+        else:
+            self.stdout.write(self.style.SUCCESS(f"Demo communications: created {created} in {report.seconds:.1f} s."))
 
     def _report_channel(self, report: partners_demo.SeedReport, *, scale: int, dry_run: bool) -> None:
         if report.nothing_to_do:
