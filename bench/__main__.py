@@ -19,6 +19,7 @@ BENCHMARKS = {
     "ledger": "bench.ledger",
     "statement": "bench.statement",
     "sellout": "bench.sellout",
+    "communications": "bench.communications",
 }
 
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.list:
         for name, module in BENCHMARKS.items():
-            print(f"{name:<12} {importlib.import_module(module).DESCRIPTION}")
+            print(f"{name:<15} {importlib.import_module(module).DESCRIPTION}")
         return 0
     unknown = [name for name in args.names if name not in BENCHMARKS]
     if unknown:
