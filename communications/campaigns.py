@@ -186,6 +186,7 @@ def _tell(campaign: Campaign, variants: dict[int | None, CampaignMessage]) -> No
             subject, body = compiled.get(member.role_id) or compiled[None]
             variables = Context(
                 {"first_name": member.user.get_short_name(), "partner_name": member.partner.name, "link": ""},
+                autoescape=False,  # plain text, like every message (rendering.engine): pages escape it
                 use_l10n=True,
             )
             with override(member.language):

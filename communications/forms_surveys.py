@@ -19,7 +19,9 @@ def _field(question) -> forms.Field:
     if question.kind == QuestionKind.MULTIPLE:
         choices = [(c, c) for c in question.choices]
         return forms.MultipleChoiceField(choices=choices, widget=forms.CheckboxSelectMultiple, **common)
-    return forms.CharField(max_length=TEXT_ANSWER_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 4}), **common)
+    return forms.CharField(
+        max_length=TEXT_ANSWER_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 4, "class": "form-control"}), **common
+    )
 
 
 class SurveyAnswerForm(forms.Form):

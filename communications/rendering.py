@@ -80,4 +80,4 @@ def template_problem(kind: str, text: str) -> str | None:
 def render(text: str, variables: dict, *, language: str) -> str:
     """`text` rendered with `variables`, dates and numbers in `language`."""
     with override(language):
-        return engine.from_string(text).render(Context(variables, use_l10n=True)).strip()
+        return engine.from_string(text).render(Context(variables, autoescape=False, use_l10n=True)).strip()

@@ -58,7 +58,16 @@ from loyalty.lock_objects import (
     lock_wait_at_most,
     sales_paid_lock,
 )
-from loyalty.models import ClaimEvent, ClaimLine, Product, Program, SaleLine, SalesClaim, SalesSource
+from loyalty.models import (
+    ClaimEvent,
+    ClaimLine,
+    PointsAccount,
+    Product,
+    Program,
+    SaleLine,
+    SalesClaim,
+    SalesSource,
+)
 from loyalty.selectors.one_sale import Sale, largest_reports, sale_reports
 from loyalty.services.claim_checks import (
     NOTE_MAX,
@@ -208,9 +217,13 @@ def _approve(
 
 
 def _tell_claimant_approved(claim: SalesClaim, entries: list) -> None:
-    """The claimant hears what the claim earned (every share: theirs, the company's, their colleagues') and why."""
-    points = sum(entry.available_delta + entry.pending_delta for entry in entries)
-    explanation = "\n".join(dict.fromkeys(entry.explanation for entry in entries if entry.explanation))
+    """The claimant hears what the claim earned them, and why: their own entries only (a colleague's or the
+    company's share is not theirs; the claim's page shows every share)."""
+    own = PointsAccount.objects.filter(program=claim.program_id, member=claim.member_id).values_list("pk", flat=True)
+    own_account = own.first()
+    mine = [entry for entry in entries if entry.account_id == own_account]
+    points = sum(entry.available_delta + entry.pending_delta for entry in mine)
+    explanation = "\n".join(dict.fromkeys(entry.explanation for entry in mine if entry.explanation))
     variables = {"invoice_number": claim.invoice_number, "points": points, "explanation": explanation}
     path = reverse("claim_detail", args=[claim.pk])
     notify(

@@ -25,7 +25,7 @@ from partners.constants import MemberStatus
 from rewards import services as rewards
 from rewards.constants import OrderStatus, PaidBy
 from tests.loyalty.factories import ProductFactory, ProgramFactory, RuleFactory, TierFactory
-from tests.partners.factories import MemberFactory, OwnerFactory, PartnerFactory, ProgramManagerFactory
+from tests.partners.factories import MemberFactory, OwnerFactory, PartnerFactory, ProgramManagerFactory, role
 from tests.rewards.factories import ADDRESS, MerchandiseFactory
 
 pytestmark = pytest.mark.usefixtures("messages_out")
@@ -64,6 +64,35 @@ def test_an_approved_claim_tells_the_claimant_its_points_once(django_capture_on_
     inbox = Delivery.objects.get(kind=Kind.CLAIM_APPROVED, channel=Channel.INBOX)
     assert "Softeners v1: 3 units × 10 pts = 30" in inbox.body
     assert inbox.link == f"https://loyalty.example.com/claims/{claim.pk}/"
+
+
+def test_the_claimant_is_told_their_own_share_not_the_whole_claim(django_capture_on_commit_callbacks):
+    """A walk found "You earned 2,695 points" for a claim whose rep share was 1,470 (the rest went to a colleague
+    and the company)."""
+    program = ProgramFactory(claim_auto_approve_below=Decimal("500.00"))
+    RuleFactory(
+        program=program, name="Split", shares=[{"role": "sales", "percent": 60}, {"role": "engineer", "percent": 30}]
+    )
+    owner = OwnerFactory()
+    rep = MemberFactory(partner=owner.partner, role=role("sales"), language="en")
+    engineer = MemberFactory(partner=owner.partner, role=role("engineer"))
+    claim = claims.claim_submit(
+        member=rep,
+        program=program,
+        invoice_number="INV-7",
+        invoice_date=date.today(),
+        document=SimpleUploadedFile("invoice.jpg", JPEG, content_type="image/jpeg"),
+        lines=[(ProductFactory(), Decimal("10"), Decimal("1000.00"))],
+        colleagues=[engineer],
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        claims.claim_approve(claim=claim, actor=ProgramManagerFactory())
+
+    inbox = Delivery.objects.get(kind=Kind.CLAIM_APPROVED, channel=Channel.INBOX, member=rep)
+    assert "60" in inbox.subject and "100" not in inbox.subject  # 10 units × 10 pts: the rep's 60 %
+    assert "Sales rep share 60% = 60" in inbox.body
+    assert "Engineer" not in inbox.body and "company share" not in inbox.body
 
 
 def test_a_rejected_claim_tells_the_reason_and_the_deadline_by_sms(django_capture_on_commit_callbacks, settings):

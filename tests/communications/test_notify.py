@@ -137,3 +137,18 @@ def test_notify_many_is_one_message_per_member_in_a_fixed_number_of_queries(djan
 
     assert Delivery.objects.filter(channel=Channel.EMAIL).count() == 5
     assert Delivery.objects.get(member=members[2], channel=Channel.INBOX).subject == "You earned 30 points"
+
+
+def test_messages_are_plain_text_and_the_inbox_escapes_them_once(client):
+    """A walk found "Your crew&#x27;s …" in the inbox: variables were HTML-escaped into the stored text, and the
+    page escaped them again."""
+    member = MemberFactory(partner__name="O'Brien & Sons <Water>", language="en")
+
+    notify(kind=Kind.MEMBER_APPROVED, member=member, source_key="member:1:approved", variables={})
+
+    inbox = Delivery.objects.get(member=member, channel=Channel.INBOX)
+    assert "O'Brien & Sons <Water>" in inbox.subject + inbox.body
+    client.force_login(member.user)
+    page = client.get("/messages/").content.decode()
+    assert "O&#x27;Brien &amp; Sons &lt;Water&gt;" in page
+    assert "&amp;#x27;" not in page and "&amp;amp;" not in page

@@ -43,6 +43,9 @@ def test_a_member_reads_and_marks_messages_at_390_px(open_page, owner, live_serv
     bell = page.locator("#inbox-bell")
     expect(bell).to_be_visible()  # outside the collapsed menu
     expect(bell.get_by_test_id("inbox-unread")).to_contain_text("3")
+    # The count sits on the bell's corner: the menu button stays on the brand's row (a walk saw it pushed down).
+    toggler = page.locator(".navbar-toggler").bounding_box()
+    assert abs(toggler["y"] - bell.bounding_box()["y"]) < toggler["height"], "the menu button wrapped"
     bell.click()
     expect(page).to_have_url(reverse("inbox"))
     expect(page.get_by_role("heading", name="Messages", level=1)).to_be_visible()
