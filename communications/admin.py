@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -470,10 +470,17 @@ class CampaignAdmin(SavedByServices, ProgramManagerAdmin):
             except ApplicationError as exc:
                 self.message_user(request, exc.message, level=messages.ERROR)
                 return HttpResponseRedirect(reverse("admin:communications_campaign_change", args=[campaign.pk]))
-            told = campaign.recipients.filter(delivery__isnull=False).count()
-            return back_to_object(
-                self, request, campaign, _("Campaign sent: %(told)s members told.") % {"told": intcomma(told)}
+            counts = campaign.recipients.aggregate(
+                messaged=Count("pk", filter=Q(delivery__isnull=False)),
+                control=Count("pk", filter=Q(in_control_group=True)),
+                total=Count("pk"),
             )
+            skipped = counts["total"] - counts["control"] - counts["messaged"]
+            message = _(
+                "Campaign sent: %(messaged)s members messaged, %(control)s in the control group (sent nothing), "
+                "%(skipped)s not messaged (opted out, or their weekly messages reached)."
+            ) % {key: intcomma(value) for key, value in {**counts, "skipped": skipped}.items()}
+            return back_to_object(self, request, campaign, message)
         size = audience(campaign).count()
         return admin_page(
             self,

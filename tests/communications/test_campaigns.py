@@ -377,6 +377,23 @@ def test_the_campaign_page_shows_the_audience_size_before_sending(pm_client):
     assert send_url(campaign) in response.text
 
 
+def test_the_send_notice_says_who_was_messaged_who_is_the_control_group_and_who_was_skipped(pm_client):
+    """A walk saw "5 members match" before sending and "3 members told" after, with nothing saying why."""
+    members = MemberFactory.create_batch(10)
+    PreferenceFactory(member=members[0], topic=Topic.CAMPAIGNS, channel=Channel.INBOX, opted_in=False)
+    campaign = CampaignFactory(control_percent=20)
+
+    response = pm_client.post(send_url(campaign), follow=True)
+
+    control = CampaignRecipient.objects.filter(campaign=campaign, in_control_group=True).count()
+    messaged = CampaignRecipient.objects.filter(campaign=campaign, delivery__isnull=False).count()
+    assert control == 2 and messaged + control + 1 == 10
+    assert messages_of(response) == [
+        f"Campaign sent: {messaged} members messaged, 2 in the control group (sent nothing), 1 not messaged "
+        "(opted out, or their weekly messages reached)."
+    ]
+
+
 def test_send_now_asks_first_then_sends_once(pm_client, program_manager):
     MemberFactory.create_batch(2)
     campaign = CampaignFactory()
@@ -388,7 +405,10 @@ def test_send_now_asks_first_then_sends_once(pm_client, program_manager):
 
     response = pm_client.post(send_url(campaign), follow=True)
 
-    assert "Campaign sent: 2 members told." in messages_of(response)
+    assert (
+        "Campaign sent: 2 members messaged, 0 in the control group (sent nothing), 0 not messaged (opted out, or "
+        "their weekly messages reached)." in messages_of(response)
+    )
     campaign.refresh_from_db()
     assert (campaign.status, campaign.sent_by) == (CampaignStatus.SENT, program_manager)
     assert pm_client.post(send_url(campaign)).status_code == 403  # sent: no second sending
