@@ -229,7 +229,7 @@ class SurveyForm(forms.ModelForm):
         choices=PartnerKind.choices,
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text=_("None: every partner type."),
+        help_text=_("Leave empty for every partner type."),
     )
 
     class Meta:

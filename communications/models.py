@@ -5,6 +5,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from communications.constants import MARKETING_TOPICS, Channel, DeliveryStatus, Kind, SuppressionReason, Topic
@@ -33,7 +34,10 @@ class MessageTemplate(TimeStampedModel):
         help_text=_("Blank: any role."),
     )
     subject = models.CharField(
-        _("subject"), max_length=200, blank=True, help_text=_("E-mail subject and inbox title; SMS ignore it.")
+        _("subject"),
+        max_length=200,
+        blank=True,
+        help_text=_("E-mail subject and inbox title; a text message has none."),
     )
     body = models.TextField(_("body"))
     active = models.BooleanField(_("active"), default=True)
@@ -183,14 +187,18 @@ class Survey(TimeStampedModel):
     opens_at = models.DateTimeField(_("opens at"), null=True, blank=True, help_text=_("Blank: as soon as open."))
     closes_at = models.DateTimeField(_("closes at"), null=True, blank=True, help_text=_("Blank: until closed."))
     roles = models.ManyToManyField(
-        "partners.Role", blank=True, related_name="+", verbose_name=_("roles"), help_text=_("None: every role.")
+        "partners.Role",
+        blank=True,
+        related_name="+",
+        verbose_name=_("roles"),
+        help_text=_("Leave empty for every role."),
     )
     partner_kinds = ArrayField(
         models.CharField(max_length=20, choices=PartnerKind.choices),
         default=list,
         blank=True,
         verbose_name=_("partner types"),
-        help_text=_("None: every partner type."),
+        help_text=_("Leave empty for every partner type."),
     )
     points_for_answer = models.PositiveIntegerField(
         _("points for answering"), default=0, help_text=_("Paid once per member; 0: none.")
@@ -333,7 +341,8 @@ class Feedback(TimeStampedModel):
         indexes = [models.Index(fields=["status", "-created_at"], name="feedback_inbox_idx")]
 
     def __str__(self):
-        return f"{self.get_topic_display()} · {self.member_id}"
+        # "Products, 7 Dec 2026" reads as a message; the member's id read as a second, meaningless number.
+        return f"{self.get_topic_display()}, {date_format(timezone.localtime(self.created_at), 'j M Y')}"
 
 
 # Campaigns --------------------------------------------------------------------------------------------------------
@@ -377,23 +386,31 @@ class Campaign(TimeStampedModel):
         default=list,
         blank=True,
         verbose_name=_("partner types"),
-        help_text=_("None: every partner type."),
+        help_text=_("Leave empty for every partner type."),
     )
     tiers = models.ManyToManyField(
         "loyalty.Tier", blank=True, related_name="+", verbose_name=_("tiers"), help_text=_("None: any tier.")
     )
     regions = models.ManyToManyField(
-        "partners.Region", blank=True, related_name="+", verbose_name=_("regions"), help_text=_("None: every region.")
+        "partners.Region",
+        blank=True,
+        related_name="+",
+        verbose_name=_("regions"),
+        help_text=_("Leave empty for every region."),
     )
     roles = models.ManyToManyField(
-        "partners.Role", blank=True, related_name="+", verbose_name=_("roles"), help_text=_("None: every role.")
+        "partners.Role",
+        blank=True,
+        related_name="+",
+        verbose_name=_("roles"),
+        help_text=_("Leave empty for every role."),
     )
     languages = ArrayField(
         models.CharField(max_length=10, choices=settings.LANGUAGES),
         default=list,
         blank=True,
         verbose_name=_("languages"),
-        help_text=_("None: every language."),
+        help_text=_("Leave empty for every language."),
     )
     activity = models.CharField(_("activity"), max_length=20, choices=Activity.choices, blank=True)
     inactive_days = models.PositiveSmallIntegerField(
