@@ -16,14 +16,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from communications.campaigns import audience, campaign_reach, campaign_save, campaign_send, control_size
-from communications.constants import Channel, Kind, allowed_variables
+from communications.constants import Channel, FeedbackStatus, Kind, allowed_variables
 from communications.feedback import feedback_answer
 from communications.models import (
     Campaign,
     CampaignMessage,
     Delivery,
     Feedback,
-    FeedbackStatus,
     MessageTemplate,
     Question,
     Suppression,

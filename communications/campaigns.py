@@ -18,18 +18,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import override
 
 from communications import hooks
-from communications.constants import MARKETING_TOPICS, Channel, Kind
+from communications.constants import MARKETING_TOPICS, Activity, CampaignStatus, Channel, Kind
 from communications.error_codes import ErrorCode
 from communications.lock_objects import campaign_lock
-from communications.models import (
-    Activity,
-    Campaign,
-    CampaignMessage,
-    CampaignRecipient,
-    CampaignStatus,
-    Delivery,
-    Preference,
-)
+from communications.models import Campaign, CampaignMessage, CampaignRecipient, Delivery, Preference
 from communications.rendering import engine
 from communications.services import Notice, notify_many
 from loyalty.common.errors import ApplicationError

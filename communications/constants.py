@@ -189,3 +189,55 @@ INACTIVE_DAYS = 60
 # SMS are held outside these hours of the member's day and sent at the start of the next morning.
 QUIET_HOURS_END = 8  # 08:00
 QUIET_HOURS_START = 20  # 20:00
+
+
+# Campaigns, surveys and feedback ----------------------------------------------------------------------------
+
+
+class SurveyStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    OPEN = "open", _("Open")
+    CLOSED = "closed", _("Closed")
+
+
+class QuestionKind(models.TextChoices):
+    NPS = "nps", _("Recommendation score (0–10)")
+    SINGLE = "single", _("One choice")
+    MULTIPLE = "multiple", _("Several choices")
+    TEXT = "text", _("Free text")
+
+
+class FeedbackTopic(models.TextChoices):
+    PROGRAM = "program", _("The program")
+    POINTS = "points", _("Points and claims")
+    REWARDS = "rewards", _("Rewards and orders")
+    PRODUCTS = "products", _("Products")
+    WEBSITE = "website", _("This website")
+    OTHER = "other", _("Something else")
+
+
+class FeedbackStatus(models.TextChoices):
+    OPEN = "open", _("Waiting for an answer")
+    ANSWERED = "answered", _("Answered")
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    SCHEDULED = "scheduled", _("Scheduled")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Activity(models.TextChoices):
+    """A campaign segment's activity filter (the facts live in loyalty and rewards: communications.hooks)."""
+
+    NO_POINTS = "no_points", _("No points earned in the last N days")
+    NEVER_REDEEMED = "never_redeemed", _("Never redeemed")
+    INVITED_NOT_JOINED = "invited_not_joined", _("Invited but not joined")
+
+
+FEEDBACK_MAX_CHARS = 5000
+
+
+MARKETING_TOPIC_CHOICES = [(topic.value, topic.label) for topic in Topic if topic in MARKETING_TOPICS]

@@ -28,19 +28,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from communications import campaigns, feedback, inbox, services, surveys, tracking
-from communications.constants import Channel, DeliveryStatus, Kind
+from communications.constants import Channel, DeliveryStatus, FeedbackTopic, Kind, QuestionKind, SurveyStatus
 from communications.models import (
     Campaign,
     CampaignMessage,
     CampaignRecipient,
     Delivery,
     Feedback,
-    FeedbackTopic,
     Question,
-    QuestionKind,
     Response,
     Survey,
-    SurveyStatus,
     Tip,
 )
 from partners import demo as partners_demo

@@ -10,10 +10,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from communications.constants import Kind
+from communications.constants import FeedbackStatus, Kind
 from communications.error_codes import ErrorCode
 from communications.lock_objects import feedback_lock
-from communications.models import Feedback, FeedbackStatus
+from communications.models import Feedback
 from communications.services import notify
 from loyalty.common.errors import ApplicationError
 from loyalty.common.storage import HEIC, JPEG, MAX_DOCUMENT_BYTES, PNG, WEBP, sniff_file

@@ -4,8 +4,9 @@ communications.feedback)."""
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from communications.constants import FEEDBACK_MAX_CHARS, QuestionKind
 from communications.feedback import photo_problem
-from communications.models import FEEDBACK_MAX_CHARS, Feedback, QuestionKind
+from communications.models import Feedback
 from communications.surveys import NPS_SCORES, TEXT_ANSWER_MAX_CHARS
 
 

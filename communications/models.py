@@ -8,7 +8,21 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
-from communications.constants import MARKETING_TOPICS, Channel, DeliveryStatus, Kind, SuppressionReason, Topic
+from communications.constants import (
+    FEEDBACK_MAX_CHARS,
+    MARKETING_TOPIC_CHOICES,
+    Activity,
+    CampaignStatus,
+    Channel,
+    DeliveryStatus,
+    FeedbackStatus,
+    FeedbackTopic,
+    Kind,
+    QuestionKind,
+    SuppressionReason,
+    SurveyStatus,
+    Topic,
+)
 from communications.rendering import template_problem
 from loyalty.common.models import TimeStampedModel
 from loyalty.common.storage import private_storage
@@ -161,19 +175,6 @@ class Suppression(models.Model):
 # Surveys and feedback ---------------------------------------------------------------------------------------------
 
 
-class SurveyStatus(models.TextChoices):
-    DRAFT = "draft", _("Draft")
-    OPEN = "open", _("Open")
-    CLOSED = "closed", _("Closed")
-
-
-class QuestionKind(models.TextChoices):
-    NPS = "nps", _("Recommendation score (0–10)")
-    SINGLE = "single", _("One choice")
-    MULTIPLE = "multiple", _("Several choices")
-    TEXT = "text", _("Free text")
-
-
 class Survey(TimeStampedModel):
     """Questions for an audience of members (every active member, or those of some roles and partner types),
     answered on the member site once per member, optionally paying points (loyalty's survey-answered hook)."""
@@ -289,23 +290,6 @@ class Answer(models.Model):
         return f"{self.response_id} · {self.question_id}"
 
 
-class FeedbackTopic(models.TextChoices):
-    PROGRAM = "program", _("The program")
-    POINTS = "points", _("Points and claims")
-    REWARDS = "rewards", _("Rewards and orders")
-    PRODUCTS = "products", _("Products")
-    WEBSITE = "website", _("This website")
-    OTHER = "other", _("Something else")
-
-
-class FeedbackStatus(models.TextChoices):
-    OPEN = "open", _("Waiting for an answer")
-    ANSWERED = "answered", _("Answered")
-
-
-FEEDBACK_MAX_CHARS = 5000
-
-
 class Feedback(TimeStampedModel):
     """What a member wrote to the program team, and the team's answer."""
 
@@ -346,25 +330,6 @@ class Feedback(TimeStampedModel):
 
 
 # Campaigns --------------------------------------------------------------------------------------------------------
-
-
-class CampaignStatus(models.TextChoices):
-    DRAFT = "draft", _("Draft")
-    SCHEDULED = "scheduled", _("Scheduled")
-    SENDING = "sending", _("Sending")
-    SENT = "sent", _("Sent")
-    CANCELLED = "cancelled", _("Cancelled")
-
-
-class Activity(models.TextChoices):
-    """A campaign segment's activity filter (the facts live in loyalty and rewards: communications.hooks)."""
-
-    NO_POINTS = "no_points", _("No points earned in the last N days")
-    NEVER_REDEEMED = "never_redeemed", _("Never redeemed")
-    INVITED_NOT_JOINED = "invited_not_joined", _("Invited but not joined")
-
-
-MARKETING_TOPIC_CHOICES = [(topic.value, topic.label) for topic in Topic if topic in MARKETING_TOPICS]
 
 
 class Campaign(TimeStampedModel):

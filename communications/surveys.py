@@ -19,10 +19,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from communications import hooks
-from communications.constants import Kind
+from communications.constants import Kind, QuestionKind, SurveyStatus
 from communications.error_codes import ErrorCode
 from communications.lock_objects import survey_lock
-from communications.models import Answer, Question, QuestionKind, Response, Survey, SurveyStatus
+from communications.models import Answer, Question, Response, Survey
 from communications.services import Notice, notify_many
 from loyalty.common.errors import ApplicationError
 from loyalty.common.formatting import DAY_FORMAT

@@ -16,17 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from communications.campaigns import campaign_reach
-from communications.constants import Channel, DeliveryStatus, Kind
-from communications.models import (
-    Campaign,
-    CampaignRecipient,
-    Delivery,
-    Feedback,
-    FeedbackStatus,
-    Response,
-    Survey,
-    Tip,
-)
+from communications.constants import Channel, DeliveryStatus, FeedbackStatus, Kind
+from communications.models import Campaign, CampaignRecipient, Delivery, Feedback, Response, Survey, Tip
 from communications.surveys import survey_results
 from loyalty.common.storage import PDF, sniff_file
 from loyalty.constants import (

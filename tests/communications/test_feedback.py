@@ -4,9 +4,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from factory.django import DjangoModelFactory
 
-from communications.constants import Channel, Kind
+from communications.constants import Channel, FeedbackStatus, FeedbackTopic, Kind
 from communications.feedback import feedback_answer
-from communications.models import Delivery, Feedback, FeedbackStatus, FeedbackTopic
+from communications.models import Delivery, Feedback
 from loyalty.common.errors import ApplicationError
 from tests.partners.factories import MemberFactory
 

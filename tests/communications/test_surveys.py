@@ -10,8 +10,8 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from factory.django import DjangoModelFactory
 
-from communications.constants import Channel, Kind
-from communications.models import Answer, Delivery, Question, QuestionKind, Response, Survey, SurveyStatus
+from communications.constants import Channel, Kind, QuestionKind, SurveyStatus
+from communications.models import Answer, Delivery, Question, Response, Survey
 from communications.surveys import nps, survey_answer, survey_invite, survey_results
 from loyalty.common.errors import ApplicationError
 from loyalty.common.formatting import DAY_FORMAT
