@@ -64,7 +64,7 @@ def _tasks_counted():
     benchmark measures storing apart from sending, and with no broker."""
     from celery import current_app
 
-    from communications.services import SEND_TASK
+    from communications.sending import SEND_TASK
 
     task = current_app.tasks[SEND_TASK]
     queued: list[int] = []
@@ -262,7 +262,7 @@ def bare_smtp(*, port: int, delivery_ids: list[int]) -> dict:
     from django.core.mail import EmailMessage
 
     from communications.models import Delivery
-    from communications.services import _headers
+    from communications.sending import _headers
 
     messages = []
     for delivery in Delivery.objects.filter(pk__in=delivery_ids).order_by("pk"):

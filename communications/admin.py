@@ -31,7 +31,7 @@ from communications.models import (
 )
 from communications.previews import preview_member, preview_text, template_problems, template_send_test
 from communications.rendering import template_problem
-from communications.services import delivery_resend
+from communications.sending import delivery_resend
 from communications.surveys import survey_audience, survey_csv, survey_invite, survey_results
 from loyalty.common.admin import (
     EstimatedCountPaginator,

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from communications import campaigns, feedback, inbox, services, surveys, tracking
+from communications import campaigns, feedback, inbox, sending, surveys, tracking
 from communications.constants import Channel, DeliveryStatus, FeedbackTopic, Kind, QuestionKind, SurveyStatus
 from communications.models import (
     Campaign,
@@ -197,7 +197,7 @@ def _send_queued(deliveries) -> list[Delivery]:
     """Send the queued e-mail and SMS among `deliveries` as their task would, now."""
     sent = []
     for pk in deliveries.filter(status=DeliveryStatus.QUEUED).exclude(channel=Channel.INBOX).values_list("pk"):
-        sent.append(services.delivery_send(delivery_id=pk[0]))
+        sent.append(sending.delivery_send(delivery_id=pk[0]))
     return sent
 
 

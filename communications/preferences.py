@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from communications.constants import Channel, Topic
 from communications.models import Preference
 from communications.selectors import is_marketing, preference_choices
-from communications.services import UNSUBSCRIBE_SALT
+from communications.sending import UNSUBSCRIBE_SALT
 from loyalty.common.errors import ApplicationError
 from partners.models import Member
 

@@ -1,20 +1,20 @@
 from celery import shared_task
 
-from communications import campaigns, nudges, services
+from communications import campaigns, nudges, sending
 
 
 @shared_task(name="communications.tasks.send_delivery")
 def send_delivery(delivery_id: int) -> None:
     """Send one queued e-mail or SMS; idempotent (a delivery that is not queued any more is left alone)."""
-    services.delivery_send(delivery_id=delivery_id)
+    sending.delivery_send(delivery_id=delivery_id)
 
 
 @shared_task(name="communications.tasks.send_due_deliveries")
 def send_due_deliveries() -> int:
     """Every few minutes: send what quiet hours or a retry's wait held, and what lost its task."""
-    due = services.deliveries_due()
+    due = sending.deliveries_due()
     for delivery_id in due:
-        services.delivery_send(delivery_id=delivery_id)
+        sending.delivery_send(delivery_id=delivery_id)
     return len(due)
 
 

@@ -14,7 +14,7 @@ from communications import sms
 from communications.admin import MessageTemplateForm
 from communications.constants import MAX_ATTEMPTS, Channel, DeliveryStatus, Kind
 from communications.models import MessageTemplate
-from communications.services import deliveries_due, delivery_resend, delivery_send
+from communications.sending import deliveries_due, delivery_resend, delivery_send
 from communications.tasks import send_delivery, send_due_deliveries
 from tests.communications.factories import DeliveryFactory, MessageTemplateFactory
 from tests.partners.factories import MemberFactory

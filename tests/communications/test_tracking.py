@@ -11,7 +11,8 @@ from django.urls import reverse
 
 from communications.constants import Channel, DeliveryStatus, Kind, SuppressionReason
 from communications.models import Delivery, Suppression
-from communications.services import delivery_send, notify
+from communications.sending import delivery_send
+from communications.services import notify
 from tests.communications.factories import DeliveryFactory, SuppressionFactory
 from tests.partners.factories import AccountManagerFactory, MemberFactory, OwnerFactory, UserFactory
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from communications.constants import Channel, Kind, Topic
 from communications.models import Preference
-from communications.services import UNSUBSCRIBE_SALT, unsubscribe_token
+from communications.sending import UNSUBSCRIBE_SALT, unsubscribe_token
 from tests.communications.factories import DeliveryFactory, PreferenceFactory
 from tests.partners.factories import MemberFactory
 
