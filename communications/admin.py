@@ -1,6 +1,8 @@
 """The back office for messages: templates (validated on save, previewed), the delivery log (read-only, with a
 resend action) and the suppressed addresses."""
 
+from urllib.parse import urlsplit
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -10,6 +12,7 @@ from django.db import models
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
+from django.template.defaultfilters import linebreaksbr
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -144,10 +147,30 @@ class DeliveryAdmin(ReadOnlyModelAdmin):
     list_select_related = ["member__user"]
     search_fields = ["member__user__email", "address"]
     raw_id_fields = ["member"]
+    exclude = ["link_code"]  # the short link signs its member in: nobody else may read it
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     actions = ["resend"]
     date_hierarchy = "queued_at"
+    # An invitation's link signs its holder up until it is used: the log shows these in place of subject, body and
+    # link, with its token masked.
+    readonly_fields = ["shown_subject", "shown_body", "shown_link"]
+    MASKED_FIELDS = {"subject": "shown_subject", "body": "shown_body", "link": "shown_link"}
+
+    def get_fields(self, request, obj=None):
+        return list(dict.fromkeys(self.MASKED_FIELDS.get(name, name) for name in super().get_fields(request, obj)))
+
+    @admin.display(description=_("subject"))
+    def shown_subject(self, obj):
+        return without_sign_up_token(obj, obj.subject)
+
+    @admin.display(description=_("body"))
+    def shown_body(self, obj):
+        return linebreaksbr(without_sign_up_token(obj, obj.body))  # escaped, line breaks kept as the field showed them
+
+    @admin.display(description=_("link"))
+    def shown_link(self, obj):
+        return without_sign_up_token(obj, obj.link)
 
     @admin.display(description=_("member"), ordering="member__user__email")
     def member_email(self, obj):
@@ -165,6 +188,12 @@ class DeliveryAdmin(ReadOnlyModelAdmin):
             noun="message",
             name=lambda delivery: f"{delivery.get_kind_display()} → {delivery.address}",
         )
+
+
+def without_sign_up_token(delivery: Delivery, text: str) -> str:
+    """`text` of an invitation with its sign-up token (the last part of the link's path) masked."""
+    token = urlsplit(delivery.link).path.rstrip("/").rpartition("/")[2] if delivery.kind == Kind.INVITATION else ""
+    return text.replace(token, "[…]") if token else text
 
 
 @admin.register(Suppression)
@@ -238,6 +267,12 @@ class SurveyForm(forms.ModelForm):
             "points_for_answer",
         ]  # fmt: skip
         widgets = {"roles": forms.CheckboxSelectMultiple}
+        help_texts = {
+            "points_for_answer": _(
+                "Offered once per member for answering. The program's “Survey answered” rules pay it: a rule of 1 pt "
+                "per unit pays exactly this, with its caps and budget. Without such a rule nothing is paid."
+            )
+        }
 
 
 @admin.register(Survey)

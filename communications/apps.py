@@ -15,6 +15,7 @@ class CommunicationsConfig(AppConfig):
 
         hooks.on_member_approved(handlers.member_approved)
         hooks.on_member_left(handlers.member_left)
+        hooks.on_invitation_issued(handlers.invitation_issued)
         hooks.provides_email_unreachable(email_unreachable)
         tracking.connect(tracking_received, dispatch_uid="communications.tracking")
         import communications.tasks  # noqa: F401  (registers the tasks services queue by name)

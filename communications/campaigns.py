@@ -18,10 +18,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import override
 
 from communications import hooks
+from communications.consent import marketing_refusers
 from communications.constants import MARKETING_TOPICS, Activity, CampaignStatus, Channel, Kind
 from communications.error_codes import ErrorCode
 from communications.lock_objects import campaign_lock
-from communications.models import Campaign, CampaignMessage, CampaignRecipient, Delivery, Preference
+from communications.models import Campaign, CampaignMessage, CampaignRecipient, Delivery
 from communications.rendering import engine
 from communications.services import Notice, notify_many
 from loyalty.common.errors import ApplicationError
@@ -152,14 +153,12 @@ def capped_members() -> QuerySet:
 
 
 def _to_tell(campaign: Campaign) -> list[int]:
-    """The recipients outside the control group who did not opt out of the campaign's topic and are under the
-    frequency cap."""
-    capped = capped_members()
-    opted_out = Preference.objects.filter(topic=campaign.topic, opted_in=False).values("member_id")
+    """The recipients outside the control group who consent to the campaign's topic (communications.consent) and are
+    under the frequency cap."""
     return list(
         campaign.recipients.filter(in_control_group=False)
-        .exclude(member_id__in=capped)
-        .exclude(member_id__in=opted_out)
+        .exclude(member_id__in=capped_members())
+        .exclude(member_id__in=marketing_refusers(campaign.topic))
         .order_by("member_id")
         .values_list("member_id", flat=True)
     )

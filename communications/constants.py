@@ -95,7 +95,7 @@ KINDS: dict[str, KindSpec] = {
         {
             "invited_by": "Who invited the member",
             "reminder": "Whether this reminds of an invitation not accepted yet (communications/nudges.py)",
-            "expires_on": "The last day the invitation's link works (a reminder's; may be empty)",
+            "expires_on": "The last day the invitation's link works",
         },
     ),
     Kind.MEMBER_APPROVED: KindSpec(Topic.ACCOUNT, {}),

@@ -11,7 +11,7 @@ survey_answered_handlers: list[Callable] = []
 
 def on_survey_answered(handler: Callable) -> Callable:
     """`handler(*, survey, member, response)` runs when a member has answered a survey (once per member): loyalty
-    pays the survey's points for answering."""
+    posts the "survey answered" event, which the program's rules pay."""
     if handler not in survey_answered_handlers:
         survey_answered_handlers.append(handler)
     return handler

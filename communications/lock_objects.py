@@ -1,5 +1,11 @@
 """Every lock communications takes."""
 
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db.models import Q
+
+from communications.constants import Channel, DeliveryStatus
 from communications.models import Campaign, Delivery, Feedback, Survey
 
 
@@ -7,6 +13,18 @@ def delivery_lock(delivery_id: int) -> Delivery | None:
     """The delivery row, locked until the transaction ends (one sender at a time); None if it is gone."""
     return (
         Delivery.objects.select_for_update(of=("self",)).select_related("member__user").filter(pk=delivery_id).first()
+    )
+
+
+def deliveries_lock_due(delivery_ids: Iterable[int], *, now: datetime) -> list[Delivery]:
+    """The queued e-mail and SMS among `delivery_ids` due at `now` (held by nothing, or no longer), locked until the
+    transaction ends, in primary-key order. A row another sender holds is skipped (SKIP LOCKED), not waited for: it
+    is that sender's to send."""
+    return list(
+        Delivery.objects.select_for_update(skip_locked=True)
+        .filter(pk__in=delivery_ids, status=DeliveryStatus.QUEUED, channel__in=(Channel.EMAIL, Channel.SMS))
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        .order_by("pk")
     )
 
 

@@ -111,6 +111,11 @@ class Delivery(TimeStampedModel):
     opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    # The message's short link /m/<link_code> (communications/delivery_links.py): given when it is sent.
+    link_code = models.CharField(max_length=32, null=True, blank=True, unique=True)
+    link_used_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the short link signed the member in (it does so only once).")
+    )
 
     class Meta:
         verbose_name = _("delivery")
@@ -134,12 +139,13 @@ class Delivery(TimeStampedModel):
 
 class Preference(models.Model):
     """A member's choice for one topic: the channel it comes on, and whether they want it at all (marketing topics
-    only; transactional messages always go out)."""
+    only; transactional messages always go out). `opted_in` None: no choice made, their region's rule applies
+    (communications.consent)."""
 
     member = models.ForeignKey("partners.Member", on_delete=models.CASCADE, related_name="message_preferences")
     topic = models.CharField(max_length=20, choices=Topic.choices)
     channel = models.CharField(max_length=10, choices=Channel.choices)
-    opted_in = models.BooleanField(default=True)
+    opted_in = models.BooleanField(null=True, blank=True, default=None)
 
     class Meta:
         constraints = [

@@ -61,12 +61,14 @@ def preferences_save(*, member: Member, channels: dict[str, str], opted_in: dict
                 PreferenceError.NOT_SWITCHABLE,
             )
     current = preference_choices(member=member)
+    # A consent not named here stays as it was: no choice (None) keeps following the region's rule.
+    consents = dict(Preference.objects.filter(member=member).values_list("topic", "opted_in"))
     rows = [
         Preference(
             member=member,
             topic=topic,
             channel=channels.get(topic, current[topic][0]),
-            opted_in=opted_in.get(topic, current[topic][1]),
+            opted_in=opted_in.get(topic, consents.get(topic)),
         )
         for topic in sorted({*channels, *opted_in})
     ]

@@ -3,8 +3,10 @@
 (constants.KINDS). Templates are checked when they are saved (`template_problem`), so a send never meets a broken
 one. Variables are plain values (strings and numbers), never model objects."""
 
+from functools import lru_cache
+
 from django.contrib.humanize.templatetags.humanize import intcomma
-from django.template import Context, Engine, Library, TemplateSyntaxError, defaultfilters, defaulttags
+from django.template import Context, Engine, Library, Template, TemplateSyntaxError, defaultfilters, defaulttags
 from django.template.base import VariableNode
 from django.utils.translation import gettext as _
 from django.utils.translation import override
@@ -77,7 +79,14 @@ def template_problem(kind: str, text: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=512)
+def compiled(text: str) -> Template:
+    """The template `text`, compiled once per process: a fan-out renders the same few texts for every member. A
+    compiled template keeps no state between renders, so sharing it is safe."""
+    return engine.from_string(text)
+
+
 def render(text: str, variables: dict, *, language: str) -> str:
     """`text` rendered with `variables`, dates and numbers in `language`."""
     with override(language):
-        return engine.from_string(text).render(Context(variables, autoescape=False, use_l10n=True)).strip()
+        return compiled(text).render(Context(variables, autoescape=False, use_l10n=True)).strip()

@@ -5,6 +5,7 @@ staff and people without a membership see none."""
 from django.core.cache import cache
 from django.db.models import QuerySet
 
+from communications.consent import marketing_allowed
 from communications.constants import MARKETING_TOPICS, Channel, Topic
 from communications.models import Delivery, Preference
 from partners.constants import Channel as MemberChannel
@@ -51,9 +52,16 @@ def default_channel(member: Member) -> str:
 
 
 def preference_choices(*, member: Member) -> dict[str, tuple[str, bool]]:
-    """Each topic's (channel, opted in) as it applies to the member now: their choice, or the default."""
-    chosen = {p.topic: (p.channel, p.opted_in) for p in Preference.objects.filter(member=member)}
-    return {topic: chosen.get(topic, (default_channel(member), True)) for topic in Topic.values}
+    """Each topic's (channel, opted in) as it applies to the member now: their choice, or the default (their
+    preferred channel; consent as their region's rule has it)."""
+    chosen = {p.topic: p for p in Preference.objects.filter(member=member)}
+    return {
+        topic: (
+            chosen[topic].channel if topic in chosen else default_channel(member),
+            marketing_allowed(member, chosen.get(topic)),
+        )
+        for topic in Topic.values
+    }
 
 
 def is_marketing(topic: str) -> bool:

@@ -10,6 +10,7 @@ from typing import NamedTuple
 from django.db import connection, transaction
 from django.utils import timezone
 
+from communications.consent import marketing_allowed
 from communications.constants import (
     MARKETING_TOPICS,
     Channel,
@@ -19,11 +20,10 @@ from communications.constants import (
 from communications.defaults import default_rows
 from communications.models import Delivery, MessageTemplate, Preference, Suppression
 from communications.rendering import render
-from communications.selectors import inbox_forget_unread_counts
+from communications.selectors import default_channel, inbox_forget_unread_counts
 from communications.sending import enqueue_sending
 from communications.tips import TipPicker
 from loyalty.common.links import absolute_url
-from partners.constants import Channel as MemberChannel
 from partners.models import Member
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def notify_many(*, kind: str, notices: Iterable[Notice], link_path: str = "") ->
 
 def _store(kind: str, notices: list[Notice], link_path: str) -> list[Delivery]:
     topic = topic_of(kind)
-    members = Member.objects.select_related("user", "partner").in_bulk([n.member_id for n in notices])
+    members = Member.objects.select_related("user", "partner__region").in_bulk([n.member_id for n in notices])
     preferences = {p.member_id: p for p in Preference.objects.filter(member_id__in=list(members), topic=topic)}
     chooser = _TemplateChooser(kind)
     tips = TipPicker()
@@ -69,7 +69,7 @@ def _store(kind: str, notices: list[Notice], link_path: str) -> list[Delivery]:
         if member is None:
             continue
         preference = preferences.get(member.pk)
-        if topic in MARKETING_TOPICS and preference is not None and not preference.opted_in:
+        if topic in MARKETING_TOPICS and not marketing_allowed(member, preference):
             continue
         variables = {
             "first_name": member.user.get_short_name(),
@@ -118,11 +118,9 @@ def _store(kind: str, notices: list[Notice], link_path: str) -> list[Delivery]:
 
 
 def _channels(member: Member, preference: Preference | None) -> list[tuple[str, str]]:
-    """(channel, address) pairs: the inbox always, and the member's channel for the topic (their preferred one
-    unless they chose another for it); an SMS without a phone number goes by e-mail."""
-    chosen = preference.channel if preference is not None else member.preferred_channel
-    if chosen == MemberChannel.IN_APP:
-        chosen = Channel.INBOX
+    """(channel, address) pairs: the inbox always, and the member's channel for the topic (their choice for it, else
+    their preferred one); an SMS without a phone number goes by e-mail."""
+    chosen = preference.channel if preference is not None else default_channel(member)
     if chosen == Channel.SMS and not member.phone.strip():
         chosen = Channel.EMAIL
     pairs = [(Channel.INBOX, "")]

@@ -113,6 +113,12 @@ def _advance(delivery: Delivery, event_type: str, at: datetime, description: str
     return changed
 
 
+def delivery_clicked(delivery: Delivery, at: datetime) -> list[str]:
+    """A click on the message's own short link (communications/delivery_links.py), applied as a provider's click
+    report is; returns the changed fields for the caller, who holds the row's lock, to save."""
+    return _advance(delivery, EventType.CLICKED, at, "")
+
+
 def _suppression_reason(event_type: str, reject_reason: str | None) -> str | None:
     if event_type == EventType.BOUNCED:
         return SuppressionReason.BOUNCED

@@ -34,7 +34,8 @@ class EntrySource(models.TextChoices):
     ADJUSTMENT = "adjustment", "Manual adjustments"
     EXPIRY = "expiry", "Expiry"
     LEAVER = "leaver", "Leavers"
-    # Earned outside the rule engine by the demo history's other activities.
+    # Earned outside the rule engine by the demo history's other activities (surveys answered are also posted through
+    # it, by the rules for the "survey answered" event: services.survey_points).
     WELCOME = "welcome", "Welcome bonuses"
     PROFILE = "profile", "Profiles completed"
     SURVEY = "survey", "Surveys"

@@ -209,6 +209,8 @@ LANGUAGE_CODE = env("LANGUAGE_CODE", default="en")
 LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("fr", "Français"), ("pl", "Polski")]
 TIME_ZONE = env("TIME_ZONE", default="Europe/Berlin")
 USE_I18N = True
+# The site's own translations (makemessages -l de; the .mo files are committed: docs/decisions.md).
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"
@@ -299,6 +301,8 @@ REST_FRAMEWORK = {
 
 # Invitations: how long a link stays valid.
 INVITATION_VALID_DAYS = env.int("INVITATION_VALID_DAYS", default=14)
+# A message's short link (/m/<code>) signs its member in once within this many hours of sending; never staff.
+SIGN_IN_LINK_HOURS = env.int("SIGN_IN_LINK_HOURS", default=72)
 # The public address every link in a message starts with (loyalty/common/links.py, the only reader). In
 # development it follows the port `make run` serves on (PORT); production must say it.
 if DEBUG or TESTING:

@@ -58,7 +58,8 @@ def _count_members(status: str) -> Coalesce:
 @admin.register(Region)
 class RegionAdmin(ProgramManagerAdmin):
     allow_delete = True  # a region still in use is protected by its partners
-    list_display = ("name", "code", "partner_count")
+    list_display = ("name", "code", "marketing_consent", "time_zone", "partner_count")
+    list_filter = ("marketing_consent",)
     search_fields = ("name", "code")
     ordering = ("name",)
 
@@ -331,7 +332,7 @@ class MemberAdmin(SavedByServices, ProgramManagerAdmin):
     readonly_fields = ("user", "partner", "status", "joined_at", "left_at", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("user", "partner", "role", "status")}),
-        ("Contact", {"fields": ("phone", "language", "preferred_channel")}),
+        ("Contact", {"fields": ("phone", "language", "preferred_channel", "time_zone")}),
         ("Record", {"fields": ("joined_at", "left_at", "created_at", "updated_at")}),
     )
     inlines = (MemberStatusChangeInline, MemberInvitationInline)
@@ -352,13 +353,14 @@ class MemberAdmin(SavedByServices, ProgramManagerAdmin):
         changed = set(form.changed_data)
         if "role" in changed:
             services.member_change_role(member=obj, role=form.cleaned_data["role"], actor=request.user)
-        if changed & {"phone", "language", "preferred_channel"}:
+        if changed & {"phone", "language", "preferred_channel", "time_zone"}:
             services.member_update_profile(
                 member=obj,
                 full_name=obj.user.full_name,
                 phone=form.cleaned_data["phone"],
                 language=form.cleaned_data["language"],
                 preferred_channel=form.cleaned_data["preferred_channel"],
+                time_zone=form.cleaned_data["time_zone"],
             )
 
     email = related_field("user.email", "E-mail")

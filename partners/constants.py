@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class StaffRole(models.TextChoices):
@@ -53,6 +54,14 @@ MEMBER_TRANSITIONS: dict[str, set[str]] = {
 
 # A membership that still belongs to the partner's team (a person has at most one of these).
 CURRENT_MEMBER_STATUSES = (MemberStatus.PENDING_APPROVAL, MemberStatus.ACTIVE)
+
+
+class MarketingConsent(models.TextChoices):
+    """What a region's law asks before marketing messages (campaigns, news, surveys): consent given beforehand (e.g. the
+    EU's ePrivacy rules for e-mail and SMS, Canada's CASL), or the right to opt out at any time."""
+
+    OPT_OUT = "opt_out", _("Sent until the member opts out")
+    OPT_IN = "opt_in", _("Sent only after the member opts in")
 
 
 class Channel(models.TextChoices):

@@ -4,9 +4,10 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.validators import RegexValidator
+from django.utils.translation import gettext_lazy as _
 
 from partners.constants import Channel, MemberStatus, PartnerKind, PartnerStatus, PayoutPolicy
-from partners.models import Region, Role
+from partners.models import Region, Role, time_zone_choices
 
 phone_validator = RegexValidator(
     r"^\+?[0-9][0-9 ()./-]{4,28}$",
@@ -153,6 +154,12 @@ class ProfileForm(forms.Form):
     language = forms.ChoiceField(label="Language", choices=settings.LANGUAGES)
     preferred_channel = forms.ChoiceField(
         label="How should we reach you?", choices=Channel.choices, widget=forms.RadioSelect
+    )
+    time_zone = forms.ChoiceField(
+        label=_("Time zone"),
+        choices=time_zone_choices,
+        required=False,
+        help_text=_("Text messages sent at night wait until the morning of your time zone."),
     )
 
     def __init__(self, *args, **kwargs):

@@ -47,3 +47,14 @@ def provides_email_unreachable(provider: Callable) -> Callable:
     if provider not in email_unreachable_providers:
         email_unreachable_providers.append(provider)
     return provider
+
+
+invitation_issued_handlers: list[Callable] = []
+
+
+def on_invitation_issued(handler: Callable) -> Callable:
+    """`handler(*, invitation, token)` runs when an invitation link is issued (a first invitation or a resend; each a
+    new Invitation): the raw `token` exists only now, so the handler sends the person their sign-up link."""
+    if handler not in invitation_issued_handlers:
+        invitation_issued_handlers.append(handler)
+    return handler

@@ -1,14 +1,19 @@
+from zoneinfo import ZoneInfo, available_timezones
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from loyalty.common.keys import MatchingKeyField
 from loyalty.common.models import StatusChange, TimeStampedModel, status_fields
 from partners.constants import (
     CURRENT_MEMBER_STATUSES,
     Channel,
+    MarketingConsent,
     MemberStatus,
     PartnerKind,
     PartnerStatus,
@@ -80,15 +85,54 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.staff_role == StaffRole.ACCOUNT_MANAGER
 
 
+def validate_time_zone(value: str) -> None:
+    if value and value not in available_timezones():
+        raise ValidationError(
+            _("“%(zone)s” is not a time zone; pick one such as Europe/Berlin."), params={"zone": value}
+        )
+
+
+def time_zone_choices() -> list[tuple[str, str]]:
+    return [("", _("The region's (or the program's)"))] + [(zone, zone) for zone in sorted(available_timezones())]
+
+
 class Region(models.Model):
     code = models.SlugField(max_length=20, unique=True)
     name = models.CharField(max_length=100, unique=True)
+    marketing_consent = models.CharField(
+        _("marketing consent"),
+        max_length=10,
+        choices=MarketingConsent.choices,
+        default=MarketingConsent.OPT_OUT,
+        db_default=MarketingConsent.OPT_OUT,
+        help_text=_(
+            "Whether the law of this region lets the program send campaigns, news and surveys until a member opts out, "
+            "or only once they have opted in."
+        ),
+    )
+    time_zone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        blank=True,
+        db_default="",
+        validators=[validate_time_zone],
+        help_text=_("Its members' quiet hours (no SMS at night) follow it. Empty: the program's time zone."),
+    )
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(marketing_consent__in=MarketingConsent.values), name="region_marketing_consent_valid"
+            )
+        ]
 
     def __str__(self):
         return self.name
+
+    @property
+    def needs_opt_in(self) -> bool:
+        return self.marketing_consent == MarketingConsent.OPT_IN
 
 
 class Partner(TimeStampedModel):
@@ -191,6 +235,14 @@ class Member(TimeStampedModel):
     phone = models.CharField(max_length=30, blank=True)
     language = models.CharField(max_length=10, choices=settings.LANGUAGES, default="en")
     preferred_channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
+    time_zone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        blank=True,
+        db_default="",
+        validators=[validate_time_zone],
+        help_text=_("Empty: the time zone of the partner's region, or else the program's."),
+    )
     joined_at = models.DateTimeField(null=True, blank=True)
     left_at = models.DateTimeField(null=True, blank=True)
 
@@ -229,6 +281,10 @@ class Member(TimeStampedModel):
 
     def can_cancel_invitation(self) -> bool:
         return self.status == MemberStatus.INVITED
+
+    def zone(self) -> ZoneInfo:
+        """The member's time zone: their own, else their partner's region's, else the program's."""
+        return ZoneInfo(self.time_zone or self.partner.region.time_zone or settings.TIME_ZONE)
 
 
 class MemberStatusChange(_TeamStatusChange):

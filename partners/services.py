@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from loyalty.common.errors import ApplicationError
 from loyalty.common.keys import matching_key
 from loyalty.common.statuses import require_transition
-from partners import hooks, tasks
+from partners import hooks
 from partners.constants import (
     CURRENT_MEMBER_STATUSES,
     MEMBER_TRANSITIONS,
@@ -258,11 +258,12 @@ def member_deactivate(*, member: Member, actor: User, reason: str = "") -> Membe
 
 @transaction.atomic
 def member_update_profile(
-    *, member: Member, full_name: str, phone: str, language: str, preferred_channel: str
+    *, member: Member, full_name: str, phone: str, language: str, preferred_channel: str, time_zone: str = ""
 ) -> Member:
     member.phone, member.language, member.preferred_channel = phone.strip(), language, preferred_channel
+    member.time_zone = time_zone
     _validate(member)
-    member.save(update_fields=["phone", "language", "preferred_channel", "updated_at"])
+    member.save(update_fields=["phone", "language", "preferred_channel", "time_zone", "updated_at"])
     if full_name.strip() != member.user.full_name:
         member.user.full_name = full_name.strip()
         member.user.save(update_fields=["full_name"])
@@ -303,7 +304,8 @@ def _token_hash(token: str) -> str:
 
 
 def _issue_link(*, member: Member, invited_by: User | None) -> Invitation:
-    """Replace any open link of this membership with a fresh one and e-mail it after commit."""
+    """Replace any open link of this membership with a fresh one and send it: the invitation-issued handlers
+    (communications stores the message in this transaction and sends it after commit)."""
     now = timezone.now()
     Invitation.objects.filter(member=member, accepted_at=None, revoked_at=None).update(revoked_at=now)
     token = secrets.token_urlsafe(32)
@@ -313,7 +315,8 @@ def _issue_link(*, member: Member, invited_by: User | None) -> Invitation:
         invited_by=invited_by,
         expires_at=now + timedelta(days=settings.INVITATION_VALID_DAYS),
     )
-    transaction.on_commit(lambda: tasks.send_invitation_email.delay(invitation.pk, token))
+    for handler in hooks.invitation_issued_handlers:
+        handler(invitation=invitation, token=token)
     invitation.token = token  # only the caller that issued it ever sees the raw token
     return invitation
 

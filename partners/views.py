@@ -135,6 +135,7 @@ def profile(request):
                 "phone": member.phone,
                 "language": member.language,
                 "preferred_channel": member.preferred_channel,
+                "time_zone": member.time_zone,
             }
         )
     return render(request, "partners/profile.html", {"member": member, "form": form})

@@ -1,14 +1,15 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class RewardKind(models.TextChoices):
-    MERCHANDISE = "merchandise", "Merchandise"
-    VOUCHER = "voucher", "Gift card / voucher code"
-    EXPERIENCE = "experience", "Experience or event seat"
-    SESSION = "session", "Training or expert session"
-    DONATION = "donation", "Charity donation"
-    CASHBACK = "cashback", "Cashback / credit note"
-    CO_MARKETING = "co_marketing", "Co-marketing funds"
+    MERCHANDISE = "merchandise", _("Merchandise")
+    VOUCHER = "voucher", _("Gift card / voucher code")
+    EXPERIENCE = "experience", _("Experience or event seat")
+    SESSION = "session", _("Training or expert session")
+    DONATION = "donation", _("Charity donation")
+    CASHBACK = "cashback", _("Cashback / credit note")
+    CO_MARKETING = "co_marketing", _("Co-marketing funds")
 
 
 # Kinds shipped to an address; the others are delivered electronically or arranged by the program team.
@@ -16,24 +17,24 @@ SHIPPED_KINDS = {RewardKind.MERCHANDISE}
 
 
 class PaidBy(models.TextChoices):
-    MEMBER = "member", "The member's own points"
-    COMPANY = "company", "The partner's company account (owner only)"
+    MEMBER = "member", _("The member's own points")
+    COMPANY = "company", _("The partner's company account (owner only)")
 
 
 class LimitPeriod(models.TextChoices):
-    MONTH = "month", "per month"
-    QUARTER = "quarter", "per quarter"
-    YEAR = "year", "per year"
-    EVER = "ever", "in total"
+    MONTH = "month", _("per month")
+    QUARTER = "quarter", _("per quarter")
+    YEAR = "year", _("per year")
+    EVER = "ever", _("in total")
 
 
 class OrderStatus(models.TextChoices):
-    PLACED = "placed", "Placed, waiting for approval"
-    APPROVED = "approved", "Approved"
-    FULFILLED = "fulfilled", "Fulfilled"
-    DELIVERED = "delivered", "Delivered"
-    REJECTED = "rejected", "Rejected"
-    CANCELLED = "cancelled", "Cancelled"
+    PLACED = "placed", _("Placed, waiting for approval")
+    APPROVED = "approved", _("Approved")
+    FULFILLED = "fulfilled", _("Fulfilled")
+    DELIVERED = "delivered", _("Delivered")
+    REJECTED = "rejected", _("Rejected")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 ORDER_TRANSITIONS: dict[str, set[str]] = {

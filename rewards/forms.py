@@ -3,7 +3,7 @@
 import re
 
 from django import forms
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy
 
 from partners.forms import SearchFilterForm
 from rewards.constants import MAX_QUANTITY_PER_LINE
@@ -11,20 +11,20 @@ from rewards.models import RewardCategory
 
 
 class CatalogueFilterForm(SearchFilterForm):
-    search_placeholder = "Name or description"
-    category = forms.ChoiceField(label="Category", required=False)
-    affordable = forms.BooleanField(label="Only what I can afford", required=False)
+    search_placeholder = gettext_lazy("Name or description")
+    category = forms.ChoiceField(label=gettext_lazy("Category"), required=False)
+    affordable = forms.BooleanField(label=gettext_lazy("Only what I can afford"), required=False)
     columns = {"q": "col-12 col-md-4", "category": "col-12 col-md-3", "affordable": "col-7 col-md-3"}
     columns["submit"] = "col-5 col-md-2"
 
     def __init__(self, *args, categories: list[RewardCategory], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["category"].choices = [("", "All categories"), *((c.slug, c.name) for c in categories)]
+        self.fields["category"].choices = [("", gettext("All categories")), *((c.slug, c.name) for c in categories)]
 
 
 class QuantityForm(forms.Form):
     quantity = forms.IntegerField(
-        label="Quantity",
+        label=gettext_lazy("Quantity"),
         min_value=0,
         max_value=MAX_QUANTITY_PER_LINE,
         widget=forms.NumberInput(attrs={"class": "form-control", "inputmode": "numeric"}),
@@ -44,12 +44,12 @@ class CheckoutForm(forms.Form):
             "max_length": gettext_lazy("This checkout page is out of date: open the checkout again."),
         },
     )
-    name = forms.CharField(label="Recipient", max_length=150, required=False)
-    street = forms.CharField(label="Street and number", max_length=200, required=False)
-    postcode = forms.CharField(label="Postcode", max_length=20, required=False)
-    city = forms.CharField(label="City", max_length=100, required=False)
-    country = forms.CharField(label="Country", max_length=60, required=False)
-    phone = forms.CharField(label="Phone for the courier", max_length=30, required=False)
+    name = forms.CharField(label=gettext_lazy("Recipient"), max_length=150, required=False)
+    street = forms.CharField(label=gettext_lazy("Street and number"), max_length=200, required=False)
+    postcode = forms.CharField(label=gettext_lazy("Postcode"), max_length=20, required=False)
+    city = forms.CharField(label=gettext_lazy("City"), max_length=100, required=False)
+    country = forms.CharField(label=gettext_lazy("Country"), max_length=60, required=False)
+    phone = forms.CharField(label=gettext_lazy("Phone for the courier"), max_length=30, required=False)
 
     def __init__(self, *args, needs_address: bool, **kwargs):
         super().__init__(*args, **kwargs)
@@ -89,7 +89,7 @@ def checkout_lines(posted: str) -> list[tuple[int, int]]:
 
 class CancelOrderForm(forms.Form):
     reason = forms.CharField(
-        label="Why are you cancelling?",
+        label=gettext_lazy("Why are you cancelling?"),
         max_length=300,
-        widget=forms.TextInput(attrs={"class": "form-control", "placeholder": "e.g. ordered by mistake"}),
+        widget=forms.TextInput(attrs={"class": "form-control", "placeholder": gettext_lazy("e.g. ordered by mistake")}),
     )

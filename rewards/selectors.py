@@ -5,6 +5,8 @@ from datetime import datetime
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from loyalty.common.queries import count_of
 from loyalty.models import PartnerTier, PointsAccount, Program
@@ -168,7 +170,7 @@ def cart_quantity(*, member: Member, reward: Reward) -> int | None:
     return member.cart_items.filter(reward=reward).values_list("quantity", flat=True).first()
 
 
-CART_GROUP_LABELS = {PaidBy.MEMBER: "Paid from my points", PaidBy.COMPANY: "Paid from the company account"}
+CART_GROUP_LABELS = {PaidBy.MEMBER: _("Paid from my points"), PaidBy.COMPANY: _("Paid from the company account")}
 
 
 @dataclass(frozen=True)
@@ -304,7 +306,7 @@ def can_see_codes(*, viewer, order: RedemptionOrder) -> bool:
 
 
 def _event_title(event: OrderEvent) -> str:
-    return "Placed" if event.to_status == OrderStatus.PLACED else event.get_to_status_display()
+    return gettext("Placed") if event.to_status == OrderStatus.PLACED else event.get_to_status_display()
 
 
 def order_history(*, order: RedemptionOrder) -> list[dict]:

@@ -16,11 +16,13 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 
 from communications.constants import Kind
 from communications.services import notify
 from loyalty.common.errors import ApplicationError
+from loyalty.common.formatting import DAY_FORMAT
 from loyalty.common.statuses import require_transition
 from loyalty.constants import EntrySource
 from loyalty.lock_objects import accounts_lock
@@ -51,20 +53,28 @@ def reward_problem(*, reward: Reward, member: Member, moment: datetime | None = 
     moment = moment or timezone.now()
     if not reward.is_available_at(moment):
         if reward.available_from and moment < reward.available_from:
-            return f"{reward.name} can be redeemed from {timezone.localtime(reward.available_from):%d %b %Y}."
-        return f"{reward.name} is no longer available."
+            day = date_format(timezone.localtime(reward.available_from), DAY_FORMAT)
+            return _("%(reward)s can be redeemed from %(day)s.") % {"reward": reward.name, "day": day}
+        return _("%(reward)s is no longer available.") % {"reward": reward.name}
     if reward.min_tier_id is not None:
         rank = selectors.partner_tier_rank(program=reward.program_id, partner=member.partner_id)
         if rank is None or rank < reward.min_tier.rank:
-            return f"{reward.name} is reserved for {reward.min_tier.name} partners and above."
+            return _("%(reward)s is reserved for %(tier)s partners and above.") % {
+                "reward": reward.name,
+                "tier": reward.min_tier.name,
+            }
     role_ids = {role.pk for role in reward.allowed_roles.all()}
     if role_ids and member.role_id not in role_ids:
-        return f"{reward.name} is reserved for other roles."
+        return _("%(reward)s is reserved for other roles.") % {"reward": reward.name}
     if reward.allowed_partner_kinds and member.partner.kind not in reward.allowed_partner_kinds:
-        return f"{reward.name} is not offered to {member.partner.get_kind_display().lower()}s."
+        kind = member.partner.get_kind_display()
+        return _("%(reward)s is not offered to partners of the kind “%(kind)s”.") % {
+            "reward": reward.name,
+            "kind": kind,
+        }
     region_ids = {region.pk for region in reward.allowed_regions.all()}
     if region_ids and member.partner.region_id not in region_ids:
-        return f"{reward.name} is not offered in {member.partner.region}."
+        return _("%(reward)s is not offered in %(region)s.") % {"reward": reward.name, "region": member.partner.region}
     return None
 
 
@@ -91,7 +101,8 @@ def _limit_problem(*, reward: Reward, member: Member, quantity: int, moment: dat
 def _require_quantity(quantity) -> int:
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY_PER_LINE:
         raise ApplicationError(
-            f"Quantity must be a whole number from 1 to {MAX_QUANTITY_PER_LINE}.", code=ErrorCode.QUANTITY
+            _("Quantity must be a whole number from 1 to %(most)d.") % {"most": MAX_QUANTITY_PER_LINE},
+            code=ErrorCode.QUANTITY,
         )
     return quantity
 
@@ -107,7 +118,8 @@ def cart_set(*, member: Member, reward: Reward, quantity: int) -> CartItem | Non
         raise ApplicationError(problem, code=ErrorCode.RESTRICTED)
     if reward.paid_by == PaidBy.COMPANY and not viewer_for(member.user).is_owner:
         raise ApplicationError(
-            f"Only the partner owner can redeem {reward.name} from the company account.", ErrorCode.OWNER_ONLY
+            _("Only the partner owner can redeem %(reward)s from the company account.") % {"reward": reward.name},
+            ErrorCode.OWNER_ONLY,
         )
     # Checked again (under locks) at checkout; here so that nobody fills a cart they cannot check out.
     if (problem := _limit_problem(reward=reward, member=member, quantity=quantity, moment=timezone.now())) is not None:
@@ -149,14 +161,16 @@ def _take_stock(reward: Reward, quantity: int) -> None:
             [quantity, reward.pk, quantity],
         )
         if cursor.fetchone() is None:
-            raise ApplicationError(f"{reward.name} is out of stock for that quantity.", code=ErrorCode.OUT_OF_STOCK)
+            message = _("%(reward)s is out of stock for that quantity.") % {"reward": reward.name}
+            raise ApplicationError(message, code=ErrorCode.OUT_OF_STOCK)
 
 
 def _take_codes(line: RedemptionLine) -> None:
     taken = free_codes_assign(reward_id=line.reward_id, line_id=line.pk, quantity=line.quantity)
     if taken < line.quantity:
         raise ApplicationError(
-            f"{line.reward.name} has run out of codes. Try again later, or pick another reward.",
+            _("%(reward)s has run out of codes. Try again later, or pick another reward.")
+            % {"reward": line.reward.name},
             code=ErrorCode.CODES_EXHAUSTED,
         )
 
@@ -175,7 +189,7 @@ def _repeated_checkout(*, checkout_key: str, member: Member, fingerprint: str) -
     if existing is None:
         return None
     if existing.member_id != member.pk:
-        raise ApplicationError("This checkout belongs to someone else.", code=ErrorCode.KEY_REUSED)
+        raise ApplicationError(_("This checkout belongs to someone else."), code=ErrorCode.KEY_REUSED)
     # Orders placed before fingerprints were recorded have none: a repeat of their key gets them back, as before.
     if existing.request_fingerprint and existing.request_fingerprint != fingerprint:
         raise ApplicationError(
@@ -217,15 +231,17 @@ def order_place(
         return existing
     if member.status != MemberStatus.ACTIVE:
         raise ApplicationError(
-            "Your membership is not active yet, so you cannot redeem points.", code=ErrorCode.INACTIVE
+            _("Your membership is not active yet, so you cannot redeem points."), code=ErrorCode.INACTIVE
         )
     if not items:
-        raise ApplicationError("Your cart is empty.", code=ErrorCode.EMPTY)
+        raise ApplicationError(_("Your cart is empty."), code=ErrorCode.EMPTY)
     if len({reward.pk for reward, _quantity in items}) != len(items):
-        raise ApplicationError("Each reward may appear once in an order.", code=ErrorCode.DUPLICATE_LINE)
+        raise ApplicationError(_("Each reward may appear once in an order."), code=ErrorCode.DUPLICATE_LINE)
     if paid_by == PaidBy.COMPANY:
         if not viewer_for(member.user).is_owner:
-            raise ApplicationError("Only the partner owner can spend the company account.", code=ErrorCode.OWNER_ONLY)
+            raise ApplicationError(
+                _("Only the partner owner can spend the company account."), code=ErrorCode.OWNER_ONLY
+            )
         account = ledger.partner_account(program=program, partner=member.partner)
     else:
         account = ledger.member_account(program=program, member=member)
@@ -234,10 +250,14 @@ def order_place(
     now = timezone.now()
     for reward, quantity in items:
         if reward.program_id != program.pk:
-            raise ApplicationError(f"{reward.name} belongs to another program.", code=ErrorCode.OTHER_PROGRAM)
+            raise ApplicationError(
+                _("%(reward)s belongs to another program.") % {"reward": reward.name}, code=ErrorCode.OTHER_PROGRAM
+            )
         if reward.paid_by != paid_by:
             raise ApplicationError(
-                f"{reward.name} is paid from the {reward.get_paid_by_display()}.", code=ErrorCode.PAID_BY
+                _("%(reward)s is paid from the other account: %(account)s.")
+                % {"reward": reward.name, "account": reward.get_paid_by_display()},
+                code=ErrorCode.PAID_BY,
             )
         problem = reward_problem(reward=reward, member=member, moment=now) or _limit_problem(
             reward=reward, member=member, quantity=quantity, moment=now
@@ -247,7 +267,12 @@ def order_place(
     total = sum(reward.points_price * quantity for reward, quantity in items)
     if account.available < total:
         raise ApplicationError(
-            f"This order needs {total:,} {program.currency_name}; {account.available:,} are available.",
+            _("This order needs %(total)s %(currency)s; %(available)s are available.")
+            % {
+                "total": number_format(total, force_grouping=True),
+                "currency": program.currency_name,
+                "available": number_format(account.available, force_grouping=True),
+            },
             code=ErrorCode.INSUFFICIENT_POINTS,
         )
     shipping = _clean_address(address) if needs_address else dict.fromkeys(ADDRESS_FIELDS, "")
@@ -325,10 +350,10 @@ def order_transition(
         locked, to, ORDER_TRANSITIONS, OrderStatus, name=f"Order {locked.pk}", code=ErrorCode.BAD_TRANSITION
     )
     if not _may_move(viewer_for(actor), locked, to):
-        raise ApplicationError("You are not allowed to do that with this order.", code=ErrorCode.FORBIDDEN)
+        raise ApplicationError(_("You are not allowed to do that with this order."), code=ErrorCode.FORBIDDEN)
     if to in REFUNDING_STATUSES:
         if not note.strip():
-            raise ApplicationError("Say why; the member sees the reason.", code=ErrorCode.REASON_REQUIRED)
+            raise ApplicationError(_("Say why; the member sees the reason."), code=ErrorCode.REASON_REQUIRED)
         locked.refund_entry = ledger.reverse(
             entry=locked.spend_entry,
             key=f"order-refund:{locked.pk}",

@@ -12,6 +12,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from loyalty.common.errors import ApplicationError
@@ -29,12 +30,12 @@ CATALOGUE_PAGE_SIZE = 24
 ORDER_PAGE_SIZE = 25
 
 
-member_required = member_in_program_required("The rewards catalogue is for partner members.")
+member_required = member_in_program_required(gettext_lazy("The rewards catalogue is for partner members."))
 
 
 def _get_reward(request, reward_id: int, **options) -> Reward:
     """A reward of the member's catalogue; `options` go to the selector."""
-    message = "This reward is not in your catalogue."
+    message = _("This reward is not in your catalogue.")
     lookup = {"member": request.member, "program": request.program, "pk": reward_id, **options}
     return get_or_404(Reward, selectors.reward_get, message, **lookup)
 
@@ -91,7 +92,7 @@ def cart_update(request, reward_id: int):
     in_cart = selectors.cart_reward(member=request.member, pk=reward_id) if quantity == 0 else None
     reward = in_cart or _get_reward(request, reward_id)
     if quantity is None:
-        messages.error(request, "Enter a quantity from 0 to 50.")
+        messages.error(request, _("Enter a quantity from 0 to 50."))
         return redirect("reward_detail", reward_id=reward.pk)
     try:
         services.cart_set(member=request.member, reward=reward, quantity=quantity)
@@ -99,9 +100,11 @@ def cart_update(request, reward_id: int):
         messages.error(request, exc.message)
         return redirect("reward_detail", reward_id=reward.pk)
     if quantity:
-        messages.success(request, f"{reward.name} × {quantity} is in your cart.")
+        messages.success(
+            request, _("%(reward)s × %(quantity)d is in your cart.") % {"reward": reward.name, "quantity": quantity}
+        )
     else:
-        messages.success(request, f"{reward.name} was removed from your cart.")
+        messages.success(request, _("%(reward)s was removed from your cart.") % {"reward": reward.name})
     # Back to the page the change was made on: the cart, or the checkout (which can remove lines too).
     pages = {reverse("cart"), reverse("checkout", args=[reward.paid_by])}
     return redirect(request.POST["next"] if request.POST.get("next") in pages else "cart")
@@ -120,7 +123,7 @@ def redeem_now(request, reward_id: int):
     form = QuantityForm(request.POST)
     key = request.POST.get("checkout_key", "")
     if not form.is_valid() or not form.cleaned_data["quantity"] or not 8 <= len(key) <= 64:
-        messages.error(request, "Choose a quantity from 1 to 50, then redeem again.")
+        messages.error(request, _("Choose a quantity from 1 to 50, then redeem again."))
         return redirect("reward_detail", reward_id=reward.pk)
     try:
         order = services.order_place(
@@ -152,8 +155,8 @@ def _address_step(request, reward: Reward):
 
 def _placed_message(order: RedemptionOrder) -> str:
     if order.status == OrderStatus.PLACED:
-        return f"Order {order.pk} is placed and waits for the program team's approval."
-    return f"Order {order.pk} is confirmed."
+        return _("Order %(order)s is placed and waits for the program team's approval.") % {"order": order.pk}
+    return _("Order %(order)s is confirmed.") % {"order": order.pk}
 
 
 @member_required
@@ -175,7 +178,7 @@ def checkout(request, paid_by: str):
         groups = selectors.cart_groups(member=request.member, program=request.program, balances=balances)
         group = next((g for g in groups if g.paid_by == paid_by), None)
         if group is None:
-            messages.info(request, "Your cart has nothing to check out from that account.")
+            messages.info(request, _("Your cart has nothing to check out from that account."))
             return redirect("cart")
         return _checkout_page(request, group)
     group = selectors.checkout_group(
@@ -230,7 +233,7 @@ def order_list(request):
 
 def _get_order(request, order_id: int) -> RedemptionOrder:
     return get_or_404(
-        RedemptionOrder, selectors.order_get, "No such order.", viewer=viewer_for(request.user), pk=order_id
+        RedemptionOrder, selectors.order_get, _("No such order."), viewer=viewer_for(request.user), pk=order_id
     )
 
 
@@ -260,7 +263,8 @@ def order_cancel(request, order_id: int):
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:
-            messages.success(request, f"Order {order.pk} is cancelled and its points are back in the account.")
+            message = _("Order %(order)s is cancelled and its points are back in the account.") % {"order": order.pk}
+            messages.success(request, message)
         return redirect("order_detail", order_id=order.pk)
     context = {
         "order": order,

@@ -434,6 +434,8 @@ def test_the_survey_has_thirty_answers_and_an_nps_and_the_demo_logins_can_still_
     assert nps_result.groups[0].answered == 30
     assert nps_result.groups[0].nps is not None
     assert not survey.responses.filter(member__user__email__in=DEMO_EMAILS.values()).exists()
+    paid = PointsEntry.objects.filter(idempotency_key__startswith=f"survey:{survey.pk}:")  # by the demo's survey rule
+    assert set(paid.values_list("available_delta", flat=True)) == {survey.points_for_answer}
 
 
 def test_feedback_is_answered_and_the_answer_reached_the_member(demo):

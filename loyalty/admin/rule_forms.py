@@ -9,6 +9,7 @@ from django.forms import formset_factory
 from django.utils import timezone
 
 from loyalty.admin.rule_display import split_text
+from loyalty.common.forms import LocalizedDecimalField
 from loyalty.models import IncentiveRule
 from loyalty.services.rules import rule_errors
 from partners.constants import PartnerKind
@@ -28,21 +29,14 @@ class ShareForm(forms.Form):
     """One row of the split: a role and its percent. A row with neither is ignored."""
 
     role = forms.ChoiceField(required=False)
-    percent = forms.DecimalField(
-        required=False,
-        max_digits=5,
-        decimal_places=2,
-        min_value=Decimal("0.01"),
-        max_value=Decimal(100),
-        widget=forms.NumberInput,
+    percent = LocalizedDecimalField(
+        required=False, max_digits=5, decimal_places=2, min_value=Decimal("0.01"), max_value=Decimal(100)
     )
 
     def __init__(self, *args, roles: list[tuple[str, str]], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["role"].choices = [("", "— no role —"), *roles]
-        self.fields["percent"].widget.attrs.update(
-            {"step": "0.01", "min": "0.01", "max": "100", "class": "vIntegerField"}
-        )
+        self.fields["percent"].widget.attrs.update({"class": "vIntegerField"})
 
     def clean(self):
         data = super().clean()

@@ -12,7 +12,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import connections
+from django.db import connections, models
 from django.db.models import Q
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, QueryDict
@@ -22,6 +22,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from loyalty.common.errors import ApplicationError
+from loyalty.common.forms import LocalizedDecimalField
 
 # Inlines show this many rows at most; the full list is one click away on the filtered changelist.
 INLINE_ROW_LIMIT = 20
@@ -59,7 +60,8 @@ class ProgramManagerPermissions:
 
 
 class ProgramManagerAdmin(ProgramManagerPermissions, admin.ModelAdmin):
-    pass
+    # Amounts, percents and multipliers typed the reader's way ("1.450,00" in German) as well as "1450.00".
+    formfield_overrides = {models.DecimalField: {"form_class": LocalizedDecimalField}}
 
 
 class SavedByServices:

@@ -6,7 +6,7 @@ through the services under the demo clock.
 - ~40 water-treatment products in 5 lines (the UV line launched this year), a few inactive, big units with an
   unusual quantity; 3 tiers on sales over 365 days.
 - Role-based rules published through services.rules (the softener rule got a second version four months ago),
-  and one draft for the simulation page.
+  and one draft for the simulation page; the rule that pays what a survey offers for answering it.
 - Claims of the demo logins in every state, through services.claims, each with a small generated PDF: approved
   automatically and by a program manager, rejected with a reason, corrected and resubmitted, withdrawn,
   waiting with flags, one confirmed by the sell-out import.
@@ -32,7 +32,7 @@ from decimal import Decimal
 from django.core.files.base import ContentFile
 from django.db.models import QuerySet
 
-from loyalty.constants import CapPeriod, ClaimStatus, Formula, RejectionReason
+from loyalty.constants import CapPeriod, ClaimStatus, Formula, RejectionReason, RuleEvent
 from loyalty.demo.program import Book, Company, Person, Step
 from loyalty.models import (
     IncentiveRule,
@@ -159,6 +159,8 @@ class RuleSpec:
     budget: int | None = None
     priority: int = 100
     publish: bool = True
+    event: str = RuleEvent.SALE_LINE
+    tier_multiplier: bool = True
 
 
 RULES = (
@@ -187,6 +189,9 @@ RULES = (
              "Proposal: 30 points for every annual service kit a service company fits.", Formula.PER_UNIT, "30",
              products=("SPK-SVC-SOFT", "SPK-SVC-RO", "SPK-SVC-UV"),
              partner_kinds=(PartnerKind.SERVICE_COMPANY,), publish=False),
+    # Surveys offer points for answering (Survey.points_for_answer); this rule pays them (decisions #17).
+    RuleSpec("survey-answers", "Survey points", "Answer a program survey: the points it offers, once per survey.",
+             Formula.PER_UNIT, "1", event=RuleEvent.SURVEY_ANSWERED, tier_multiplier=False),
 )  # fmt: skip
 RULE_V2 = ("softener-units", "50", 120)  # (code, new value, days ago it took effect)
 
@@ -397,7 +402,8 @@ class _Sales:
         effective = self.history_start
         for spec in RULES:
             rule = IncentiveRule.objects.create(
-                program=program, code=spec.code, name=spec.name, description=spec.description,
+                program=program, code=spec.code, name=spec.name, description=spec.description, event=spec.event,
+                apply_tier_multiplier=spec.tier_multiplier,
                 formula=spec.formula, value=Decimal(spec.value), partner_kinds=list(spec.partner_kinds),
                 shares=[{"role": role, "percent": percent} for role, percent in spec.shares],
                 cap_points=spec.cap, cap_period=CapPeriod.MONTH, budget_points=spec.budget, priority=spec.priority,

@@ -10,6 +10,7 @@ from partners.constants import PayoutPolicy
 from partners.models import Member, Partner
 
 SALE_LINE = RuleEvent.SALE_LINE.value  # a plain str, like the rules' `event` it is compared with for every rule
+SURVEY_ANSWERED = RuleEvent.SURVEY_ANSWERED.value
 
 # Default of `sale_event(tier=...)`: look the partner's tier up. Pass the PartnerTier, or None for "no tier",
 # when many lines share a partner (one lookup for all of them).
@@ -19,6 +20,19 @@ LOOK_UP = object()
 def partner_tiers(program: Program, partner_ids) -> dict[int, PartnerTier]:
     rows = PartnerTier.objects.filter(program=program, partner_id__in=list(partner_ids)).select_related("tier")
     return {row.partner_id: row for row in rows}
+
+
+def _partner_facts(partner: Partner, tier: PartnerTier | None) -> dict:
+    """The facts about the partner an event happened at: its kind, region, tier and payout policy."""
+    return {
+        "partner_id": partner.pk,
+        "partner_kind": partner.kind,
+        "region_id": partner.region_id,
+        "tier_id": tier.tier_id if tier else None,
+        "tier_name": tier.tier.name if tier else "",
+        "tier_multiplier": tier.tier.multiplier if tier else ONE,
+        "pooled": partner.payout_policy == PayoutPolicy.POOLED,
+    }
 
 
 def sale_event(
@@ -45,13 +59,7 @@ def sale_event(
         kind=SALE_LINE,
         source_key=source_key,
         occurred_on=occurred_on,
-        partner_id=partner.pk,
-        partner_kind=partner.kind,
-        region_id=partner.region_id,
-        tier_id=tier.tier_id if tier else None,
-        tier_name=tier.tier.name if tier else "",
-        tier_multiplier=tier.tier.multiplier if tier else ONE,
-        pooled=partner.payout_policy == PayoutPolicy.POOLED,
+        **_partner_facts(partner, tier),
         participants=tuple(people),
         product_id=product.pk,
         line_id=product.line_id,
@@ -76,4 +84,46 @@ def claim_line_event(
         actor=claim.member,
         colleagues=colleagues,
         tier=tier,
+    )
+
+
+def member_event(
+    *,
+    kind: str,
+    program: Program,
+    source_key: str,
+    member: Member,
+    occurred_on: date,
+    quantity: Decimal = ONE,
+    unit: str = "units",
+    subject: str = "",
+) -> Event:
+    """Something one member did (answered a survey; later: passed a training, converted a referral) as the engine
+    sees it: the member acts, with their role, partner, tier and region; `quantity` of `unit` is what the formulas
+    count, `subject` names what it was about."""
+    tier = partner_tiers(program, [member.partner_id]).get(member.partner_id)
+    return Event(
+        kind=kind,
+        source_key=source_key,
+        occurred_on=occurred_on,
+        **_partner_facts(member.partner, tier),
+        participants=(Participant(member.pk, member.role.code, member.role.name, is_actor=True),),
+        quantity=Decimal(quantity),
+        unit=unit,
+        subject=subject,
+    )
+
+
+def survey_event(*, program: Program, survey, member: Member, answered_on: date) -> Event:
+    """A member's answer to a survey: once per member and survey (its source key). The quantity is the points the
+    survey offers for answering, so a rule of 1 pt per unit pays exactly those (decisions #17)."""
+    return member_event(
+        kind=SURVEY_ANSWERED,
+        program=program,
+        source_key=f"survey:{survey.pk}:{member.pk}",
+        member=member,
+        occurred_on=answered_on,
+        quantity=Decimal(survey.points_for_answer),
+        unit="pts offered",
+        subject=f"survey “{survey.title}”",
     )

@@ -47,6 +47,8 @@ class Event:
     amount: Decimal = Decimal(0)
     custom_event: str = ""
     unit: str = "units"
+    # What the event is about, named for people in the explanation (a survey's title); "" for a sale line.
+    subject: str = ""
 
     @property
     def actor(self) -> Participant | None:
@@ -204,7 +206,7 @@ def evaluate(event: Event, rules: tuple[CompiledRule, ...]) -> list[Posting]:
 
     postings: list[Posting] = []
     for rule, points, arithmetic in raw:
-        settled = settle(rule, event, points, arithmetic)
+        settled = settle(rule, event, points, arithmetic, about=event.subject)
         if settled is not None:
             postings.extend(_split(rule, event, *settled))
     return postings
@@ -227,15 +229,17 @@ def base_points(rule: CompiledRule, event) -> tuple[int, str] | None:
     return settle(rule, event, *rule.points_formula.points(rule.value, event, ZERO))
 
 
-def settle(rule: CompiledRule, event, points: Decimal, arithmetic: str) -> tuple[int, str] | None:
-    """The tier multiplier on top of a rule's raw points, rounded half up: (total, explanation) or None."""
+def settle(rule: CompiledRule, event, points: Decimal, arithmetic: str, about: str = "") -> tuple[int, str] | None:
+    """The tier multiplier on top of a rule's raw points, rounded half up: (total, explanation) or None. `about`:
+    what the event is about, named after the rule ("Survey points v1, survey “NPS”: …")."""
     if rule.apply_tier_multiplier and event.tier_multiplier != ONE:
         points *= event.tier_multiplier
         arithmetic += f" × {event.tier_name} {number_text(event.tier_multiplier)}"
     total = int(points.quantize(ONE, rounding=ROUND_HALF_UP))
     if total <= 0:
         return None
-    return total, f"{rule.name} v{rule.version}: {arithmetic} = {total}"
+    about = f", {about}" if about else ""
+    return total, f"{rule.name} v{rule.version}{about}: {arithmetic} = {total}"
 
 
 def sole_beneficiary(event: Event) -> tuple[bool, str]:

@@ -5,8 +5,12 @@ from decimal import Decimal
 from django import forms
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from loyalty.common.errors import ApplicationError
+from loyalty.common.forms import LocalizedDecimalField
 from loyalty.selectors.catalog import product_lookup
 from loyalty.services.claim_checks import INVOICE_NUMBER_MAX, MAX_LINES, check_document
 
@@ -19,34 +23,20 @@ def product_text(product) -> str:
 
 
 def plain_number(value: Decimal) -> str:
-    """12.000 → "12", 2.500 → "2.5": how a stored quantity or amount is shown in a form again."""
-    return format(value.normalize(), "f")
+    """12.000 → "12", 2.500 → "2.5" ("2,5" in German): how a stored quantity is shown, in a form again too."""
+    return number_format(value.normalize())
 
 
-class LenientDecimalField(forms.DecimalField):
-    """A decimal that also accepts a decimal comma ("12,5"), as many phone keyboards type it."""
-
-    def to_python(self, value):
-        if isinstance(value, str):
-            value = "".join(value.split())
-            if value.count(",") == 1 and "." not in value:
-                value = value.replace(",", ".")
-        return super().to_python(value)
-
-
-def _decimal_field(label: str, *, minimum: str, digits: int, decimals: int, placeholder: str, refusals: tuple):
-    """A LenientDecimalField and what it says when refused: `refusals` are (not a number, below `minimum`, too many
-    decimals, too large)."""
+def _decimal_field(label: str, *, minimum: str, digits: int, decimals: int, refusals: tuple):
+    """A LocalizedDecimalField and what it says when refused: `refusals` are (not a number, below `minimum`, too
+    many decimals, too large); the first names an %(example)s the form writes in the member's language."""
     not_a_number, too_small, too_precise, too_large = refusals
-    return LenientDecimalField(
+    return LocalizedDecimalField(
         label=label,
         min_value=Decimal(minimum),
         max_digits=digits,
         decimal_places=decimals,
-        # type=text with inputmode=decimal: type=number refuses a decimal comma on some phones.
-        widget=forms.TextInput(
-            attrs={"inputmode": "decimal", "autocomplete": "off", "class": "form-control", "placeholder": placeholder}
-        ),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "class": "form-control"}),
         error_messages={
             "invalid": not_a_number,
             "min_value": too_small,
@@ -58,35 +48,39 @@ def _decimal_field(label: str, *, minimum: str, digits: int, decimals: int, plac
 
 
 QUANTITY_REFUSALS = (
-    "Enter the quantity as a number, e.g. 2 or 2.5.",
-    "Enter a quantity above 0.",
-    "Use at most 3 decimals.",
-    "Enter a quantity below one billion.",
+    gettext_lazy("Enter the quantity as a number, e.g. 2 or %(example)s."),
+    gettext_lazy("Enter a quantity above 0."),
+    gettext_lazy("Use at most 3 decimals."),
+    gettext_lazy("Enter a quantity below one billion."),
 )
 AMOUNT_REFUSALS = (
-    "Enter the amount as a number, e.g. 1250.00.",
-    "The amount cannot be negative.",
-    "Use at most 2 decimals (cents).",
-    "Enter an amount below one trillion.",
+    gettext_lazy("Enter the amount as a number, e.g. %(example)s."),
+    gettext_lazy("The amount cannot be negative."),
+    gettext_lazy("Use at most 2 decimals (cents)."),
+    gettext_lazy("Enter an amount below one trillion."),
 )
+# The examples the placeholders and the "not a number" messages give, written the member's way ("1250,00").
+EXAMPLES = {"quantity": (Decimal("2.5"), Decimal("2")), "amount": (Decimal("1250.00"), Decimal("1250.00"))}
 
 
 class ClaimLineForm(forms.Form):
-    product = forms.CharField(label="Product", max_length=200)
+    product = forms.CharField(label=gettext_lazy("Product"), max_length=200)
     quantity = _decimal_field(
-        "Quantity", minimum="0.001", digits=12, decimals=3, placeholder="e.g. 2", refusals=QUANTITY_REFUSALS
+        gettext_lazy("Quantity"), minimum="0.001", digits=12, decimals=3, refusals=QUANTITY_REFUSALS
     )
-    amount = _decimal_field(
-        "Amount", minimum="0", digits=14, decimals=2, placeholder="e.g. 1250.00", refusals=AMOUNT_REFUSALS
-    )
+    amount = _decimal_field(gettext_lazy("Amount"), minimum="0", digits=14, decimals=2, refusals=AMOUNT_REFUSALS)
 
     def __init__(self, *args, currency: str = "", **kwargs):
         super().__init__(*args, **kwargs)
+        for name, (in_message, in_placeholder) in EXAMPLES.items():
+            field = self.fields[name]
+            field.error_messages["invalid"] = field.error_messages["invalid"] % {"example": number_format(in_message)}
+            field.widget.attrs["placeholder"] = _("e.g. %(example)s") % {"example": number_format(in_placeholder)}
         self.fields["product"].widget.attrs.update(
             {
                 "class": "form-control",
                 "autocomplete": "off",
-                "placeholder": "SKU or product name",
+                "placeholder": _("SKU or product name"),
                 "list": "product-suggestions",
                 "spellcheck": "false",
                 # Suggestions as the member types (htmx fills the shared datalist); without JavaScript the
@@ -99,7 +93,7 @@ class ClaimLineForm(forms.Form):
             }
         )
         if currency:
-            self.fields["amount"].label = f"Amount ({currency})"
+            self.fields["amount"].label = _("Amount (%(currency)s)") % {"currency": currency}
 
     def has_changed(self) -> bool:
         """A line counts when anything is typed in it: a prefilled line left as it was counts too, and a line
@@ -130,7 +124,7 @@ class BaseClaimLineFormSet(forms.BaseFormSet):
         if any(self.errors):
             return
         if not self.lines():
-            raise forms.ValidationError("Add at least one line: the product, the quantity and the amount.")
+            raise forms.ValidationError(_("Add at least one line: the product, the quantity and the amount."))
 
     def lines(self) -> list[tuple]:
         return [
@@ -153,20 +147,20 @@ class ColleagueChoiceField(forms.ModelMultipleChoiceField):
 class ClaimForm(forms.Form):
     """The invoice, its proof and the colleagues; the lines are a ClaimLineFormSet beside it."""
 
-    invoice_number = forms.CharField(label="Invoice number", max_length=INVOICE_NUMBER_MAX)
-    invoice_date = forms.DateField(label="Invoice date")
+    invoice_number = forms.CharField(label=gettext_lazy("Invoice number"), max_length=INVOICE_NUMBER_MAX)
+    invoice_date = forms.DateField(label=gettext_lazy("Invoice date"))
     document = forms.FileField(
-        label="Take a photo of the invoice",
+        label=gettext_lazy("Take a photo of the invoice"),
         required=True,
         widget=forms.FileInput(attrs={"accept": ACCEPTED_DOCUMENTS, "capture": "environment", "class": "form-control"}),
-        help_text="A photo (JPEG, PNG, WebP or HEIC) or a PDF, up to 10 MB.",
+        help_text=gettext_lazy("A photo (JPEG, PNG, WebP or HEIC) or a PDF, up to 10 MB."),
     )
     colleagues = ColleagueChoiceField(
-        label="Colleagues who worked on this sale",
+        label=gettext_lazy("Colleagues who worked on this sale"),
         queryset=None,
         required=False,
         widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
-        help_text="They share the points as the program's rules say.",
+        help_text=gettext_lazy("They share the points as the program's rules say."),
     )
 
     def __init__(self, *args, colleagues, document_required: bool = True, **kwargs):
@@ -179,7 +173,7 @@ class ClaimForm(forms.Form):
                 "autocomplete": "off",
                 "autocapitalize": "characters",
                 "spellcheck": "false",
-                "placeholder": "e.g. INV-1042",
+                "placeholder": _("e.g. %(example)s") % {"example": "INV-1042"},
             }
         )
         self.fields["invoice_date"].widget = forms.DateInput(
@@ -189,12 +183,12 @@ class ClaimForm(forms.Form):
             self.initial["invoice_date"] = today
         if not document_required:
             self.fields["document"].required = False
-            self.fields["document"].help_text = "Leave it empty to keep the invoice you sent before."
+            self.fields["document"].help_text = _("Leave it empty to keep the invoice you sent before.")
 
     def clean_invoice_number(self) -> str:
         number = "".join(self.cleaned_data["invoice_number"].split()).upper()
         if not number:
-            raise forms.ValidationError("Enter the invoice number.")
+            raise forms.ValidationError(_("Enter the invoice number."))
         return number
 
     def clean_document(self):

@@ -76,6 +76,7 @@ class IncentiveRule(TimeStampedModel):
             models.CheckConstraint(condition=Q(value__gt=0), name="rule_value_positive"),
             models.CheckConstraint(condition=Q(status__in=RuleStatus.values), name="rule_status_valid"),
             models.CheckConstraint(condition=Q(formula__in=Formula.values), name="rule_formula_valid"),
+            models.CheckConstraint(condition=Q(event__in=RuleEvent.values), name="rule_event_valid"),
             models.CheckConstraint(
                 condition=Q(budget_points__isnull=True) | Q(budget_used__lte=models.F("budget_points")),
                 name="rule_budget_not_exceeded",

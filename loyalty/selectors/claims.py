@@ -2,6 +2,7 @@
 a partner owner their team's, an account manager their portfolio's, a program manager every claim."""
 
 from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils.translation import gettext as _
 
 from loyalty.constants import ClaimStatus, EntrySource
 from loyalty.models import ClaimEvent, ClaimLine, PointsEntry, Program, SalesClaim
@@ -69,9 +70,9 @@ def claim_entries(*, viewer, claim: SalesClaim) -> dict[int, list[PointsEntry]]:
 
 def _event_title(event: ClaimEvent) -> str:
     if event.from_status == ClaimStatus.REJECTED:
-        return "Corrected and sent again"
+        return _("Corrected and sent again")
     if event.to_status == ClaimStatus.SUBMITTED:
-        return "Sent"
+        return _("Sent")
     return event.get_to_status_display()
 
 

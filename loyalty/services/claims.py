@@ -29,6 +29,7 @@ exclusive) and the partner's claim-paid lock, so that two payers never pay the s
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -192,7 +193,7 @@ def _approve(
     rules = published_rules(program)
     tier = partner_tiers(program, [claim.partner_id]).get(claim.partner_id)
     colleagues = list(claim.colleagues.select_related("role").order_by("pk"))
-    lines = list(claim.lines.select_related("product").order_by("pk"))
+    lines = list(claim.lines.select_related("product__line").order_by("pk"))
     entries = []
     for line, paid in zip(lines, _paid_quantities(claim, lines), strict=True):
         line.paid_quantity = paid
@@ -209,22 +210,28 @@ def _approve(
         claim.matched_line = matched_line
         fields.append("matched_line")
     _move(claim, ClaimStatus.APPROVED, actor=actor, note=note, fields=fields)
-    _tell_claimant_approved(claim, entries)
+    _tell_claimant_approved(claim, entries, lines)
     # Upgrades happen as soon as a partner qualifies, not at the next daily review.
     program_id, partner_id = claim.program_id, claim.partner_id
     enqueue_on_commit("loyalty.tasks.evaluate_partner_tier", program_id, partner_id)
     return claim
 
 
-def _tell_claimant_approved(claim: SalesClaim, entries: list) -> None:
+def _tell_claimant_approved(claim: SalesClaim, entries: list, lines: list[ClaimLine]) -> None:
     """The claimant hears what the claim earned them, and why: their own entries only (a colleague's or the
-    company's share is not theirs; the claim's page shows every share)."""
+    company's share is not theirs; the claim's page shows every share), with a tip about the product line that
+    earned them most."""
     own = PointsAccount.objects.filter(program=claim.program_id, member=claim.member_id).values_list("pk", flat=True)
     own_account = own.first()
     mine = [entry for entry in entries if entry.account_id == own_account]
     points = sum(entry.available_delta + entry.pending_delta for entry in mine)
     explanation = "\n".join(dict.fromkeys(entry.explanation for entry in mine if entry.explanation))
-    variables = {"invoice_number": claim.invoice_number, "points": points, "explanation": explanation}
+    variables = {
+        "invoice_number": claim.invoice_number,
+        "points": points,
+        "explanation": explanation,
+        "product_line": _main_product_line(lines, mine),
+    }
     path = reverse("claim_detail", args=[claim.pk])
     notify(
         kind=Kind.CLAIM_APPROVED,
@@ -233,6 +240,17 @@ def _tell_claimant_approved(claim: SalesClaim, entries: list) -> None:
         variables=variables,
         link_path=path,
     )
+
+
+def _main_product_line(lines: list[ClaimLine], entries: list) -> str:
+    """The code of the product line whose claim lines earned `entries` the most points ("" when none earned): the
+    line the message's tip is about. Ties go to the first code in alphabetical order."""
+    line_codes = {line.source_key: line.product.line.code for line in lines}
+    points = Counter()
+    for entry in entries:
+        if entry.source_id in line_codes:
+            points[line_codes[entry.source_id]] += entry.available_delta + entry.pending_delta
+    return max(sorted(points), key=points.__getitem__, default="")
 
 
 def _tell_colleagues_named(claim: SalesClaim, colleagues: list[Member]) -> None:

@@ -43,6 +43,8 @@ from django.db.models import Case, F, OuterRef, Q, Subquery, Sum, When
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 
 from communications.constants import Kind
 from communications.services import Notice, notify_many
@@ -207,7 +209,8 @@ def tier_ladder_problems(
 def describe_metric(program: Program, value: Decimal) -> str:
     """A metric value as members read it, in their language: "€4,250.00", "3,000 AquaPoints"."""
     if program.tier_metric == TierMetric.POINTS_EARNED:  # a part of a point still needed is a whole point
-        return f"{int(Decimal(value).to_integral_value(rounding=ROUND_CEILING)):,} {program.currency_name}"
+        points = int(Decimal(value).to_integral_value(rounding=ROUND_CEILING))
+        return f"{number_format(points, force_grouping=True)} {program.currency_name}"
     return format_money(_money(value), program.money_currency)
 
 
@@ -401,33 +404,42 @@ class TierProgress:
     @property
     def summary(self) -> str:
         """One line for the member: "Silver · €4,250.00 of sales to reach Gold"."""
-        held = self.current.name if self.current is not None else "No tier yet"
+        held = self.current.name if self.current is not None else _("No tier yet")
         if self.next is None:
-            return f"{held} · the highest tier"
+            return _("%(held)s · the highest tier") % {"held": held}
+        words = {"held": held, "next": self.next.name, "missing": self.missing_text}
         if not self.missing:
-            return f"{held} · {self.next.name} reached: it applies from the next daily review"
-        needed = "of sales" if self.program.tier_metric == TierMetric.SALES_AMOUNT else "more to earn"
-        return f"{held} · {self.missing_text} {needed} to reach {self.next.name}"
+            return _("%(held)s · %(next)s reached: it applies from the next daily review") % words
+        if self.program.tier_metric == TierMetric.SALES_AMOUNT:
+            return _("%(held)s · %(missing)s of sales to reach %(next)s") % words
+        return _("%(held)s · %(missing)s more to earn to reach %(next)s") % words
 
     @property
     def progress_text(self) -> str:
         """The metric against the next threshold: "€5,750.00 of €10,000.00 of sales in the last 365 days (57%)"."""
-        days = self.program.tier_window_days
         points = self.program.tier_metric == TierMetric.POINTS_EARNED
+        words = {
+            "metric": self.metric_text,
+            "days": self.program.tier_window_days,
+            "earned": number_format(max(int(self.metric_value), 0), force_grouping=True),
+            "threshold": self.next_threshold_text,
+            "percent": self.percent,
+        }
+        if self.next is None and points:
+            return _("%(metric)s earned in the last %(days)s days") % words
         if self.next is None:
-            return f"{self.metric_text} {'earned' if points else 'of sales'} in the last {days} days"
+            return _("%(metric)s of sales in the last %(days)s days") % words
         if points:
-            got = f"{max(int(self.metric_value), 0):,} of {self.next_threshold_text} earned"
-        else:
-            got = f"{self.metric_text} of {self.next_threshold_text} of sales"
-        return f"{got} in the last {days} days ({self.percent}%)"
+            return _("%(earned)s of %(threshold)s earned in the last %(days)s days (%(percent)s%%)") % words
+        return _("%(metric)s of %(threshold)s of sales in the last %(days)s days (%(percent)s%%)") % words
 
     @property
     def multiplier_text(self) -> str:
-        """The current tier's earn multiplier as "1.25" or "2"; empty when it adds nothing (×1)."""
+        """The current tier's earn multiplier as "1.25" or "2", in the reader's language; empty when it adds nothing
+        (×1)."""
         if self.current is None or self.current.multiplier == 1:
             return ""
-        return f"{self.current.multiplier.normalize():f}"
+        return number_format(self.current.multiplier.normalize())  # "1,25" in German
 
     @property
     def next_threshold_text(self) -> str:

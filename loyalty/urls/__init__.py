@@ -18,6 +18,7 @@ urlpatterns = [
     path("rewards/", include("rewards.urls")),
     path("messages/", include("communications.urls")),
     path("", include("communications.urls_surveys")),  # surveys/ and feedback/
+    path("", include("communications.urls_links")),  # m/<code>: a message's short (sign-in) link
     # The e-mail provider's delivery reports (communications/tracking.py); not served without a webhook secret.
     *([path("anymail/", include("communications.urls_tracking"))] if settings.ANYMAIL["WEBHOOK_SECRET"] else []),
     path("", include("partners.urls")),

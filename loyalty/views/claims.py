@@ -14,6 +14,9 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from loyalty.common.errors import ApplicationError
@@ -39,7 +42,7 @@ PAGE_SIZE = 20
 LINE_FIELDS = ("product", "quantity", "amount")
 
 
-claimant_required = member_in_program_required("Sales claims are for partner members.")
+claimant_required = member_in_program_required(gettext_lazy("Sales claims are for partner members."))
 
 
 def _get_claim(request, claim_id: int) -> SalesClaim:
@@ -145,10 +148,14 @@ def _send(
     return form, formset, claim
 
 
-def _done_message(claim: SalesClaim, verb: str) -> str:
+def _done_message(claim: SalesClaim, *, again: bool = False) -> str:
     if claim.status == ClaimStatus.APPROVED:
-        return f"Claim {claim.pk} is approved: the points are in your statement."
-    return f"Claim {claim.pk} was {verb}. The program team reviews it; the decision will show here."
+        return _("Claim %(claim)s is approved: the points are in your statement.") % {"claim": claim.pk}
+    if again:
+        message = _("Claim %(claim)s was sent again. The program team reviews it; the decision will show here.")
+    else:
+        message = _("Claim %(claim)s was sent. The program team reviews it; the decision will show here.")
+    return message % {"claim": claim.pk}
 
 
 @claimant_required
@@ -162,7 +169,7 @@ def claim_new(request):
         send = partial(services.claim_submit, member=member, program=request.program)
         form, formset, claim = _send(request, send, colleagues=colleagues, document_required=True)
         if claim is not None:
-            messages.success(request, _done_message(claim, "sent"))
+            messages.success(request, _done_message(claim))
             return redirect("claim_detail", claim_id=claim.pk)
     else:
         form = ClaimForm(colleagues=colleagues)
@@ -185,7 +192,7 @@ def claim_resubmit(request, claim_id: int):
         send = partial(services.claim_resubmit, claim=claim, member=member)
         form, formset, sent = _send(request, send, colleagues=colleagues, document_required=False)
         if sent is not None:
-            messages.success(request, _done_message(sent, "sent again"))
+            messages.success(request, _done_message(sent, again=True))
             return redirect("claim_detail", claim_id=sent.pk)
     else:
         form = ClaimForm(
@@ -214,11 +221,14 @@ def _deadline(claim: SalesClaim):
 
 def _why_not_resubmit(claim: SalesClaim) -> str:
     if claim.status != ClaimStatus.REJECTED:
-        return f"Claim {claim.pk} is {claim.get_status_display().lower()}; only a rejected claim can be corrected."
-    return (
-        f"The claim window for this invoice closed on {_deadline(claim):%d %b %Y}; "
+        return _("Claim %(claim)s is %(status)s; only a rejected claim can be corrected.") % {
+            "claim": claim.pk,
+            "status": claim.get_status_display().lower(),
+        }
+    return _(
+        "The claim window for this invoice closed on %(day)s; "
         "the claim can no longer be corrected. Ask the program team if something is wrong."
-    )
+    ) % {"day": date_format(_deadline(claim), "d M Y")}
 
 
 # One claim ------------------------------------------------------------------------------------------
@@ -283,7 +293,7 @@ def claim_withdraw(request, claim_id: int):
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:
-            messages.success(request, f"Claim {claim.pk} is withdrawn.")
+            messages.success(request, _("Claim %(claim)s is withdrawn.") % {"claim": claim.pk})
         return redirect("claim_detail", claim_id=claim.pk)
     return render(
         request,

@@ -62,8 +62,8 @@ def test_saving_stores_each_topics_channel_and_consent(client, member):
 
     assert response.status_code == 302 and response.url == reverse("message_preferences")
     preferences = saved(member)
-    assert preferences[Topic.CLAIMS] == (Channel.SMS, True)
-    assert preferences[Topic.ORDERS] == (Channel.INBOX, True)
+    assert preferences[Topic.CLAIMS] == (Channel.SMS, None)  # transactional: no consent to record
+    assert preferences[Topic.ORDERS] == (Channel.INBOX, None)
     assert preferences[Topic.CAMPAIGNS] == (Channel.EMAIL, False)
     assert preferences[Topic.SURVEYS] == (Channel.EMAIL, True)
     assert len(preferences) == len(Topic.values)
@@ -76,13 +76,13 @@ def test_saving_again_updates_the_rows_in_place(client, member):
 
     assert Preference.objects.filter(member=member).count() == len(Topic.values)
     assert saved(member)[Topic.SURVEYS] == (Channel.INBOX, False)
-    assert saved(member)[Topic.POINTS] == (Channel.INBOX, True)
+    assert saved(member)[Topic.POINTS] == (Channel.INBOX, None)
 
 
 def test_a_transactional_topic_cannot_be_switched_off_from_the_page(client, member):
     client.post(reverse("message_preferences"), every_topic(**{"claims-opted_in": ""}))
 
-    assert saved(member)[Topic.CLAIMS] == (Channel.EMAIL, True)
+    assert saved(member)[Topic.CLAIMS] == (Channel.EMAIL, None)
 
 
 def test_the_service_refuses_to_switch_off_a_transactional_topic_and_changes_nothing(member):

@@ -15,10 +15,10 @@ from communications.models import Answer, Delivery, Question, Response, Survey
 from communications.surveys import nps, survey_answer, survey_invite, survey_results
 from loyalty.common.errors import ApplicationError
 from loyalty.common.formatting import DAY_FORMAT
-from loyalty.constants import EntrySource
+from loyalty.constants import EntrySource, RuleEvent
 from loyalty.models import PartnerTier, PointsAccount, PointsEntry, Tier
 from partners.constants import PartnerKind
-from tests.loyalty.factories import ProgramFactory
+from tests.loyalty.factories import ProgramFactory, RuleFactory
 from tests.partners.factories import MemberFactory, role
 
 pytestmark = pytest.mark.django_db
@@ -126,8 +126,11 @@ def test_an_answer_outside_the_scale_or_the_choices_is_refused():
     assert not Response.objects.exists()
 
 
-def test_answering_pays_the_survey_points_once_through_the_ledger():
+def test_answering_pays_the_survey_points_once_through_the_programs_survey_rule():
     survey, question = nps_survey(points_for_answer=50)
+    RuleFactory(  # 1 pt per point the survey offers (loyalty/services/survey_points.py)
+        program=survey.program, event=RuleEvent.SURVEY_ANSWERED, value=1, apply_tier_multiplier=False
+    )
     member = MemberFactory()
 
     survey_answer(survey=survey, member=member, answers={question.pk: 10})
@@ -136,8 +139,8 @@ def test_answering_pays_the_survey_points_once_through_the_ledger():
 
     account = PointsAccount.objects.get(program=survey.program, member=member)
     entry = PointsEntry.objects.get(account=account)
-    assert (entry.available_delta, entry.source_type, entry.source_id) == (50, EntrySource.SURVEY, str(survey.pk))
-    assert entry.idempotency_key == f"survey:{survey.pk}:{member.pk}"
+    source = f"survey:{survey.pk}:{member.pk}"
+    assert (entry.available_delta, entry.source_type, entry.source_id) == (50, EntrySource.SURVEY, source)
     account.refresh_from_db()
     assert account.available == 50
 

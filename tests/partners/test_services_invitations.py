@@ -4,6 +4,8 @@ import pytest
 from allauth.account.models import EmailAddress
 from django.utils import timezone
 
+from communications.constants import Channel, Kind
+from communications.models import Delivery
 from loyalty.common.errors import ApplicationError
 from partners import services
 from partners.constants import MemberStatus
@@ -34,8 +36,9 @@ def test_owner_invites_a_sales_rep_who_accepts_and_waits_for_approval(django_cap
 
     assert invitation.member.status == MemberStatus.INVITED
     assert invitation.member.user.email == "new.rep@example.com"
-    assert len(mailoutbox) == 1
-    assert invitation.token in mailoutbox[0].body
+    assert [mail.to for mail in mailoutbox] == [["new.rep@example.com"]]
+    # The message's link (in the e-mail, or behind its short link) is the sign-up link.
+    assert invitation.token in Delivery.objects.get(kind=Kind.INVITATION, channel=Channel.EMAIL).link
 
     member = services.invitation_accept(token=invitation.token, user=invitation.member.user)
     assert member.status == MemberStatus.PENDING_APPROVAL

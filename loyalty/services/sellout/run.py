@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.files.base import File
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -204,18 +205,44 @@ def import_run(import_id: int, *, stats: dict | None = None) -> SalesImport:
 
 
 def notify_import_digest(sales_import: SalesImport) -> None:
-    """One message per member who earned points in the import (their one entry of it), never one per line."""
+    """One message per member who earned points in the import (their one entry of it), never one per line, with a
+    tip about the product line of the member's own sold lines that paid the most."""
     entries = PointsEntry.objects.filter(
         source_type=EntrySource.SALES_IMPORT,
         source_id=str(sales_import.pk),
         kind=EntryKind.EARN,
         account__member__isnull=False,
     ).values_list("account__member_id", "available_delta", "pending_delta", "details")
+    product_lines = _top_product_lines(sales_import)
     notices = [
-        Notice(member_id, f"sales_import:{sales_import.pk}", {"points": available + pending, "lines": details["lines"]})
+        Notice(
+            member_id,
+            f"sales_import:{sales_import.pk}",
+            {
+                "points": available + pending,
+                "lines": details["lines"],
+                "product_line": product_lines.get(member_id, ""),
+            },
+        )
         for member_id, available, pending, details in entries.order_by("account__member_id")
     ]
     notify_many(kind=Kind.POINTS_IMPORTED, notices=notices, link_path=reverse("points_statement"))
+
+
+def _top_product_lines(sales_import: SalesImport) -> dict[int, str]:
+    """{member id: the code of the product line whose lines of the import that member sold paid the most points}, in
+    one statement over the import's lines (ties: the first code alphabetically). A member paid only through a
+    colleague's line (a share) has none."""
+    paid_by_line = (
+        SaleLine.objects.filter(sales_import=sales_import, member__isnull=False, points__gt=0)
+        .values_list("member_id", "product__line__code")
+        .annotate(paid=Sum("points"))
+        .order_by("member_id", "-paid", "product__line__code")
+    )
+    top: dict[int, str] = {}
+    for member_id, line_code, _paid in paid_by_line:
+        top.setdefault(member_id, line_code)  # the first row of each member is its best line
+    return top
 
 
 @dataclass
