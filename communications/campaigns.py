@@ -1,7 +1,7 @@
 """Campaigns: the audience of a segment (`audience`), the sending (`campaign_send`: a random control group that
-receives nothing, everyone else told through notify_many within their consent and the frequency cap) and the reach
-measured afterwards (`campaign_reach`). What members did (earned, claimed, redeemed) and the partners' tiers come
-from loyalty and rewards through communications.hooks."""
+receives nothing, everyone else told within their consent and the frequency cap, as notify_many would, in one
+statement: communications.fanout) and the reach measured afterwards (`campaign_reach`). What members did (earned,
+claimed, redeemed) and the partners' tiers come from loyalty and rewards through communications.hooks."""
 
 import logging
 from dataclasses import dataclass
@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import override
 
-from communications import hooks
+from communications import fanout, hooks
 from communications.consent import marketing_refusers
 from communications.constants import MARKETING_TOPICS, Activity, CampaignStatus, Channel, Kind
 from communications.error_codes import ErrorCode
@@ -97,7 +97,7 @@ def control_size(audience_size: int, percent: int) -> int:
 def campaign_send(*, campaign: Campaign, actor=None) -> Campaign:
     """Send the campaign once: store its audience as recipients with a random control group (reproducible: ordered
     by a hash of the campaign and member ids), and tell the others (not opted out of the campaign's topic, under
-    the frequency cap) through notify_many; the deliveries go out after commit. Refused when it was sent or
+    the frequency cap) as notify_many would; the deliveries go out after commit. Refused when it was sent or
     cancelled before, when its audience is empty, or when some members would have no message."""
     with transaction.atomic():
         locked = campaign_lock(campaign.pk)
@@ -152,26 +152,35 @@ def capped_members() -> QuerySet:
     )
 
 
-def _to_tell(campaign: Campaign) -> list[int]:
-    """The recipients outside the control group who consent to the campaign's topic (communications.consent) and are
-    under the frequency cap."""
-    return list(
+def _to_tell(campaign: Campaign) -> QuerySet:
+    """The ids of the recipients outside the control group who consent to the campaign's topic
+    (communications.consent) and are under the frequency cap: a subquery, the same for both ways of telling them."""
+    return (
         campaign.recipients.filter(in_control_group=False)
         .exclude(member_id__in=capped_members())
         .exclude(member_id__in=marketing_refusers(campaign.topic))
-        .order_by("member_id")
-        .values_list("member_id", flat=True)
+        .values("member_id")
     )
 
 
 def _tell(campaign: Campaign, variants: dict[int | None, CampaignMessage]) -> None:
+    """Store everyone's messages in one statement (communications.fanout); when a template uses a member's name or
+    company in a way only Python renders (under a filter, in an {% if %}), one notify_many per BATCH members."""
+    if not fanout.tell(
+        campaign_id=campaign.pk, source_key=source_key(campaign), variants=variants, to_tell=_to_tell(campaign)
+    ):
+        _tell_each(campaign, variants)
+
+
+def _tell_each(campaign: Campaign, variants: dict[int | None, CampaignMessage]) -> None:
     # Each variant is compiled once (rendering.render compiles per call) and rendered for each member.
     compiled = {
         role_id: (engine.from_string(message.subject), engine.from_string(message.body))
         for role_id, message in variants.items()
     }
-    for member_ids in batched(_to_tell(campaign), BATCH):
-        members = Member.objects.select_related("user", "partner").in_bulk(member_ids)
+    member_ids = _to_tell(campaign).order_by("member_id").values_list("member_id", flat=True)
+    for batch in batched(member_ids, BATCH):
+        members = Member.objects.select_related("user", "partner").in_bulk(batch)
         notices = []
         for member in members.values():
             subject, body = compiled.get(member.role_id) or compiled[None]

@@ -11,8 +11,8 @@ _SIGNATURE = {"en": "Your partner program team", "de": "Ihr Partnerprogramm-Team
 # kind: {language: (subject, body)}
 TEXTS: dict[str, dict[str, tuple[str, str]]] = {
     Kind.INVITATION: {
-        "en": ("{% if reminder %}Reminder: {% endif %}{{ invited_by }} invited you to the partner program", "Join {{ partner_name }}'s team and earn points for your sales.{% if reminder %} Your invitation is still open: use the link in the invitation e-mail by {{ expires_on|date }}.{% endif %}"),
-        "de": ("{% if reminder %}Erinnerung: {% endif %}{{ invited_by }} hat Sie zum Partnerprogramm eingeladen", "Treten Sie dem Team von {{ partner_name }} bei und sammeln Sie Punkte für Ihre Verkäufe.{% if reminder %} Ihre Einladung gilt noch: Nutzen Sie den Link in der Einladungs-E-Mail bis zum {{ expires_on|date }}.{% endif %}"),
+        "en": ("{% if reminder %}Reminder: {% endif %}{{ invited_by }} invited you to the partner program", "Join {{ partner_name }}'s team and earn points for your sales.{% if reminder %} Your invitation is still open: use the link in the invitation e-mail by {{ expires_on|date }}.{% else %} Sign up with the link below by {{ expires_on|date }}.{% endif %}"),
+        "de": ("{% if reminder %}Erinnerung: {% endif %}{{ invited_by }} hat Sie zum Partnerprogramm eingeladen", "Treten Sie dem Team von {{ partner_name }} bei und sammeln Sie Punkte für Ihre Verkäufe.{% if reminder %} Ihre Einladung gilt noch: Nutzen Sie den Link in der Einladungs-E-Mail bis zum {{ expires_on|date }}.{% else %} Melden Sie sich bis zum {{ expires_on|date }} über den folgenden Link an.{% endif %}"),
     },
     Kind.MEMBER_APPROVED: {
         "en": ("Welcome to the partner program", "Your place in {{ partner_name }}'s team is confirmed. You can now claim sales and collect points."),
@@ -101,12 +101,19 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
 }  # fmt: skip
 
 
+def _greeting(kind: str, language: str) -> str:
+    # An invited person has no name yet (first_name would be their e-mail address).
+    if kind == Kind.INVITATION:
+        return "Guten Tag," if language == "de" else "Hello,"
+    return "Hallo {{ first_name }}," if language == "de" else "Hello {{ first_name }},"
+
+
 def default_rows() -> list[dict]:
     """Every default template as MessageTemplate field values (role: any)."""
     rows = []
     for kind, languages in TEXTS.items():
         for language, (subject, body) in languages.items():
-            greeting = "Hallo {{ first_name }}," if language == "de" else "Hello {{ first_name }},"
+            greeting = _greeting(kind, language)
             long_body = f"{greeting}\n\n{body}\n\n{{% if link %}}{{{{ link }}}}\n\n{{% endif %}}{_SIGNATURE[language]}"
             rows += [
                 {"kind": kind, "channel": Channel.EMAIL, "language": language, "subject": subject, "body": long_body},

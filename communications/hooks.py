@@ -17,6 +17,23 @@ def on_survey_answered(handler: Callable) -> Callable:
     return handler
 
 
+survey_points_providers: dict[str, Callable] = {}
+OFFERED, PAID = "offered", "paid"
+
+
+def provides_survey_points(which: str, provider: Callable) -> Callable:
+    """`provider(*, survey, member)` returns the points answering pays the member: what the program's rules would
+    pay now (OFFERED, shown before answering), or what was paid (PAID, shown after)."""
+    survey_points_providers[which] = provider
+    return provider
+
+
+def survey_points(which: str, *, survey, member) -> int:
+    """0 when no app provides them: the pages then promise nothing."""
+    provider = survey_points_providers.get(which)
+    return 0 if provider is None or member is None else provider(survey=survey, member=member)
+
+
 tier_name_providers: list[Callable] = []
 
 

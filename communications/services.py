@@ -15,6 +15,7 @@ from communications.constants import (
     MARKETING_TOPICS,
     Channel,
     DeliveryStatus,
+    Kind,
     topic_of,
 )
 from communications.defaults import default_rows
@@ -81,7 +82,7 @@ def _store(kind: str, notices: list[Notice], link_path: str) -> list[Delivery]:
             ),
             **notice.variables,
         }
-        for channel, address in _channels(member, preference):
+        for channel, address in _channels(member, preference, kind):
             template = chooser.choose(channel, member.language, member.role_id)
             language = template["language"] or member.language
             rows.append(
@@ -117,9 +118,12 @@ def _store(kind: str, notices: list[Notice], link_path: str) -> list[Delivery]:
     return stored
 
 
-def _channels(member: Member, preference: Preference | None) -> list[tuple[str, str]]:
+def _channels(member: Member, preference: Preference | None, kind: str) -> list[tuple[str, str]]:
     """(channel, address) pairs: the inbox always, and the member's channel for the topic (their choice for it, else
-    their preferred one); an SMS without a phone number goes by e-mail."""
+    their preferred one); an SMS without a phone number goes by e-mail. An invitation goes by e-mail alone: signing
+    up with its link proves the address, and the invited person has no inbox yet."""
+    if kind == Kind.INVITATION:
+        return [(Channel.EMAIL, member.user.email.lower())]
     chosen = preference.channel if preference is not None else default_channel(member)
     if chosen == Channel.SMS and not member.phone.strip():
         chosen = Channel.EMAIL

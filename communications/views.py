@@ -4,8 +4,6 @@ preferences and the one-click unsubscribe link of a marketing e-mail (no sign-in
 Thin views over communications.selectors (reads, scoped by partners.visibility), communications.inbox and
 communications.preferences (writes)."""
 
-from urllib.parse import urlsplit, urlunsplit
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -18,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from communications import inbox, preferences, selectors
 from communications.constants import Topic
+from communications.delivery_links import local_path
 from communications.forms import PreferencesForm
 from communications.models import Delivery
 from loyalty.common.errors import ApplicationError
@@ -93,8 +92,7 @@ def message_open(request, delivery_id: int):
     message = _mark_read(request, delivery_id)
     if not message.link:
         return redirect(reverse("inbox") + f"#message-{message.pk}")
-    parts = urlsplit(message.link)
-    return redirect(urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment)))
+    return redirect(local_path(message.link))
 
 
 @login_required

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from communications import feedback as feedback_services
-from communications import surveys
+from communications import hooks, surveys
 from communications.forms_surveys import FeedbackForm, SurveyAnswerForm
 from communications.models import Response
 from loyalty.common.errors import ApplicationError
@@ -33,7 +33,12 @@ def _survey_or_404(request, survey_id: int):
 @require_GET
 def survey_list(request):
     viewer = viewer_for(request.user)
-    context = {"surveys": list(surveys.surveys_for(viewer)), "is_member": viewer.member is not None}
+    listed = list(surveys.surveys_for(viewer))
+    for survey in listed:  # a few open surveys: what the rules pay for each is worked out per survey
+        survey.points = (
+            0 if survey.answered_at else hooks.survey_points(hooks.OFFERED, survey=survey, member=viewer.member)
+        )
+    context = {"surveys": listed, "is_member": viewer.member is not None}
     return render(request, "communications/surveys/list.html", context)
 
 
@@ -71,7 +76,9 @@ def survey_thanks(request, survey_id: int):
     )
     if response is None:
         raise Http404("You have not answered this survey.")
-    return render(request, "communications/surveys/thanks.html", {"response": response, "survey": response.survey})
+    paid = hooks.survey_points(hooks.PAID, survey=response.survey, member=member)
+    context = {"response": response, "survey": response.survey, "points": paid}
+    return render(request, "communications/surveys/thanks.html", context)
 
 
 @login_required

@@ -34,3 +34,5 @@ def _provide_surveys() -> None:
 
     hooks.on_survey_answered(survey_points.survey_answered)
     hooks.provides_tier_names(survey_points.partner_tier_names)
+    hooks.provides_survey_points(hooks.OFFERED, survey_points.survey_points_offered)
+    hooks.provides_survey_points(hooks.PAID, survey_points.survey_points_paid)

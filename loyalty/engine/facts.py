@@ -114,13 +114,17 @@ def member_event(
     )
 
 
+def survey_source_key(survey, member: Member) -> str:
+    return f"survey:{survey.pk}:{member.pk}"
+
+
 def survey_event(*, program: Program, survey, member: Member, answered_on: date) -> Event:
     """A member's answer to a survey: once per member and survey (its source key). The quantity is the points the
     survey offers for answering, so a rule of 1 pt per unit pays exactly those (decisions #17)."""
     return member_event(
         kind=SURVEY_ANSWERED,
         program=program,
-        source_key=f"survey:{survey.pk}:{member.pk}",
+        source_key=survey_source_key(survey, member),
         member=member,
         occurred_on=answered_on,
         quantity=Decimal(survey.points_for_answer),

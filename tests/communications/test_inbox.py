@@ -213,6 +213,15 @@ def test_opening_a_message_marks_it_read_and_goes_to_its_page_on_this_site(clien
     assert not Delivery.objects.filter(read_at__isnull=True).exists()
 
 
+@pytest.mark.parametrize("link", ["https://loyalty.example.com//evil.example/", "https://x.example/\\evil.example"])
+def test_opening_a_message_never_leaves_the_site(client, member, link):
+    message = inbox_message(member, link=link)
+
+    response = client.get(reverse("message_open", args=[message.pk]))
+
+    assert response.status_code == 302 and response.url == "/"
+
+
 def test_anonymous_people_are_sent_to_sign_in(client):
     message = inbox_message(MemberFactory())
 

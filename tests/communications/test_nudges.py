@@ -52,7 +52,7 @@ def test_an_invitation_not_accepted_after_a_week_is_reminded_once(django_capture
         remind_invited()
     remind_invited()
 
-    assert told(Kind.INVITATION) == [(waiting.member_id, Channel.EMAIL), (waiting.member_id, Channel.INBOX)]
+    assert told(Kind.INVITATION) == [(waiting.member_id, Channel.EMAIL)]  # no inbox before joining
     expires = timezone.localdate(waiting.expires_at)
     assert [m.subject for m in mail.outbox] == ["Reminder: Olga Owner invited you to the partner program"]
     assert f"use the link in the invitation e-mail by {date_format(expires)}." in mail.outbox[0].body
@@ -124,7 +124,7 @@ def test_the_daily_task_reminds_and_nudges():
 
     assert send_nudges() == {"invited": 1, "inactive": 1}
     assert send_nudges() == {"invited": 1, "inactive": 0}  # the reminder is made again but stored once
-    assert Delivery.objects.filter(channel=Channel.INBOX).count() == 2
+    assert Delivery.objects.filter(channel=Channel.EMAIL).count() == 2
 
 
 # To keep your tier -----------------------------------------------------------------------------------------------

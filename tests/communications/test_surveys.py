@@ -145,6 +145,25 @@ def test_answering_pays_the_survey_points_once_through_the_programs_survey_rule(
     assert account.available == 50
 
 
+def test_the_pages_promise_and_report_what_the_rules_pay_not_the_surveys_figure(client):
+    unpaid, unpaid_question = nps_survey(points_for_answer=50)  # no rule pays answers in its program
+    paid, paid_question = nps_survey(points_for_answer=40)
+    RuleFactory(program=paid.program, event=RuleEvent.SURVEY_ANSWERED, value=1, apply_tier_multiplier=False)
+    member = MemberFactory()
+    client.force_login(member.user)
+
+    listed = client.get(reverse("survey_list")).content.decode()
+    assert "40 points for your answers" in listed
+    assert "50 points" not in listed
+
+    survey_answer(survey=paid, member=member, answers={paid_question.pk: 9})
+    survey_answer(survey=unpaid, member=member, answers={unpaid_question.pk: 9})
+    assert (
+        "40 points were added to your account" in client.get(reverse("survey_thanks", args=[paid.pk])).content.decode()
+    )
+    assert "points were added" not in client.get(reverse("survey_thanks", args=[unpaid.pk])).content.decode()
+
+
 def test_a_survey_without_points_posts_nothing():
     survey, question = nps_survey(points_for_answer=0)
     member = MemberFactory()
