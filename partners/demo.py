@@ -38,7 +38,16 @@ from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 from loyalty.common.keys import matching_key
-from partners.constants import DEFAULT_ROLES, Channel, MemberStatus, PartnerKind, PartnerStatus, PayoutPolicy, StaffRole
+from partners.constants import (
+    DEFAULT_ROLES,
+    Channel,
+    MarketingConsent,
+    MemberStatus,
+    PartnerKind,
+    PartnerStatus,
+    PayoutPolicy,
+    StaffRole,
+)
 from partners.error_codes import ErrorCode
 from partners.models import Invitation, Member, MemberStatusChange, Partner, PartnerStatusChange, Region, Role, User
 
@@ -103,6 +112,8 @@ class RegionSpec:
     names: str  # which name list its people's names come from
     stems: tuple[str, ...]
     suffixes: tuple[str, ...]
+    time_zone: str = ""
+    marketing_consent: str = MarketingConsent.OPT_OUT
 
 
 REGIONS = (
@@ -111,36 +122,42 @@ REGIONS = (
         ("Thames", "Pennine", "Severn", "Clyde", "Mersey", "Solent", "Cotswold", "Liffey", "Shannon", "Tyne",
          "Avon", "Humber", "Wessex", "Kestrel", "Brightwell", "Ashford"),
         ("Ltd", "Ltd", "Limited"),
+        "Europe/London",
     ),
     RegionSpec(
         "de", "Germany", "DE{n}", "+49 15# ########", (("de", 90), ("en", 5), ("pl", 5)), "de",
         ("Rhein", "Elbe", "Weser", "Main", "Spree", "Isar", "Harz", "Taunus", "Mosel", "Neckar", "Alster", "Ems",
          "Eifel", "Lahn", "Saale", "Ruhr"),
         ("GmbH", "GmbH", "GmbH & Co. KG"),
+        "Europe/Berlin", MarketingConsent.OPT_IN,
     ),
     RegionSpec(
         "at-ch", "Austria & Switzerland", "ATU{n8}", "+43 664 #######", (("de", 82), ("fr", 12), ("en", 6)), "de",
         ("Donau", "Inn", "Alpen", "Tirol", "Salzach", "Limmat", "Aare", "Säntis", "Rigi", "Bodensee", "Enns",
          "Traun", "Engadin", "Pilatus", "Wachau", "Rhône"),
         ("GmbH", "AG"),
+        "Europe/Vienna",
     ),
     RegionSpec(
         "fr", "France", "FR{k2}{n}", "+33 6 ## ## ## ##", (("fr", 95), ("en", 5)), "fr",
         ("Loire", "Seine", "Garonne", "Provence", "Alsace", "Bretagne", "Vosges", "Jura", "Azur", "Dordogne",
          "Cévennes", "Marne", "Somme", "Vienne", "Charente", "Lorraine"),
         ("SARL", "SAS"),
+        "Europe/Paris",
     ),
     RegionSpec(
         "benelux", "Benelux", "BE0{n}", "+32 4## ## ## ##", (("en", 55), ("fr", 45)), "nl",
         ("Schelde", "Maas", "Ardenne", "Zeeland", "Brabant", "Waal", "Veluwe", "Kempen", "Limburg", "IJssel",
          "Delta", "Polder", "Amstel", "Meuse", "Lys", "Dender"),
         ("BV", "NV"),
+        "Europe/Brussels",
     ),
     RegionSpec(
         "pl", "Poland", "PL5{n}", "+48 5## ### ###", (("pl", 90), ("en", 10)), "pl",
         ("Wisła", "Odra", "Warta", "Tatry", "Bałtyk", "Mazury", "Pomorze", "Narew", "Pilica", "Bieszczady",
          "Kaszuby", "Roztocze", "Sudety", "Notec", "Prosna", "Drwęca"),
         ("Sp. z o.o.", "S.A."),
+        "Europe/Warsaw",
     ),
 )  # fmt: skip
 _REGION_WORDS = {"uk-ie": "en", "de": "de", "at-ch": "de", "fr": "fr", "benelux": "nl", "pl": "pl"}
@@ -902,7 +919,13 @@ def _base_rows_present() -> Counter:
 def _ensure_base(*, password: str, now: datetime, counts: Counter) -> _Refs:
     """Regions, roles and the manufacturer's staff: created when missing, left alone when present."""
     before = _base_rows_present()
-    Region.objects.bulk_create([Region(code=r.code, name=r.name) for r in REGIONS], ignore_conflicts=True)
+    Region.objects.bulk_create(
+        [
+            Region(code=r.code, name=r.name, time_zone=r.time_zone, marketing_consent=r.marketing_consent)
+            for r in REGIONS
+        ],
+        ignore_conflicts=True,
+    )
     Role.objects.bulk_create(
         [
             Role(code=code, name=name, is_owner=is_owner, sort_order=order * 10)

@@ -46,6 +46,12 @@ def test_scale_one_is_sixty_partners_and_three_hundred_members_in_six_regions(se
     assert Region.objects.annotate(n=Count("partners")).filter(n=10).count() == 6
 
 
+def test_regions_have_their_time_zones_and_germany_asks_for_marketing_consent_first(seeded):
+    regions = dict(Region.objects.values_list("code", "time_zone"))
+    assert regions["uk-ie"] == "Europe/London" and regions["pl"] == "Europe/Warsaw"
+    assert set(Region.objects.filter(marketing_consent="opt_in").values_list("code", flat=True)) == {"de"}
+
+
 def test_every_partner_kind_status_and_payout_policy_is_present(seeded):
     assert set(Partner.objects.values_list("kind", flat=True)) == set(PartnerKind.values)
     assert set(Partner.objects.values_list("status", flat=True)) == set(PartnerStatus.values)
