@@ -1,56 +1,57 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class EnrolmentMode(models.TextChoices):
-    OPEN = "open", "Open to every partner"
-    INVITE_ONLY = "invite_only", "By invitation only"
-    OWNER_APPROVAL = "owner_approval", "Staff join with the partner owner's approval"
+    OPEN = "open", _("Open to every partner")
+    INVITE_ONLY = "invite_only", _("By invitation only")
+    OWNER_APPROVAL = "owner_approval", _("Staff join with the partner owner's approval")
 
 
 class LeaverPolicy(models.TextChoices):
-    KEEP = "keep", "The person keeps their points"
-    FORFEIT = "forfeit", "The points are forfeited"
-    TRANSFER = "transfer", "The points move to the partner's company account"
+    KEEP = "keep", _("The person keeps their points")
+    FORFEIT = "forfeit", _("The points are forfeited")
+    TRANSFER = "transfer", _("The points move to the partner's company account")
 
 
 class EntryKind(models.TextChoices):
-    EARN = "earn", "Earned"
-    RELEASE = "release", "Released from pending"
-    SPEND = "spend", "Spent"
-    EXPIRE = "expire", "Expired"
-    REVERSE = "reverse", "Reversed"
-    ADJUST = "adjust", "Adjusted"
-    TRANSFER = "transfer", "Transferred"
+    EARN = "earn", _("Earned")
+    RELEASE = "release", _("Released from pending")
+    SPEND = "spend", _("Spent")
+    EXPIRE = "expire", _("Expired")
+    REVERSE = "reverse", _("Reversed")
+    ADJUST = "adjust", _("Adjusted")
+    TRANSFER = "transfer", _("Transferred")
 
 
 class EntrySource(models.TextChoices):
     """What a ledger entry comes from (PointsEntry.source_type); source_id says which one."""
 
-    CLAIM = "claim", "Sales claims"
-    SALES_IMPORT = "sales_import", "Sell-out imports"
+    CLAIM = "claim", _("Sales claims")
+    SALES_IMPORT = "sales_import", _("Sell-out imports")
     # A sale line posted through earning.post_event without a more precise source (its default).
-    SALE_LINE = "sale_line", "Sale lines"
-    ORDER = "order", "Reward orders"
-    ADJUSTMENT = "adjustment", "Manual adjustments"
-    EXPIRY = "expiry", "Expiry"
-    LEAVER = "leaver", "Leavers"
+    SALE_LINE = "sale_line", _("Sale lines")
+    ORDER = "order", _("Reward orders")
+    ADJUSTMENT = "adjustment", _("Manual adjustments")
+    EXPIRY = "expiry", _("Expiry")
+    LEAVER = "leaver", _("Leavers")
     # Earned outside the rule engine by the demo history's other activities (surveys answered are also posted through
     # it, by the rules for the "survey answered" event: services.survey_points).
-    WELCOME = "welcome", "Welcome bonuses"
-    PROFILE = "profile", "Profiles completed"
-    SURVEY = "survey", "Surveys"
-    TRAINING = "training", "Training"
-    CHALLENGE = "challenge", "Challenges"
-    AWARD = "award", "Awards"
-    POOLING = "pooling", "Pooled to the company account"
-    COMPANY_SHARE = "company_share", "Company shares"
-    VOLUME_BONUS = "volume_bonus", "Volume bonuses"
+    WELCOME = "welcome", _("Welcome bonuses")
+    PROFILE = "profile", _("Profiles completed")
+    SURVEY = "survey", _("Surveys")
+    TRAINING = "training", _("Training")
+    CHALLENGE = "challenge", _("Challenges")
+    AWARD = "award", _("Awards")
+    POOLING = "pooling", _("Pooled to the company account")
+    COMPANY_SHARE = "company_share", _("Company shares")
+    VOLUME_BONUS = "volume_bonus", _("Volume bonuses")
 
 
 class AdjustmentStatus(models.TextChoices):
-    PENDING_APPROVAL = "pending_approval", "Waiting for a second program manager"
-    POSTED = "posted", "Posted"
-    REJECTED = "rejected", "Rejected"
+    PENDING_APPROVAL = "pending_approval", _("Waiting for a second program manager")
+    POSTED = "posted", _("Posted")
+    REJECTED = "rejected", _("Rejected")
 
 
 # How many days ahead "expiring soon" looks.
@@ -58,53 +59,53 @@ EXPIRING_SOON_DAYS = 30
 
 
 class TierMetric(models.TextChoices):
-    SALES_AMOUNT = "sales_amount", "Sales amount over the window"
-    POINTS_EARNED = "points_earned", "Points earned over the window"
+    SALES_AMOUNT = "sales_amount", _("Sales amount over the window")
+    POINTS_EARNED = "points_earned", _("Points earned over the window")
 
 
 class TierPeriod(models.TextChoices):
     """When downgrades are decided: a partner keeps a tier at least until the end of the period."""
 
-    QUARTER = "quarter", "Quarter"
-    YEAR = "year", "Year"
+    QUARTER = "quarter", _("Quarter")
+    YEAR = "year", _("Year")
 
 
 class RuleEvent(models.TextChoices):
-    SALE_LINE = "sale_line", "Sale line (claim or sell-out import)"
-    TRAINING_PASSED = "training_passed", "Training passed"
-    SURVEY_ANSWERED = "survey_answered", "Survey answered"
-    REFERRAL_CONVERTED = "referral_converted", "Referral converted"
-    CO_MARKETING_APPROVED = "co_marketing_approved", "Co-marketing claim approved"
-    CHALLENGE_COMPLETED = "challenge_completed", "Challenge completed"
-    PROFILE_COMPLETED = "profile_completed", "Profile completed"
-    CUSTOM = "custom", "Custom API event"
+    SALE_LINE = "sale_line", _("Sale line (claim or sell-out import)")
+    TRAINING_PASSED = "training_passed", _("Training passed")
+    SURVEY_ANSWERED = "survey_answered", _("Survey answered")
+    REFERRAL_CONVERTED = "referral_converted", _("Referral converted")
+    CO_MARKETING_APPROVED = "co_marketing_approved", _("Co-marketing claim approved")
+    CHALLENGE_COMPLETED = "challenge_completed", _("Challenge completed")
+    PROFILE_COMPLETED = "profile_completed", _("Profile completed")
+    CUSTOM = "custom", _("Custom API event")
 
 
 class Formula(models.TextChoices):
-    FIXED = "fixed", "Fixed points"
-    PER_UNIT = "per_unit", "Points per unit"
-    PER_AMOUNT = "per_amount", "Points per money amount"
-    PERCENT_BONUS = "percent_bonus", "Percentage bonus on the points of other rules"
-    MULTIPLIER = "multiplier", "Multiplier campaign on the points of other rules"
+    FIXED = "fixed", _("Fixed points")
+    PER_UNIT = "per_unit", _("Points per unit")
+    PER_AMOUNT = "per_amount", _("Points per money amount")
+    PERCENT_BONUS = "percent_bonus", _("Percentage bonus on the points of other rules")
+    MULTIPLIER = "multiplier", _("Multiplier campaign on the points of other rules")
 
 
 class RuleStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    PUBLISHED = "published", "Published"
-    RETIRED = "retired", "Retired"
+    DRAFT = "draft", _("Draft")
+    PUBLISHED = "published", _("Published")
+    RETIRED = "retired", _("Retired")
 
 
 class CapPeriod(models.TextChoices):
-    MONTH = "month", "per month"
-    QUARTER = "quarter", "per quarter"
-    YEAR = "year", "per year"
+    MONTH = "month", _("per month")
+    QUARTER = "quarter", _("per quarter")
+    YEAR = "year", _("per year")
 
 
 class ClaimStatus(models.TextChoices):
-    SUBMITTED = "submitted", "Waiting for review"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
-    WITHDRAWN = "withdrawn", "Withdrawn"
+    SUBMITTED = "submitted", _("Waiting for review")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
 
 
 CLAIM_TRANSITIONS: dict[str, set[str]] = {
@@ -117,23 +118,23 @@ CLAIM_TRANSITIONS: dict[str, set[str]] = {
 
 
 class ClaimFlag(models.TextChoices):
-    UNKNOWN_PRODUCT = "unknown_product", "Product unknown or inactive"
-    OUTSIDE_WINDOW = "outside_window", "Invoice date outside the claim window"
-    DUPLICATE_OTHER_PARTNER = "duplicate_other_partner", "Same invoice claimed by another partner"
-    UNUSUAL_QUANTITY = "unusual_quantity", "Unusual quantity"
+    UNKNOWN_PRODUCT = "unknown_product", _("Product unknown or inactive")
+    OUTSIDE_WINDOW = "outside_window", _("Invoice date outside the claim window")
+    DUPLICATE_OTHER_PARTNER = "duplicate_other_partner", _("Same invoice claimed by another partner")
+    UNUSUAL_QUANTITY = "unusual_quantity", _("Unusual quantity")
 
 
 class RejectionReason(models.TextChoices):
-    NOT_OUR_PRODUCT = "not_our_product", "Not our product"
-    UNREADABLE = "unreadable", "Invoice unreadable or missing"
-    MISMATCH = "mismatch", "Invoice does not match the claimed lines"
-    DUPLICATE = "duplicate", "Already claimed"
-    TOO_LATE = "too_late", "Claimed after the window"
-    OTHER = "other", "Other"
+    NOT_OUR_PRODUCT = "not_our_product", _("Not our product")
+    UNREADABLE = "unreadable", _("Invoice unreadable or missing")
+    MISMATCH = "mismatch", _("Invoice does not match the claimed lines")
+    DUPLICATE = "duplicate", _("Already claimed")
+    TOO_LATE = "too_late", _("Claimed after the window")
+    OTHER = "other", _("Other")
 
 
 class ImportStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")

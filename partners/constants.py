@@ -5,24 +5,24 @@ from django.utils.translation import gettext_lazy as _
 class StaffRole(models.TextChoices):
     """What a manufacturer employee does in the program; partner staff have none."""
 
-    NONE = "", "None (partner staff)"
-    ACCOUNT_MANAGER = "account_manager", "Account manager"
-    PROGRAM_MANAGER = "program_manager", "Program manager"
+    NONE = "", _("None (partner staff)")
+    ACCOUNT_MANAGER = "account_manager", _("Account manager")
+    PROGRAM_MANAGER = "program_manager", _("Program manager")
 
 
 class PartnerKind(models.TextChoices):
-    DISTRIBUTOR = "distributor", "Distributor"
-    DEALER = "dealer", "Dealer"
-    INSTALLER = "installer", "Installer"
-    SERVICE_COMPANY = "service_company", "Service company"
-    RESELLER = "reseller", "Reseller"
+    DISTRIBUTOR = "distributor", _("Distributor")
+    DEALER = "dealer", _("Dealer")
+    INSTALLER = "installer", _("Installer")
+    SERVICE_COMPANY = "service_company", _("Service company")
+    RESELLER = "reseller", _("Reseller")
 
 
 class PartnerStatus(models.TextChoices):
-    PROSPECT = "prospect", "Prospect"
-    ACTIVE = "active", "Active"
-    SUSPENDED = "suspended", "Suspended"
-    CLOSED = "closed", "Closed"
+    PROSPECT = "prospect", _("Prospect")
+    ACTIVE = "active", _("Active")
+    SUSPENDED = "suspended", _("Suspended")
+    CLOSED = "closed", _("Closed")
 
 
 PARTNER_TRANSITIONS: dict[str, set[str]] = {
@@ -34,15 +34,15 @@ PARTNER_TRANSITIONS: dict[str, set[str]] = {
 
 
 class PayoutPolicy(models.TextChoices):
-    INDIVIDUAL = "individual", "Paid to each employee"
-    POOLED = "pooled", "Pooled to the company account"
+    INDIVIDUAL = "individual", _("Paid to each employee")
+    POOLED = "pooled", _("Pooled to the company account")
 
 
 class MemberStatus(models.TextChoices):
-    INVITED = "invited", "Invited"
-    PENDING_APPROVAL = "pending_approval", "Waiting for approval"
-    ACTIVE = "active", "Active"
-    LEFT = "left", "Left"
+    INVITED = "invited", _("Invited")
+    PENDING_APPROVAL = "pending_approval", _("Waiting for approval")
+    ACTIVE = "active", _("Active")
+    LEFT = "left", _("Left")
 
 
 MEMBER_TRANSITIONS: dict[str, set[str]] = {
@@ -65,9 +65,9 @@ class MarketingConsent(models.TextChoices):
 
 
 class Channel(models.TextChoices):
-    EMAIL = "email", "E-mail"
-    SMS = "sms", "SMS"
-    IN_APP = "in_app", "In the app"
+    EMAIL = "email", _("E-mail")
+    SMS = "sms", _("SMS")
+    IN_APP = "in_app", _("In the app")
 
 
 # Roles seeded by the first migration; program managers may add more in the admin.
