@@ -17,9 +17,10 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from communications.campaigns import audience, campaign_reach, campaign_save, campaign_send, control_size
-from communications.constants import Channel, FeedbackStatus, Kind, allowed_variables
+from communications.constants import Activity, Channel, FeedbackStatus, Kind, allowed_variables
 from communications.feedback import feedback_answer
 from communications.models import (
     Campaign,
@@ -178,16 +179,65 @@ class DeliveryAdmin(ReadOnlyModelAdmin):
 
     @admin.action(description=_("Send the selected failed messages again"))
     def resend(self, request, queryset):
-        deliveries = queryset.exclude(channel=Channel.INBOX).select_related("member__user")
-        run_for_each(
-            self,
-            request,
-            deliveries,
-            lambda delivery: delivery_resend(delivery=delivery),
-            done=str(_("Queued again")),
-            noun="message",
-            name=lambda delivery: f"{delivery.get_kind_display()} → {delivery.address}",
+        queued, refused = [], []
+        for delivery in queryset.order_by("pk"):
+            try:
+                delivery_resend(delivery=delivery)
+            except ApplicationError:
+                refused.append(delivery)
+            else:
+                queued.append(delivery)
+        # One message for the whole selection: how many went, and which did not and why.
+        level = messages.ERROR if not queued else messages.WARNING if refused else messages.SUCCESS
+        self.message_user(request, resend_report(queued, refused), level=level)
+
+
+# A resend report names this many messages, then says how many more.
+NAMES_IN_RESEND_REPORT = 10
+
+
+def resend_report(queued: list[Delivery], refused: list[Delivery]) -> str:
+    """What the resend action did: how many messages were queued again (their ids), and which were not, each with
+    what keeps it from being sent again (the inbox, or a status other than failed, bounced or suppressed)."""
+
+    def listed(names: list[str]) -> str:
+        shown = ", ".join(names[:NAMES_IN_RESEND_REPORT])
+        hidden = len(names) - NAMES_IN_RESEND_REPORT
+        return shown if hidden <= 0 else _("%(shown)s and %(count)s more") % {"shown": shown, "count": hidden}
+
+    parts = []
+    if queued:
+        parts.append(
+            ngettext(
+                "Queued again: %(count)s message (%(ids)s).", "Queued again: %(count)s messages (%(ids)s).", len(queued)
+            )
+            % {"count": len(queued), "ids": listed([f"#{delivery.pk}" for delivery in queued])}
         )
+    if refused:
+        named = [
+            _("#%(id)s “%(subject)s” (%(why)s)")
+            % {
+                "id": delivery.pk,
+                "subject": without_sign_up_token(delivery, delivery.subject),
+                "why": why_not(delivery),
+            }
+            for delivery in refused
+        ]
+        parts.append(
+            ngettext(
+                "Not sent again: %(count)s message: %(names)s.",
+                "Not sent again: %(count)s messages: %(names)s.",
+                len(refused),
+            )
+            % {"count": len(refused), "names": listed(named)}
+        )
+        parts.append(str(_("Only failed, bounced or suppressed e-mail and SMS messages can be sent again.")))
+    return " ".join(parts)
+
+
+def why_not(delivery: Delivery) -> str:
+    """What keeps a delivery from being sent again: it is in the app's inbox, or its status."""
+    return delivery.get_channel_display() if delivery.channel == Channel.INBOX else delivery.get_status_display()
 
 
 def without_sign_up_token(delivery: Delivery, text: str) -> str:
@@ -359,16 +409,20 @@ class FeedbackAdmin(SavedByServices, ProgramManagerAdmin):
     """The feedback inbox: what members wrote, newest first; a program manager answers on the feedback's page."""
 
     form = FeedbackAnswerForm
-    list_display = ["created_at", "member_email", "partner", "topic", "status", "answered_at"]
-    list_filter = ["status", "topic", ("created_at", admin.DateFieldListFilter)]
+    list_display = ["created_at", "member_email", "partner", "member_language", "topic", "status", "answered_at"]
+    list_filter = ["status", "topic", "member__language", ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["member__user", "member__partner"]
     search_fields = ["member__user__email", "text"]
     date_hierarchy = "created_at"
+    # The member's language sits right above the answer box: the answer reaches them as written.
     fields = [
-        "member", "partner", "created_at", "topic", "text", "photo_link", "status", "answer", "answered_by",
+        "member", "partner", "created_at", "topic", "text", "photo_link", "status", "answer_language", "answer",
+        "answered_by", "answered_at",
+    ]  # fmt: skip
+    _shown = [
+        "member", "partner", "created_at", "topic", "text", "photo_link", "status", "answer_language", "answered_by",
         "answered_at",
     ]  # fmt: skip
-    _shown = ["member", "partner", "created_at", "topic", "text", "photo_link", "status", "answered_by", "answered_at"]
 
     def has_add_permission(self, request, *args):
         return False  # members write feedback on the member site
@@ -388,6 +442,16 @@ class FeedbackAdmin(SavedByServices, ProgramManagerAdmin):
     @admin.display(description=_("partner"), ordering="member__partner__name")
     def partner(self, obj):
         return obj.member.partner.name
+
+    @admin.display(description=_("language"), ordering="member__language")
+    def member_language(self, obj):
+        return obj.member.get_language_display()
+
+    @admin.display(description=_("member's language"))
+    def answer_language(self, obj):
+        if obj.status == FeedbackStatus.ANSWERED:
+            return obj.member.get_language_display()
+        return _("Answer in %(language)s") % {"language": obj.member.get_language_display()}
 
     @admin.display(description=_("photo"))
     def photo_link(self, obj):
@@ -453,6 +517,22 @@ class CampaignAdmin(SavedByServices, ProgramManagerAdmin):
     def has_change_permission(self, request, obj=None):
         # A sent (or cancelled) campaign is a record: its page shows it, nothing on it changes.
         return super().has_change_permission(request, obj) and (obj is None or obj.can_send())
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "no_points_activity": Activity.NO_POINTS}
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_fieldsets(self, request, obj=None):
+        # A record shows the days without points only where its activity counts them ("Days without points: 60"
+        # under "Never redeemed" misleads); the form hides the field while another activity is chosen
+        # (change_form.html), so a new choice of activity can still set its days.
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or obj.can_send() or obj.activity == Activity.NO_POINTS:
+            return fieldsets
+        return [
+            (name, {**options, "fields": [field for field in options["fields"] if field != "inactive_days"]})
+            for name, options in fieldsets
+        ]
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name == "tiers":

@@ -119,25 +119,22 @@ def campaign_send(*, campaign: Campaign, actor=None) -> Campaign:
                 _("Some members of the audience have a role with no message: add a message for everyone else."),
                 code=ErrorCode.CAMPAIGN_NO_MESSAGE,
             )
-        _store_recipients(locked, members, size)
-        _tell(locked, variants)
+        _tell(locked, variants, members, size)
         locked.status, locked.sent_at, locked.sent_by = CampaignStatus.SENT, timezone.now(), actor
         locked.save(update_fields=["status", "sent_at", "sent_by", "updated_at"])
     return locked
 
 
-def _store_recipients(campaign: Campaign, members: QuerySet, size: int) -> None:
-    """Every member of the audience, in one INSERT ... SELECT; the first control_size of them in the order of
-    md5(campaign id, member id) form the control group."""
+def _drawn(campaign: Campaign, members: QuerySet, size: int) -> tuple[str, list]:
+    """SQL: each member of the audience (member_id) and whether they are in the control group (in_control_group):
+    the first control_size of them in the order of md5(campaign id, member id)."""
     select, params = members.values("pk").query.sql_with_params()
-    table = CampaignRecipient._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (campaign_id, member_id, in_control_group) "
-            "SELECT %s, a.id, row_number() OVER (ORDER BY md5(%s || ':' || a.id::text), a.id) <= %s "
-            f"FROM ({select}) AS a(id) ON CONFLICT (campaign_id, member_id) DO NOTHING",
-            [campaign.pk, str(campaign.pk), control_size(size, campaign.control_percent), *params],
-        )
+    return (
+        "SELECT a.id AS member_id, "
+        "row_number() OVER (ORDER BY md5(%s || ':' || a.id::text), a.id) <= %s AS in_control_group "
+        f"FROM ({select}) AS a(id)",
+        [str(campaign.pk), control_size(size, campaign.control_percent), *params],
+    )
 
 
 def capped_members() -> QuerySet:
@@ -152,24 +149,57 @@ def capped_members() -> QuerySet:
     )
 
 
-def _to_tell(campaign: Campaign) -> QuerySet:
-    """The ids of the recipients outside the control group who consent to the campaign's topic
-    (communications.consent) and are under the frequency cap: a subquery, the same for both ways of telling them."""
+def _told(campaign: Campaign) -> tuple[str, list]:
+    """SQL: the condition on a recipient (member_id, in_control_group) to be told: outside the control group,
+    consenting to the campaign's topic (communications.consent) and under the frequency cap. Both ways of telling
+    use it."""
+    capped, capped_params = capped_members().query.sql_with_params()
+    refusers, refusers_params = marketing_refusers(campaign.topic).query.sql_with_params()
     return (
-        campaign.recipients.filter(in_control_group=False)
-        .exclude(member_id__in=capped_members())
-        .exclude(member_id__in=marketing_refusers(campaign.topic))
-        .values("member_id")
+        f"NOT in_control_group AND member_id NOT IN ({capped}) AND member_id NOT IN ({refusers})",
+        [*capped_params, *refusers_params],
     )
 
 
-def _tell(campaign: Campaign, variants: dict[int | None, CampaignMessage]) -> None:
-    """Store everyone's messages in one statement (communications.fanout); when a template uses a member's name or
-    company in a way only Python renders (under a filter, in an {% if %}), one notify_many per BATCH members."""
+def _tell(campaign: Campaign, variants: dict[int | None, CampaignMessage], members: QuerySet, size: int) -> None:
+    """Store the recipients and everyone's messages in one statement (communications.fanout); when a template uses a
+    member's name or company in a way only Python renders (under a filter, in an {% if %}), store the recipients,
+    then one notify_many per BATCH members."""
+    drawn = _drawn(campaign, members, size)
     if not fanout.tell(
-        campaign_id=campaign.pk, source_key=source_key(campaign), variants=variants, to_tell=_to_tell(campaign)
+        campaign=campaign,
+        source_key=source_key(campaign),
+        variants=variants,
+        members=members,
+        drawn=drawn,
+        told=_told(campaign),
     ):
+        _store_recipients(campaign, drawn)
         _tell_each(campaign, variants)
+
+
+def _store_recipients(campaign: Campaign, drawn: tuple[str, list]) -> None:
+    """Every member of the audience, with their place in or out of the control group, in one INSERT ... SELECT."""
+    select, params = drawn
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {CampaignRecipient._meta.db_table} (campaign_id, member_id, in_control_group) "
+            f"SELECT %s, member_id, in_control_group FROM ({select}) AS drawn "
+            "ON CONFLICT (campaign_id, member_id) DO NOTHING",
+            [campaign.pk, *params],
+        )
+
+
+def _to_tell(campaign: Campaign) -> list[int]:
+    """The ids of the campaign's recipients to tell (_told), in order."""
+    told, params = _told(campaign)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT member_id FROM {CampaignRecipient._meta.db_table} WHERE campaign_id = %s AND {told} "
+            "ORDER BY member_id",
+            [campaign.pk, *params],
+        )
+        return [member_id for (member_id,) in cursor.fetchall()]
 
 
 def _tell_each(campaign: Campaign, variants: dict[int | None, CampaignMessage]) -> None:
@@ -178,8 +208,7 @@ def _tell_each(campaign: Campaign, variants: dict[int | None, CampaignMessage]) 
         role_id: (engine.from_string(message.subject), engine.from_string(message.body))
         for role_id, message in variants.items()
     }
-    member_ids = _to_tell(campaign).order_by("member_id").values_list("member_id", flat=True)
-    for batch in batched(member_ids, BATCH):
+    for batch in batched(_to_tell(campaign), BATCH):
         members = Member.objects.select_related("user", "partner").in_bulk(batch)
         notices = []
         for member in members.values():

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import override
 
 from communications.constants import Channel, DeliveryStatus, Kind, topic_of
-from communications.models import CampaignMessage, CampaignRecipient, Delivery, Preference, Suppression
+from communications.models import Campaign, CampaignMessage, CampaignRecipient, Delivery, Preference, Suppression
 from communications.rendering import _condition_names, _names, compiled
 from communications.selectors import inbox_forget_unread_counts
 from communications.sending import enqueue_sending
@@ -60,34 +60,43 @@ def shows_as_is(text: str, names) -> bool:
     return True
 
 
-def tell(*, campaign_id: int, source_key: str, variants: dict[int | None, CampaignMessage], to_tell: QuerySet) -> bool:
-    """Store the campaign's deliveries to the members of `to_tell` (a subquery of member ids) as notify_many would
-    (kind campaign, event `source_key`), link each recipient to theirs, queue the sending of the new e-mails and
-    SMS and forget the bells of who got a new inbox message, once it commits. False, with nothing done, when a
-    template shows a per-member variable other than as it is."""
-    groups = list(Member.objects.filter(pk__in=to_tell).values_list("role_id", "language").distinct().order_by())
-    if not groups:
-        return True
+def tell(
+    *,
+    campaign: Campaign,
+    source_key: str,
+    variants: dict[int | None, CampaignMessage],
+    members: QuerySet[Member],
+    drawn: tuple[str, list],
+    told: tuple[str, list],
+) -> bool:
+    """Store the campaign's recipients (`drawn`: SQL of each member of the audience `members` and whether they are in
+    the control group) and the deliveries of those to tell (`told`: SQL of the condition on a recipient) as
+    notify_many would (kind campaign, event `source_key`), each recipient linked to theirs; queue the sending of the
+    new e-mails and SMS and forget the bells of who got a new inbox message, once it commits. False, with nothing
+    stored, when a template shows a per-member variable other than as it is."""
+    groups = list(members.values_list("role_id", "language").distinct().order_by("role_id", "language"))
     chooser = _TemplateChooser(Kind.CAMPAIGN)
-    variant_texts = {(v.subject, v.body) for v in variants.values()}
+    variant_texts = {text for variant in variants.values() for text in (variant.subject, variant.body)}
     template_texts = {
-        (chosen["subject"], chosen["body"])
+        chosen[field]
         for role_id, language in groups
         for channel in Channel
         for chosen in [chooser.choose(channel, language, role_id)]
+        for field in ("subject", "body")
     }
-    if not all(shows_as_is(text, VARIANT_VALUES) for pair in variant_texts for text in pair) or not all(
-        shows_as_is(text, TEMPLATE_VALUES) for pair in template_texts for text in pair
+    if not all(shows_as_is(text, VARIANT_VALUES) for text in variant_texts) or not all(
+        shows_as_is(text, TEMPLATE_VALUES) for text in template_texts
     ):
         return False
     sql, params = _statement(
-        campaign_id=campaign_id,
+        campaign_id=campaign.pk,
         source_key=source_key,
         groups=[
             _Group(number, role_id, language, variants.get(role_id) or variants[None], chooser, source_key)
             for number, (role_id, language) in enumerate(groups, 1)
         ],
-        to_tell=to_tell,
+        drawn=drawn,
+        told=told,
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -207,13 +216,17 @@ def _by_channel(group: _Group, index: int) -> tuple[str, list]:
     return " ".join(sql), params
 
 
-def _statement(*, campaign_id: int, source_key: str, groups: list[_Group], to_tell: QuerySet) -> tuple[str, list]:
+def _statement(
+    *, campaign_id: int, source_key: str, groups: list[_Group], drawn: tuple[str, list], told: tuple[str, list]
+) -> tuple[str, list]:
     """The one statement: the members to tell with their values and channel (services._channels: the topic's
     preference, else the preferred channel; an SMS without a phone number goes by e-mail), a row for the inbox and
     one for that channel, suppressed addresses marked, stored unless their idempotency key was (ON CONFLICT DO
-    NOTHING); the recipients linked to the new rows (their channel's, else the inbox's: campaigns._link_deliveries);
-    answers the ids of the new queued e-mails and SMS and the members who got a new inbox message."""
-    members_sql, members_params = to_tell.query.sql_with_params()
+    NOTHING); then every recipient, linked to their new row (their channel's, else the inbox's: as
+    campaigns._link_deliveries). Answers the ids of the new queued e-mails and SMS and the members who got a new
+    inbox message."""
+    drawn_sql, drawn_params = drawn
+    told_sql, told_params = told
     title_sql, title_params = _case(groups, lambda group: group.title)
     message_sql, message_params = _case(groups, lambda group: group.message)
     subject_sql, subject_params = _case(groups, lambda group: _by_channel(group, 0))
@@ -225,7 +238,11 @@ def _statement(*, campaign_id: int, source_key: str, groups: list[_Group], to_te
         DeliveryStatus.SUPPRESSED.value,
     )
     sql = f"""
-WITH stored AS (
+WITH drawn AS MATERIALIZED (
+    {drawn_sql}
+), told AS (
+    SELECT member_id FROM drawn WHERE {told_sql}
+), stored AS (
     INSERT INTO {Delivery._meta.db_table} (
         kind, channel, topic, member_id, source_key, idempotency_key, address, subject, body, link, status,
         queued_at, delivered_at, attempts, last_error, provider_id, created_at, updated_at
@@ -244,7 +261,7 @@ WITH stored AS (
                    ch.channel,
                    CASE ch.channel WHEN '{email}' THEN lower(u.email) WHEN '{sms}' THEN btrim(m.phone, %s)
                         ELSE '' END AS address
-            FROM ({members_sql}) AS a(member_id)
+            FROM told AS a
             JOIN {Member._meta.db_table} m ON m.id = a.member_id
             JOIN {User._meta.db_table} u ON u.id = m.user_id
             JOIN {Partner._meta.db_table} p ON p.id = m.partner_id
@@ -269,12 +286,13 @@ WITH stored AS (
     WHERE d.n = 1 OR t.channel <> '{inbox}'
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id, member_id, channel, status
-), linked AS (
-    UPDATE {CampaignRecipient._meta.db_table} AS r SET delivery_id = chosen.id
-    FROM (
+), recipients AS (
+    INSERT INTO {CampaignRecipient._meta.db_table} (campaign_id, member_id, in_control_group, delivery_id)
+    SELECT %s, drawn.member_id, drawn.in_control_group, chosen.id
+    FROM drawn LEFT JOIN (
         SELECT DISTINCT ON (member_id) member_id, id FROM stored ORDER BY member_id, channel = '{inbox}'
-    ) AS chosen
-    WHERE r.campaign_id = %s AND r.member_id = chosen.member_id
+    ) AS chosen ON chosen.member_id = drawn.member_id
+    ON CONFLICT (campaign_id, member_id) DO NOTHING
 )
 SELECT array_agg(id ORDER BY id) FILTER (WHERE status = '{queued}'),
        array_agg(member_id ORDER BY member_id) FILTER (WHERE channel = '{inbox}')
@@ -283,12 +301,13 @@ FROM stored
     now = timezone.now()
     topic = topic_of(Kind.CAMPAIGN)
     params = [
+        *drawn_params,
+        *told_params,
         Kind.CAMPAIGN.value, topic, source_key, f"{Kind.CAMPAIGN.value}:{source_key}:",
         *subject_params, *body_params,
         now, now,
         *title_params, *message_params,
         FIRST_WORD, WHITESPACE,
-        *members_params,
         [group.role_id for group in groups], [group.language for group in groups],
         topic,
         WHITESPACE,

@@ -5,9 +5,9 @@ own feedback only."""
 import uuid
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from communications.constants import FeedbackStatus, Kind
@@ -21,6 +21,8 @@ from partners.models import Member
 from partners.visibility import viewer_for
 
 PHOTO_KINDS = (JPEG, PNG, WEBP, HEIC)
+# The feedback page lists a member's feedback this many at a time, newest first.
+FEEDBACK_PAGE_SIZE = 10
 
 
 def feedback_for(viewer) -> QuerySet[Feedback]:
@@ -67,11 +69,25 @@ def feedback_answer(*, feedback: Feedback, answer: str, actor) -> Feedback:
     locked.answered_by, locked.answered_at = actor, timezone.now()
     locked.full_clean(exclude=["photo"])
     locked.save(update_fields=["answer", "status", "answered_by", "answered_at", "updated_at"])
+    member = locked.member
+    # The notice is read by the member: the topic in their language, not the program manager's.
+    with translation.override(member.language):
+        topic = str(locked.get_topic_display())
     notify(
         kind=Kind.FEEDBACK_ANSWERED,
-        member=locked.member,
+        member=member,
         source_key=f"feedback:{locked.pk}:answered",
-        variables={"subject": str(locked.get_topic_display())},
-        link_path=reverse("feedback"),
+        variables={"subject": topic},
+        link_path=feedback_path(locked),
     )
     return locked
+
+
+def feedback_path(feedback: Feedback) -> str:
+    """Where the feedback page shows `feedback`: its page of the member's list and its anchor."""
+    newer = Feedback.objects.filter(member__user=feedback.member.user_id).filter(
+        Q(created_at__gt=feedback.created_at) | Q(created_at=feedback.created_at, pk__gt=feedback.pk)
+    )
+    page = newer.count() // FEEDBACK_PAGE_SIZE + 1
+    query = f"?page={page}" if page > 1 else ""
+    return f"{reverse('feedback')}{query}#feedback-{feedback.pk}"

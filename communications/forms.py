@@ -38,7 +38,7 @@ class PreferencesForm(forms.Form):
             )
             if is_marketing(topic):
                 self.fields[f"{topic}-opted_in"] = forms.BooleanField(
-                    label=_("Send me messages about %(topic)s") % {"topic": Topic(topic).label},
+                    label=_("Send me these messages"),
                     required=False,
                     initial=opted_in,
                     widget=forms.CheckboxInput(attrs={"class": "form-check-input", "role": "switch"}),

@@ -1,7 +1,9 @@
+import contextlib
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, validate_email
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -24,6 +26,7 @@ from communications.constants import (
     Topic,
 )
 from communications.rendering import template_problem
+from communications.sms import SmsError, normalise_phone
 from loyalty.common.models import TimeStampedModel
 from loyalty.common.storage import private_storage
 from partners.constants import PartnerKind
@@ -174,8 +177,34 @@ class Suppression(models.Model):
         return self.address
 
     def save(self, *args, **kwargs):
-        self.address = self.address.strip().lower()
+        self.address = suppression_key(self.address)
         super().save(*args, **kwargs)
+
+    def clean(self):
+        super().clean()
+        address = self.address.strip()
+        if "@" in address:
+            try:
+                validate_email(address)
+            except ValidationError:
+                raise ValidationError({"address": _("Enter an e-mail address or a phone number.")}) from None
+        else:
+            try:
+                normalise_phone(address)
+            except SmsError as exc:
+                problem = _("Enter an e-mail address or a phone number: %(why)s") % {"why": exc}
+                raise ValidationError({"address": problem}) from None
+        self.address = suppression_key(address)  # before the unique check: one number written two ways is one
+
+
+def suppression_key(address: str) -> str:
+    """How an address is kept and looked up among the suppressed: an e-mail address in lower case, a phone number in
+    E.164 ("+44 7057 960340" and "+447057960340" are one number)."""
+    address = address.strip()
+    if "@" not in address:
+        with contextlib.suppress(SmsError):
+            return normalise_phone(address)
+    return address.lower()
 
 
 # Surveys and feedback ---------------------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ from django.core import signing
 from django.db import models, transaction
 from django.utils.translation import gettext as _
 
+from communications.consent import consent_default
 from communications.constants import Channel, Topic
 from communications.models import Preference
-from communications.selectors import is_marketing, preference_choices
+from communications.selectors import default_channel, is_marketing, preference_choices
 from communications.sending import UNSUBSCRIBE_SALT
 from loyalty.common.errors import ApplicationError
 from partners.models import Member
@@ -37,7 +38,8 @@ def _topic_label(topic: str) -> str:
 @transaction.atomic
 def preferences_save(*, member: Member, channels: dict[str, str], opted_in: dict[str, bool]) -> None:
     """Set the channel (`channels`) and the consent (`opted_in`, marketing topics only) of the topics named; the
-    others keep theirs. Nothing is saved if any choice is refused."""
+    others keep theirs. A topic whose choice is the default again loses its row. Nothing is saved if any choice is
+    refused."""
     for topic in {*channels, *opted_in}:
         if topic not in Topic.values:
             raise ApplicationError(
@@ -60,19 +62,24 @@ def preferences_save(*, member: Member, channels: dict[str, str], opted_in: dict
                 % {"topic": _topic_label(topic)},
                 PreferenceError.NOT_SWITCHABLE,
             )
-    current = preference_choices(member=member)
-    # A consent not named here stays as it was: no choice (None) keeps following the region's rule.
-    consents = dict(Preference.objects.filter(member=member).values_list("topic", "opted_in"))
-    rows = [
-        Preference(
-            member=member,
-            topic=topic,
-            channel=channels.get(topic, current[topic][0]),
-            opted_in=opted_in.get(topic, consents.get(topic)),
-        )
-        for topic in sorted({*channels, *opted_in})
-    ]
-    _upsert(rows, ["channel", "opted_in"])
+    # A row only for a choice that differs from the default: a topic left as it comes keeps following the
+    # profile's "How should we reach you?" and the region's consent rule when either changes later.
+    channel_default, consent_by_default = default_channel(member), consent_default(member)
+    stored = {p.topic: p for p in Preference.objects.filter(member=member)}
+    keep, back_to_default = [], []
+    for topic in sorted({*channels, *opted_in}):
+        row = stored.get(topic)
+        channel = channels.get(topic, row.channel if row else channel_default)
+        consent = opted_in.get(topic, row.opted_in if row else None)
+        if not is_marketing(topic) or consent == consent_by_default:
+            consent = None  # no consent to record, or the region's rule says the same
+        if channel == channel_default and consent is None:
+            back_to_default.append(topic)
+        else:
+            keep.append(Preference(member=member, topic=topic, channel=channel, opted_in=consent))
+    Preference.objects.filter(member=member, topic__in=back_to_default).delete()
+    if keep:
+        _upsert(keep, ["channel", "opted_in"])
 
 
 def unsubscribe_read(token: str) -> tuple[Member, str]:

@@ -5,18 +5,16 @@ the mailer, a failure retried later without stopping the others, every row writt
 `delivery_send` is the same for one delivery; `deliveries_send_due` is the periodic sweep; `delivery_resend` queues a
 failed message again from the program team's log."""
 
-import email.policy
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, time, timedelta
-from email.headerregistry import HeaderRegistry, UnstructuredHeader
 from email.utils import make_msgid
 from itertools import batched
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core import signing
-from django.core.mail import EmailMessage, mailers
+from django.core.mail import mailers
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -34,6 +32,7 @@ from communications.constants import (
 from communications.delivery_links import tracked_link
 from communications.error_codes import ErrorCode
 from communications.lock_objects import deliveries_lock_due, delivery_lock
+from communications.mail import Email
 from communications.models import Delivery, Suppression
 from loyalty.common.background import enqueue_on_commit
 from loyalty.common.errors import ApplicationError
@@ -225,7 +224,7 @@ def _send_sms(delivery: Delivery) -> str:
 def _send_email(mailer, delivery: Delivery) -> str:
     """Hand the e-mail to the open `mailer`; returns the provider's id of it. Its link is the short one."""
     body = delivery.body.replace(delivery.link, tracked_link(delivery)) if delivery.link else delivery.body
-    message = _Email(
+    message = Email(
         subject=delivery.subject,
         body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
@@ -243,55 +242,6 @@ def _send_email(mailer, delivery: Delivery) -> str:
 
 class NotSent(Exception):
     """The mailer took the message without an error but sent nothing (no address it could use)."""
-
-
-class _LinkHeader(UnstructuredHeader):
-    """List-Unsubscribe's <link>, written whole on its line. The email package folds a value longer than a line into
-    RFC 2047 encoded words, and no mail client reads a link (or offers one-click unsubscribe) from those."""
-
-    def fold(self, *, policy):
-        return f"{self.name}: {self}{policy.linesep}"
-
-
-class _Headers(HeaderRegistry):
-    """The email package's header factory, remembering. The stock one makes a new class for every header it builds
-    and parses every value afresh: most of the cost of building an e-mail, paid again in each message of a batch for
-    the same From, Content-Type and MIME-Version. A parsed header is an immutable value, so one serves them all."""
-
-    KEEP = 256  # values remembered; the ones each message has alone (To, Message-ID) just pass through
-
-    def __init__(self):
-        super().__init__()
-        self.map_to_type("list-unsubscribe", _LinkHeader)
-        self.classes, self.parsed = {}, {}
-
-    def __getitem__(self, name):
-        key = name.lower()
-        if key not in self.classes:
-            self.classes[key] = super().__getitem__(name)
-        return self.classes[key]
-
-    def __call__(self, name, value):
-        if type(value) is not str:
-            return super().__call__(name, value)
-        header = self.parsed.get((name, value))
-        if header is None:
-            if len(self.parsed) >= self.KEEP:
-                self.parsed.clear()
-            header = self.parsed[name, value] = super().__call__(name, value)
-        return header
-
-
-# The policies mail backends build messages with (SMTP's; the default), each with the remembering header factory.
-_POLICIES = {policy: policy.clone(header_factory=_Headers()) for policy in (email.policy.SMTP, email.policy.default)}
-
-
-class _Email(EmailMessage):
-    """Django's e-mail message, its MIME form built with the remembering header factory: the same bytes in a
-    fraction of the time (List-Unsubscribe's link whole)."""
-
-    def message(self, *, policy=email.policy.default):
-        return super().message(policy=_POLICIES.get(policy, policy))
 
 
 def _sms_text(delivery: Delivery) -> str:

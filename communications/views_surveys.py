@@ -19,7 +19,7 @@ from loyalty.common.errors import ApplicationError
 from loyalty.common.storage import private_file_response
 from partners.visibility import viewer_for
 
-FEEDBACK_PAGE_SIZE = 10
+FEEDBACK_PAGE_SIZE = feedback_services.FEEDBACK_PAGE_SIZE  # the answer notice's link names the page too
 
 
 def _survey_or_404(request, survey_id: int):

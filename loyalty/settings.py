@@ -211,6 +211,7 @@ TIME_ZONE = env("TIME_ZONE", default="Europe/Berlin")
 USE_I18N = True
 # The site's own translations (makemessages -l de; the .mo files are committed: docs/decisions.md).
 LOCALE_PATHS = [BASE_DIR / "locale"]
+FORMAT_MODULE_PATH = ["loyalty.formats"]
 USE_TZ = True
 
 STATIC_URL = "static/"

@@ -11,7 +11,7 @@ from partners.models import Region, Role, time_zone_choices
 
 phone_validator = RegexValidator(
     r"^\+?[0-9][0-9 ()./-]{4,28}$",
-    "Enter a phone number with digits only, optionally starting with + and the country code, e.g. +49 30 1234567.",
+    _("Enter a phone number with digits only, optionally starting with + and the country code, e.g. +49 30 1234567."),
 )
 
 
@@ -19,7 +19,7 @@ class FullNameField(forms.CharField):
     """A person's full name, as they type it: not only spaces."""
 
     def __init__(self, **kwargs):
-        super().__init__(label="Full name", max_length=150, **kwargs)
+        super().__init__(label=_("Full name"), max_length=150, **kwargs)
 
     def widget_attrs(self, widget) -> dict:
         return {**super().widget_attrs(widget), "autocomplete": "name"}
@@ -27,7 +27,7 @@ class FullNameField(forms.CharField):
     def clean(self, value) -> str:
         name = super().clean(value).strip()
         if not name:
-            raise forms.ValidationError("Enter your name.")
+            raise forms.ValidationError(_("Enter your name."))
         return name
 
 
@@ -83,25 +83,27 @@ class FilterForm(forms.Form):
 
 
 class SearchFilterForm(FilterForm):
-    q = forms.CharField(label="Search", required=False, max_length=100)
+    q = forms.CharField(label=_("Search"), required=False, max_length=100)
 
 
 class StatusFilterForm(FilterForm):
     """A list filtered by one status, out of `statuses` (choices)."""
 
-    status = forms.ChoiceField(label="Status", required=False)
+    status = forms.ChoiceField(label=_("Status"), required=False)
 
     def __init__(self, *args, statuses, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["status"].choices = _choices("Any status", statuses)
+        self.fields["status"].choices = _choices(_("Any status"), statuses)
 
 
 class TeamFilterForm(SearchFilterForm):
     """The team table's; the invite form on the same page owns id_role."""
 
-    search_placeholder = "Name or e-mail"
-    status = forms.ChoiceField(label="Status", required=False, choices=_choices("Current team", MemberStatus.choices))
-    role = forms.ChoiceField(label="Role", required=False)
+    search_placeholder = _("Name or e-mail")
+    status = forms.ChoiceField(
+        label=_("Status"), required=False, choices=_choices(_("Current team"), MemberStatus.choices)
+    )
+    role = forms.ChoiceField(label=_("Role"), required=False)
     columns = {"q": "col-12 col-lg-4", "submit": "col-12 col-md-2"}
     columns |= dict.fromkeys(("status", "role"), "col-12 col-sm-6 col-md-5 col-lg-3")
 
@@ -111,10 +113,12 @@ class TeamFilterForm(SearchFilterForm):
 
 
 class PartnerFilterForm(SearchFilterForm):
-    search_placeholder = "Name or legal id"
-    status = forms.ChoiceField(label="Status", required=False, choices=_choices("Any status", PartnerStatus.choices))
-    kind = forms.ChoiceField(label="Type", required=False, choices=_choices("Any type", PartnerKind.choices))
-    region = forms.ChoiceField(label="Region", required=False)
+    search_placeholder = _("Name or legal id")
+    status = forms.ChoiceField(
+        label=_("Status"), required=False, choices=_choices(_("Any status"), PartnerStatus.choices)
+    )
+    kind = forms.ChoiceField(label=_("Type"), required=False, choices=_choices(_("Any type"), PartnerKind.choices))
+    region = forms.ChoiceField(label=_("Region"), required=False)
     columns = {"q": "col-12 col-md-4", "status": "col-6 col-md-2", "kind": "col-6 col-md-2"}
     columns |= dict.fromkeys(("region", "submit"), "col-12 col-md-2")
 
@@ -124,8 +128,8 @@ class PartnerFilterForm(SearchFilterForm):
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField(label="E-mail address", max_length=254)
-    role = forms.ChoiceField(label="Role")
+    email = forms.EmailField(label=_("E-mail address"), max_length=254)
+    role = forms.ChoiceField(label=_("Role"))
 
     def __init__(self, *args, roles: list[Role], **kwargs):
         super().__init__(*args, **kwargs)
@@ -145,15 +149,15 @@ class InviteForm(forms.Form):
 class ProfileForm(forms.Form):
     full_name = FullNameField()
     phone = forms.CharField(
-        label="Mobile phone",
+        label=_("Mobile phone"),
         max_length=30,
         required=False,
         validators=[phone_validator],
-        help_text="Needed for messages by SMS.",
+        help_text=_("Needed for messages by SMS."),
     )
-    language = forms.ChoiceField(label="Language", choices=settings.LANGUAGES)
+    language = forms.ChoiceField(label=_("Language"), choices=settings.LANGUAGES)
     preferred_channel = forms.ChoiceField(
-        label="How should we reach you?", choices=Channel.choices, widget=forms.RadioSelect
+        label=_("How should we reach you?"), choices=Channel.choices, widget=forms.RadioSelect
     )
     time_zone = forms.ChoiceField(
         label=_("Time zone"),
@@ -162,24 +166,27 @@ class ProfileForm(forms.Form):
         help_text=_("Text messages sent at night wait until the morning of your time zone."),
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, default_zone: str = "", **kwargs):
         super().__init__(*args, **kwargs)
+        if default_zone:  # name the zone an empty choice stands for
+            zones = self.fields["time_zone"].choices[1:]
+            self.fields["time_zone"].choices = [("", _("My region's: %(zone)s") % {"zone": default_zone}), *zones]
         self.fields["phone"].widget.attrs.update({"autocomplete": "tel", "inputmode": "tel", "type": "tel"})
 
     def clean(self):
         data = super().clean()
         if data.get("preferred_channel") == Channel.SMS and not data.get("phone"):
-            self.add_error("phone", "Add a mobile phone number to get messages by SMS.")
+            self.add_error("phone", _("Add a mobile phone number to get messages by SMS."))
         return data
 
 
 class DeactivateForm(forms.Form):
     reason = forms.CharField(
-        label="Reason (optional)",
+        label=_("Reason (optional)"),
         required=False,
         max_length=300,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Kept in the membership history.",
+        help_text=_("Kept in the membership history."),
     )
 
 
@@ -192,7 +199,7 @@ class PayoutPolicyForm(forms.Form):
     """The owner's choice of how staff bonuses are paid. `confirm` is set by the confirmation step."""
 
     payout_policy = forms.ChoiceField(
-        label="How are staff bonuses paid?",
+        label=_("How are staff bonuses paid?"),
         choices=PayoutPolicy.choices,
         widget=forms.RadioSelect,
         error_messages={"required": _PAYOUT_POLICY_ERROR, "invalid_choice": _PAYOUT_POLICY_ERROR},
@@ -205,13 +212,13 @@ class InvitationSignupForm(forms.Form):
 
     full_name = FullNameField()
     password1 = forms.CharField(
-        label="Password",
+        label=_("Password"),
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text=password_validation.password_validators_help_text_html(),
     )
     password2 = forms.CharField(
-        label="Confirm password",
+        label=_("Confirm password"),
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
@@ -220,6 +227,6 @@ class InvitationSignupForm(forms.Form):
         data = super().clean()
         password1, password2 = data.get("password1"), data.get("password2")
         if password1 and password2 and password1 != password2:
-            self.add_error("password2", "The two passwords do not match.")
+            self.add_error("password2", _("The two passwords do not match."))
         # The password rules themselves are checked by services.invitation_register, which has the final say.
         return data

@@ -1,15 +1,20 @@
-"""A signed-in member reads the site (words, dates, numbers and money) in the language of their profile.
+"""A signed-in member reads the site (words, dates, numbers and money) in the language of their profile, and its
+times in their time zone (their own, else their region's, else the program's).
 
-The language is noted in the session when they sign in and when they change it, so that pages cost no extra
-query; LocaleMiddleware's choice (the browser's languages) applies to everyone else.
+Both are noted in the session when they sign in and when they change them, so that pages cost no extra query;
+LocaleMiddleware's choice (the browser's languages) and the program's time zone apply to everyone else.
 """
 
+import contextlib
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from django.conf import settings
-from django.utils import translation
+from django.utils import timezone, translation
 
 from partners.visibility import current_membership
 
 LANGUAGE_SESSION_KEY = "member_language"
+TIME_ZONE_SESSION_KEY = "member_time_zone"
 _KNOWN = {code for code, _name in settings.LANGUAGES}
 
 
@@ -18,10 +23,16 @@ def remember_language(request, language: str) -> None:
         request.session[LANGUAGE_SESSION_KEY] = language
 
 
+def remember_time_zone(request, member) -> None:
+    if hasattr(request, "session"):
+        request.session[TIME_ZONE_SESSION_KEY] = member.zone().key
+
+
 def note_language_at_login(sender, request, user, **kwargs) -> None:
     member = current_membership(user)
     if request is not None and member is not None:
         remember_language(request, member.language)
+        remember_time_zone(request, member)
 
 
 class MemberLanguageMiddleware:
@@ -35,4 +46,10 @@ class MemberLanguageMiddleware:
         if language in _KNOWN:
             translation.activate(language)
             request.LANGUAGE_CODE = translation.get_language()
+        zone = request.session.get(TIME_ZONE_SESSION_KEY) if hasattr(request, "session") else None
+        timezone.deactivate()
+        if zone:
+            # A zone the system no longer knows leaves the program's.
+            with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+                timezone.activate(ZoneInfo(zone))
         return self.get_response(request)

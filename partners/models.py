@@ -93,7 +93,7 @@ def validate_time_zone(value: str) -> None:
 
 
 def time_zone_choices() -> list[tuple[str, str]]:
-    return [("", _("The region's (or the program's)"))] + [(zone, zone) for zone in sorted(available_timezones())]
+    return [("", _("The region's, else the program's"))] + [(zone, zone) for zone in sorted(available_timezones())]
 
 
 class Region(models.Model):

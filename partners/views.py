@@ -9,6 +9,7 @@ from collections.abc import Callable
 from functools import partial, wraps
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -16,6 +17,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseNotAllowed, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from loyalty.common.errors import ApplicationError
@@ -32,7 +34,7 @@ from partners.forms import (
     ProfileForm,
     TeamFilterForm,
 )
-from partners.language import remember_language
+from partners.language import remember_language, remember_time_zone
 from partners.models import Member
 from partners.next_steps import next_steps
 from partners.visibility import Viewer, viewer_for
@@ -117,8 +119,9 @@ def profile(request):
         if request.method != "GET":
             return HttpResponseNotAllowed(["GET"])
         return render(request, "partners/profile.html", {"member": None})
+    region_zone = member.partner.region.time_zone or settings.TIME_ZONE
     if request.method == "POST":
-        form = ProfileForm(request.POST)
+        form = ProfileForm(request.POST, default_zone=region_zone)
         if form.is_valid():
             try:
                 services.member_update_profile(member=member, **form.cleaned_data)
@@ -126,17 +129,19 @@ def profile(request):
                 form.add_error(None, exc.message)
             else:
                 remember_language(request, member.language)
-                messages.success(request, "Your profile has been saved.")
+                remember_time_zone(request, member)
+                messages.success(request, _("Your profile has been saved."))
                 return redirect("profile")
     else:
         form = ProfileForm(
+            default_zone=region_zone,
             initial={
                 "full_name": request.user.full_name,
                 "phone": member.phone,
                 "language": member.language,
                 "preferred_channel": member.preferred_channel,
                 "time_zone": member.time_zone,
-            }
+            },
         )
     return render(request, "partners/profile.html", {"member": member, "form": form})
 
@@ -190,7 +195,7 @@ def team_invite(request):
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"Invitation sent to {invitation.member.user.email}")
+        messages.success(request, _("Invitation sent to %(email)s") % {"email": invitation.member.user.email})
     return redirect("team")
 
 
@@ -283,7 +288,9 @@ def company(request):
             return redirect("company")
         policy = PayoutPolicy(form.cleaned_data["payout_policy"])
         if policy == partner.payout_policy:
-            messages.info(request, f"Nothing changed: staff bonuses are already {policy.label.lower()}.")
+            messages.info(
+                request, _("Nothing changed: staff bonuses are already %(policy)s.") % {"policy": policy.label.lower()}
+            )
             return redirect("company")
         if not form.cleaned_data["confirm"]:
             current = PayoutPolicy(partner.payout_policy)
@@ -294,7 +301,7 @@ def company(request):
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:
-            messages.success(request, f"Staff bonuses are now {policy.label.lower()}.")
+            messages.success(request, _("Staff bonuses are now %(policy)s.") % {"policy": policy.label.lower()})
         return redirect("company")
     form = PayoutPolicyForm(initial={"payout_policy": partner.payout_policy})
     return render(request, "partners/company.html", {"partner": partner, "form": form})
@@ -355,9 +362,12 @@ def invitation_accept(request, token: str):
                 # The person the service signed up, with the password just set (the session keeps its hash).
                 login(request, member.user, backend=LOGIN_BACKEND)
             if member.status == MemberStatus.PENDING_APPROVAL:
-                messages.success(request, f"Welcome to {partner.name}. The owner will approve you shortly.")
+                messages.success(
+                    request,
+                    _("Welcome to %(partner)s. The owner will approve you shortly.") % {"partner": partner.name},
+                )
             else:
-                messages.success(request, f"Welcome to {partner.name}.")
+                messages.success(request, _("Welcome to %(partner)s.") % {"partner": partner.name})
             return redirect("home")
 
     step = InvitationStep.SIGN_UP if new_person else InvitationStep.JOIN

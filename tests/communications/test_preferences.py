@@ -5,13 +5,15 @@ import re
 import pytest
 from django.urls import reverse
 
-from communications.constants import Channel, Topic
-from communications.models import Preference
+from communications.constants import Channel, Kind, Topic
+from communications.models import Delivery, Preference
 from communications.preferences import PreferenceError, preferences_save
+from communications.services import notify
 from loyalty.common.errors import ApplicationError
 from partners.constants import Channel as MemberChannel
+from partners.constants import MarketingConsent
 from tests.communications.factories import PreferenceFactory
-from tests.partners.factories import MemberFactory, ProgramManagerFactory
+from tests.partners.factories import MemberFactory, ProgramManagerFactory, RegionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -55,34 +57,76 @@ def test_the_page_shows_each_topic_with_the_members_channel_and_consent_only_for
     assert 'id="id_surveys-opted_in" checked' in html
 
 
-def test_saving_stores_each_topics_channel_and_consent(client, member):
+def test_saving_stores_only_the_choices_that_differ_from_the_defaults(client, member):
     data = every_topic(**{"claims-channel": Channel.SMS, "orders-channel": Channel.INBOX, "campaigns-opted_in": None})
 
     response = client.post(reverse("message_preferences"), data)
 
     assert response.status_code == 302 and response.url == reverse("message_preferences")
-    preferences = saved(member)
-    assert preferences[Topic.CLAIMS] == (Channel.SMS, None)  # transactional: no consent to record
-    assert preferences[Topic.ORDERS] == (Channel.INBOX, None)
-    assert preferences[Topic.CAMPAIGNS] == (Channel.EMAIL, False)
-    assert preferences[Topic.SURVEYS] == (Channel.EMAIL, True)
-    assert len(preferences) == len(Topic.values)
+    # E-mail is the member's preferred channel and surveys stay on as their region has it: no row for those.
+    assert saved(member) == {
+        Topic.CLAIMS: (Channel.SMS, None),  # transactional: no consent to record
+        Topic.ORDERS: (Channel.INBOX, None),
+        Topic.CAMPAIGNS: (Channel.EMAIL, False),
+    }
 
 
 def test_saving_again_updates_the_rows_in_place(client, member):
-    client.post(reverse("message_preferences"), every_topic())
+    client.post(reverse("message_preferences"), every_topic(Channel.INBOX))
+    ids = set(Preference.objects.filter(member=member).values_list("pk", flat=True))
 
     client.post(reverse("message_preferences"), every_topic(Channel.INBOX, **{"surveys-opted_in": None}))
 
-    assert Preference.objects.filter(member=member).count() == len(Topic.values)
+    assert set(Preference.objects.filter(member=member).values_list("pk", flat=True)) == ids
+    assert len(ids) == len(Topic.values)
     assert saved(member)[Topic.SURVEYS] == (Channel.INBOX, False)
+    assert saved(member)[Topic.CAMPAIGNS] == (Channel.INBOX, None)  # on, as the region has it: no choice to keep
     assert saved(member)[Topic.POINTS] == (Channel.INBOX, None)
 
 
-def test_a_transactional_topic_cannot_be_switched_off_from_the_page(client, member):
-    client.post(reverse("message_preferences"), every_topic(**{"claims-opted_in": ""}))
+def test_choosing_the_default_again_removes_the_members_row(client, member):
+    PreferenceFactory(member=member, topic=Topic.CLAIMS, channel=Channel.SMS, opted_in=None)
+    PreferenceFactory(member=member, topic=Topic.SURVEYS, channel=Channel.EMAIL, opted_in=False)
 
-    assert saved(member)[Topic.CLAIMS] == (Channel.EMAIL, None)
+    client.post(reverse("message_preferences"), every_topic())
+
+    assert saved(member) == {}
+
+
+def test_after_saving_the_defaults_the_profile_channel_still_decides(client, member, messages_out):
+    """A walk saved the preferences page once; from then on "How should we reach you?" changed nothing."""
+    client.post(reverse("message_preferences"), every_topic())
+    client.post(
+        reverse("profile"),
+        {"full_name": "Anna Berg", "phone": member.phone, "language": "en", "preferred_channel": MemberChannel.SMS},
+    )
+    member.refresh_from_db()
+    assert member.preferred_channel == MemberChannel.SMS
+
+    notify(
+        kind=Kind.CLAIM_APPROVED,
+        member=member,
+        source_key="claim:1:approved",
+        variables={"invoice_number": "INV-7", "points": 1250, "explanation": "5 units × 250 pts"},
+    )
+
+    assert set(Delivery.objects.filter(member=member).values_list("channel", flat=True)) == {Channel.SMS, Channel.INBOX}
+
+
+def test_a_consent_is_stored_only_where_it_differs_from_the_regions_rule(member):
+    opt_in_member = MemberFactory(partner__region=RegionFactory(marketing_consent=MarketingConsent.OPT_IN))
+
+    preferences_save(member=member, channels={}, opted_in={Topic.CAMPAIGNS: True, Topic.SURVEYS: False})
+    preferences_save(member=opt_in_member, channels={}, opted_in={Topic.CAMPAIGNS: True, Topic.SURVEYS: False})
+
+    assert saved(member) == {Topic.SURVEYS: (Channel.EMAIL, False)}
+    assert saved(opt_in_member) == {Topic.CAMPAIGNS: (Channel.EMAIL, True)}
+
+
+def test_a_transactional_topic_cannot_be_switched_off_from_the_page(client, member):
+    client.post(reverse("message_preferences"), every_topic(**{"claims-channel": Channel.SMS, "claims-opted_in": ""}))
+
+    assert saved(member)[Topic.CLAIMS] == (Channel.SMS, None)
 
 
 def test_the_service_refuses_to_switch_off_a_transactional_topic_and_changes_nothing(member):

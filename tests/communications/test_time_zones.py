@@ -99,3 +99,25 @@ def test_a_region_with_an_unknown_time_zone_is_refused_on_save():
     with pytest.raises(ValidationError) as refused:
         region.full_clean()
     assert "is not a time zone" in str(refused.value)
+
+
+def test_the_member_site_shows_times_in_the_members_time_zone_and_in_day_month_year(client):
+    tokyo = member(time_zone="Asia/Tokyo")
+    DeliveryFactory(member=tokyo, channel=Channel.INBOX, queued_at=datetime(2026, 12, 7, 3, 45, tzinfo=UTC))
+    client.force_login(tokyo.user)  # signing in notes the member's zone
+
+    page = client.get(reverse("inbox")).content.decode()
+
+    assert "7 Dec 2026, 12:45" in page  # 03:45 UTC is 12:45 in Tokyo; not "12/07/2026 ..." (read as 12 July)
+
+
+def test_changing_the_time_zone_on_the_profile_applies_at_once(client):
+    someone = member()
+    DeliveryFactory(member=someone, channel=Channel.INBOX, queued_at=datetime(2026, 12, 7, 3, 45, tzinfo=UTC))
+    client.force_login(someone.user)
+    assert "7 Dec 2026, 04:45" in client.get(reverse("inbox")).content.decode()  # the program's: Berlin
+    form = {"full_name": "Anna Berg", "phone": "", "language": "en", "preferred_channel": "email"}
+
+    client.post(reverse("profile"), {**form, "time_zone": "America/New_York"})
+
+    assert "6 Dec 2026, 22:45" in client.get(reverse("inbox")).content.decode()
