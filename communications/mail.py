@@ -8,15 +8,18 @@ Content-Type) is parsed and folded once; anything else goes the email package's 
 
 import email.policy
 import re
+from datetime import datetime
 from email.headerregistry import (
     Address,
     AddressHeader,
     BaseHeader,
+    DateHeader,
     Group,
     HeaderRegistry,
     MessageIDHeader,
     UnstructuredHeader,
 )
+from email.utils import format_datetime
 
 from django.core.mail import EmailMessage
 from django.core.mail.backends import smtp
@@ -61,9 +64,11 @@ class _QuickHeader(BaseHeader):
 def _plain(cls, value) -> dict | None:
     """The header's parts for a plain value, as the class's stock `parse` would give them with the parse tree left
     for later; None when the value is to be parsed."""
+    parse = getattr(cls.parse, "__func__", None)
+    if parse is _PARSE_DATE and isinstance(value, datetime):
+        return {"decoded": format_datetime(value), "datetime": value, "parse_tree": None, "defects": []}
     if type(value) is not str:
         return None
-    parse = getattr(cls.parse, "__func__", None)
     if parse is _PARSE_TEXT:
         plain = _PLAIN_TEXT.fullmatch(value) and "=?" not in value
     elif parse is _PARSE_MESSAGE_ID:
@@ -79,6 +84,7 @@ def _plain(cls, value) -> dict | None:
     return {"decoded": value, "parse_tree": None, "defects": []} if plain else None
 
 
+_PARSE_DATE = DateHeader.parse.__func__
 _PARSE_TEXT = UnstructuredHeader.parse.__func__
 _PARSE_MESSAGE_ID = MessageIDHeader.parse.__func__
 _PARSE_ADDRESSES = AddressHeader.parse.__func__

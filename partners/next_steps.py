@@ -64,7 +64,7 @@ def partner_steps(*, request, viewer) -> list[NextStep]:
         steps.append(
             NextStep(
                 title=_("Company settings"),
-                text=_("Staff bonuses: %(policy)s.") % {"policy": viewer.partner.get_payout_policy_display().lower()},
+                text=_("Staff bonuses: %(policy)s.") % {"policy": viewer.partner.get_payout_policy_display()},
                 url=reverse("company"),
                 link=_("Open company settings"),
                 priority=HOUSEKEEPING,

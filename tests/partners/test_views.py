@@ -858,7 +858,7 @@ def test_team_page_and_home_link_the_company_settings(client, owner):
 
     assert f'href="{reverse("company")}">Company settings</a>' in team
     assert f'href="{reverse("company")}">Open company settings</a>' in home
-    assert "Staff bonuses: paid to each employee." in home
+    assert "Staff bonuses: Paid to each employee." in home
 
 
 def test_company_page_shows_the_current_payout_policy_with_both_choices(client, owner):
