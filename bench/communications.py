@@ -199,7 +199,7 @@ def _campaign(campaign_id: int):
 def _mailers(port: int) -> dict:
     return {
         "default": {
-            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "BACKEND": "communications.mail.EmailBackend",  # the product's SMTP backend (settings.MAILERS)
             "OPTIONS": {"host": harness.LOOPBACK, "port": port, "timeout": 10},
         }
     }

@@ -497,8 +497,35 @@ class CampaignMessageInline(ProgramManagerPermissions, admin.StackedInline):
         return is_program_manager(request.user) and (obj is None or obj.can_send())
 
 
+class CampaignForm(forms.ModelForm):
+    """The segment's partner types and languages as boxes to tick, not codes to type."""
+
+    partner_kinds = forms.MultipleChoiceField(
+        label=_("partner types"),
+        choices=PartnerKind.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Leave empty for every partner type."),
+    )
+    languages = forms.MultipleChoiceField(
+        label=_("languages"),
+        choices=settings.LANGUAGES,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Leave empty for every language."),
+    )
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "program", "name", "topic", "scheduled_at", "partner_kinds", "tiers", "regions", "roles", "languages",
+            "activity", "inactive_days", "control_percent", "acted_within_days",
+        ]  # fmt: skip
+
+
 @admin.register(Campaign)
 class CampaignAdmin(SavedByServices, ProgramManagerAdmin):
+    form = CampaignForm
     list_display = ["name", "program", "status", "scheduled_at", "sent_at"]
     list_filter = ["status", "topic"]
     list_select_related = ["program"]
@@ -527,12 +554,34 @@ class CampaignAdmin(SavedByServices, ProgramManagerAdmin):
         # under "Never redeemed" misleads); the form hides the field while another activity is chosen
         # (change_form.html), so a new choice of activity can still set its days.
         fieldsets = super().get_fieldsets(request, obj)
-        if obj is None or obj.can_send() or obj.activity == Activity.NO_POINTS:
+        if obj is None or obj.can_send():
             return fieldsets
+        # A record names its partner types and languages, not their codes.
+        shown = {"partner_kinds": "partner_types_named", "languages": "languages_named"}
+        if obj.activity != Activity.NO_POINTS:
+            shown["inactive_days"] = None
         return [
-            (name, {**options, "fields": [field for field in options["fields"] if field != "inactive_days"]})
+            (
+                name,
+                {
+                    **options,
+                    "fields": [shown.get(f, f) for f in options["fields"] if not (f in shown and shown[f] is None)],
+                },
+            )
             for name, options in fieldsets
         ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "partner_types_named", "languages_named"]
+
+    @admin.display(description=_("partner types"))
+    def partner_types_named(self, obj):
+        return ", ".join(str(PartnerKind(kind).label) for kind in obj.partner_kinds) or _("Every partner type")
+
+    @admin.display(description=_("languages"))
+    def languages_named(self, obj):
+        names = dict(settings.LANGUAGES)
+        return ", ".join(names.get(code, code) for code in obj.languages) or _("Every language")
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name == "tiers":

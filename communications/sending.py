@@ -33,7 +33,7 @@ from communications.delivery_links import tracked_link
 from communications.error_codes import ErrorCode
 from communications.lock_objects import deliveries_lock_due, delivery_lock
 from communications.mail import Email
-from communications.models import Delivery, Suppression
+from communications.models import Delivery, Suppression, suppression_key
 from loyalty.common.background import enqueue_on_commit
 from loyalty.common.errors import ApplicationError
 from loyalty.common.links import absolute_url, site_hostname
@@ -74,7 +74,7 @@ def deliveries_send(delivery_ids: Iterable[int]) -> list[Delivery]:
         suppressed = _suppressed(deliveries)
         emails, texts = [], []
         for delivery in deliveries:
-            if delivery.address.lower() in suppressed:
+            if delivery.address and suppression_key(delivery.address) in suppressed:
                 delivery.status = DeliveryStatus.SUPPRESSED
             elif delivery.channel == Channel.SMS:
                 texts.append(delivery)
@@ -87,8 +87,8 @@ def deliveries_send(delivery_ids: Iterable[int]) -> list[Delivery]:
 
 
 def _suppressed(deliveries: list[Delivery]) -> set[str]:
-    """The addresses among the deliveries' that nothing may be sent to (lower-case, like Suppression's)."""
-    addresses = {delivery.address.lower() for delivery in deliveries if delivery.address}
+    """The addresses among the deliveries' that nothing may be sent to, as Suppression keeps them (suppression_key)."""
+    addresses = {suppression_key(delivery.address) for delivery in deliveries if delivery.address}
     return set(Suppression.objects.filter(address__in=addresses).values_list("address", flat=True))
 
 

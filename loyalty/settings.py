@@ -237,6 +237,8 @@ WHITENOISE_USE_FINDERS = DEBUG or TESTING
 _email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
 MAILERS = {"default": {"BACKEND": _email["EMAIL_BACKEND"]}}
 if _email["EMAIL_BACKEND"].endswith("smtp.EmailBackend"):
+    # Django's SMTP backend, reading each address once (communications/mail.py).
+    MAILERS["default"]["BACKEND"] = "communications.mail.EmailBackend"
     MAILERS["default"]["OPTIONS"] = {
         "host": _email["EMAIL_HOST"],
         "port": _email["EMAIL_PORT"],

@@ -173,3 +173,30 @@ def test_a_draft_keeps_the_days_field_and_hides_it_while_another_activity_is_cho
 
     assert 'name="inactive_days"' in page
     assert 'activity.value !== "no_points"' in page
+
+
+def test_a_campaigns_partner_types_and_languages_are_ticked_and_a_sent_one_names_them(pm_client):
+    from communications.campaigns import campaign_send
+    from communications.models import Campaign
+    from tests.loyalty.factories import ProgramFactory
+    from tests.partners.factories import MemberFactory, PartnerFactory
+
+    program = ProgramFactory()
+    form = {
+        "program": program.pk, "name": "Dealers in German", "topic": "campaigns", "partner_kinds": ["dealer"],
+        "languages": ["de"], "control_percent": 0, "acted_within_days": 30, "inactive_days": 60,
+        "messages-TOTAL_FORMS": 1, "messages-INITIAL_FORMS": 0, "messages-0-subject": "Hallo",
+        "messages-0-body": "Neu bei {{ partner_name }}.",
+    }  # fmt: skip
+    add = pm_client.get(reverse("admin:communications_campaign_add")).content.decode()
+    assert 'type="checkbox" name="partner_kinds" value="dealer"' in add
+
+    response = pm_client.post(reverse("admin:communications_campaign_add"), form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    campaign = Campaign.objects.get(name="Dealers in German")
+    assert (campaign.partner_kinds, campaign.languages) == (["dealer"], ["de"])
+    MemberFactory(language="de", partner=PartnerFactory(kind="dealer"))
+    campaign_send(campaign=campaign)
+    record = pm_client.get(reverse("admin:communications_campaign_change", args=[campaign.pk])).content.decode()
+    assert "Dealer" in record and "Deutsch" in record and "dealer</div>" not in record
