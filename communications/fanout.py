@@ -99,6 +99,8 @@ def tell(
         told=told,
     )
     with connection.cursor() as cursor:
+        # Compiling this statement's many text expressions (JIT) would take longer than running them: seconds.
+        cursor.execute("SET LOCAL jit = off")
         cursor.execute(sql, params)
         queued, in_inbox = cursor.fetchone()
     enqueue_sending(queued or [])

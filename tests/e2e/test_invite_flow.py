@@ -19,7 +19,7 @@ INVITATION_LINK = re.compile(r"https?://\S+/m/[\w-]+")
 def expect_row_status(page: Page, email: str, status: MemberStatus) -> None:
     """The team table's row for this person shows exactly this status label."""
     row = page.locator("tr", has_text=email)
-    expect(row.get_by_text(status.label, exact=True)).to_be_visible()
+    expect(row.get_by_text(str(status.label), exact=True)).to_be_visible()
 
 
 def invitation_link(outbox: list, live_server_url: str) -> str:

@@ -312,7 +312,7 @@ def test_flags_and_submission_notes_are_shown_to_program_managers_only(client, p
     assert "Product unknown or inactive" not in body and "inactive product" not in body
     client.force_login(ProgramManagerFactory())
     body = text(client.get(url))
-    assert ClaimFlag.UNKNOWN_PRODUCT.label in body and "inactive product OLD-9" in body
+    assert str(ClaimFlag.UNKNOWN_PRODUCT.label) in body and "inactive product OLD-9" in body
 
 
 def test_a_rejected_claim_shows_the_reason_and_the_way_to_correct_it(client, program, rep):
