@@ -75,17 +75,16 @@ def tell(
     new e-mails and SMS and forget the bells of who got a new inbox message, once it commits. False, with nothing
     stored, when a template shows a per-member variable other than as it is."""
     groups = list(members.values_list("role_id", "language").distinct().order_by("role_id", "language"))
+    if not groups:
+        return True
     chooser = _TemplateChooser(Kind.CAMPAIGN)
-    variant_texts = {text for variant in variants.values() for text in (variant.subject, variant.body)}
-    template_texts = {
-        chosen[field]
-        for role_id, language in groups
-        for channel in Channel
-        for chosen in [chooser.choose(channel, language, role_id)]
-        for field in ("subject", "body")
-    }
-    if not all(shows_as_is(text, VARIANT_VALUES) for text in variant_texts) or not all(
-        shows_as_is(text, TEMPLATE_VALUES) for text in template_texts
+    templates = [chooser.choose(channel, language, role_id) for role_id, language in groups for channel in Channel]
+    if not all(
+        shows_as_is(variant.subject, VARIANT_VALUES) and shows_as_is(variant.body, VARIANT_VALUES)
+        for variant in variants.values()
+    ) or not all(
+        shows_as_is(template["subject"], TEMPLATE_VALUES) and shows_as_is(template["body"], TEMPLATE_VALUES)
+        for template in templates
     ):
         return False
     sql, params = _statement(
@@ -98,14 +97,14 @@ def tell(
         drawn=drawn,
         told=told,
     )
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         # Compiling this statement's many text expressions (JIT) would take longer than running them: seconds.
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(sql, params)
         queued, in_inbox = cursor.fetchone()
-    enqueue_sending(queued or [])
-    if in_inbox:  # their bells count again once the messages are there
-        transaction.on_commit(partial(inbox_forget_unread_counts, in_inbox))
+        enqueue_sending(queued or [])
+        if in_inbox:  # their bells count again once the messages are there
+            transaction.on_commit(partial(inbox_forget_unread_counts, in_inbox))
     return True
 
 
@@ -146,7 +145,7 @@ class _Group:
                 parts.append(f"t.{piece}")
         if not parts:
             return "''::text", []
-        return f"concat({', '.join(parts)})", params
+        return f"({' || '.join(parts)})", params
 
     def _tip_sql(self) -> tuple[str, list]:
         """The member's tip, as TipPicker.tip picks it: among the best-fitting tips of the pool for the group's role
@@ -195,6 +194,13 @@ def _tip_choices(picker: TipPicker, *, role_id: int, language: str) -> list[str]
         for tip in fitting
         if _specificity(tip) == best
     ]
+
+
+def _emails_lowered() -> tuple[list[int], list[str]]:
+    """The users whose e-mail address is not all ASCII, and their address lower-cased as str.lower() does it
+    (services._channels): the database's lower() differs for a few letters, such as İ or a final Σ."""
+    rows = User.objects.filter(email__regex=r"[^[:ascii:]]").values_list("pk", "email")
+    return [pk for pk, _email in rows], [email.lower() for _pk, email in rows]
 
 
 def _case(groups: list[_Group], value) -> tuple[str, list]:
@@ -255,20 +261,22 @@ WITH drawn AS MATERIALIZED (
                 ELSE '{queued}' END,
            %s::timestamptz, CASE WHEN d.channel = '{inbox}' THEN %s::timestamptz END, 0, '', '', now(), now()
     FROM (
-        -- The per-member values are t's columns, in this subquery (t: the member) as in the query around it.
+        -- The member's values are t's columns, here as in the query around; OFFSET 0 keeps this subquery apart, so
+        -- that the title and message are made once per member, not again for each of their rows.
         SELECT t.*, {title_sql} AS title, {message_sql} AS message
         FROM (
             SELECT m.id AS member_id, g.number AS group_number,
                    coalesce(substring(u.full_name FROM %s), u.email) AS first_name, p.name AS partner_name,
                    ch.channel,
-                   CASE ch.channel WHEN '{email}' THEN lower(u.email) WHEN '{sms}' THEN btrim(m.phone, %s)
-                        ELSE '' END AS address
+                   CASE ch.channel WHEN '{email}' THEN coalesce(e.address, lower(u.email))
+                        WHEN '{sms}' THEN btrim(m.phone, %s) ELSE '' END AS address
             FROM told AS a
             JOIN {Member._meta.db_table} m ON m.id = a.member_id
             JOIN {User._meta.db_table} u ON u.id = m.user_id
             JOIN {Partner._meta.db_table} p ON p.id = m.partner_id
             JOIN unnest(%s::bigint[], %s::text[]) WITH ORDINALITY AS g(role_id, language, number)
                 ON g.role_id = m.role_id AND g.language = m.language
+            LEFT JOIN unnest(%s::bigint[], %s::text[]) AS e(user_id, address) ON e.user_id = u.id
             LEFT JOIN {Preference._meta.db_table} pr ON pr.member_id = m.id AND pr.topic = %s
             CROSS JOIN LATERAL (
                 SELECT coalesce(
@@ -282,6 +290,7 @@ WITH drawn AS MATERIALIZED (
                     AS channel
             ) AS ch
         ) AS t
+        OFFSET 0
     ) AS t
     CROSS JOIN LATERAL (VALUES (1, '{inbox}', ''), (2, t.channel, t.address)) AS d(n, channel, address)
     LEFT JOIN {Suppression._meta.db_table} s ON s.address = d.address AND d.address <> ''
@@ -311,6 +320,7 @@ FROM stored
         *title_params, *message_params,
         FIRST_WORD, WHITESPACE,
         [group.role_id for group in groups], [group.language for group in groups],
+        *_emails_lowered(),
         topic,
         WHITESPACE,
         campaign_id,

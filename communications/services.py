@@ -82,9 +82,12 @@ def _store(kind: str, notices: list[Notice], link_path: str) -> list[Delivery]:
             ),
             **notice.variables,
         }
+        rendered = {}  # a text the inbox and the e-mail share (the subject, by default) is rendered once
         for channel, address in _channels(member, preference, kind):
             template = chooser.choose(channel, member.language, member.role_id)
             language = template["language"] or member.language
+            subject = _render_once(rendered, template["subject"], variables, language)
+            body = _render_once(rendered, template["body"], variables, language)
             rows.append(
                 Delivery(
                     kind=kind,
@@ -94,8 +97,8 @@ def _store(kind: str, notices: list[Notice], link_path: str) -> list[Delivery]:
                     source_key=notice.source_key,
                     idempotency_key=f"{kind}:{notice.source_key}:{member.pk}:{channel}",
                     address=address,
-                    subject=render(template["subject"], variables, language=language)[:200],
-                    body=render(template["body"], variables, language=language),
+                    subject=subject[:200],
+                    body=body,
                     link=link,
                     status=DeliveryStatus.DELIVERED if channel == Channel.INBOX else DeliveryStatus.QUEUED,
                     queued_at=now,
@@ -116,6 +119,14 @@ def _store(kind: str, notices: list[Notice], link_path: str) -> list[Delivery]:
     if new_in_inbox:  # the bells of these members count again once the messages are there
         transaction.on_commit(lambda: inbox_forget_unread_counts(new_in_inbox))
     return stored
+
+
+def _render_once(rendered: dict[tuple[str, str], str], text: str, variables: dict, language: str) -> str:
+    """`text` rendered with one notice's `variables` in `language`, remembered in `rendered` for its other channels."""
+    key = (text, language)
+    if key not in rendered:
+        rendered[key] = render(text, variables, language=language)
+    return rendered[key]
 
 
 def _channels(member: Member, preference: Preference | None, kind: str) -> list[tuple[str, str]]:
