@@ -301,14 +301,19 @@ class QuestionInline(ProgramManagerPermissions, admin.TabularInline):
         return is_program_manager(request.user) and not self._answered(obj)
 
 
-class SurveyForm(forms.ModelForm):
-    partner_kinds = forms.MultipleChoiceField(
+def partner_kinds_field() -> forms.MultipleChoiceField:
+    """The partner types of a survey's or a campaign's audience, as boxes to tick."""
+    return forms.MultipleChoiceField(
         label=_("partner types"),
         choices=PartnerKind.choices,
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text=_("Leave empty for every partner type."),
     )
+
+
+class SurveyForm(forms.ModelForm):
+    partner_kinds = partner_kinds_field()
 
     class Meta:
         model = Survey
@@ -500,13 +505,7 @@ class CampaignMessageInline(ProgramManagerPermissions, admin.StackedInline):
 class CampaignForm(forms.ModelForm):
     """The segment's partner types and languages as boxes to tick, not codes to type."""
 
-    partner_kinds = forms.MultipleChoiceField(
-        label=_("partner types"),
-        choices=PartnerKind.choices,
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text=_("Leave empty for every partner type."),
-    )
+    partner_kinds = partner_kinds_field()
     languages = forms.MultipleChoiceField(
         label=_("languages"),
         choices=settings.LANGUAGES,

@@ -199,7 +199,7 @@ def _tip_choices(picker: TipPicker, *, role_id: int, language: str) -> list[str]
 def _emails_lowered() -> tuple[list[int], list[str]]:
     """The users whose e-mail address is not all ASCII, and their address lower-cased as str.lower() does it
     (services._channels): the database's lower() differs for a few letters, such as İ or a final Σ."""
-    rows = User.objects.filter(email__regex=r"[^[:ascii:]]").values_list("pk", "email")
+    rows = list(User.objects.filter(email__regex=r"[^[:ascii:]]").values_list("pk", "email"))
     return [pk for pk, _email in rows], [email.lower() for _pk, email in rows]
 
 
