@@ -54,7 +54,7 @@ def test_the_fan_out_stores_everyone_and_the_floor_copies_the_same_rows(members)
     assert Campaign.objects.get().pk == again["campaign_id"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the sending tasks are queued when notify_many's transaction commits
 def test_both_loops_send_every_email_once_to_the_sink(members, sink):
     sent = communications.send_emails(port=sink, count=EMAILS)
     received = communications.sink_count(sink)
