@@ -125,6 +125,23 @@ def campaign_send(*, campaign: Campaign, actor=None) -> Campaign:
     return locked
 
 
+def _tell(campaign: Campaign, variants: dict[int | None, CampaignMessage], members: QuerySet, size: int) -> None:
+    """Store the recipients and everyone's messages in one statement (communications.fanout); when a template uses
+    what differs per member (their name, company, tip, ...) in a way only Python renders (under a filter, in an
+    {% if %}), store the recipients, then tell them through notify_many, BATCH members at a time."""
+    drawn = _drawn(campaign, members, size)
+    if not fanout.tell(
+        campaign=campaign,
+        source_key=source_key(campaign),
+        variants=variants,
+        members=members,
+        drawn=drawn,
+        told=_told(campaign),
+    ):
+        _store_recipients(campaign, drawn)
+        _tell_each(campaign, variants)
+
+
 def _drawn(campaign: Campaign, members: QuerySet, size: int) -> tuple[str, list]:
     """SQL: each member of the audience (member_id) and whether they are in the control group (in_control_group):
     the first control_size of them in the order of md5(campaign id, member id)."""
@@ -161,23 +178,6 @@ def _told(campaign: Campaign) -> tuple[str, list]:
     )
 
 
-def _tell(campaign: Campaign, variants: dict[int | None, CampaignMessage], members: QuerySet, size: int) -> None:
-    """Store the recipients and everyone's messages in one statement (communications.fanout); when a template uses a
-    member's name or company in a way only Python renders (under a filter, in an {% if %}), store the recipients,
-    then one notify_many per BATCH members."""
-    drawn = _drawn(campaign, members, size)
-    if not fanout.tell(
-        campaign=campaign,
-        source_key=source_key(campaign),
-        variants=variants,
-        members=members,
-        drawn=drawn,
-        told=_told(campaign),
-    ):
-        _store_recipients(campaign, drawn)
-        _tell_each(campaign, variants)
-
-
 def _store_recipients(campaign: Campaign, drawn: tuple[str, list]) -> None:
     """Every member of the audience, with their place in or out of the control group, in one INSERT ... SELECT."""
     select, params = drawn
@@ -203,6 +203,8 @@ def _to_tell(campaign: Campaign) -> list[int]:
 
 
 def _tell_each(campaign: Campaign, variants: dict[int | None, CampaignMessage]) -> None:
+    """Tell the stored recipients to tell through notify_many, BATCH members at a time, each given their role's
+    variant rendered for them as its title and message; link each recipient to their delivery."""
     # Each variant is compiled once (rendering.render compiles per call) and rendered for each member.
     compiled = {
         role_id: (engine.from_string(message.subject), engine.from_string(message.body))

@@ -77,7 +77,7 @@ def tell(
     groups = list(members.values_list("role_id", "language").distinct().order_by("role_id", "language"))
     if not groups:
         return True
-    chooser = _TemplateChooser(Kind.CAMPAIGN)
+    chooser, picker = _TemplateChooser(Kind.CAMPAIGN), TipPicker()
     templates = [chooser.choose(channel, language, role_id) for role_id, language in groups for channel in Channel]
     if not all(
         shows_as_is(variant.subject, VARIANT_VALUES) and shows_as_is(variant.body, VARIANT_VALUES)
@@ -91,7 +91,7 @@ def tell(
         campaign_id=campaign.pk,
         source_key=source_key,
         groups=[
-            _Group(number, role_id, language, variants.get(role_id) or variants[None], chooser, source_key)
+            _Group(number, role_id, language, variants.get(role_id) or variants[None], chooser, picker, source_key)
             for number, (role_id, language) in enumerate(groups, 1)
         ],
         drawn=drawn,
@@ -112,9 +112,9 @@ class _Group:
     """The members of one role and language: the SQL of their campaign title and message, and of the subject and
     body of each channel's message."""
 
-    def __init__(self, number: int, role_id: int, language: str, variant: CampaignMessage, chooser, source_key: str):
+    def __init__(self, number, role_id, language, variant: CampaignMessage, chooser, picker: TipPicker, source_key):
         self.number, self.role_id, self.language = number, role_id, language
-        self.source_key = source_key
+        self.picker, self.source_key = picker, source_key
         self._tips: list[str] | None = None
         with override(language):  # as campaigns._tell_each renders the variant
             self.title = _trimmed(self._sql(_pieces(variant.subject, VARIANT_VALUES)), limit=200)
@@ -151,7 +151,7 @@ class _Group:
         """The member's tip, as TipPicker.tip picks it: among the best-fitting tips of the pool for the group's role
         and language (ordered by id), the one at (member id + crc32 of the event) modulo their number."""
         if self._tips is None:
-            self._tips = _tip_choices(TipPicker(), role_id=self.role_id, language=self.language)
+            self._tips = _tip_choices(self.picker, role_id=self.role_id, language=self.language)
         if not self._tips:
             return "''::text", []
         return "(%s::text[])[1 + (t.member_id + %s) %% %s]", [

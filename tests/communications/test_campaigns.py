@@ -480,7 +480,7 @@ def test_the_sent_campaigns_page_query_count_does_not_grow_with_its_members(
         response = pm_client.get(change_url(campaign))
 
     assert response.status_code == 200
-    assert "Acting rate: told members against the control group" in response.text
+    assert "Acting rate: the campaign group against the control group" in response.text
 
 
 # Session, user, the signed-in person's membership, the campaign, its message variants, the choices of program,
