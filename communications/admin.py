@@ -19,7 +19,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from communications.campaigns import audience, campaign_reach, campaign_save, campaign_send, control_size
+from communications.campaigns import audience_now, campaign_reach, campaign_save, campaign_send, control_size
 from communications.constants import Activity, Channel, FeedbackStatus, Kind, allowed_variables
 from communications.feedback import feedback_answer
 from communications.models import (
@@ -600,11 +600,18 @@ class CampaignAdmin(SavedByServices, ProgramManagerAdmin):
                 members=intcomma(obj.recipients.count()),
                 control=intcomma(obj.recipients.filter(in_control_group=True).count()),
             )
-        size = audience(obj).count()
+        now = audience_now(obj)
         return format_html(
-            _("{members} members match the segment now; {control} of them will form the control group."),
-            members=intcomma(size),
-            control=intcomma(control_size(size, obj.control_percent)),
+            _(
+                "{members} members match the segment now; {control} of them will form the control group. "
+                "{reachable} can be reached now: {no_consent} have not consented to this topic (opted out, or not "
+                "opted in where their region asks for consent first), {capped} have had their weekly messages."
+            ),
+            members=intcomma(now.size),
+            control=intcomma(control_size(now.size, obj.control_percent)),
+            reachable=intcomma(now.reachable),
+            no_consent=intcomma(now.no_consent),
+            capped=intcomma(now.capped),
         )
 
     @admin.display(description=_("reach"))
@@ -640,10 +647,10 @@ class CampaignAdmin(SavedByServices, ProgramManagerAdmin):
             skipped = counts["total"] - counts["control"] - counts["messaged"]
             message = _(
                 "Campaign sent: %(messaged)s members messaged, %(control)s in the control group (sent nothing), "
-                "%(skipped)s not messaged (opted out, or their weekly messages reached)."
+                "%(skipped)s not messaged (no consent to this topic, or their weekly messages reached)."
             ) % {key: intcomma(value) for key, value in {**counts, "skipped": skipped}.items()}
             return back_to_object(self, request, campaign, message)
-        size = audience(campaign).count()
+        now = audience_now(campaign)
         return admin_page(
             self,
             request,
@@ -651,8 +658,8 @@ class CampaignAdmin(SavedByServices, ProgramManagerAdmin):
             title=_("Send “%(name)s” now") % {"name": campaign.name},
             form=forms.Form(),
             original=campaign,
-            audience_size=size,
-            control_size=control_size(size, campaign.control_percent),
+            audience=now,
+            control_size=control_size(now.size, campaign.control_percent),
         )
 
 

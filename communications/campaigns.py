@@ -86,6 +86,31 @@ def _excluding(members: QuerySet, activity: str, **window) -> QuerySet:
     return members if did is None else members.exclude(pk__in=did)
 
 
+@dataclass(frozen=True)
+class AudienceNow:
+    """A campaign's audience before it is sent: how many match the segment, and how many of them it cannot reach
+    now — no consent to its topic (opted out, or not opted in where their region asks for consent first), or their
+    weekly marketing messages reached. One query."""
+
+    size: int
+    no_consent: int
+    capped: int
+
+    @property
+    def reachable(self) -> int:
+        return self.size - self.no_consent - self.capped
+
+
+def audience_now(campaign: Campaign) -> AudienceNow:
+    refusing = Q(pk__in=marketing_refusers(campaign.topic))
+    counts = audience(campaign).aggregate(
+        size=Count("pk"),
+        no_consent=Count("pk", filter=refusing),
+        capped=Count("pk", filter=Q(pk__in=capped_members()) & ~refusing),
+    )
+    return AudienceNow(**counts)
+
+
 def control_size(audience_size: int, percent: int) -> int:
     """How many of the audience form the control group (rounded half up)."""
     return (audience_size * percent + 50) // 100

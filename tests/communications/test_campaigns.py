@@ -382,7 +382,7 @@ def test_the_send_notice_says_who_was_messaged_who_is_the_control_group_and_who_
     assert not CampaignRecipient.objects.filter(campaign=campaign, delivery__isnull=False).exists()
     assert messages_of(response) == [
         "Campaign sent: 0 members messaged, 2 in the control group (sent nothing), 8 not messaged "
-        "(opted out, or their weekly messages reached)."
+        "(no consent to this topic, or their weekly messages reached)."
     ]
 
 
@@ -398,8 +398,8 @@ def test_send_now_asks_first_then_sends_once(pm_client, program_manager):
     response = pm_client.post(send_url(campaign), follow=True)
 
     assert (
-        "Campaign sent: 2 members messaged, 0 in the control group (sent nothing), 0 not messaged (opted out, or "
-        "their weekly messages reached)." in messages_of(response)
+        "Campaign sent: 2 members messaged, 0 in the control group (sent nothing), 0 not messaged (no consent to "
+        "this topic, or their weekly messages reached)." in messages_of(response)
     )
     campaign.refresh_from_db()
     assert (campaign.status, campaign.sent_by) == (CampaignStatus.SENT, program_manager)

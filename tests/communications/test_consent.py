@@ -107,3 +107,27 @@ def test_an_opt_in_region_is_stored_and_an_unknown_rule_refused_by_the_database(
     with pytest.raises(IntegrityError), transaction.atomic():
         RegionFactory(marketing_consent="maybe")
     assert not Delivery.objects.exists()
+
+
+def test_the_campaign_page_says_before_sending_how_many_can_be_reached_and_why_not_the_others(pm_client):
+    from django.urls import reverse
+
+    from communications.models import Delivery
+    from tests.communications.factories import DeliveryFactory
+
+    member_in(MarketingConsent.OPT_IN)  # no consent yet
+    member_in(MarketingConsent.OPT_IN, status="active")
+    reachable = member_in(MarketingConsent.OPT_OUT)
+    capped = member_in(MarketingConsent.OPT_OUT)
+    for week_message in range(3):
+        DeliveryFactory(member=capped, topic=Topic.CAMPAIGNS, source_key=f"campaign:{900 + week_message}")
+    campaign = CampaignFactory()
+
+    page = pm_client.get(reverse("admin:communications_campaign_change", args=[campaign.pk])).content.decode()
+    confirm = pm_client.get(reverse("admin:communications_campaign_send", args=[campaign.pk])).content.decode()
+
+    assert "4 members match the segment now" in page
+    assert "1 can be reached now: 2 have not consented to this topic" in page
+    assert "1 have had their weekly messages" in page
+    assert "1 of them can be reached now; 2 have not consented" in confirm
+    assert Delivery.objects.filter(member=reachable).count() == 0  # nothing is sent by looking
