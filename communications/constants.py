@@ -22,6 +22,8 @@ class Topic(models.TextChoices):
     CAMPAIGNS = "campaigns", _("Campaigns")
     SURVEYS = "surveys", _("Surveys")
     FEEDBACK = "feedback", _("Feedback")
+    LEARNING = "learning", _("Training and certificates")
+    CHALLENGES = "challenges", _("Challenges")
 
 
 # Marketing topics need the member's consent and carry a one-click unsubscribe (RFC 8058); every other topic is
@@ -69,6 +71,12 @@ class Kind(models.TextChoices):
     CAMPAIGN = "campaign", _("Campaign")
     SURVEY = "survey", _("Survey invitation")
     NUDGE_INACTIVE = "nudge_inactive", _("Nudge: no activity for a while")
+    CERTIFICATE_ISSUED = "certificate_issued", _("Certificate issued")
+    CERTIFICATE_EXPIRING = "certificate_expiring", _("Certificate expiring")
+    CHALLENGE_STARTED = "challenge_started", _("Challenge started")
+    CHALLENGE_HALFWAY = "challenge_halfway", _("Challenge half done")
+    CHALLENGE_COMPLETED = "challenge_completed", _("Challenge completed")
+    CHALLENGE_RESULTS = "challenge_results", _("Challenge results")
 
 
 @dataclass(frozen=True)
@@ -148,6 +156,51 @@ KINDS: dict[str, KindSpec] = {
     ),
     Kind.SURVEY: KindSpec(Topic.SURVEYS, {"title": "The survey's title"}),
     Kind.NUDGE_INACTIVE: KindSpec(Topic.CAMPAIGNS, {"days": "For how many days the member has done nothing"}),
+    Kind.CERTIFICATE_ISSUED: KindSpec(
+        Topic.LEARNING,
+        {
+            "course": "The course passed",
+            "product_line": "The product line the member is certified on",
+            "expires_on": "The last day the certificate is valid",
+        },
+    ),
+    Kind.CERTIFICATE_EXPIRING: KindSpec(
+        Topic.LEARNING,
+        {
+            "course": "The course to pass again",
+            "product_line": "The product line of the certificate",
+            "expires_on": "The last day the certificate is valid",
+        },
+    ),
+    Kind.CHALLENGE_STARTED: KindSpec(
+        Topic.CHALLENGES,
+        {
+            "challenge": "The challenge's name",
+            "goals": "What to reach, in words",
+            "points": "The points offered for completing it (0: none)",
+            "ends_on": "The challenge's last day",
+        },
+    ),
+    Kind.CHALLENGE_HALFWAY: KindSpec(
+        Topic.CHALLENGES,
+        {
+            "challenge": "The challenge's name",
+            "percent": "How far the member is, in percent",
+            "ends_on": "The last day",
+        },
+    ),
+    Kind.CHALLENGE_COMPLETED: KindSpec(
+        Topic.CHALLENGES, {"challenge": "The challenge's name", "points": "The points completing paid the member"}
+    ),
+    Kind.CHALLENGE_RESULTS: KindSpec(
+        Topic.CHALLENGES,
+        {
+            "challenge": "The challenge's name",
+            "rank": "The member's (or their company's) final rank",
+            "participants": "How many took part",
+            "prize": "What the rank won (may be empty)",
+        },
+    ),
 }
 
 
@@ -162,6 +215,8 @@ TIP_KINDS = frozenset(
         Kind.POINTS_EXPIRING,
         Kind.ORDER_DELIVERED,
         Kind.CAMPAIGN,
+        Kind.CERTIFICATE_ISSUED,
+        Kind.CHALLENGE_COMPLETED,
     }
 )
 TIP_VARIABLE = {

@@ -98,6 +98,30 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "en": ("We have not heard from you in a while", "You have not earned, claimed or redeemed anything in the partner program for {{ days }} days. Claim your latest sales, or see what your points get you."),
         "de": ("Lange nichts von Ihnen gehört", "Sie haben seit {{ days }} Tagen im Partnerprogramm nichts gesammelt, gemeldet oder eingelöst. Melden Sie Ihre letzten Verkäufe oder sehen Sie, was Ihre Punkte Ihnen bringen."),
     },
+    Kind.CERTIFICATE_ISSUED: {
+        "en": ("You are certified on {{ product_line }}", "You passed every module of “{{ course }}”: you are certified on {{ product_line }} until {{ expires_on|date }}. Download your certificate from the Learn page."),
+        "de": ("Sie sind für {{ product_line }} zertifiziert", "Sie haben alle Module von „{{ course }}“ bestanden: Sie sind bis {{ expires_on|date }} für {{ product_line }} zertifiziert. Ihr Zertifikat finden Sie auf der Seite „Lernen“."),
+    },
+    Kind.CERTIFICATE_EXPIRING: {
+        "en": ("Your {{ product_line }} certificate expires on {{ expires_on|date }}", "Pass “{{ course }}” again before {{ expires_on|date }} to stay certified on {{ product_line }} and keep what the certificate earns you."),
+        "de": ("Ihr Zertifikat für {{ product_line }} läuft am {{ expires_on|date }} ab", "Bestehen Sie „{{ course }}“ vor dem {{ expires_on|date }} erneut, um für {{ product_line }} zertifiziert zu bleiben und die Vorteile des Zertifikats zu behalten."),
+    },
+    Kind.CHALLENGE_STARTED: {
+        "en": ("New challenge: {{ challenge }}", "{{ challenge }} has started: {{ goals }} by {{ ends_on|date }}.{% if points %} Completing it earns {{ points|intcomma }} points.{% endif %}"),
+        "de": ("Neue Challenge: {{ challenge }}", "{{ challenge }} hat begonnen: {{ goals }} bis {{ ends_on|date }}.{% if points %} Wer sie schafft, erhält {{ points|intcomma }} Punkte.{% endif %}"),
+    },
+    Kind.CHALLENGE_HALFWAY: {
+        "en": ("Halfway there: {{ challenge }}", "You have reached {{ percent }} % of {{ challenge }}. Keep going: it ends on {{ ends_on|date }}."),
+        "de": ("Halbzeit: {{ challenge }}", "Sie haben {{ percent }} % von {{ challenge }} erreicht. Weiter so: Die Challenge endet am {{ ends_on|date }}."),
+    },
+    Kind.CHALLENGE_COMPLETED: {
+        "en": ("Challenge completed: {{ challenge }}", "You completed {{ challenge }}.{% if points %} {{ points|intcomma }} points are yours.{% endif %}"),
+        "de": ("Challenge geschafft: {{ challenge }}", "Sie haben {{ challenge }} geschafft.{% if points %} {{ points|intcomma }} Punkte gehören Ihnen.{% endif %}"),
+    },
+    Kind.CHALLENGE_RESULTS: {
+        "en": ("Results of {{ challenge }}: rank {{ rank }}", "{{ challenge }} has ended: rank {{ rank }} of {{ participants }}.{% if prize %} Your prize: {{ prize }}.{% endif %}"),
+        "de": ("Ergebnis von {{ challenge }}: Platz {{ rank }}", "{{ challenge }} ist beendet: Platz {{ rank }} von {{ participants }}.{% if prize %} Ihr Preis: {{ prize }}.{% endif %}"),
+    },
 }  # fmt: skip
 
 

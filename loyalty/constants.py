@@ -81,6 +81,37 @@ class RuleEvent(models.TextChoices):
     CUSTOM = "custom", _("Custom API event")
 
 
+class QuestionKind(models.TextChoices):
+    SINGLE = "single", _("One answer")
+    MULTIPLE = "multiple", _("Several answers")
+
+
+class AttemptStatus(models.TextChoices):
+    STARTED = "started", _("In progress")
+    PASSED = "passed", _("Passed")
+    FAILED = "failed", _("Not passed")
+
+
+# How long a started quiz attempt accepts answers (a course's closing day can end it sooner).
+ATTEMPT_HOURS = 24
+# How many days ahead a member hears that a certificate expires.
+CERTIFICATE_NOTICE_DAYS = 30
+
+
+class ChallengeLevel(models.TextChoices):
+    INDIVIDUAL = "individual", _("Each person")
+    COMPANY = "company", _("Each company")
+
+
+class GoalMetric(models.TextChoices):
+    UNITS_SOLD = "units_sold", _("Units sold")
+    SALES_AMOUNT = "sales_amount", _("Sales amount")
+    CLAIMS_APPROVED = "claims_approved", _("Claims approved")
+    MODULES_PASSED = "modules_passed", _("Training modules passed")
+    REFERRALS_CONVERTED = "referrals_converted", _("Referrals converted")
+    EVENTS = "events", _("Events of a kind")
+
+
 class Formula(models.TextChoices):
     FIXED = "fixed", _("Fixed points")
     PER_UNIT = "per_unit", _("Points per unit")

@@ -243,6 +243,12 @@ class Member(TimeStampedModel):
         validators=[validate_time_zone],
         help_text=_("Empty: the time zone of the partner's region, or else the program's."),
     )
+    show_name_on_leaderboards = models.BooleanField(
+        _("show my name on leaderboards"),
+        default=False,
+        db_default=False,
+        help_text=_("Otherwise others see only your role and region (“a sales rep in North”)."),
+    )
     joined_at = models.DateTimeField(null=True, blank=True)
     left_at = models.DateTimeField(null=True, blank=True)
 

@@ -64,6 +64,14 @@ class Reward(TimeStampedModel):
         related_name="+",
         help_text="Exclusive to partners at this tier or above. Empty: every tier.",
     )
+    requires_certification = models.ForeignKey(
+        "loyalty.ProductLine",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Reserved for members holding a valid certificate for this product line. Empty: everyone.",
+    )
     limit_per_member = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
     limit_period = models.CharField(max_length=10, choices=LimitPeriod.choices, default=LimitPeriod.MONTH)
     available_from = models.DateTimeField(null=True, blank=True)

@@ -1,16 +1,29 @@
 """The program core's models, one module per capability: programs, the points ledger, the product catalogue,
-partner tiers, incentive rules, sales claims and sell-out imports. One app label (`loyalty`), so table names
-and migrations are those of the app."""
+partner tiers, incentive rules, sales claims, sell-out imports, training and challenges. One app label (`loyalty`),
+so table names and migrations are those of the app."""
 
 from loyalty.models.catalog import Product, ProductLine
+from loyalty.models.challenges import Challenge, ChallengeEntry, ChallengeGoal, ChallengePrize, PeriodStanding
 from loyalty.models.claims import ClaimEvent, ClaimLine, SalesClaim
 from loyalty.models.ledger import PointsAccount, PointsAdjustment, PointsAllocation, PointsEntry, PointsLot
 from loyalty.models.programs import Program
 from loyalty.models.rules import IncentiveRule, RuleUsage
 from loyalty.models.sellout import PartnerAlias, SaleLine, SalesImport, SalesSource
 from loyalty.models.tiers import PartnerTier, Tier, TierChange
+from loyalty.models.training import Certificate, Course, Module, QuizAttempt, QuizChoice, QuizQuestion
 
 __all__ = [
+    "Certificate",
+    "Challenge",
+    "ChallengeEntry",
+    "ChallengeGoal",
+    "ChallengePrize",
+    "Course",
+    "Module",
+    "PeriodStanding",
+    "QuizAttempt",
+    "QuizChoice",
+    "QuizQuestion",
     "ClaimEvent",
     "ClaimLine",
     "IncentiveRule",

@@ -34,6 +34,14 @@ class IncentiveRule(TimeStampedModel):
     products = models.ManyToManyField("loyalty.Product", blank=True, related_name="+")
     min_quantity = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
     min_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    requires_certification = models.ForeignKey(
+        "loyalty.ProductLine",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Pays only a member who acted holding a valid certificate for this product line on the event's day.",
+    )
     valid_from = models.DateField(null=True, blank=True, help_text="Events dated from this day.")
     valid_until = models.DateField(null=True, blank=True, help_text="Events dated up to and including this day.")
 

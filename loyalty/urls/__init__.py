@@ -15,6 +15,9 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),  # sign-in, password, and two-factor pages under accounts/2fa/
     path("points/", include("loyalty.urls.ledger")),
     path("claims/", include("loyalty.urls.claims")),
+    path("learn/", include("loyalty.urls.training")),
+    path("challenges/", include("loyalty.urls.challenges")),
+    path("how-to-earn/", include("loyalty.urls.earning")),
     path("rewards/", include("rewards.urls")),
     path("messages/", include("communications.urls")),
     path("", include("communications.urls_surveys")),  # surveys/ and feedback/
