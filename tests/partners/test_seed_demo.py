@@ -160,17 +160,15 @@ def test_each_demo_login_signs_in_through_allauth(seeded, client, who, email):
     assert client.session["_auth_user_id"] == str(User.objects.get(email=email).pk)
 
 
-def test_a_second_run_writes_nothing_in_four_queries(django_assert_num_queries):
-    call_command("seed_demo", verbosity=0)
+def test_a_second_run_of_the_channel_writes_nothing(seeded, django_assert_num_queries):
     before = row_counts()
-    out = StringIO()
 
-    # one for the partner blocks, one for the program, one for its id and one for its communications
-    with django_assert_num_queries(4):
-        call_command("seed_demo", stdout=out)
+    # The command's second run (program included) is tests/test_seed_demo_program.py's.
+    with django_assert_num_queries(1):
+        report = seed_demo()
 
+    assert report.nothing_to_do
     assert row_counts() == before
-    assert "all 1 block(s) already present, nothing to do" in out.getvalue()
 
 
 def test_dry_run_writes_nothing_and_says_what_it_would_create():
@@ -187,20 +185,20 @@ def test_dry_run_writes_nothing_and_says_what_it_would_create():
 
 
 def test_scale_two_doubles_partners_and_members_and_grows_the_flagship_team():
-    out = StringIO()
-    call_command("seed_demo", "--scale", "2", stdout=out)
+    report = seed_demo(scale=2)
 
+    assert report.blocks_written == 2
     assert Partner.objects.count() == 120
     assert Member.objects.count() == 600
     assert Partner.objects.get(legal_id=legal_id(0, 0)).members.count() == 24 + 6
-    assert "Demo data: created" in out.getvalue()
 
 
 def test_a_larger_scale_adds_only_the_missing_blocks(seeded):
     first = dict(Partner.objects.values_list("legal_id", "name"))
 
-    call_command("seed_demo", "--scale", "3", verbosity=0)
+    report = seed_demo(scale=3)
 
+    assert report.blocks_written == 2
     assert Partner.objects.count() == 180
     assert Member.objects.count() == 900
     assert dict(Partner.objects.filter(legal_id__in=first).values_list("legal_id", "name")) == first
