@@ -20,6 +20,7 @@ BENCHMARKS = {
     "statement": "bench.statement",
     "sellout": "bench.sellout",
     "communications": "bench.communications",
+    "leaderboards": "bench.leaderboards",
 }
 
 

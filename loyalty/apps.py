@@ -7,11 +7,14 @@ class LoyaltyConfig(AppConfig):
 
     def ready(self):
         from loyalty.services.leavers import apply_leaver_policy
-        from loyalty.views.next_steps import claim_steps
+        from loyalty.views.challenges import home_panel as challenge_panel
+        from loyalty.views.next_steps import claim_steps, earning_guide_steps
         from partners import hooks
 
         hooks.on_member_left(apply_leaver_policy)
         hooks.provides_next_steps(claim_steps)
+        hooks.provides_next_steps(earning_guide_steps)
+        hooks.provides_home_panels(challenge_panel)
         _provide_activity()
         _provide_surveys()
         import loyalty.tasks  # noqa: F401  (registers the tasks services queue by name)

@@ -79,3 +79,18 @@ class ErrorCode(StrEnum):
     WRONG_DELIMITER = "wrong_delimiter"
     XLS_NOT_SUPPORTED = "xls_not_supported"
     XLSX_UNSUPPORTED = "xlsx_unsupported"
+    # Training and certification (issue #12)
+    ANSWER_UNKNOWN = "answer_unknown"
+    ATTEMPT_EXPIRED = "attempt_expired"
+    ATTEMPT_NOT_FOUND = "attempt_not_found"
+    ATTEMPT_SUBMITTED = "attempt_submitted"
+    ATTEMPTS_USED_UP = "attempts_used_up"
+    CERTIFICATE_NOT_EARNED = "certificate_not_earned"
+    COURSE_CLOSED = "course_closed"
+    COURSE_NOT_OPEN = "course_not_open"
+    MODULE_PASSED = "module_passed"
+    QUIZ_EMPTY = "quiz_empty"
+    SEVERAL_ANSWERS = "several_answers"
+    # Challenges (services.challenges): a goal that can never be met, settling one that has not ended.
+    CHALLENGE_UNREACHABLE = "challenge_unreachable"
+    CHALLENGE_NOT_ENDED = "challenge_not_ended"

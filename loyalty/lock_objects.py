@@ -17,17 +17,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db import OperationalError, connection, transaction
+from django.db.models import QuerySet
 
 from loyalty.constants import RuleStatus
 from loyalty.models import (
+    Certificate,
+    Challenge,
     IncentiveRule,
     PartnerAlias,
     PointsAccount,
     PointsAdjustment,
+    QuizAttempt,
     RuleUsage,
     SalesClaim,
     SalesSource,
 )
+from partners.constants import MemberStatus
 
 # pg_advisory_lock(namespace, id) key spaces.
 IMPORT_RUN_NAMESPACE = 0x5A1E  # one worker per import
@@ -222,3 +227,74 @@ def import_run_try_lock(import_id: int) -> bool:
 def import_run_unlock(import_id: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [IMPORT_RUN_NAMESPACE, import_id])
+
+
+# Training ---------------------------------------------------------------------------------------------------
+# A quiz's lock comes first in its transaction: quiz (member, module) → attempt row → then what posting the
+# "training passed" event takes (rules, rule usage rows, points accounts).
+
+
+def quiz_lock(member_id: int, module_id: int) -> None:
+    """One start or submission of a member's quiz of one module at a time, until the transaction ends: attempt
+    numbers never collide, only one attempt is open, and a module is passed (and paid) once."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_advisory_key(f"quiz:{member_id}:{module_id}")])
+
+
+def attempt_lock(pk: int) -> QuizAttempt:
+    """A quiz attempt row, locked, with its module, course and program."""
+    return QuizAttempt.objects.select_for_update(of=("self",)).select_related("module__course__program").get(pk=pk)
+
+
+def certificates_to_tell_lock(certificates: QuerySet[Certificate]) -> list[Certificate]:
+    """The rows of `certificates` no other transaction holds, locked in primary-key order (those held are skipped:
+    another run of the expiry notice is telling them)."""
+    return list(certificates.select_for_update(of=("self",), skip_locked=True).order_by("pk"))
+
+
+# Challenges -------------------------------------------------------------------------------------------------
+# Their locks come before what posting takes: challenge row (announcing, settling) → challenge entries → rules,
+# rule usage rows, points accounts (a completion pays through the rules while its entry is locked).
+
+
+def challenge_lock(pk: int) -> Challenge:
+    """A challenge row, locked (announcing it, settling its results: once each), with its program."""
+    return Challenge.objects.select_for_update(of=("self",)).select_related("program").get(pk=pk)
+
+
+_ENTRY_COLUMNS = (
+    "e.id, e.challenge_id, e.partner_id, e.member_id, e.progress::text, e.active_members, e.halfway_at, e.completed_at"
+)
+_PEOPLE_ENTRIES = (
+    "INSERT INTO loyalty_challengeentry AS e (challenge_id, partner_id, member_id, progress, score, normalised, "
+    "active_members, updated_at) "
+    "SELECT c, p, m, '{}'::jsonb, 0, 0, 1, now() FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS u(c, m, p) "
+    "ORDER BY c, m "
+    "ON CONFLICT (challenge_id, member_id) WHERE member_id IS NOT NULL DO UPDATE SET updated_at = EXCLUDED.updated_at "
+    f"RETURNING {_ENTRY_COLUMNS}"
+)
+# A company's active members are counted again with each raise (normalised = score per active member).
+_COMPANY_ENTRIES = (
+    "INSERT INTO loyalty_challengeentry AS e (challenge_id, partner_id, member_id, progress, score, normalised, "
+    "active_members, updated_at) "
+    "SELECT c, p, NULL, '{}'::jsonb, 0, 0, GREATEST((SELECT count(*) FROM partners_member pm "
+    "WHERE pm.partner_id = u.p AND pm.status = %s), 1), now() "
+    "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS u(c, m, p) ORDER BY c, p "
+    "ON CONFLICT (challenge_id, partner_id) WHERE member_id IS NULL "
+    "DO UPDATE SET updated_at = EXCLUDED.updated_at, active_members = EXCLUDED.active_members "
+    f"RETURNING {_ENTRY_COLUMNS}"
+)
+
+
+def challenge_entries_lock_sql(cursor, holders: list[tuple[int, int | None, int]], *, company: bool) -> list[tuple]:
+    """Create (if absent) and lock the challenge entries of `holders` [(challenge id, member id, partner id)], sorted
+    by (challenge, member) for people or (challenge, partner) for companies, with one statement: [(id, challenge
+    id, partner id, member id, progress as JSON text, active members, halfway at, completed at)]. An INSERT … ON
+    CONFLICT DO UPDATE locks each row, new or not, until the transaction ends; a company's active members are
+    counted again."""
+    columns = [[h[0] for h in holders], [h[1] for h in holders], [h[2] for h in holders]]
+    if company:
+        cursor.execute(_COMPANY_ENTRIES, [MemberStatus.ACTIVE.value, *columns])
+    else:
+        cursor.execute(_PEOPLE_ENTRIES, columns)
+    return cursor.fetchall()

@@ -289,7 +289,10 @@ CELERY_BEAT_SCHEDULE = {
     "send-scheduled-campaigns": {"task": "communications.tasks.send_scheduled_campaigns", "schedule": 60 * 5},
     "evaluate-tiers": {"task": "loyalty.tasks.evaluate_tiers", "schedule": 60 * 60 * 24},
     "warn-tier-keep": {"task": "loyalty.tasks.warn_tier_keep", "schedule": 60 * 60 * 24},
+    "warn-expiring-certificates": {"task": "loyalty.tasks.warn_expiring_certificates", "schedule": 60 * 60 * 24},
     "send-nudges": {"task": "communications.tasks.send_nudges", "schedule": 60 * 60 * 24},
+    "start-challenges": {"task": "loyalty.tasks.start_challenges", "schedule": 60 * 5},
+    "settle-challenges": {"task": "loyalty.tasks.settle_challenges", "schedule": 60 * 15},
 }
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"

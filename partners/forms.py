@@ -165,6 +165,11 @@ class ProfileForm(forms.Form):
         required=False,
         help_text=_("Text messages sent at night wait until the morning of your time zone."),
     )
+    show_name_on_leaderboards = forms.BooleanField(
+        label=_("Show my name on leaderboards"),
+        required=False,
+        help_text=_("Otherwise others see only your role and region (“a sales rep in North”)."),
+    )
 
     def __init__(self, *args, default_zone: str = "", **kwargs):
         super().__init__(*args, **kwargs)

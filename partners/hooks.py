@@ -58,3 +58,16 @@ def on_invitation_issued(handler: Callable) -> Callable:
     if handler not in invitation_issued_handlers:
         invitation_issued_handlers.append(handler)
     return handler
+
+
+home_panel_providers: list[Callable] = []
+
+
+def provides_home_panels(provider: Callable) -> Callable:
+    """`provider(*, request, viewer)` returns the panels its app shows on the home page, below the person's points and
+    tier and above "What I can do next": a list of (template name, context) pairs, or of HTML already rendered (a
+    SafeString: plain text is escaped). Only the panels that make sense for the viewer now (none is an empty list);
+    each costs its app's queries, so keep them few and constant."""
+    if provider not in home_panel_providers:
+        home_panel_providers.append(provider)
+    return provider

@@ -258,12 +258,25 @@ def member_deactivate(*, member: Member, actor: User, reason: str = "") -> Membe
 
 @transaction.atomic
 def member_update_profile(
-    *, member: Member, full_name: str, phone: str, language: str, preferred_channel: str, time_zone: str = ""
+    *,
+    member: Member,
+    full_name: str,
+    phone: str,
+    language: str,
+    preferred_channel: str,
+    time_zone: str = "",
+    show_name_on_leaderboards: bool | None = None,
 ) -> Member:
+    """Save what a person says about themselves. `show_name_on_leaderboards`: their consent to others seeing their
+    name on leaderboards (None: unchanged)."""
     member.phone, member.language, member.preferred_channel = phone.strip(), language, preferred_channel
     member.time_zone = time_zone
+    if show_name_on_leaderboards is not None:
+        member.show_name_on_leaderboards = show_name_on_leaderboards
     _validate(member)
-    member.save(update_fields=["phone", "language", "preferred_channel", "time_zone", "updated_at"])
+    member.save(
+        update_fields=["phone", "language", "preferred_channel", "time_zone", "show_name_on_leaderboards", "updated_at"]
+    )
     if full_name.strip() != member.user.full_name:
         member.user.full_name = full_name.strip()
         member.user.save(update_fields=["full_name"])

@@ -16,13 +16,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseNotAllowed, QueryDict
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from loyalty.common.errors import ApplicationError
 from loyalty.common.htmx import render_page_or_partial
-from partners import selectors, services
+from partners import hooks, selectors, services
 from partners.constants import MemberStatus, PayoutPolicy
 from partners.error_codes import ErrorCode
 from partners.forms import (
@@ -106,8 +107,25 @@ def home(request):
     if not viewer.in_program:
         last_membership = selectors.latest_membership(viewer=viewer)
         return render(request, "partners/no_membership.html", {"last_membership": last_membership})
-    context = {"member": viewer.member, "next_steps": next_steps(request=request, viewer=viewer)}
+    context = {
+        "member": viewer.member,
+        "next_steps": next_steps(request=request, viewer=viewer),
+        "home_panels": _home_panels(request, viewer),
+    }
     return render(request, "partners/home.html", context)
+
+
+def _home_panels(request, viewer: Viewer) -> list[str]:
+    """The panels the apps above partners show on the home page (partners.hooks.provides_home_panels), rendered."""
+    panels = []
+    for provider in hooks.home_panel_providers:
+        for panel in provider(request=request, viewer=viewer):
+            if isinstance(panel, str):
+                panels.append(panel)
+            else:
+                template_name, panel_context = panel
+                panels.append(render_to_string(template_name, panel_context, request=request))
+    return panels
 
 
 @login_required
@@ -141,6 +159,7 @@ def profile(request):
                 "language": member.language,
                 "preferred_channel": member.preferred_channel,
                 "time_zone": member.time_zone,
+                "show_name_on_leaderboards": member.show_name_on_leaderboards,
             },
         )
     return render(request, "partners/profile.html", {"member": member, "form": form})

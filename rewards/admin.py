@@ -115,6 +115,7 @@ class RewardAdmin(ProgramManagerAdmin):
                 {
                     "fields": (
                         "min_tier",
+                        "requires_certification",
                         "allowed_roles",
                         "allowed_partner_kinds",
                         "allowed_regions",

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms import BoundField
+from django.utils.translation import gettext_lazy as _
 
 from loyalty.common.errors import ApplicationError
 from partners.constants import PartnerKind
@@ -34,6 +35,7 @@ class RewardAdminForm(forms.ModelForm):
     class Meta:
         model = Reward
         widgets = {"image": LabelledFileInput}
+        labels = {"requires_certification": _("Certified members only")}
         fields = (
             "program",
             "category",
@@ -47,6 +49,7 @@ class RewardAdminForm(forms.ModelForm):
             "stock",
             "uses_codes",
             "installed_on_site",
+            "requires_certification",
             "allowed_roles",
             "allowed_partner_kinds",
             "allowed_regions",

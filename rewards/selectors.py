@@ -3,13 +3,14 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from loyalty.common.queries import count_of
 from loyalty.models import PartnerTier, PointsAccount, Program
+from loyalty.selectors.certificates import certified_exists
 from partners.models import Member
 from partners.visibility import members_for, viewer_for
 from rewards.constants import ADDRESS_FIELDS, LIVE_STATUSES, LimitPeriod, OrderStatus, PaidBy
@@ -21,9 +22,18 @@ def partner_tier_rank(*, program, partner) -> int | None:
     return PartnerTier.objects.filter(program=program, partner=partner).values_list("tier__rank", flat=True).first()
 
 
+def _lacks_certificate(member: Member) -> ExpressionWrapper:
+    """True for a reward reserved for members certified on a product line the member holds no valid certificate
+    for today (an EXISTS test on the certificates' index, in the rewards' query)."""
+    certified = certified_exists(member=member, on=timezone.localdate())
+    return ExpressionWrapper(Q(requires_certification__isnull=False) & ~Q(certified), output_field=BooleanField())
+
+
 def _redeemable(*, member: Member, program: Program) -> QuerySet[Reward]:
     """Rewards this member may redeem now: active, in their window, and open to their tier, role, kind and region.
-    Rules on roles and regions are EXISTS tests: no join, no GROUP BY, no DISTINCT."""
+    Rules on roles and regions are EXISTS tests: no join, no GROUP BY, no DISTINCT. A reward reserved for members
+    certified on a product line stays in the catalogue for everyone (it tells what a certificate is good for), with
+    `lacks_certificate` set when this member cannot redeem it (services.reward_problem refuses it)."""
     now = timezone.now()
     rank = partner_tier_rank(program=program, partner=member.partner_id)
     tier_ok = Q(min_tier__isnull=True) if rank is None else Q(min_tier__isnull=True) | Q(min_tier__rank__lte=rank)
@@ -37,7 +47,8 @@ def _redeemable(*, member: Member, program: Program) -> QuerySet[Reward]:
         .filter(Q(allowed_partner_kinds=[]) | Q(allowed_partner_kinds__contains=[member.partner.kind]))
         .filter(~Exists(roles) | Exists(roles.filter(role=member.role_id)))
         .filter(~Exists(regions) | Exists(regions.filter(region=member.partner.region_id)))
-        .select_related("category", "min_tier")
+        .annotate(lacks_certificate=_lacks_certificate(member))
+        .select_related("category", "min_tier", "requires_certification")
     )
 
 
@@ -70,7 +81,7 @@ def catalogue(
             affordable |= Q(paid_by=PaidBy.COMPANY, points_price__lte=max_company_points)
         units = Q(stock__isnull=True) | Q(stock__gt=0)
         in_stock = Q(uses_codes=True, free_codes__gt=0) | (Q(uses_codes=False) & units)
-        rewards = rewards.filter(affordable & in_stock)
+        rewards = rewards.filter(affordable & in_stock, lacks_certificate=False)
     return rewards.order_by("points_price", "name")
 
 
@@ -130,10 +141,12 @@ def balances(*, viewer, program: Program) -> dict[str, int | None]:
 
 def can_redeem_now(*, reward: Reward, balances: dict[str, int | None], limit_left: int | None) -> bool:
     """Whether "Redeem now" may take one unit at once (in one tap, or through the address step for a reward that
-    needs an address): affordable from the account that pays for it, in stock (a reward with `free_codes` counted)
-    and within the member's limits."""
+    needs an address): affordable from the account that pays for it, in stock (a reward with `free_codes` counted),
+    within the member's limits and, for a reward reserved for certified members, certified (as _redeemable
+    annotated)."""
     return (
-        (balances[reward.paid_by] or 0) >= reward.points_price
+        not getattr(reward, "lacks_certificate", False)
+        and (balances[reward.paid_by] or 0) >= reward.points_price
         and not reward.out_of_stock
         and (limit_left is None or limit_left > 0)
     )
@@ -233,7 +246,9 @@ class CheckoutGroup:
 
 
 def _rewards_by_id(*, program: Program, ids) -> dict[int, Reward]:
-    rewards = _with_free_codes(Reward.objects.filter(program=program, pk__in=list(ids)).select_related("category"))
+    rewards = _with_free_codes(
+        Reward.objects.filter(program=program, pk__in=list(ids)).select_related("category", "requires_certification")
+    )
     return {reward.pk: reward for reward in rewards}
 
 

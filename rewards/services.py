@@ -27,6 +27,7 @@ from loyalty.common.statuses import require_transition
 from loyalty.constants import EntrySource
 from loyalty.lock_objects import accounts_lock
 from loyalty.models import Program
+from loyalty.selectors.certificates import is_certified
 from loyalty.services import ledger
 from partners.constants import MemberStatus
 from partners.models import Member
@@ -75,6 +76,12 @@ def reward_problem(*, reward: Reward, member: Member, moment: datetime | None = 
     region_ids = {region.pk for region in reward.allowed_regions.all()}
     if region_ids and member.partner.region_id not in region_ids:
         return _("%(reward)s is not offered in %(region)s.") % {"reward": reward.name, "region": member.partner.region}
+    line_id = reward.requires_certification_id
+    if line_id is not None and not is_certified(member=member, line_id=line_id, on=timezone.localdate(moment)):
+        return _(
+            "%(reward)s is reserved for members certified on %(line)s: you can redeem it once you hold a valid "
+            "certificate (pass the %(line)s course on the Learn page)."
+        ) % {"reward": reward.name, "line": reward.requires_certification.name}
     return None
 
 

@@ -5,12 +5,14 @@ inside it, so what a test changes is undone too.
 """
 
 from contextlib import redirect_stdout
-from datetime import timedelta
+from datetime import datetime, time, timedelta
+from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.db import transaction
+from django.db.models import Count, Q, Sum
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -22,24 +24,38 @@ from communications.surveys import survey_results
 from loyalty.common.storage import PDF, sniff_file
 from loyalty.constants import (
     AdjustmentStatus,
+    AttemptStatus,
+    ChallengeLevel,
     ClaimFlag,
     ClaimStatus,
     EntryKind,
+    EntrySource,
     ImportStatus,
     LeaverPolicy,
+    QuestionKind,
+    RuleEvent,
     RuleStatus,
 )
 from loyalty.demo.program import PROGRAM_NAME
 from loyalty.demo.sales import MARKER_SKU
+from loyalty.engine.facts import member_event
 from loyalty.models import (
+    Certificate,
+    Challenge,
+    ChallengeEntry,
+    Course,
     IncentiveRule,
+    Module,
     PartnerTier,
+    PeriodStanding,
     PointsAccount,
     PointsAdjustment,
     PointsEntry,
     Product,
     ProductLine,
     Program,
+    QuizAttempt,
+    QuizQuestion,
     SaleLine,
     SalesClaim,
     SalesImport,
@@ -48,6 +64,8 @@ from loyalty.models import (
     TierChange,
 )
 from loyalty.selectors.ledger import expiring_soon, ledger_problems, statement
+from loyalty.services.earning import post_event
+from loyalty.services.standings import standings_period
 from loyalty.services.tiers import tier_progress
 from partners.demo import DEMO_MEMBERS, FLAGSHIP_NAME, PROGRAM_MANAGERS
 from partners.models import Partner, User
@@ -182,7 +200,7 @@ def test_explanations_show_the_arithmetic(demo):
 
     assert " × " in sale.explanation and " pts = " in sale.explanation and "your 70 % share" in sale.explanation
     assert sale.details["quantity"] * sale.details["points_per_unit"] == sale.details["total"]
-    assert PointsEntry.objects.filter(explanation__startswith="Training: ").exists()
+    assert PointsEntry.objects.filter(explanation__startswith="Training passed v1, module “").exists()
     assert PointsEntry.objects.filter(explanation="Welcome bonus").exists()
     assert PointsEntry.objects.filter(explanation__startswith="Returned goods: ", kind=EntryKind.REVERSE).exists()
 
@@ -326,7 +344,13 @@ def test_rules_are_published_role_based_versioned_with_a_draft(demo):
     rules = IncentiveRule.objects.all()
     published = rules.filter(status=RuleStatus.PUBLISHED, effective_until=None)
 
-    assert 6 <= published.count() <= 8
+    assert 6 <= published.filter(event=RuleEvent.SALE_LINE).count() <= 8
+    assert set(published.exclude(event=RuleEvent.SALE_LINE).values_list("event", flat=True)) == {
+        RuleEvent.SURVEY_ANSWERED,
+        RuleEvent.TRAINING_PASSED,
+        RuleEvent.CHALLENGE_COMPLETED,
+    }
+    assert published.exclude(requires_certification=None).exists()
     assert rules.filter(status=RuleStatus.DRAFT).count() == 1
     assert rules.filter(code="softener-units").count() == 2  # a second version
     assert published.exclude(roles=None).exists()
@@ -452,3 +476,133 @@ def test_every_demo_member_login_has_inbox_messages(demo, role):
 
     assert inbox.count() >= 2
     assert inbox.exclude(kind=Kind.CAMPAIGN).exists()
+
+
+# Learning and competing (issue 12) ---------------------------------------------------------------------------------
+
+
+def test_training_is_courses_per_product_line_with_modules_of_real_questions(demo):
+    courses = Course.objects.annotate(modules_count=Count("modules"))
+    questions = QuizQuestion.objects.annotate(right=Count("choices", filter=Q(choices__is_correct=True)))
+
+    assert set(courses.exclude(product_line=None).values_list("product_line__code", flat=True)) == set(
+        ProductLine.objects.values_list("code", flat=True)
+    )
+    assert all(1 <= course.modules_count <= 3 for course in courses)
+    assert set(courses.exclude(certification_months=None).values_list("certification_months", flat=True)) == {12, 24}
+    assert courses.exclude(roles=None).exists()
+    assert all(4 <= module.questions.count() <= 6 for module in Module.objects.all())
+    assert {(q.kind, q.right > 1) for q in questions} == {(QuestionKind.SINGLE, False), (QuestionKind.MULTIPLE, True)}
+    assert not questions.filter(explanation="").exists()
+
+
+def test_every_training_entry_is_a_real_pass_paid_once_under_the_engines_key(demo):
+    entries = PointsEntry.objects.filter(source_type=EntrySource.TRAINING)
+    passes = QuizAttempt.objects.filter(status=AttemptStatus.PASSED).select_related(
+        "member__partner", "member__role", "module"
+    )
+
+    assert entries.count() == passes.count() > 50
+    assert {e.source_id for e in entries} == {f"training:{a.module_id}:{a.member_id}" for a in passes}
+    assert QuizAttempt.objects.filter(status=AttemptStatus.FAILED, percent__lt=80).exists()
+    assert all(a.percent >= 80 and a.submitted_at <= a.deadline for a in passes)
+    attempt = passes.order_by("-submitted_at").first()
+    program = Program.objects.get()
+    event = member_event(
+        kind=RuleEvent.TRAINING_PASSED, program=program, source_key=f"training:{attempt.module_id}:{attempt.member_id}",
+        member=attempt.member, occurred_on=timezone.localdate(attempt.submitted_at), quantity=attempt.percent,
+        unit="% score", subject=f"module “{attempt.module.title}”",
+    )  # fmt: skip
+    with transaction.atomic():
+        again = post_event(program=program, event=event, source_type=EntrySource.TRAINING)  # passing again
+        assert [e.pk for e in again] == list(entries.filter(source_id=event.source_key).values_list("pk", flat=True))
+        assert PointsEntry.objects.filter(source_type=EntrySource.TRAINING).count() == entries.count()
+        transaction.set_rollback(True)
+
+
+def test_certificates_of_passed_courses_are_valid_expiring_within_30_days_or_expired(demo):
+    today = timezone.localdate()
+    certificates = Certificate.objects.select_related("course")
+
+    assert certificates.filter(expires_on__lte=today).exists()
+    assert certificates.filter(expires_on__gt=today, expires_on__lte=today + timedelta(days=30)).exists()
+    assert certificates.filter(expires_on__gt=today + timedelta(days=30)).exists()
+    for certificate in certificates:
+        passed = QuizAttempt.objects.filter(
+            member=certificate.member_id, module__course=certificate.course, status=AttemptStatus.PASSED
+        )
+        assert passed.count() == certificate.course.modules.count()
+        assert certificate.product_line_id == certificate.course.product_line_id
+    sales_rep = certificates.get(member__user__email=DEMO_EMAILS["sales"], product_line__code="softeners")
+    assert sales_rep.expires_on > today  # so her softener sales earn the certified bonus
+
+
+def test_the_challenge_that_ended_is_settled_with_ranks_completions_and_prizes(demo):
+    finished = Challenge.objects.get(results_at__isnull=False)
+    entries = list(ChallengeEntry.objects.filter(challenge=finished).order_by("final_rank"))
+    paid = PointsEntry.objects.filter(source_type=EntrySource.CHALLENGE)
+
+    assert finished.ends_at < timezone.now() and finished.is_published
+    assert [e.final_rank for e in entries] == list(range(1, len(entries) + 1))
+    assert [e.score for e in entries] == sorted((e.score for e in entries), reverse=True)
+    completed = [e for e in entries if e.completed_at]
+    assert completed and all(e.score == 100 for e in completed)
+    assert set(paid.filter(source_id__in=[f"challenge:{finished.pk}:m{e.member_id}" for e in completed]).values_list(
+        "account__member_id", flat=True
+    )) == {e.member_id for e in completed}  # fmt: skip
+    prizes = paid.filter(idempotency_key__startswith=f"challenge:{finished.pk}:prize:").order_by("idempotency_key")
+    assert [p.account.member_id for p in prizes] == [e.member_id for e in entries[:3]]
+
+
+def test_two_challenges_run_one_ranked_per_active_member_and_one_is_upcoming(demo):
+    now = timezone.now()
+    running = Challenge.objects.filter(is_published=True, starts_at__lte=now, ends_at__gt=now)
+    company = running.get(level=ChallengeLevel.COMPANY)
+
+    assert running.count() == 2 and company.rank_companies_by_size
+    assert Challenge.objects.filter(is_published=True, starts_at__gt=now).count() == 1
+    assert ChallengeEntry.objects.filter(challenge__in=running, completed_at=None, halfway_at__isnull=False).exists()
+    for entry in ChallengeEntry.objects.filter(challenge=company):
+        assert entry.member_id is None
+        assert entry.normalised == (entry.score / entry.active_members).quantize(Decimal("0.0001"))
+    assert not running.filter(started_notified_at=None).exists()
+
+
+def test_the_current_periods_standings_are_what_the_rules_paid_in_it(demo):
+    program = Program.objects.get()
+    period = standings_period(program)
+    since = timezone.make_aware(datetime.combine(period, time.min))
+    earned = (
+        PointsEntry.objects.filter(account__program=program, kind=EntryKind.EARN, created_at__gte=since)
+        .filter(Q(details__has_key="rule_id") | Q(source_type=EntrySource.SALES_IMPORT))
+        .exclude(account__member=None)
+        .values("account__member")
+        .annotate(points=Sum("available_delta") + Sum("pending_delta"))
+    )
+    taken = dict(
+        PointsEntry.objects.filter(kind=EntryKind.REVERSE, reverses__created_at__gte=since)
+        .filter(Q(reverses__details__has_key="rule_id") | Q(reverses__source_type=EntrySource.SALES_IMPORT))
+        .values("account__member")
+        .annotate(points=Sum("available_delta") + Sum("pending_delta"))
+        .values_list("account__member", "points")
+    )
+    standings = dict(
+        PeriodStanding.objects.filter(program=program, period_start=period, member__isnull=False).values_list(
+            "member", "points"
+        )
+    )
+
+    assert standings
+    assert {row["account__member"]: row["points"] + taken.get(row["account__member"], 0) for row in earned} == standings
+
+
+@pytest.mark.parametrize("role", ["sales", "engineer", "foreman", "owner"])
+def test_the_demo_logins_see_training_challenges_and_what_pays_them(demo, role):
+    client = Client()
+    client.force_login(User.objects.get(email=DEMO_EMAILS[role]))
+
+    pages = {name: client.get(reverse(name)) for name in ("learn", "challenge_list", "how_to_earn", "home")}
+
+    assert {name: response.status_code for name, response in pages.items()} == dict.fromkeys(pages, 200)
+    guide = pages["how_to_earn"].context["guide"]
+    assert guide.sales and guide.challenges and guide.modules

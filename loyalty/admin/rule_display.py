@@ -7,6 +7,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from loyalty.common.formatting import format_money
 from loyalty.constants import RuleStatus
@@ -56,6 +58,14 @@ def split_text(shares: list[dict], role_names: dict[str, str]) -> str:
     if rest > 0:
         text += f"; the rest, {rest:g} %, goes to the partner's company account"
     return text + "."
+
+
+def certification_text(rule: IncentiveRule) -> str:
+    """The rule's certificate condition in words ("Requires a certificate on Softeners"; "" for none). Reads
+    `requires_certification`: select it with the rule."""
+    if rule.requires_certification_id is None:
+        return ""
+    return _("Requires a certificate on %(line)s") % {"line": rule.requires_certification.name}
 
 
 def _any(objects) -> str:
@@ -120,6 +130,10 @@ class RuleDisplay:
     regions_shown = _listed("regions", "Regions")
     lines_shown = _listed("product_lines", "Product lines")
     products_shown = _listed("products", "Products")
+
+    @admin.display(description=gettext_lazy("Certificate"), ordering="requires_certification__name")
+    def certification_shown(self, obj):
+        return certification_text(obj) or _("Not needed")
 
     @admin.display(description="Minimum per line")
     def minimums_shown(self, obj):

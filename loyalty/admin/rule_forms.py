@@ -7,6 +7,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms import formset_factory
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from loyalty.admin.rule_display import split_text
 from loyalty.common.forms import LocalizedDecimalField
@@ -83,6 +84,7 @@ class RuleForm(forms.ModelForm):
             *LISTED_CONDITIONS,
             "min_quantity",
             "min_amount",
+            "requires_certification",
             "valid_from",
             "valid_until",
             "formula",
@@ -109,6 +111,7 @@ class RuleForm(forms.ModelForm):
             "apply_tier_multiplier": "Apply the partner's tier multiplier on top",
             "cap_points": "Cap per member",
             "budget_points": "Total budget (points)",
+            "requires_certification": _("Certified members only"),
         }
         help_texts = {
             "roles": "None ticked: any role, and sales with nobody named.",
@@ -117,6 +120,10 @@ class RuleForm(forms.ModelForm):
             "product_lines": "None ticked: any line.",
             "products": "Empty: any product. Type an exact SKU or words of the name.",
             "value": "Points (fixed), points per unit, points per 1.00 of amount, percent, or the multiplier (e.g. 2).",
+            "requires_certification": _(
+                "Pays only a member who acted holding a valid certificate for this product line on the event's day "
+                "(e.g. ×1.5 on softener sales for installers certified on softeners). Empty: no certificate needed."
+            ),
         }
 
     @property

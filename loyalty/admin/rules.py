@@ -54,6 +54,7 @@ CONDITIONS_SHOWN = (
     "regions_shown",
     "lines_shown",
     "products_shown",
+    "certification_shown",
     "minimums_shown",
     "window_shown",
 )
@@ -66,7 +67,7 @@ CONDITIONS = (
 @admin.register(IncentiveRule)
 class IncentiveRuleAdmin(RuleDisplay, DetailJoinsMixin, SavedByServices, ProgramManagerAdmin):
     form = RuleForm
-    detail_select_related = ("program", "published_by")
+    detail_select_related = ("program", "published_by", "requires_certification")
     list_display = (
         "code",
         "version",
@@ -74,11 +75,13 @@ class IncentiveRuleAdmin(RuleDisplay, DetailJoinsMixin, SavedByServices, Program
         "status_shown",
         "event_shown",
         "formula_shown",
+        "certification_shown",
         "priority",
         "exclusive",
         "effective",
         "budget_shown",
     )
+    list_select_related = ("requires_certification",)
     list_display_links = ("code", "name")
     list_filter = ("program", "status", "event", "formula")
     search_fields = ("code", "name")
@@ -131,6 +134,7 @@ class IncentiveRuleAdmin(RuleDisplay, DetailJoinsMixin, SavedByServices, Program
                 {
                     "fields": (
                         *LISTED_CONDITIONS,
+                        "requires_certification",
                         ("min_quantity", "min_amount"),
                         ("valid_from", "valid_until"),
                     ),

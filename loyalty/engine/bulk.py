@@ -6,6 +6,12 @@ explanation): lines of one kind share their candidate rules, lines of one kind, 
 the result, so engine.evaluate runs once per distinct case rather than once per line (lines whose rules look at
 the amount are evaluated one by one). The engine stays the one place that decides what a line pays; the
 sell-out import (services/sellout) calls this, and services/ledger_bulk.py posts the shares.
+
+Certificates: a rule requiring one (CompiledRule.certified_line_id) is checked in CompiledRule.matches, after the
+cached conditions on who and what, so the candidates stay valid. The line evaluator is told the sellers'
+certificates as spans (`know_certificates`, fetched by the caller in one query per batch of lines, and only when
+`certification_lines` is not empty); the lines a seller holds on a line's day, among those its candidate rules
+require, are part of the key its result is remembered by.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from loyalty.engine.rules import (
     Participant,
     Posting,
     base_points,
+    certification_lines,
     evaluate,
     paying_rules,
     sole_beneficiary,
@@ -92,9 +99,9 @@ class Figures(NamedTuple):
 
 class RuleIndex:
     """For each kind of event (who acted, partner kind, tier, region, product): the rules that can match it,
-    best first. Dates and minimums stay per event, in CompiledRule.matches. Removing rules that cannot match
-    changes nothing in engine.evaluate (it walks the rules in order and stops only at a matching exclusive
-    one), so evaluating with the candidates gives exactly what evaluating with all rules gives."""
+    best first. Dates, minimums and certificates stay per event, in CompiledRule.matches. Removing rules that
+    cannot match changes nothing in engine.evaluate (it walks the rules in order and stops only at a matching
+    exclusive one), so evaluating with the candidates gives exactly what evaluating with all rules gives."""
 
     def __init__(self, rules: Sequence[CompiledRule]):
         self.rules = tuple(rules)
@@ -140,6 +147,7 @@ class _Plan:
     rules: tuple[CompiledRule, ...]
     bounds: tuple[date, ...]  # days on which a candidate starts or stops being in force
     by_amount: bool  # formulas that read the amount, and minimum amounts, look at it
+    certified_lines: frozenset[int]  # the lines candidates require the seller to be certified on
     # Only base rules without shares or minimum amounts: which of them pay does not depend on the amount, so it
     # is remembered and each line only does the arithmetic (engine.base_points).
     simple: bool
@@ -149,16 +157,34 @@ class LineEvaluator:
     """engine.evaluate for sale lines, with each distinct case evaluated once (see the module docstring).
 
     What a line pays depends on its candidate rules (chosen by the kind of line), the tier, the payout
-    policy, the seller's role, the date (only as far as it puts candidates in or out of force), the quantity
-    and, for some rules, the amount: that is the key results are remembered by."""
+    policy, the seller's role, the date (only as far as it puts candidates in or out of force), the seller's
+    certificates valid that day (only those candidates require), the quantity and, for some rules, the amount:
+    that is the key results are remembered by."""
 
     def __init__(self, index: RuleIndex):
         self.index = index
+        # The lines some rule requires a certificate for: when empty, nobody's certificates are needed.
+        self.certification_lines = certification_lines(index.rules)
         self._kinds: dict[tuple, _Plan | None] = {}
         self._who: dict[tuple, tuple[CompiledRule, ...]] = {}
         self._plans: dict[tuple[int, ...], _Plan] = {}
         self._results: dict[tuple, tuple[Share, ...]] = {}
         self._paying: dict[tuple, tuple] = {}
+        self._spans: dict[int, tuple] = {}  # member id: their certificates (selectors.certificates.Span)
+
+    def unknown_members(self, member_ids) -> set[int]:
+        """Of `member_ids`, those whose certificates the evaluator was not told yet (none when no rule requires
+        a certificate)."""
+        if not self.certification_lines:
+            return set()
+        return {member_id for member_id in member_ids if member_id not in self._spans}
+
+    def know_certificates(self, member_ids, spans: dict[int, tuple]) -> None:
+        """Remember the certificates of `member_ids` ({member id: spans}, as selectors.certificates.
+        certificate_spans gives them; a member missing from `spans` has none). A seller whose certificates were
+        not told is taken as certified on nothing."""
+        for member_id in member_ids:
+            self._spans[member_id] = tuple(spans.get(member_id, ()))
 
     def shares(self, partner: tuple, member: tuple | None, product: tuple, day: date, quantity: Decimal,
                amount: Decimal) -> tuple[Share, ...]:  # fmt: skip
@@ -172,26 +198,36 @@ class LineEvaluator:
             plan = self._kinds[kind] = self._plan(partner, role, product)
         if plan is None:
             return ()
+        held = self._held(plan, member, day) if plan.certified_lines else frozenset()
         key = (plan.number, tier, partner[3], role, member[4] if member else None,
-               bisect.bisect_right(plan.bounds, day), quantity, amount if plan.by_amount else None)  # fmt: skip
+               bisect.bisect_right(plan.bounds, day), quantity, held, amount if plan.by_amount else None)  # fmt: skip
         if plan.by_amount:  # amounts hardly repeat: their results are not remembered
             if plan.simple:
-                return self._arithmetic(plan, key, partner, member, product, day, quantity, amount)
-            return self._evaluate(plan, partner, member, product, day, quantity, amount)
+                return self._arithmetic(plan, key, partner, member, product, day, quantity, amount, held)
+            return self._evaluate(plan, partner, member, product, day, quantity, amount, held)
         found = self._results.get(key)
         if found is None:
-            found = self._results[key] = self._evaluate(plan, partner, member, product, day, quantity, amount)
+            found = self._results[key] = self._evaluate(plan, partner, member, product, day, quantity, amount, held)
         return found
 
-    def _evaluate(self, plan: _Plan, partner, member, product, day, quantity, amount) -> tuple[Share, ...]:
-        event = self._event(partner, member, product, day, quantity, amount)
+    def _held(self, plan: _Plan, member, day: date) -> frozenset[int]:
+        """The lines the plan's rules require that the seller holds a valid certificate for on `day`."""
+        if member is None:
+            return frozenset()
+        among = plan.certified_lines
+        return frozenset(
+            span[0] for span in self._spans.get(member[0], ()) if span[0] in among and span[1] <= day < span[2]
+        )
+
+    def _evaluate(self, plan: _Plan, partner, member, product, day, quantity, amount, held) -> tuple[Share, ...]:
+        event = self._event(partner, member, product, day, quantity, amount, held)
         return tuple(share_of(posting) for posting in evaluate(event, plan.rules))
 
-    def _arithmetic(self, plan: _Plan, key: tuple, partner, member, product, day, quantity, amount):
+    def _arithmetic(self, plan: _Plan, key: tuple, partner, member, product, day, quantity, amount, held):
         """A simple plan's shares for one amount: the paying rules are remembered without the amount."""
         paying = self._paying.get(key[:-1])
         if paying is None:
-            event = self._event(partner, member, product, day, quantity, amount)
+            event = self._event(partner, member, product, day, quantity, amount, held)
             paying = self._paying[key[:-1]] = (
                 paying_rules(event, plan.rules), *sole_beneficiary(event), event.unit, event.tier_name,
                 event.tier_multiplier,
@@ -207,9 +243,11 @@ class LineEvaluator:
         return tuple(shares)
 
     @staticmethod
-    def _event(partner, member, product, day, quantity, amount) -> Event:
+    def _event(partner, member, product, day, quantity, amount, held=frozenset()) -> Event:
         tier = partner[4]
-        participants = (Participant(_MEMBER, member[3], member[4], is_actor=True),) if member else ()
+        participants = (
+            (Participant(_MEMBER, member[3], member[4], is_actor=True, certified_line_ids=held),) if member else ()
+        )
         return Event(
             kind=RuleEvent.SALE_LINE, source_key="", occurred_on=day, partner_id=0, partner_kind=partner[1],
             region_id=partner[2], tier_id=tier[0] if tier else None, tier_name=tier[1] if tier else "",
@@ -242,6 +280,7 @@ class LineEvaluator:
                 rules=rules,
                 bounds=tuple(sorted(bounds)),
                 by_amount=any(rule.points_formula.reads_amount or rule.min_amount is not None for rule in rules),
+                certified_lines=certification_lines(rules),
                 simple=all(
                     not rule.points_formula.is_bonus and not rule.shares and rule.min_amount is None for rule in rules
                 ),

@@ -1,9 +1,10 @@
 """The rule engine: a pure function from (event, compiled rules) to postings that explain themselves.
 
-Nothing here touches the database. `compile_rules` turns IncentiveRule rows into frozen value objects
-once per program, so evaluating millions of sale lines is plain Python over sets. What each rule's formula pays
-is its engine.formulas class, looked up once per compiled rule. Caps and budgets need state, so they are applied
-afterwards, by engine.limits.
+Nothing here touches the database (but `compile_rules`, for the names of the product lines rules require a
+certificate for, when they were not selected with the rows). `compile_rules` turns IncentiveRule rows into frozen
+value objects once per program, so evaluating millions of sale lines is plain Python over sets. What each rule's
+formula pays is its engine.formulas class, looked up once per compiled rule. Caps and budgets need state, so they
+are applied afterwards, by engine.limits.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class Participant:
     role_code: str
     role_name: str
     is_actor: bool = False
+    # The product lines the person holds a valid certificate for on the event's day (engine.facts fills them when
+    # a rule requires a certification; empty otherwise).
+    certified_line_ids: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,8 @@ class Event:
     unit: str = "units"
     # What the event is about, named for people in the explanation (a survey's title); "" for a sale line.
     subject: str = ""
+    # Whether the participants' certified lines were looked up (engine.facts.certify does it at most once).
+    certificates_known: bool = False
 
     @property
     def actor(self) -> Participant | None:
@@ -84,6 +90,9 @@ class CompiledRule:
     cap_points: int | None = None
     cap_period: str = CapPeriod.MONTH
     budget_points: int | None = None
+    # Pays only when the person who acted holds a valid certificate for this product line on the event's day.
+    certified_line_id: int | None = None
+    certified_line_name: str = ""
     # The class of `formula`, looked up once here rather than for each event.
     points_formula: PointsFormula = field(init=False, repr=False, compare=False)
 
@@ -113,10 +122,8 @@ class CompiledRule:
             return False
         return not (self.line_ids and line_id not in self.line_ids)
 
-    def matches(self, event: Event) -> bool:
-        actor = event.actor
-        if not self.matches_facts(event, actor.role_code if actor is not None else None):
-            return False
+    def matches_when(self, event: Event) -> bool:
+        """The conditions on when and how much: the version's effective dates, the date window, the minimums."""
         day = event.occurred_on
         if self.effective_from and day < self.effective_from or self.effective_until and day >= self.effective_until:
             return False
@@ -125,6 +132,19 @@ class CompiledRule:
         if self.min_quantity is not None and event.quantity < self.min_quantity:
             return False
         return self.min_amount is None or event.amount >= self.min_amount
+
+    def matches_certification(self, actor: Participant | None) -> bool:
+        """The person who acted holds the certificate the rule requires (on the event's day: their
+        `certified_line_ids` are those of that day). Not part of matches_facts, so bulk caches stay valid."""
+        return self.certified_line_id is None or (
+            actor is not None and self.certified_line_id in actor.certified_line_ids
+        )
+
+    def matches(self, event: Event) -> bool:
+        actor = event.actor
+        if not self.matches_facts(event, actor.role_code if actor is not None else None):
+            return False
+        return self.matches_when(event) and self.matches_certification(actor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +169,11 @@ class Posting:
 
 
 def compile_rules(rules: Iterable) -> tuple[CompiledRule, ...]:
-    """Freeze IncentiveRule rows (with roles, tiers, regions, lines and products prefetched), best first."""
+    """Freeze IncentiveRule rows (with roles, tiers, regions, lines and products prefetched), best first. The names
+    of the lines rules require a certificate for are read from `requires_certification` when it was selected,
+    else in one query (none when no rule requires a certificate)."""
+    rules = list(rules)
+    line_names = _certification_line_names(rules)
     compiled = []
     for rule in rules:
         compiled.append(
@@ -181,9 +205,35 @@ def compile_rules(rules: Iterable) -> tuple[CompiledRule, ...]:
                 cap_points=rule.cap_points,
                 cap_period=rule.cap_period,
                 budget_points=rule.budget_points,
+                certified_line_id=rule.requires_certification_id,
+                certified_line_name=line_names.get(rule.requires_certification_id, ""),
             )
         )
     return tuple(sorted(compiled, key=lambda r: (-r.priority, r.code, -r.version)))
+
+
+def _certification_line_names(rules: list) -> dict[int, str]:
+    """{line id: name} of the lines `rules` require a certificate for."""
+    names, missing = {}, set()
+    for rule in rules:
+        line_id = rule.requires_certification_id
+        if line_id is None:
+            continue
+        if type(rule).requires_certification.is_cached(rule):
+            names[line_id] = rule.requires_certification.name
+        else:
+            missing.add(line_id)
+    missing -= names.keys()
+    if missing:
+        from loyalty.models import ProductLine  # the only query of the engine, and only for such rules
+
+        names.update(ProductLine.objects.filter(pk__in=missing).values_list("pk", "name"))
+    return names
+
+
+def certification_lines(rules: Iterable[CompiledRule]) -> frozenset[int]:
+    """The product lines `rules` require a certificate for (empty: nobody's certificates need looking up)."""
+    return frozenset(rule.certified_line_id for rule in rules if rule.certified_line_id is not None)
 
 
 def _day(moment: datetime | None) -> date | None:
@@ -239,7 +289,8 @@ def settle(rule: CompiledRule, event, points: Decimal, arithmetic: str, about: s
     if total <= 0:
         return None
     about = f", {about}" if about else ""
-    return total, f"{rule.name} v{rule.version}{about}: {arithmetic} = {total}"
+    certified = f" (certified on {rule.certified_line_name})" if rule.certified_line_id is not None else ""
+    return total, f"{rule.name} v{rule.version}{about}: {arithmetic} = {total}{certified}"
 
 
 def sole_beneficiary(event: Event) -> tuple[bool, str]:
@@ -344,6 +395,7 @@ class Unpaid(StrEnum):
     CONDITIONS = "conditions"  # the product's rules did not apply on that date, or below their minimums
     NO_SHARE_FOR_ROLE = "no_share_for_role"  # the rules pay, but share nothing with this person's role
     POOLED = "pooled"  # the person's share went to the company account, as the partner chose
+    NOT_CERTIFIED = "not_certified"  # a rule would pay, but only a person certified on its line, and they were not
 
 
 def why_unpaid(event: Event, rules: tuple[CompiledRule, ...], member_id: int | None = None) -> Unpaid | None:
@@ -367,6 +419,9 @@ def why_unpaid(event: Event, rules: tuple[CompiledRule, ...], member_id: int | N
         return Unpaid.NO_RULE_FOR_PRODUCT
     if not any(not r.roles or role in r.roles for r in for_product):
         return Unpaid.NO_RULE_FOR_ROLE
-    if not any(r.matches_who(event, role) for r in for_product):
+    for_who = [r for r in for_product if r.matches_who(event, role)]
+    if not for_who:
         return Unpaid.NOT_FOR_PARTNER
+    if any(r.matches_when(event) and not r.matches_certification(actor) for r in for_who):
+        return Unpaid.NOT_CERTIFIED
     return Unpaid.CONDITIONS

@@ -3,7 +3,14 @@ partner tiers, incentive rules, sales claims, sell-out imports, training and cha
 so table names and migrations are those of the app."""
 
 from loyalty.models.catalog import Product, ProductLine
-from loyalty.models.challenges import Challenge, ChallengeEntry, ChallengeGoal, ChallengePrize, PeriodStanding
+from loyalty.models.challenges import (
+    Challenge,
+    ChallengeEntry,
+    ChallengeGoal,
+    ChallengePrize,
+    CountedEvent,
+    PeriodStanding,
+)
 from loyalty.models.claims import ClaimEvent, ClaimLine, SalesClaim
 from loyalty.models.ledger import PointsAccount, PointsAdjustment, PointsAllocation, PointsEntry, PointsLot
 from loyalty.models.programs import Program
@@ -18,6 +25,7 @@ __all__ = [
     "ChallengeEntry",
     "ChallengeGoal",
     "ChallengePrize",
+    "CountedEvent",
     "Course",
     "Module",
     "PeriodStanding",

@@ -215,3 +215,22 @@ class PeriodStanding(models.Model):
 
     def __str__(self):
         return f"{self.period_start} · {self.member or self.partner}: {self.points}"
+
+
+class CountedEvent(models.Model):
+    """An event counted towards a challenge (its source key): one row each, so that an event retried or posted twice
+    never raises progress twice (services.challenges inserts it first, ON CONFLICT DO NOTHING)."""
+
+    challenge = models.ForeignKey(Challenge, on_delete=models.CASCADE, related_name="+")
+    source_key = models.CharField(max_length=120)
+    counted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("counted event")
+        verbose_name_plural = _("counted events")
+        constraints = [
+            models.UniqueConstraint(fields=["challenge", "source_key"], name="counted_event_once"),
+        ]
+
+    def __str__(self):
+        return f"{self.challenge_id}: {self.source_key}"

@@ -22,6 +22,8 @@ def _text(reason: Unpaid, *, claim: SalesClaim, member: Member | None) -> str:
         return _("No rule pays a %(role)s for this product.") % {"role": role}
     if reason is Unpaid.NOT_FOR_PARTNER:
         return _("The rules for this product are for other kinds of partner, tiers or regions.")
+    if reason is Unpaid.NOT_CERTIFIED:
+        return _("The rules for this product pay only a member certified on its product line on the invoice date.")
     if reason is Unpaid.POOLED:
         return _("%(partner)s pools staff bonuses: the share went to the company account.") % {
             "partner": claim.partner.name
@@ -45,7 +47,7 @@ def unpaid_reasons(*, claim: SalesClaim, lines: list[ClaimLine], member: Member 
         if line.paid_quantity < line.quantity:
             continue
         event = claim_line_event(
-            claim, line, quantity=line.quantity, amount=line.amount, tier=tier, colleagues=colleagues
+            claim, line, quantity=line.quantity, amount=line.amount, tier=tier, colleagues=colleagues, rules=rules
         )
         reason = why_unpaid(event, rules, member.pk if member is not None else None)
         reasons[line.pk] = (

@@ -70,6 +70,7 @@ from loyalty.models import (
     SalesSource,
 )
 from loyalty.selectors.one_sale import Sale, largest_reports, sale_reports
+from loyalty.services import challenges
 from loyalty.services.claim_checks import (
     NOTE_MAX,
     Line,
@@ -191,6 +192,8 @@ def _approve(
     sales_paid_lock(program.pk, exclusive=False)  # no import pays the program's sales meanwhile
     claim_paid_lock(program.pk, claim.partner_id)  # nor another approval of the partner's claims
     rules = published_rules(program)
+    # Challenges count the approved claim (once); before the lines post, as challenge entries lock before accounts.
+    challenges.record_claim_approved(claim=claim, post_event=post_event)
     tier = partner_tiers(program, [claim.partner_id]).get(claim.partner_id)
     colleagues = list(claim.colleagues.select_related("role").order_by("pk"))
     lines = list(claim.lines.select_related("product__line").order_by("pk"))

@@ -14,20 +14,23 @@ from django.db.models import F
 
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import EntryKind, EntrySource, RuleStatus
+from loyalty.engine.facts import certify
 from loyalty.engine.limits import limit, period_start
 from loyalty.engine.rules import Event, Posting, compile_rules, evaluate
 from loyalty.error_codes import ErrorCode
 from loyalty.lock_objects import accounts_lock, budget_rules_lock, rule_usage_lock
 from loyalty.models import IncentiveRule, PointsEntry, Program, RuleUsage
-from loyalty.services import ledger
+from loyalty.services import challenges, ledger, standings
 
 
 def published_rules(program: Program):
     """The compiled rules of a program that ever were in force; each version's effective dates decide which
     one applies to an event's date (compile once, evaluate many events)."""
-    rules = IncentiveRule.objects.filter(
-        program=program, status__in=[RuleStatus.PUBLISHED, RuleStatus.RETIRED]
-    ).prefetch_related("roles", "tiers", "regions", "product_lines", "products")
+    rules = (
+        IncentiveRule.objects.filter(program=program, status__in=[RuleStatus.PUBLISHED, RuleStatus.RETIRED])
+        .select_related("requires_certification")
+        .prefetch_related("roles", "tiers", "regions", "product_lines", "products")
+    )
     return compile_rules(rules)
 
 
@@ -85,6 +88,9 @@ def post_event(
 ) -> list[PointsEntry]:
     """Evaluate the event and post what it earns. Returns the entries (earlier ones on a repeat)."""
     rules = published_rules(program) if rules is None else rules
+    event = certify(event, rules)  # the participants' certificates, when a rule requires one
+    # Challenges count every event, whether a rule pays it or not (services.challenges: once per source key).
+    challenges.record_event(program=program, event=event, post_event=post_event)
     postings = evaluate(event, rules)
     if not postings:
         return []
@@ -103,6 +109,7 @@ def post_event(
     ordered = sorted(todo, key=lambda p: accounts[p.beneficiary_key].pk)
     accounts_lock(*{accounts[p.beneficiary_key].pk for p in ordered})
     entries = list(done.values())
+    paid = []  # (member, partner, points) posted now: the period standings rise by them (services.standings)
     for posting in ordered:
         key = posting_key(event, posting)
         if PointsEntry.objects.filter(idempotency_key=key).exists():  # posted while we waited for the locks
@@ -126,6 +133,8 @@ def post_event(
                 earned_at=None,
             )
         )
+        paid.append((posting.member_id, posting.partner_id, points))
+    standings.standings_add(program=program, rows=paid)
     return entries
 
 
@@ -141,7 +150,7 @@ def reverse_source(*, source_key: str, fraction, key: str, explanation: str) -> 
     earned = list(
         PointsEntry.objects.filter(idempotency_key__startswith=f"{source_key}:r", kind=EntryKind.EARN).order_by("pk")
     )
-    reversals = []
+    reversals, taken_back = [], []
     for entry in earned:
         points = int((Decimal(entry.available_delta + entry.pending_delta) * fraction).quantize(1, ROUND_HALF_UP))
         if points <= 0:
@@ -151,7 +160,9 @@ def reverse_source(*, source_key: str, fraction, key: str, explanation: str) -> 
             reversals.append(PointsEntry.objects.get(idempotency_key=reversal_key))
             continue
         reversals.append(ledger.reverse(entry=entry, key=reversal_key, points=points, explanation=explanation))
+        taken_back.append((entry.pk, points))
         IncentiveRule.objects.filter(pk=entry.details.get("rule_id"), budget_points__isnull=False).update(
             budget_used=F("budget_used") - points
         )
+    standings.standings_take_back(entries=taken_back)
     return reversals

@@ -37,7 +37,7 @@ from loyalty.engine.formulas import ONE
 from loyalty.engine.limits import MemoryLimiter, limit, period_start
 from loyalty.lock_objects import accounts_lock_sql, budget_rules_lock_sql, rule_usages_lock_sql
 from loyalty.models import Program
-from loyalty.services import ledger
+from loyalty.services import ledger, standings
 
 SOURCE_TYPE = EntrySource.SALES_IMPORT.value  # in COPY text and fingerprints
 # The entries' kinds in fingerprints (and spelled out in the COPY text: earn, reverse).
@@ -125,6 +125,7 @@ class ImportLedger:
         # (original line's import id, beneficiary) -> [points wanted, return lines, first file line]
         self.returns: dict[tuple[int, tuple[str, int]], list[int]] = {}
         self.budget_back: dict[int, int] = defaultdict(int)
+        self.taken_back: list[tuple[int, int]] = []  # (earn entry id, points) the returns took back (standings)
 
     def begin(self, cursor) -> None:
         """Lock the program's budget rules for the whole import (ascending ids, like the per-event path)."""
@@ -200,6 +201,10 @@ class ImportLedger:
         self._reverse(cursor, originals, deltas, result)
         self._move_balances(cursor, deltas)
         self._write_limits(cursor)
+        # The period standings: what this import paid (one statement), and what its returns took back.
+        paid = [(h, None, points) if kind == "m" else (None, h, points) for (kind, h), points in earned.items()]
+        standings.standings_add(program=self.program, rows=paid)
+        standings.standings_take_back(entries=self.taken_back)
         return result
 
     def _key(self, import_id: int, holder: tuple[str, int]) -> str:
@@ -351,6 +356,7 @@ class ImportLedger:
             delta[2] -= total
             result.entries += 1
             result.points_reversed += total
+            self.taken_back.append((original_id, total))
         copy_in(
             cursor,
             "loyalty_pointsentry",

@@ -19,9 +19,11 @@ already in those counters). So a cap or budget is applied as if the period were 
 page says so.
 
 Partners' tiers are today's (as the sell-out import and claim approval use the tier of the day they post).
-Facts are gathered in bulk — partners (with their region), tiers, members (with their role), products and the
-claims' colleagues, one query each — and the lines are streamed, so the number of queries does not depend on
-the number of lines (pinned in tests/loyalty/test_simulation.py).
+A rule requiring a certificate pays a seller certified on its line on the sale's date: the certificates of every
+member of the period that are valid on some day of it are fetched in one query, only when a scenario has such a
+rule. Facts are gathered in bulk — partners (with their region), tiers, members (with their role), products, the
+claims' colleagues and those certificates, one query each — and the lines are streamed, so the number of queries
+does not depend on the number of lines (pinned in tests/loyalty/test_simulation.py).
 """
 
 from __future__ import annotations
@@ -39,11 +41,12 @@ from django.utils import timezone
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import ClaimStatus, RuleEvent, RuleStatus
 from loyalty.engine.bulk import RuleIndex
-from loyalty.engine.facts import partner_tiers, sale_event
+from loyalty.engine.facts import partner_tiers, sale_event, with_certificates
 from loyalty.engine.limits import MemoryLimiter, limit
-from loyalty.engine.rules import CompiledRule, Event, compile_rules
+from loyalty.engine.rules import CompiledRule, Event, certification_lines, compile_rules
 from loyalty.error_codes import ErrorCode
 from loyalty.models import ClaimLine, IncentiveRule, Product, Program, SaleLine, SalesClaim
+from loyalty.selectors.certificates import Span, certificate_spans, held_on
 from partners.models import Member, Partner
 
 DEFAULT_DAYS = 90
@@ -153,12 +156,14 @@ class _Facts:
     products: dict[int, Product]
     members: dict[int, Member]
     colleagues: dict[int, list[Member]]
+    # The members' certificates for the lines the scenarios' rules require (None: no rule requires one).
+    certificates: dict[int, tuple[Span, ...]] | None = None
 
     def sale_event(
         self, source_key: str, partner_id: int, product_id: int, quantity, amount, day: date, actor, colleagues=()
     ) -> Event:
         """engine.facts.sale_event of one line, from the gathered facts (no query)."""
-        return sale_event(
+        event = sale_event(
             program=self.program,
             source_key=source_key,
             partner=self.partners[partner_id],
@@ -170,6 +175,10 @@ class _Facts:
             colleagues=colleagues,
             tier=self.tiers.get(partner_id),
         )
+        if self.certificates is None:
+            return event
+        people = [person.member_id for person in event.participants]
+        return with_certificates(event, held_on(self.certificates, people, day))
 
 
 def _period_lines(program: Program, start: date, end: date):
@@ -258,7 +267,9 @@ def _scenarios(rule: IncentiveRule) -> tuple[tuple[CompiledRule, ...], tuple[Com
     rows = list(
         IncentiveRule.objects.filter(
             Q(program_id=rule.program_id, status__in=[RuleStatus.PUBLISHED, RuleStatus.RETIRED]) | Q(pk=rule.pk)
-        ).prefetch_related(*RULE_PREFETCH)
+        )
+        .select_related("requires_certification")
+        .prefetch_related(*RULE_PREFETCH)
     )
     published = [row for row in rows if row.status in (RuleStatus.PUBLISHED, RuleStatus.RETIRED)]
     current = compile_rules(published)
@@ -330,6 +341,9 @@ def rule_simulate(*, rule: IncentiveRule, start: date, end: date) -> Simulation:
 
     sale_lines, claims, claim_lines = _period_lines(program, start, end)
     facts = _facts(program, sale_lines, claims, claim_lines)
+    lines = certification_lines(current_rules) | certification_lines(proposed_rules)
+    if lines:
+        facts.certificates = certificate_spans(member_ids=facts.members, line_ids=lines, start=start, end=end)
     current = _Tally(current_rules, facts.members, facts.partners)
     proposed = _Tally(proposed_rules, facts.members, facts.partners)
     counted = Counter()

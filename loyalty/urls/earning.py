@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from loyalty.views import earning as views
+
+urlpatterns = [
+    path("", views.how_to_earn, name="how_to_earn"),
+]

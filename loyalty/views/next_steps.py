@@ -76,3 +76,22 @@ def claim_steps(*, request, viewer) -> list[NextStep]:
         )
     )
     return steps
+
+
+def earning_guide_steps(*, request, viewer) -> list[NextStep]:
+    """The "How to earn" page, for an active member of an active partner in a running program (no query of its own)."""
+    program = current_program(request)
+    member = viewer.member
+    if program is None or not program.is_active or member is None or member.status != MemberStatus.ACTIVE:
+        return []
+    if member.partner.status != PartnerStatus.ACTIVE:
+        return []
+    return [
+        NextStep(
+            title=_("How to earn"),
+            text=_("Everything that pays you now, with examples: sales, training and challenges."),
+            url=reverse("how_to_earn"),
+            link=_("See what pays me"),
+            priority=EARN,
+        )
+    ]

@@ -125,6 +125,7 @@ class QuizQuestionFactory(DjangoModelFactory):
 
     class Meta:
         model = QuizQuestion
+        skip_postgeneration_save = True
 
     module = factory.SubFactory(ModuleFactory)
     text = factory.Sequence(lambda n: f"Question {n}?")

@@ -638,8 +638,8 @@ def test_home_with_tiers_costs_two_more_queries_whatever_the_team(
 
     # session, user, membership, team counts, program, balance, expiring soon, the tiers with the partner's,
     # the metric (one query); the next steps (tests/partners/test_views.py): rejected claims, two balances, the
-    # partner's tier rank, the affordable rewards
-    with django_assert_max_num_queries(14):
+    # partner's tier rank, the affordable rewards; the running challenges of "My challenges"
+    with django_assert_max_num_queries(15):
         response = client.get(reverse("home"))
 
     assert 'data-testid="tier-card"' in response.content.decode()

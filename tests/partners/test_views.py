@@ -137,8 +137,9 @@ def test_home_query_count_does_not_grow_with_the_team(client, owner, team_size, 
     # session, user, the viewer's membership, the team counts, the program, the balance, expiring soon, the program's
     # tiers (none here; with tiers, the partner's metric too: tests/loyalty/test_tiers.py); the next steps: rejected
     # claims, the member's and the company's balances, the partner's tier rank and the affordable rewards; the inbox
-    # bell's unread count (cached after the first page: tests/communications/test_inbox.py)
-    with django_assert_max_num_queries(14):
+    # bell's unread count (cached after the first page: tests/communications/test_inbox.py); the running challenges of
+    # "My challenges" (tests/loyalty/test_challenge_views.py)
+    with django_assert_max_num_queries(15):
         response = client.get(reverse("home"))
 
     html = response.content.decode()

@@ -24,8 +24,8 @@ checkout_keys = (f"admin-checkout-{n}" for n in itertools.count())
 # The most queries each page may make; the same bound holds at 3 rows and at 30.
 CHANGELIST_QUERIES = {"rewardcategory": 6, "reward": 8, "vouchercode": 7, "redemptionorder": 8}
 PAGE_QUERIES = {
-    "reward_change": 12,  # + the tier choices
-    "reward_add": 8,  # + the tier choices
+    "reward_change": 13,  # + the tier choices, + the product line choices (certified members only)
+    "reward_add": 9,  # + the tier choices, + the product line choices (certified members only)
     "category_change": 5,
     "upload_codes": 4,
     "vouchercode_change": 5,

@@ -79,8 +79,9 @@ from loyalty.engine.bulk import LineEvaluator, RuleIndex
 from loyalty.error_codes import ErrorCode
 from loyalty.lock_objects import import_run_try_lock, import_run_unlock, sales_paid_lock, source_import_lock
 from loyalty.models import PointsEntry, SaleLine, SalesImport, SalesSource
-from loyalty.services import claims
-from loyalty.services.earning import published_rules
+from loyalty.selectors.certificates import certificate_spans
+from loyalty.services import challenges, claims
+from loyalty.services.earning import post_event, published_rules
 from loyalty.services.ledger_bulk import ImportLedger, refresh_statistics
 from loyalty.services.sellout.errors import ErrorLog, Issues, errors_discard
 from loyalty.services.sellout.formats import FileProblem, TableFile, open_table
@@ -432,6 +433,7 @@ class _Run:
             lines = self._drop_imported(lines, batch)
         lines = self.matcher.match(lines, batch.errors)
         started = self.stats.add("match", started)
+        self._know_certificates(lines)
         shares = self.evaluator.shares
         for line in lines:
             if line.quantity > 0:
@@ -440,6 +442,15 @@ class _Run:
         batch.lines = lines
         self.stats.add("evaluate", started)
         return batch
+
+    def _know_certificates(self, lines: list[Line]) -> None:
+        """Tell the evaluator the certificates of the batch's sellers it does not know yet: one query per batch,
+        and none when no rule requires a certificate."""
+        evaluator = self.evaluator
+        unknown = evaluator.unknown_members({line.member_facts.id for line in lines if line.member_facts is not None})
+        if unknown:
+            spans = certificate_spans(member_ids=unknown, line_ids=evaluator.certification_lines)
+            evaluator.know_certificates(unknown, spans)
 
     def _drop_imported(self, lines: list[Line], batch: _Prepared) -> list[Line]:
         """The lines not imported before (committed ones: the writer checks again under its lock)."""
@@ -471,6 +482,9 @@ class _Run:
         started = self.stats.add("insert_lines", started)
         self.writer.confirm_claims()  # before the returns: a line returned in the same batch has its postings
         started = self.stats.add("claims", started)
+        # The running challenges count the batch's new lines for what each pays (a fixed number of statements).
+        challenges.record_sale_lines(program=self.program, lines=new_lines, post_event=post_event)
+        started = self.stats.add("challenges", started)
         if returns:
             posted = returns_post(
                 returns,

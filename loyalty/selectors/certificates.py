@@ -1,0 +1,38 @@
+"""Who is certified on which product line, on which day: what the rule engine's certification condition
+(IncentiveRule.requires_certification) and rewards reserved for certified members (Reward.requires_certification)
+read. A member is certified on a line on day D when one of their certificates for it has issued_on <= D < expires_on.
+
+These are facts about members for the engine and for eligibility checks, not pages: callers pass the members they
+already hold (and scoped). Each function is one query, whatever the number of members. The queries the engine
+itself needs (certified_lines, certificate_spans) live in engine.facts, below this layer, and are given here to the
+layers above."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.db.models import Exists, OuterRef, Q
+
+from loyalty.engine.facts import Span, certificate_spans, certified_lines, held_on
+from loyalty.models import Certificate
+
+__all__ = ["Span", "certificate_spans", "certified_exists", "certified_lines", "held_on", "is_certified", "valid_on"]
+
+
+def valid_on(on: date, prefix: str = "") -> Q:
+    """The certificates valid on day `on` (`prefix`: the path to the certificate, e.g. "certificates__")."""
+    return Q(**{f"{prefix}issued_on__lte": on, f"{prefix}expires_on__gt": on})
+
+
+def is_certified(*, member, line_id: int, on: date) -> bool:
+    """Whether `member` (a Member or its id) holds a valid certificate for the line on day `on`."""
+    member_id = getattr(member, "pk", member)
+    return Certificate.objects.filter(valid_on(on), member_id=member_id, product_line_id=line_id).exists()
+
+
+def certified_exists(*, member, on: date, line=None) -> Exists:
+    """An EXISTS test for annotating rows that name a product line (`line`, default: the row's
+    `requires_certification`): `member` holds a valid certificate for it on day `on`."""
+    line = OuterRef("requires_certification") if line is None else line
+    member_id = getattr(member, "pk", member)
+    return Exists(Certificate.objects.filter(valid_on(on), member_id=member_id, product_line_id=line))
