@@ -1,12 +1,13 @@
 """The demo program (DESIGN.md §6): the AquaPro Partner Club and the points history of the flagship block.
 
 partners.demo creates the channel. This module adds one program and replays the points history of block 0,
-the block with the demo logins: a year of sales, installations, service visits and trainings, each with its
-arithmetic in the explanation; the company's share of every staff bonus in its account; pending points
-released after the return period; returned goods reversed; old points expired; leavers' points moved to their
-company; a partner that switched to pooled payouts; manual adjustments (one waiting for a second program
-manager). The demo logins go back two years, so their statements show expired points and points expiring
-within 30 days. Later blocks get no history: the benchmarks make their own.
+the block with the demo logins: a year of sales, installations and service visits, each with its arithmetic in the
+explanation (the modules people passed are recorded in the Book for loyalty.demo.learning, which makes them real);
+the company's share of every staff bonus in its account; pending points released after the return period; returned
+goods reversed; old points expired; leavers' points moved to their company; a partner that switched to pooled
+payouts; manual adjustments (one waiting for a second program manager). The demo logins go back two years, so their
+statements show expired points and points expiring within 30 days. Later blocks get no history: the benchmarks make
+their own.
 
 Every point goes through loyalty.services.ledger (and services.adjustments and services.leavers, which use it)
 under a deterministic "demo:" key, in date order, under a demo clock: while the history is replayed
@@ -39,6 +40,7 @@ from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import EnrolmentMode, EntrySource, LeaverPolicy
+from loyalty.demo import courses
 from loyalty.error_codes import ErrorCode
 from loyalty.models import PointsAccount, PointsAdjustment, PointsEntry, PointsLot, Program
 from loyalty.services import adjustments, leavers, ledger
@@ -98,22 +100,10 @@ SERVICES = (
     ("UVGuard", "UVGuard lamp change", 45),
     ("AquaSense", "Legionella risk check", 120),
 )
-TRAININGS = (
-    ("Reverse osmosis basics", 500),
-    ("Water softening fundamentals", 400),
-    ("AquaSoft Smart: installation and app set-up", 800),
-    ("UV disinfection: sizing and safety", 600),
-    ("Selling water treatment to homeowners", 500),
-    ("Legionella risk in domestic systems", 700),
-    ("Service contracts that renew themselves", 400),
-    ("Reading a water analysis", 300),
-)
+# Trainings are real since issue #12: the planner says who passed a module of loyalty.demo.courses when, and
+# loyalty.demo.learning writes the attempts, the "training passed" postings and the certificates. Challenges are real
+# too (learning plans them from the staff bonuses' history), so the planner no longer invents any.
 SURVEYS = (("AquaSoft Smart product feedback", 45, 300),)  # (title, days ago, points)
-CHALLENGES = {
-    "sell": ("Challenge: PureFlow spring push, 10 RO systems in a month", 2_000),
-    "field": ("Challenge: winter service blitz, 15 service visits", 1_500),
-    "other": ("Challenge: 100 % on-time deliveries for a quarter", 800),
-}
 QUANTITIES = {
     PartnerKind.DISTRIBUTOR: (2, 16),
     PartnerKind.DEALER: (1, 8),
@@ -133,17 +123,17 @@ DEMO_ANCHORS = {
     "owner": ((25.3, "Partner summit {year}: best new-customer growth", 6_000), (23.4, "Referral bonus", 2_500)),
     "sales": (
         (25.3, "Annual sales award {year}: 112 % of target", 10_000),
-        (25.1, "Challenge: winter softener push, 1st place", 3_000),
+        (25.1, "Winter softener contest {year}: 1st place in the region", 3_000),
         (23.4, "Top seller of the quarter at Northwater", 5_000),
     ),
     "engineer": (
         (25.3, "Installer of the year {year}, UK & Ireland: 2nd place", 8_000),
-        (25.0, "Challenge: winter service blitz, 1st place", 4_000),
+        (25.0, "Service quality award {year}: fastest call-outs in the region", 4_000),
         (23.3, "Referral bonus", 4_000),
     ),
     "foreman": (
         (25.2, "Site audit {year}: zero call-backs", 7_000),
-        (25.0, "Challenge: winter service blitz, 2nd place", 3_000),
+        (25.0, "Service quality award {year}: 2nd place in the region", 3_000),
         (23.5, "Referral bonus", 4_000),
     ),
 }
@@ -301,6 +291,11 @@ class Book:
         self.levels: dict[str, str] = {}  # Person.key -> LEVELS name, or "demo"
         self.entries: dict[str, PointsEntry] = {}
         self._accounts: dict[str, PointsAccount] = {}
+        # What the planner's people did, for the extensions that make records of it (loyalty.demo.learning):
+        self.trainings: list[Training] = []  # modules passed
+        self.activity: list[Activity] = []  # sales, installations and service visits
+        # The partner that switched to pooled payouts and when (its people were paid themselves before).
+        self.pooling_switch: tuple[str, datetime] | None = None
 
     @property
     def people(self) -> list[Person]:
@@ -379,6 +374,27 @@ class Book:
         return self.member(person).user if person is not None else None
 
 
+@dataclass(frozen=True, slots=True)
+class Training:
+    """A person passed a module of loyalty.demo.courses (its key) at `at`."""
+
+    person: Person
+    at: datetime
+    module: str
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """A sale, an installation or a service visit of the planner's: `quantity` units of a product of `line` (the
+    planner's line names: AquaSoft, PureFlow, ClearLine, UVGuard, AquaSense)."""
+
+    person: Person
+    at: datetime
+    kind: str  # "sale", "installation" or "service"
+    line: str
+    quantity: int
+
+
 class DemoExtension(Protocol):
     """An app above loyalty that adds rows and steps to the demo (rewards.demo)."""
 
@@ -412,6 +428,8 @@ class _Planner:
     def plan(self) -> list[Step]:
         people = [p for p in self.book.people if p.company.active and p.joined_at is not None]
         self.switch, self.switched = self._pooling_switch(people)
+        if self.switch is not None:
+            self.book.pooling_switch = (self.switch.legal_id, self.now - POOLING_SWITCH)
         for person in people:
             self._person(person)
         self._company_shares()
@@ -468,7 +486,7 @@ class _Planner:
         rate = DEMO_EVENTS_PER_YEAR if demo else dict((n, r) for n, r, _ in LEVELS)[level]
         years = max((end - start).total_seconds(), 0) / (365 * 86400)
         count = round(rate * years * self.rng.uniform(0.75, 1.25))
-        trainings = list(TRAININGS)
+        trainings = courses.modules_for(person.role, person.company.kind)
         self.rng.shuffle(trainings)
         for at in sorted(self._between(start, end - timedelta(hours=2)) for _ in range(count)):
             self._activity(person, at, trainings)
@@ -502,25 +520,15 @@ class _Planner:
     def _activity(self, person: Person, at: datetime, trainings: list) -> None:
         r = self.rng.random()
         if person.role in SELLING_ROLES:
-            kind = "sale" if r < 0.8 else "training" if r < 0.96 else "challenge"
+            kind = "sale" if r < 0.84 else "training"
         elif person.role in FIELD_ROLES:
-            kind = "installation" if r < 0.5 else "service" if r < 0.75 else "training" if r < 0.96 else "challenge"
+            kind = "installation" if r < 0.52 else "service" if r < 0.79 else "training"
         else:
-            kind = "training" if r < 0.75 else "challenge"
+            kind = "training"
         if kind == "training" and not trainings:
             kind = "sale" if person.role in SELLING_ROLES else "installation" if person.role in FIELD_ROLES else ""
-        if kind == "training":
-            title, points = trainings.pop()
-            key = self._key("training", person.email)
-            module = f"module-{TRAININGS.index((title, points)) + 1}"
-            self._earn(person.holder, at, key=key, points=points, source_type=EntrySource.TRAINING, source_id=module,
-                       explanation=f"Training: {title}, quiz passed {self.rng.randint(8, 10)}/10")  # fmt: skip
-        elif kind == "challenge":
-            group = "sell" if person.role in SELLING_ROLES else "field" if person.role in FIELD_ROLES else "other"
-            text, points = CHALLENGES[group]
-            key = self._key("challenge", person.email)
-            self._earn(person.holder, at, key=key, points=points, explanation=text, source_type=EntrySource.CHALLENGE,
-                       source_id=f"challenge-{group}")  # fmt: skip
+        if kind == "training":  # loyalty.demo.learning makes the attempt, the posting and any certificate
+            self.book.trainings.append(Training(person, at, trainings.pop()))
         elif kind:
             self._staff_bonus(person, at, kind)
 
@@ -570,6 +578,7 @@ class _Planner:
             quarter = self.shares[(person.company.legal_id, at.year, (at.month - 1) // 3 + 1)]
             quarter[0] += total - points - round((total - points) * back / quantity)
             quarter[1] += 1
+        self.book.activity.append(Activity(person, at, kind, line, quantity))
         key = self._key(kind, who)
         self._earn(holder, at, key=key, points=points, explanation=explanation, source_type=kind,
                    source_id=reference, available_at=available_at, details={**details, "points": points})  # fmt: skip
@@ -668,6 +677,9 @@ class _Planner:
         owner = self.book.owner_of(self.switch.legal_id)
         at = self.now - POOLING_SWITCH + timedelta(days=1)
         for person in self.switched:
+            # their last bonus paid to them, a few weeks before the switch: there is always something to move
+            last = self.now - POOLING_SWITCH - timedelta(days=self.rng.uniform(5, 40))
+            self._staff_bonus(person, last, "installation" if person.role in FIELD_ROLES else "sale")
             transfer = functools.partial(
                 self.book.transfer_all,
                 person.holder,

@@ -6,7 +6,9 @@ through the services under the demo clock.
 - ~40 water-treatment products in 5 lines (the UV line launched this year), a few inactive, big units with an
   unusual quantity; 3 tiers on sales over 365 days.
 - Role-based rules published through services.rules (the softener rule got a second version four months ago),
-  and one draft for the simulation page; the rule that pays what a survey offers for answering it.
+  and one draft for the simulation page; ×1.5 on softener sales for members certified on softeners; the rule that
+  pays what a survey offers for answering it. The rules for training and challenges (LEARNING_RULES) are published
+  by loyalty.demo.learning, which needs them earlier.
 - Claims of the demo logins in every state, through services.claims, each with a small generated PDF: approved
   automatically and by a program manager, rejected with a reason, corrected and resubmitted, withdrawn,
   waiting with flags, one confirmed by the sell-out import.
@@ -161,6 +163,7 @@ class RuleSpec:
     publish: bool = True
     event: str = RuleEvent.SALE_LINE
     tier_multiplier: bool = True
+    certificate: str = ""  # the line a member must be certified on (IncentiveRule.requires_certification)
 
 
 RULES = (
@@ -189,11 +192,29 @@ RULES = (
              "Proposal: 30 points for every annual service kit a service company fits.", Formula.PER_UNIT, "30",
              products=("SPK-SVC-SOFT", "SPK-SVC-RO", "SPK-SVC-UV"),
              partner_kinds=(PartnerKind.SERVICE_COMPANY,), publish=False),
+    RuleSpec("certified-softeners", "Certified on softeners: ×1.5",
+             "Members certified on water softeners (pass the Water softening course) earn half as much again on "
+             "softener sales.", Formula.MULTIPLIER, "1.5", lines=("softeners",), certificate="softeners",
+             priority=60),
     # Surveys offer points for answering (Survey.points_for_answer); this rule pays them (decisions #17).
     RuleSpec("survey-answers", "Survey points", "Answer a program survey: the points it offers, once per survey.",
              Formula.PER_UNIT, "1", event=RuleEvent.SURVEY_ANSWERED, tier_multiplier=False),
 )  # fmt: skip
 RULE_V2 = ("softener-units", "50", 120)  # (code, new value, days ago it took effect)
+# Learning and competing (issue #12): published by loyalty.demo.learning when its courses are set up, before the
+# first module anyone passed. A pass pays a fixed amount by role; a completed challenge pays the points it offers.
+LEARNING_RULES = (
+    RuleSpec("training-field", "Training passed: engineers and foremen",
+             "Pass a module's quiz: 400 points, once per module.", Formula.FIXED, "400",
+             roles=("engineer", "foreman"), event=RuleEvent.TRAINING_PASSED, tier_multiplier=False),
+    RuleSpec("training-office", "Training passed",
+             "Pass a module's quiz: 300 points, once per module.", Formula.FIXED, "300",
+             roles=("owner", "sales", "purchasing", "logistics"), event=RuleEvent.TRAINING_PASSED,
+             tier_multiplier=False),
+    RuleSpec("challenge-completed", "Challenge completed",
+             "Reach every goal of a challenge: the points it offers.", Formula.PER_UNIT, "1",
+             event=RuleEvent.CHALLENGE_COMPLETED, tier_multiplier=False),
+)  # fmt: skip
 
 # The sell-out source, its files' headings (our field -> heading) and the partners' customer codes.
 SOURCE_NAME, SOURCE_CODE = "Northwater ERP", "northwater-erp"
@@ -283,6 +304,43 @@ CLAIMS = (
 
 
 # Small helpers ------------------------------------------------------------------------------------------------
+
+
+def product_lines() -> dict[str, ProductLine]:
+    """The catalogue's product lines by code, created where missing (loyalty.demo.learning's courses need them
+    before the catalogue is set up)."""
+    ProductLine.objects.bulk_create([ProductLine(code=code, name=name) for code, name in LINES], ignore_conflicts=True)
+    return {line.code: line for line in ProductLine.objects.filter(code__in=[code for code, _ in LINES])}
+
+
+def create_rule(
+    spec: RuleSpec,
+    *,
+    program,
+    lines: dict,
+    products: dict,
+    roles: dict,
+    actor,
+    effective: datetime,
+    valid_from: date | None = None,
+    valid_until: date | None = None,
+) -> IncentiveRule:
+    """One of the demo's rules, published from `effective` through services.rules (a draft if the spec says so)."""
+    rule = IncentiveRule.objects.create(
+        program=program, code=spec.code, name=spec.name, description=spec.description, event=spec.event,
+        apply_tier_multiplier=spec.tier_multiplier,
+        formula=spec.formula, value=Decimal(spec.value), partner_kinds=list(spec.partner_kinds),
+        shares=[{"role": role, "percent": percent} for role, percent in spec.shares],
+        cap_points=spec.cap, cap_period=CapPeriod.MONTH, budget_points=spec.budget, priority=spec.priority,
+        valid_from=valid_from, valid_until=valid_until,
+        requires_certification=lines[spec.certificate] if spec.certificate else None,
+    )  # fmt: skip
+    rule.roles.set([roles[code] for code in spec.roles])
+    rule.product_lines.set([lines[code] for code in spec.lines])
+    rule.products.set([products[sku] for sku in spec.products])
+    if spec.publish:
+        rule = rules.rule_publish(rule=rule, actor=actor, effective_from=effective)
+    return rule
 
 
 def marker() -> QuerySet:
@@ -375,8 +433,7 @@ class _Sales:
 
     def _setup(self) -> None:
         program = self.book.program
-        lines = {code: ProductLine(code=code, name=name) for code, name in LINES}
-        ProductLine.objects.bulk_create(lines.values())
+        lines = product_lines()
         end = self.now.date()
         products = []
         for spec in PRODUCTS:
@@ -401,23 +458,14 @@ class _Sales:
         roles = {role.code: role for role in Role.objects.all()}
         effective = self.history_start
         for spec in RULES:
-            rule = IncentiveRule.objects.create(
-                program=program, code=spec.code, name=spec.name, description=spec.description, event=spec.event,
-                apply_tier_multiplier=spec.tier_multiplier,
-                formula=spec.formula, value=Decimal(spec.value), partner_kinds=list(spec.partner_kinds),
-                shares=[{"role": role, "percent": percent} for role, percent in spec.shares],
-                cap_points=spec.cap, cap_period=CapPeriod.MONTH, budget_points=spec.budget, priority=spec.priority,
-                valid_from=date(self.year, 3, 1) if spec.window == "march" else
-                self.launch if spec.window == "launch" else None,
+            valid_from = (
+                date(self.year, 3, 1) if spec.window == "march" else self.launch if spec.window == "launch" else None
+            )
+            self.rules[spec.code] = create_rule(
+                spec, program=program, lines=lines, products=self.products, roles=roles,
+                actor=self.book.staff[self.manager_emails[0]], effective=effective, valid_from=valid_from,
                 valid_until=date(self.year, 3, 31) if spec.window == "march" else None,
             )  # fmt: skip
-            rule.roles.set([roles[code] for code in spec.roles])
-            rule.product_lines.set([lines[code] for code in spec.lines])
-            rule.products.set([self.products[sku] for sku in spec.products])
-            if spec.publish:
-                rule = rules.rule_publish(rule=rule, actor=self.book.staff[self.manager_emails[0]],
-                                          effective_from=effective)  # fmt: skip
-            self.rules[spec.code] = rule
         flagship = self.book.channel.partners[self.flagship]
         source = SalesSource.objects.create(program=program, name=SOURCE_NAME, code=SOURCE_CODE, distributor=flagship)
         self.source = mapping.source_mapping_save(source=source, mapping=MAPPING, header=list(MAPPING.values()))

@@ -42,6 +42,7 @@ from loyalty.models import (
     QuizAttempt,
     QuizQuestion,
 )
+from loyalty.selectors.training import training_source_key
 from partners.constants import MemberStatus, PayoutPolicy
 from partners.models import Member, Role
 from partners.visibility import viewer_for
@@ -111,7 +112,7 @@ class RuleOffer:
     more_products: int
     lines: tuple[str, ...]  # its product lines; neither: any product
     last_day: date | None  # the last day events count
-    days_left: int | None
+    days_left: int | None  # after today
     certificate_line: ProductLine | None
     certified_until: date | None  # the member's certificate on that line, valid today (its last day)
     tier_name: str  # the partner's tier when its multiplier applies on top ("" otherwise)
@@ -139,7 +140,7 @@ class ModuleOffer:
     points_at_pass_mark: int  # with just the pass mark (less only for rules paying per % of score)
     tried: int  # attempts submitted without passing
     closes_on: date | None
-    days_left: int | None
+    days_left: int | None  # after today
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,8 @@ class ChallengeOffer:
     score: Decimal  # the member's (or company's) progress so far, percent
     completed: bool
     prizes: int  # ranks with a prize
-    days_left: int
+    last_day: date  # in the reader's time zone
+    days_left: int  # after today
 
     @property
     def is_company(self) -> bool:
@@ -338,7 +340,7 @@ class _Guide:
             more_products=max(len(products) - 3, 0),
             lines=tuple(sorted(line.name for line in row.product_lines.all())),
             last_day=last_day,
-            days_left=(last_day - self.today).days + 1 if last_day else None,
+            days_left=(last_day - self.today).days if last_day else None,
             certificate_line=line,
             certified_until=self.certificates.get(line.pk) if line else None,
             tier_name=self.tier.tier.name if applies_tier else "",
@@ -350,14 +352,14 @@ class _Guide:
             return None
         me = self.me
         if rule.matches_who(self.sale_base, me.role_code):
-            example = self._first_paying(rule, actor=me)
+            example = self._best_paying(rule, actor=me)
             if example is not None:
                 return example
         if any(code == me.role_code for code, _ in rule.shares):
             actor_role = self._acting_role(rule)
             if actor_role is not None:
                 colleague = self._colleague(actor_role, index=len(self.roles), is_actor=True)
-                return self._first_paying(rule, actor=colleague, named=replace(me, is_actor=False))
+                return self._best_paying(rule, actor=colleague, named=replace(me, is_actor=False))
         return None
 
     def _acting_role(self, rule: CompiledRule) -> str | None:
@@ -384,8 +386,8 @@ class _Guide:
             for product in products
         ]
 
-    def _first_paying(self, rule: CompiledRule, *, actor: Participant, named: Participant | None = None):
-        """The example of the first candidate product the rule pays the member for, or None."""
+    def _best_paying(self, rule: CompiledRule, *, actor: Participant, named: Participant | None = None):
+        """The example of the candidate product the rule pays the member most for (the first of equals), or None."""
         me = named or actor
         cert_line = rule.certified_line_id
         assumes = cert_line is not None and cert_line not in actor.certified_line_ids
@@ -399,6 +401,7 @@ class _Guide:
                 present.add(code)
         quantity = max(Decimal(1), (rule.min_quantity or Decimal(1)).to_integral_value(rounding=ROUND_CEILING))
         amount = max(EXAMPLE_AMOUNT, rule.min_amount or EXAMPLE_AMOUNT)
+        best = None
         for product in self._candidates(rule):
             event = replace(
                 self.sale_base,
@@ -412,9 +415,9 @@ class _Guide:
                 certificates_known=True,
             )
             example = self._example(rule, event, me, product=product, actor=actor, assumes=assumes)
-            if example is not None:
-                return example
-        return None
+            if example is not None and (best is None or example.you > best.you):
+                best = example
+        return best
 
     def _member_example(self, rule: CompiledRule) -> Example | None:
         """A referral, a completed profile, a co-marketing claim or a custom event of the member's own."""
@@ -496,7 +499,7 @@ class _Guide:
             event = replace(
                 self.member_base,
                 kind=TRAINING_PASSED,
-                source_key=f"training:{module.pk}:{self.member.pk}",
+                source_key=training_source_key(module.pk, self.member.pk),
                 quantity=FULL_SCORE,
                 unit="% score",
                 subject=f"module “{module.title}”",
@@ -516,7 +519,7 @@ class _Guide:
                     points_at_pass_mark=at_mark,
                     tried=module.tries,
                     closes_on=course.closes_on,
-                    days_left=(course.closes_on - self.today).days + 1 if course.closes_on else None,
+                    days_left=(course.closes_on - self.today).days if course.closes_on else None,
                 )
             )
         return offers
@@ -581,6 +584,7 @@ class _Guide:
             )
             postings = evaluate(event, self.rules) if challenge.completion_points else []
             entry = entries.get((challenge.pk, company_level))
+            last_day = timezone.localdate(challenge.ends_at - timedelta(microseconds=1))
             offers.append(
                 ChallengeOffer(
                     challenge=challenge,
@@ -590,7 +594,8 @@ class _Guide:
                     score=entry.score if entry else Decimal(0),
                     completed=bool(entry and entry.completed_at),
                     prizes=len(challenge.prizes.all()),
-                    days_left=(timezone.localdate(challenge.ends_at - timedelta(microseconds=1)) - self.today).days + 1,
+                    last_day=last_day,
+                    days_left=(last_day - self.today).days,
                 )
             )
         return offers
