@@ -241,6 +241,13 @@ def quiz_lock(member_id: int, module_id: int) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_advisory_key(f"quiz:{member_id}:{module_id}")])
 
 
+def certification_lock(member_id: int, course_id: int) -> None:
+    """One submission at a time of a member's quizzes of one certifying course, until the transaction ends: the
+    last two modules passed at once both see each other's pass, and the certificate is issued once."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_advisory_key(f"certification:{member_id}:{course_id}")])
+
+
 def attempt_lock(pk: int) -> QuizAttempt:
     """A quiz attempt row, locked, with its module, course and program."""
     return QuizAttempt.objects.select_for_update(of=("self",)).select_related("module__course__program").get(pk=pk)

@@ -229,7 +229,7 @@ class QuizQuestionAdmin(ProgramManagerAdmin):
 
 @admin.register(QuizAttempt)
 class QuizAttemptAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
-    list_display = ("member_email", "module", "number", "status", "percent", "started_at", "submitted_at")
+    list_display = ("member_email", "module", "round", "number", "status", "percent", "started_at", "submitted_at")
     list_filter = ("status", "module")
     list_select_related = ("member__user", "module")
     detail_select_related = ("member__user", "member__partner", "module")
@@ -240,6 +240,7 @@ class QuizAttemptAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
     fields = (
         "member",
         "module",
+        "round",
         "number",
         "status",
         "correct",

@@ -138,11 +138,16 @@ class QuizChoice(models.Model):
 
 class QuizAttempt(models.Model):
     """One go at a module's quiz: the questions and answers in the shuffled order the member saw, what they
-    chose, and the score. Submitted once; a passed attempt is the member's only one that can pay."""
+    chose, and the score. Submitted once; a member's first pass of a module is the only one that can pay.
+
+    `round`: the member's certification round of the course the attempt counts for (services.training): 1, then one
+    more for each renewal of the course's certificate; a module is passed at most once per round. `number` counts the
+    member's attempts at the module over all rounds; `attempts_allowed` applies per round."""
 
     member = models.ForeignKey("partners.Member", on_delete=models.CASCADE, related_name="quiz_attempts")
     module = models.ForeignKey(Module, on_delete=models.PROTECT, related_name="attempts")
     number = models.PositiveSmallIntegerField()
+    round = models.PositiveSmallIntegerField(_("round"), default=1)
     status = models.CharField(max_length=10, choices=AttemptStatus.choices, default=AttemptStatus.STARTED)
     # [question id, ...] and {question id: [choice id, ...]} as shown; {question id: [choice id, ...]} as answered.
     question_order = models.JSONField(default=list)
@@ -162,8 +167,11 @@ class QuizAttempt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["member", "module", "number"], name="attempt_number_unique"),
             models.UniqueConstraint(
-                fields=["member", "module"], condition=Q(status=AttemptStatus.PASSED), name="attempt_one_pass"
+                fields=["member", "module", "round"],
+                condition=Q(status=AttemptStatus.PASSED),
+                name="attempt_one_pass_a_round",
             ),
+            models.CheckConstraint(condition=Q(round__gte=1), name="attempt_round_positive"),
             models.CheckConstraint(condition=Q(status__in=AttemptStatus.values), name="attempt_status_valid"),
             models.CheckConstraint(
                 condition=Q(status=AttemptStatus.STARTED) | Q(submitted_at__isnull=False, percent__isnull=False),

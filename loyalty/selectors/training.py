@@ -3,16 +3,39 @@ type, in the program shown), their progress per course and module, what each mod
 attempts and results, and their certificates. A member sees only their own attempts and certificates; anyone who is
 not a partner's member sees none (the member pages are for members: loyalty.views.decorators).
 
+Certification rounds. A member's progress with a course that certifies is read in their current round (see
+`Certification`): 1 until their first certificate; while their latest certificate is valid and its renewal not open,
+the round that certificate completed; once renewal opens (CERTIFICATE_NOTICE_DAYS before its last valid day, the day
+the expiry notice tells them) or it has expired, the next round, in which every module is taken again. A module pays
+once, when first passed: a module passed in an earlier round offers no points, and its renewal pass pays nothing.
+Courses that do not certify have round 1 only (a module is passed once and for ever).
+
 Every page's reads are a fixed number of queries, however many courses, modules, attempts and certificates."""
 
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, DateField, Exists, ExpressionWrapper, F, Max, OuterRef, Prefetch, Q, QuerySet, Sum
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import (
+    Count,
+    DateField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
+from django.db.models.functions import JSONObject
 from django.utils import timezone
 
-from loyalty.constants import AttemptStatus, EntrySource, QuestionKind, RuleEvent
+from loyalty.constants import CERTIFICATE_NOTICE_DAYS, AttemptStatus, EntrySource, QuestionKind, RuleEvent
 from loyalty.engine.facts import member_event
 from loyalty.engine.rules import evaluate
 from loyalty.models import Certificate, Course, Module, PointsEntry, Program, QuizAttempt, QuizChoice, QuizQuestion
@@ -78,20 +101,169 @@ def ready_questions(module: Module) -> list[QuizQuestion]:
     )
 
 
+# Certification rounds -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Certification:
+    """Where a member stands with a course: how many certificates of it they hold (valid or not), the one lasting
+    longest (`expires_on`; `certificate` when the page read it), the latest issue day, and from these their current
+    round. A course that does not certify has no certificates that count: round 1 for ever."""
+
+    today: date
+    certifies: bool = False
+    held: int = 0
+    expires_on: date | None = None  # of the certificate lasting longest (the first day it is not valid)
+    issued_on: date | None = None  # the latest issue day
+    certificate: Certificate | None = None  # the certificate lasting longest, with `valid_until`
+
+    @property
+    def last_valid_day(self) -> date | None:
+        return None if self.expires_on is None else self.expires_on - timedelta(days=1)
+
+    @property
+    def renewal_opens_on(self) -> date | None:
+        """CERTIFICATE_NOTICE_DAYS before the last valid day (the day the expiry notice is sent), and never on the
+        day a certificate was issued (a certificate of one month would be renewable at once)."""
+        if not self.certifies or self.expires_on is None:
+            return None
+        return max(self.last_valid_day - timedelta(days=CERTIFICATE_NOTICE_DAYS), self.issued_on + timedelta(days=1))
+
+    @property
+    def is_valid(self) -> bool:
+        return self.expires_on is not None and self.expires_on > self.today
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_on is not None and self.expires_on <= self.today
+
+    @property
+    def renewal_open(self) -> bool:
+        opens_on = self.renewal_opens_on
+        return opens_on is not None and opens_on <= self.today
+
+    @property
+    def round(self) -> int:
+        """The member's current round: 1 without a certificate; the next one once renewal is open (or the
+        certificate expired); else the round their valid certificate completed."""
+        if not self.certifies or not self.held:
+            return 1
+        return self.held + 1 if self.renewal_open else self.held
+
+    @property
+    def is_renewal(self) -> bool:
+        """The current round renews a certificate."""
+        return self.round > 1
+
+
+def _certifies(course: Course) -> bool:
+    return bool(course.certification_months) and course.product_line_id is not None
+
+
+def certification_of(*, member_id: int, course: Course, today: date | None = None) -> Certification:
+    """The member's certification standing with the course: one query for a course that certifies, none else."""
+    today = today or timezone.localdate()
+    if not _certifies(course):
+        return Certification(today=today)
+    found = Certificate.objects.filter(member_id=member_id, course_id=course.pk).aggregate(
+        held=Count("pk"), expires_on=Max("expires_on"), issued_on=Max("issued_on")
+    )
+    return Certification(today=today, certifies=True, **found)
+
+
+@dataclass(frozen=True)
+class CourseState:
+    """What a submission to a course that certifies needs to know, read in one query."""
+
+    certification: Certification
+    modules: int  # the course's modules
+    passes: frozenset[tuple[int, int]]  # the member's passes in the course: (module id, round)
+
+
+def course_state(*, member_id: int, course: Course, today: date | None = None) -> CourseState:
+    """The member's certification standing with a course, its number of modules and the member's passes in it: one
+    query."""
+    today = today or timezone.localdate()
+    certificates = Certificate.objects.filter(member_id=member_id, course_id=OuterRef("pk")).order_by()
+
+    def of_certificates(aggregate, output_field):
+        return Subquery(certificates.values("course_id").annotate(x=aggregate).values("x"), output_field=output_field)
+
+    passes = QuizAttempt.objects.filter(
+        member_id=member_id, module__course_id=OuterRef("pk"), status=AttemptStatus.PASSED
+    ).order_by()
+    modules = Module.objects.filter(course_id=OuterRef("pk")).order_by().values("course_id")
+    row = (
+        Course.objects.filter(pk=course.pk)
+        .annotate(
+            held=of_certificates(Count("pk"), IntegerField()),
+            last_expires_on=of_certificates(Max("expires_on"), DateField()),
+            last_issued_on=of_certificates(Max("issued_on"), DateField()),
+            module_count=Subquery(modules.annotate(n=Count("pk")).values("n"), output_field=IntegerField()),
+            passes=ArraySubquery(passes.values(pair=JSONObject(module="module_id", round="round"))),
+        )
+        .values("held", "last_expires_on", "last_issued_on", "module_count", "passes")
+        .get()
+    )
+    certification = Certification(
+        today=today,
+        certifies=_certifies(course),
+        held=row["held"] or 0,
+        expires_on=row["last_expires_on"],
+        issued_on=row["last_issued_on"],
+    )
+    return CourseState(
+        certification=certification,
+        modules=row["module_count"] or 0,
+        passes=frozenset((found["module"], found["round"]) for found in row["passes"]),
+    )
+
+
+def certifications(*, courses: list[Course], certificates: list[Certificate], today: date) -> dict[int, Certification]:
+    """{course id: the member's standing} from all their `certificates` (with `valid_until`), for courses and for the
+    courses of the certificates; no query."""
+    by_course: dict[int, list[Certificate]] = {}
+    for certificate in certificates:
+        by_course.setdefault(certificate.course_id, []).append(certificate)
+    known = {course.pk: course for course in courses}
+    standing = {}
+    for course_id in {*known, *by_course}:
+        held = by_course.get(course_id, [])
+        course = known.get(course_id) or held[0].course
+        lasting = max(held, key=lambda c: (c.expires_on, c.pk)) if held else None
+        standing[course_id] = Certification(
+            today=today,
+            certifies=_certifies(course),
+            held=len(held),
+            expires_on=lasting.expires_on if lasting else None,
+            issued_on=max(c.issued_on for c in held) if held else None,
+            certificate=lasting,
+        )
+    return standing
+
+
 # Progress -------------------------------------------------------------------------------------------------------
 
 
 @dataclass
 class ModuleProgress:
+    """A member's progress with a module in their current round of its course (`certification.round`)."""
+
     module: Module
+    certification: Certification | None = None
     status: str = ModuleStatus.NOT_STARTED
-    attempts_used: int = 0
-    best_percent: int | None = None
+    attempts_used: int = 0  # in the current round
+    best_percent: int | None = None  # in the current round
     open_attempt_id: int | None = None
     last_result_id: int | None = None  # the latest submitted attempt, for its result page
+    first_passed_round: int | None = None  # the round the module was first passed (and paid) in
     points_paid: int = 0
     points_offered: int = 0  # what passing at the pass mark pays the member under today's rules (before caps)
     points_offered_max: int = 0  # ... and with a full score (more only when a rule pays per % of score)
+
+    @property
+    def round(self) -> int:
+        return 1 if self.certification is None else self.certification.round
 
     @property
     def is_passed(self) -> bool:
@@ -106,6 +278,11 @@ class ModuleProgress:
         return self.status == ModuleStatus.IN_PROGRESS
 
     @property
+    def is_renewal(self) -> bool:
+        """Passed in an earlier round: taken again to renew a certificate, for no points."""
+        return self.first_passed_round is not None and self.first_passed_round < self.round
+
+    @property
     def attempts_left(self) -> int | None:
         allowed = self.module.attempts_allowed
         return None if allowed is None else max(allowed - self.attempts_used, 0)
@@ -114,12 +291,36 @@ class ModuleProgress:
     def can_start(self) -> bool:
         return self.status != ModuleStatus.PASSED and (self.open_attempt_id is not None or self.attempts_left != 0)
 
+    @property
+    def renewal_opens_on(self) -> date | None:
+        """When a module passed in a round whose certificate is valid can be taken again (None: not a case)."""
+        if not self.is_passed or self.certification is None or not self.certification.held:
+            return None
+        if self.certification.renewal_open:
+            return None
+        return self.certification.renewal_opens_on
+
 
 @dataclass
 class CourseProgress:
     course: Course
     modules: list[ModuleProgress] = field(default_factory=list)
-    certificate: Certificate | None = None  # the member's latest certificate of the course still valid
+    certification: Certification | None = None
+
+    @property
+    def certificate(self) -> Certificate | None:
+        """The member's certificate of the course lasting longest, while it is valid."""
+        certification = self.certification
+        return certification.certificate if certification is not None and certification.is_valid else None
+
+    @property
+    def renewal_open(self) -> bool:
+        return self.certification is not None and self.certification.held > 0 and self.certification.renewal_open
+
+    @property
+    def to_retake(self) -> list[ModuleProgress]:
+        """The modules still to pass in a renewal round."""
+        return [row for row in self.modules if not row.is_passed] if self.renewal_open else []
 
     @property
     def passed(self) -> int:
@@ -178,14 +379,24 @@ def points_paid(*, member: Member, module_ids: list[int]) -> dict[int, int]:
     return {keys[row["source_id"]]: row["points"] or 0 for row in rows}
 
 
-def _progress(member: Member, program: Program, modules: list[Module], rules: tuple) -> dict[int, ModuleProgress]:
-    """Each module's progress for the member: 3 queries (attempts, points paid, the member's tier for what the
-    modules not passed yet pay)."""
+def _progress(
+    member: Member,
+    program: Program,
+    modules: list[Module],
+    rules: tuple,
+    standing: dict[int, Certification],
+) -> dict[int, ModuleProgress]:
+    """Each module's progress for the member in the current round of its course (`standing`: {course id: the
+    member's Certification}, a course missing there is in round 1): 3 queries (attempts per round, points paid, the
+    member's tier for what the modules never passed pay)."""
     now = timezone.now()
-    rows = {module.pk: ModuleProgress(module=module) for module in modules}
+    rows = {
+        module.pk: ModuleProgress(module=module, certification=standing.get(module.course_id)) for module in modules
+    }
     attempts = (
         QuizAttempt.objects.filter(member=member, module_id__in=list(rows))
-        .values("module_id")
+        .order_by()
+        .values("module_id", "round")
         .annotate(
             used=Count("pk"),
             passed=Count("pk", filter=Q(status=AttemptStatus.PASSED)),
@@ -195,19 +406,31 @@ def _progress(member: Member, program: Program, modules: list[Module], rules: tu
             last_id=Max("pk", filter=~Q(status=AttemptStatus.STARTED)),
         )
     )
+    current: dict[int, dict] = {}
     for found in attempts:
         row = rows[found["module_id"]]
-        row.attempts_used, row.best_percent = found["used"], found["best"]
-        row.open_attempt_id, row.last_result_id = found["open_id"], found["last_id"]
-        if found["passed"]:
+        if found["passed"] and (row.first_passed_round is None or found["round"] < row.first_passed_round):
+            row.first_passed_round = found["round"]
+        if found["open_id"]:  # an attempt still open counts in the round current when it is submitted
+            row.open_attempt_id = max(row.open_attempt_id or 0, found["open_id"])
+        if found["last_id"]:
+            row.last_result_id = max(row.last_result_id or 0, found["last_id"])
+        if found["round"] == row.round:
+            current[row.module.pk] = found
+    for module_id, row in rows.items():
+        found = current.get(module_id)
+        if found is not None:
+            row.attempts_used, row.best_percent = found["used"], found["best"]
+        if found is not None and found["passed"]:
             row.status = ModuleStatus.PASSED
-        elif found["open_id"]:
+        elif row.open_attempt_id:
             row.status = ModuleStatus.IN_PROGRESS
-        elif found["submitted"]:
+        elif found is not None and found["submitted"]:
             row.status = ModuleStatus.FAILED
     for module_id, points in points_paid(member=member, module_ids=list(rows)).items():
         rows[module_id].points_paid = points
-    to_pass = [row.module for row in rows.values() if row.status != ModuleStatus.PASSED]
+    # A module pays once, when first passed: what passing pays is shown for those never passed only.
+    to_pass = [row.module for row in rows.values() if row.first_passed_round is None]
     offered = points_offered(member=member, program=program, modules=to_pass, rules=rules)
     for module_id, (at_pass, at_best) in offered.items():
         rows[module_id].points_offered, rows[module_id].points_offered_max = at_pass, at_best
@@ -217,37 +440,46 @@ def _progress(member: Member, program: Program, modules: list[Module], rules: tu
 @dataclass
 class LearnOverview:
     courses: list[CourseProgress]
-    certificates: list[Certificate]  # the member's valid certificates (any course), latest first
+    # The member's standing with each course they hold a certificate of (any program), with the certificate lasting
+    # longest: valid ones first (latest issued first), then expired ones (latest expired first).
+    certificates: list[Certification]
 
 
 def learn_overview(*, viewer, program: Program | None, rules: tuple) -> LearnOverview:
-    """The Learn page: the courses the viewer may take, each with its modules and the member's progress (what each
-    module pays under the compiled `rules`), and the member's valid certificates. A fixed number of queries however
-    many courses, modules, attempts and certificates."""
+    """The Learn page: the courses the viewer may take, each with its modules and the member's progress in their
+    current round (what each module pays under the compiled `rules`), and the member's certificates, valid or
+    expired. A fixed number of queries however many courses, modules, attempts and certificates."""
     member = viewer_for(viewer).member
-    certificates = list(valid_certificates(viewer=viewer))
+    today = timezone.localdate()
+    held = list(
+        with_valid_until(certificates_for(viewer).select_related("course", "product_line")).order_by(
+            "-issued_on", "-pk"
+        )
+    )
     courses = list(
         courses_for(viewer=viewer, program=program)
         .select_related("product_line")
         .prefetch_related(Prefetch("modules", queryset=Module.objects.order_by("position", "pk")))
     )
+    standing = certifications(courses=courses, certificates=held, today=today)
+    listed = sorted(
+        (certification for certification in standing.values() if certification.certificate is not None),
+        key=lambda c: (c.is_expired, -(c.expires_on if c.is_expired else c.certificate.issued_on).toordinal()),
+    )
     if not courses:
-        return LearnOverview(courses=[], certificates=certificates)
+        return LearnOverview(courses=[], certificates=listed)
     modules = [module for course in courses for module in course.modules.all()]
-    progress = _progress(member, program, modules, rules)
-    lasting = {}
-    for certificate in sorted(certificates, key=lambda c: c.expires_on):
-        lasting[certificate.course_id] = certificate  # the one valid longest
+    progress = _progress(member, program, modules, rules, standing)
     return LearnOverview(
         courses=[
             CourseProgress(
                 course=course,
                 modules=[progress[module.pk] for module in course.modules.all()],
-                certificate=lasting.get(course.pk),
+                certification=standing[course.pk],
             )
             for course in courses
         ],
-        certificates=certificates,
+        certificates=listed,
     )
 
 
@@ -260,9 +492,12 @@ def module_get(*, viewer, program: Program | None, module_id: int) -> Module:
 
 
 def module_progress(*, viewer, module: Module, rules: tuple = ()) -> ModuleProgress:
-    """The viewer's progress with one module (what it pays under `rules`; nothing without)."""
+    """The viewer's progress with one module in their current round of its course (what it pays under `rules`;
+    nothing without)."""
     member = viewer_for(viewer).member
-    return _progress(member, module.course.program, [module], rules)[module.pk]
+    course = module.course
+    standing = {course.pk: certification_of(member_id=member.pk, course=course)}
+    return _progress(member, course.program, [module], rules, standing)[module.pk]
 
 
 # Attempts -------------------------------------------------------------------------------------------------------
@@ -331,6 +566,7 @@ class AttemptResult:
     certificate: Certificate | None  # the certificate this pass gave
     progress: ModuleProgress
     reveal: bool  # show the right answers: passed, or no attempt left
+    is_renewal: bool = False  # a pass of a module passed in an earlier round: it pays nothing
 
     @property
     def points(self) -> int:
@@ -342,12 +578,25 @@ class AttemptResult:
 
 
 def attempt_result(*, viewer, attempt: QuizAttempt) -> AttemptResult:
-    """The result page of one of the viewer's submitted attempts."""
+    """The result page of one of the viewer's submitted attempts: the member's certificates of the course (one query,
+    none for a course that does not certify) give both their round and the certificate this pass gave."""
     member = viewer_for(viewer).member
     module = attempt.module
-    progress = module_progress(viewer=viewer, module=module)
+    course = module.course
+    today = timezone.localdate()
+    held = []
+    if _certifies(course):
+        mine = certificates_for(viewer).filter(course_id=course.pk).select_related("product_line")
+        held = list(with_valid_until(mine))
+    standing = certifications(courses=[course], certificates=held, today=today)
+    progress = _progress(member, course.program, [module], (), standing)[module.pk]
     entries, certificate = [], None
-    if attempt.status == AttemptStatus.PASSED:
+    is_renewal = (
+        attempt.status == AttemptStatus.PASSED
+        and progress.first_passed_round is not None
+        and progress.first_passed_round < attempt.round
+    )
+    if attempt.status == AttemptStatus.PASSED and not is_renewal:
         entries = list(
             PointsEntry.objects.filter(
                 source_type=EntrySource.TRAINING,
@@ -355,11 +604,9 @@ def attempt_result(*, viewer, attempt: QuizAttempt) -> AttemptResult:
                 account__member=member,
             ).order_by("pk")
         )
-        certificate = (
-            valid_certificates(viewer=viewer)
-            .filter(course=module.course_id, issued_on=timezone.localdate(attempt.submitted_at))
-            .first()
-        )
+    if attempt.status == AttemptStatus.PASSED:
+        passed_on = timezone.localdate(attempt.submitted_at)
+        certificate = next((c for c in held if c.issued_on == passed_on and c.expires_on > today), None)
     return AttemptResult(
         attempt=attempt,
         questions=attempt_questions(attempt),
@@ -367,6 +614,7 @@ def attempt_result(*, viewer, attempt: QuizAttempt) -> AttemptResult:
         certificate=certificate,
         progress=progress,
         reveal=attempt.status == AttemptStatus.PASSED or progress.attempts_left == 0,
+        is_renewal=is_renewal,
     )
 
 

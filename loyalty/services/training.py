@@ -3,11 +3,12 @@ passing every module of a course that certifies gives a Certificate for the cour
 
 Starting (`start_attempt`) is refused, with a message the member reads and nothing written, for a member who is not
 active, a course that is not published, not for the member's role or partner type, of a program that is not running,
-or closed (its `closes_on` day is over), a module already passed, all `attempts_allowed` used (an attempt left open
-until its deadline counts), and a quiz without a question ready to ask (one with at least two answers and a right
-one). A member's attempt that is still open is given back instead of a second one. The questions and each question's
-answers are shuffled once per attempt and kept in it, so the quiz looks the same when it is opened again. An attempt
-accepts answers for ATTEMPT_HOURS, and never after the end of the course's closing day.
+or closed (its `closes_on` day is over), a module already passed in the member's current round, all `attempts_allowed`
+of the round used (an attempt left open until its deadline counts), and a quiz without a question ready to ask (one
+with at least two answers and a right one). A member's attempt that is still open is given back instead of a second
+one. The questions and each question's answers are shuffled once per attempt and kept in it, so the quiz looks the
+same when it is opened again. An attempt accepts answers for ATTEMPT_HOURS, and never after the end of the course's
+closing day.
 
 Submitting (`submit_attempt`) is refused, with nothing changed and nothing paid, for an attempt of another member
 (said as if there were no such attempt), an attempt submitted before, after its deadline, answers naming a question
@@ -16,17 +17,24 @@ the answers chosen are exactly its right answers (an unanswered question is wron
 right questions, rounded half up, and passes from the module's pass mark.
 
 Starts and submissions of one member's quiz of one module run one at a time (lock_objects.quiz_lock): numbers never
-collide, one attempt is open at most, and the database allows one passed attempt per member and module. A pass posts
-the event through loyalty.services.earning.post_event like every other event, so the program's rules for "training
-passed" pay it with their caps, budgets and shares, once per member and module (its source key
-"training:<module>:<member>"), and the member's pages show the ledger's explanation.
+collide, one attempt is open at most, and the database allows one passed attempt per member, module and round. A
+member's first pass of a module posts the event through loyalty.services.earning.post_event like every other event,
+so the program's rules for "training passed" pay it with their caps, budgets and shares, once per member and module
+(its source key "training:<module>:<member>"), and the member's pages show the ledger's explanation.
 
-Certificates. Modules are passed once and for ever (a pass pays once); a course certifies the member when the
-member's last missing module is passed, for `certification_months` from that day. Renewing is a course's business:
-when the program team adds a module (a refresher), passing it certifies again those whose certificate has expired or
-expires within CERTIFICATE_NOTICE_DAYS (the expiry notice's window); a certificate still valid beyond that window is
-not doubled. No other renewal path exists (no re-taking of passed modules). The member is told through
-communications (CERTIFICATE_ISSUED): the deliveries are stored in the same transaction and sent once it commits.
+Certificates and renewal by re-taking. A course that certifies is taken in rounds (selectors.training.Certification):
+round 1 gives the first certificate when its last missing module is passed, for `certification_months`. The round
+is complete while that certificate is valid: its modules cannot be taken again (MODULE_PASSED, saying from which day
+they can), and a module the program team adds meanwhile (a refresher) is taken in that round for its points but
+gives no second certificate. Renewal opens CERTIFICATE_NOTICE_DAYS before the certificate's last valid day (the day
+the expiry notice, which says "pass the course again", is sent; never on the day it was issued) and stays open after
+it expired: the member's round is then the next one, every module of the course is taken again (attempts_allowed
+counts afresh in each round), and passing the last of them gives the new certificate. The new one is issued today and
+valid for `certification_months` from the day the old one ends if it is still valid (so days left are not lost), else
+from today. A renewal pass of a module passed in an earlier round posts no event at all: it pays nothing (even under a
+rule published since) and counts for no challenge, as a module pays once. An attempt counts for the round current
+when it is submitted. The member is told of a certificate through communications (CERTIFICATE_ISSUED): the deliveries
+are stored in the same transaction and sent once it commits.
 """
 
 import random
@@ -35,8 +43,9 @@ from calendar import monthrange
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Exists, OuterRef, Q, Value
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -50,7 +59,6 @@ from loyalty.common.formatting import DAY_FORMAT
 from loyalty.common.pdf import BOLD, Box, Text, fit, one_page_pdf
 from loyalty.constants import (
     ATTEMPT_HOURS,
-    CERTIFICATE_NOTICE_DAYS,
     AttemptStatus,
     EntrySource,
     QuestionKind,
@@ -58,9 +66,17 @@ from loyalty.constants import (
 )
 from loyalty.engine.facts import member_event
 from loyalty.error_codes import ErrorCode
-from loyalty.lock_objects import attempt_lock, quiz_lock
+from loyalty.lock_objects import attempt_lock, certification_lock, quiz_lock
 from loyalty.models import Certificate, Course, Module, PointsEntry, QuizAttempt, QuizQuestion
-from loyalty.selectors.training import course_is_for, last_valid_day, ready_questions, training_source_key
+from loyalty.selectors.training import (
+    Certification,
+    certification_of,
+    course_is_for,
+    course_state,
+    last_valid_day,
+    ready_questions,
+    training_source_key,
+)
 from loyalty.services.earning import post_event
 from partners.constants import MemberStatus
 from partners.models import Member
@@ -110,6 +126,23 @@ def _deadline(course: Course, now: datetime) -> datetime:
     return min(deadline, closing) if closing is not None else deadline
 
 
+def _passed_already(standing: Certification) -> ApplicationError:
+    opens_on = standing.renewal_opens_on if standing.held else None
+    if opens_on is not None and opens_on > standing.today:
+        return ApplicationError(
+            _(
+                "You have passed this module already, and your certificate is valid until %(last_day)s. You can take "
+                "the course again to renew it from %(day)s."
+            )
+            % {
+                "last_day": date_format(standing.last_valid_day, DAY_FORMAT),
+                "day": date_format(opens_on, DAY_FORMAT),
+            },
+            ErrorCode.MODULE_PASSED,
+        )
+    return ApplicationError(_("You have passed this module already."), ErrorCode.MODULE_PASSED)
+
+
 @transaction.atomic
 def start_attempt(*, member: Member, module: Module) -> QuizAttempt:
     """A new attempt at `module`'s quiz for `member` (or their attempt still open), with the questions and answers
@@ -119,13 +152,16 @@ def start_attempt(*, member: Member, module: Module) -> QuizAttempt:
     now = timezone.now()
     check_course_open(member=member, course=module.course, today=timezone.localdate(now))
     quiz_lock(member.pk, module.pk)
+    standing = certification_of(member_id=member.pk, course=module.course, today=timezone.localdate(now))
+    current = standing.round
     attempts = list(QuizAttempt.objects.filter(member=member, module=module).order_by("number"))
-    if any(attempt.status == AttemptStatus.PASSED for attempt in attempts):
-        raise ApplicationError(_("You have passed this module already."), ErrorCode.MODULE_PASSED)
+    if any(attempt.status == AttemptStatus.PASSED and attempt.round == current for attempt in attempts):
+        raise _passed_already(standing)
     for attempt in reversed(attempts):
         if attempt.status == AttemptStatus.STARTED and attempt.deadline > now:
             return attempt
-    if module.attempts_allowed is not None and len(attempts) >= module.attempts_allowed:
+    in_round = [attempt for attempt in attempts if attempt.round == current]
+    if module.attempts_allowed is not None and len(in_round) >= module.attempts_allowed:
         raise ApplicationError(
             ngettext(
                 "You have used your one attempt at this quiz.",
@@ -152,6 +188,7 @@ def start_attempt(*, member: Member, module: Module) -> QuizAttempt:
         member=member,
         module=module,
         number=(attempts[-1].number if attempts else 0) + 1,
+        round=current,
         question_order=order,
         choice_order=choices,
         total=len(order),
@@ -202,7 +239,12 @@ def score_percent(correct: int, total: int) -> int:
 def submit_attempt(*, member: Member, attempt_id: int, answers: dict[int, list[int]]) -> QuizAttempt:
     """Score `member`'s answers to their attempt `attempt_id` ({question id: [answer id, …]}); a pass pays through
     the rule engine and may certify the member. Refusals: see the module's docstring."""
-    found = QuizAttempt.objects.filter(pk=attempt_id, member_id=member.pk).values_list("module_id", flat=True).first()
+    found = (
+        QuizAttempt.objects.filter(pk=attempt_id, member_id=member.pk)
+        .order_by()
+        .values_list("module_id", flat=True)
+        .first()
+    )
     if found is None:
         raise _not_found()
     quiz_lock(member.pk, found)
@@ -221,25 +263,45 @@ def submit_attempt(*, member: Member, attempt_id: int, answers: dict[int, list[i
             ErrorCode.ATTEMPT_EXPIRED,
         )
     member = _active_member(member)
-    questions = QuizQuestion.objects.filter(pk__in=attempt.question_order)
-    kinds = dict(questions.values_list("pk", "kind"))
+    # Each question still there: its kind and its right answers (one query, in no order).
+    questions = (
+        QuizQuestion.objects.filter(pk__in=attempt.question_order)
+        .order_by()
+        .annotate(right=ArrayAgg("choices__pk", filter=Q(choices__is_correct=True), default=Value([])))
+        .values_list("pk", "kind", "right")
+    )
+    kinds, right_answers = {}, {}
+    for question_id, kind, right in questions:
+        kinds[question_id], right_answers[question_id] = kind, set(right)
     chosen = _checked_answers(attempt, answers, kinds)
-    right_answers: dict[int, set[int]] = {question_id: set() for question_id in kinds}
-    for question_id, choice_id in questions.filter(choices__is_correct=True).values_list("pk", "choices__pk"):
-        right_answers[question_id].add(choice_id)
     correct = sum(1 for question_id, right in right_answers.items() if right and chosen.get(question_id) == right)
     module = attempt.module
+    course = module.course
+    today = timezone.localdate(now)
+    percent = score_percent(correct, len(right_answers))
+    passed = percent >= module.pass_percent
+    standing, modules, passes = Certification(today=today), 0, frozenset()
+    if course.certification_months and course.product_line_id is not None:
+        certification_lock(member.pk, course.pk)  # taken after quiz_lock, always in that order
+        state = course_state(member_id=member.pk, course=course, today=today)
+        standing, modules, passes = state.certification, state.modules, state.passes
+        if passed and (module.pk, standing.round) in passes:
+            raise _passed_already(standing)
     attempt.answers = {str(question_id): sorted(choice_ids) for question_id, choice_ids in chosen.items()}
     attempt.total = len(right_answers)
     attempt.correct = correct
-    attempt.percent = score_percent(correct, attempt.total)
-    attempt.status = AttemptStatus.PASSED if attempt.percent >= module.pass_percent else AttemptStatus.FAILED
+    attempt.percent = percent
+    attempt.status = AttemptStatus.PASSED if passed else AttemptStatus.FAILED
     attempt.submitted_at = now
-    attempt.save(update_fields=["answers", "total", "correct", "percent", "status", "submitted_at"])
-    if attempt.status == AttemptStatus.PASSED:
-        today = timezone.localdate(now)
-        _pay(member=member, module=module, percent=attempt.percent, today=today)
-        _certify(member=member, course=module.course, today=today)
+    attempt.round = standing.round
+    attempt.save(update_fields=["answers", "total", "correct", "percent", "status", "submitted_at", "round"])
+    if passed:
+        if not any(module_id == module.pk for module_id, _round in passes):  # its first pass: a module pays once
+            _pay(member=member, module=module, percent=percent, today=today)
+        if standing.certifies:
+            in_round = {module_id for module_id, round_ in passes if round_ == standing.round} | {module.pk}
+            if len(in_round) >= modules:
+                _certify(member=member, course=course, standing=standing)
     return attempt
 
 
@@ -278,24 +340,28 @@ def new_certificate_number(today: date) -> str:
 
 
 def modules_passed(*, member_id: int, course_id: int) -> tuple[int, int]:
-    """(modules of the course the member passed, modules of the course); a module is passed at most once."""
-    total = Module.objects.filter(course_id=course_id).count()
-    passed = QuizAttempt.objects.filter(
-        member_id=member_id, module__course_id=course_id, status=AttemptStatus.PASSED
-    ).count()
-    return passed, total
+    """(modules of the course the member passed in round 1, modules of the course): one query."""
+    found = Module.objects.filter(course_id=course_id).aggregate(
+        total=Count("pk"),
+        passed=Count(
+            "pk",
+            filter=Exists(
+                QuizAttempt.objects.filter(
+                    member_id=member_id, module=OuterRef("pk"), status=AttemptStatus.PASSED, round=1
+                )
+            ),
+        ),
+    )
+    return found["passed"], found["total"]
 
 
-def _certify(*, member: Member, course: Course, today: date) -> Certificate | None:
-    """A certificate when the member has now passed every module of a course that certifies (see the docstring)."""
-    if not course.certification_months or course.product_line_id is None:
+def _certify(*, member: Member, course: Course, standing: Certification) -> Certificate | None:
+    """The certificate of the member's current round, now that they passed its every module (see the docstring):
+    none when the round has one already (a module added to a course whose certificate is valid)."""
+    if standing.held >= standing.round:
         return None
-    passed, total = modules_passed(member_id=member.pk, course_id=course.pk)
-    if not total or passed < total:
-        return None
-    still_valid = Q(expires_on__gt=today + timedelta(days=CERTIFICATE_NOTICE_DAYS)) | Q(issued_on=today)
-    if Certificate.objects.filter(still_valid, member=member, course=course).exists():
-        return None
+    today = standing.today
+    starts = standing.expires_on if standing.is_valid else today  # a renewal before expiry loses no day
     certificate = Certificate.objects.create(
         program=course.program,
         member=member,
@@ -303,7 +369,7 @@ def _certify(*, member: Member, course: Course, today: date) -> Certificate | No
         product_line_id=course.product_line_id,
         number=new_certificate_number(today),
         issued_on=today,
-        expires_on=add_months(today, course.certification_months),
+        expires_on=add_months(starts, course.certification_months),
     )
     notify(
         kind=Kind.CERTIFICATE_ISSUED,

@@ -1,15 +1,19 @@
 """A foreman on a phone learns to earn: opens Learn, reads a module, passes its quiz one-handed, sees the points and
-the certificate, and downloads it; axe-core finds nothing serious on the Learn, quiz and result pages."""
+the certificate, and downloads it; later renews the certificate by taking the course again, for no points, on a 360 px
+screen; axe-core finds nothing serious on the Learn, quiz and result pages."""
 
 import re
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from allauth.account.models import EmailAddress
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from loyalty.constants import Formula, QuestionKind, RuleEvent
-from loyalty.models import Certificate
+from loyalty.models import Certificate, QuizAttempt
+from loyalty.services import training as services
 from tests.e2e.axe import axe_check
 from tests.e2e.pages import navigate_to, sign_in
 from tests.loyalty.factories import (
@@ -130,3 +134,57 @@ def test_a_foreman_passes_a_quiz_on_a_phone_and_gets_the_points_and_the_certific
     expect(page.get_by_test_id("course-progress")).to_have_text("1 of 1 modules passed")
     expect(page.get_by_test_id("certificate")).to_contain_text("Certified on Softeners")
     axe_check(page)
+
+
+NARROWEST = {"width": 360, "height": 740}
+OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+def test_a_foreman_renews_an_expiring_certificate_on_a_360_px_phone_for_no_points(course, foreman, open_page):
+    """Certified 23 months ago, the foreman's certificate ends in 20 days: Learn says by when to renew, the quiz is
+    taken again, the result says it pays nothing this time, and the renewed certificate runs on from the old one."""
+    module = course.modules.get()
+    answers = {
+        question.pk: [choice.pk for choice in question.choices.all() if choice.is_correct]
+        for question in module.questions.all()
+    }
+    attempt = services.start_attempt(member=foreman, module=module)
+    services.submit_attempt(member=foreman, attempt_id=attempt.pk, answers=answers)
+    old = Certificate.objects.get(member=foreman)
+    old.expires_on = timezone.localdate() + timedelta(days=21)
+    old.issued_on = old.expires_on - timedelta(days=730)
+    old.save(update_fields=["issued_on", "expires_on"])
+    last_day = old.expires_on - timedelta(days=1)
+
+    page = open_page()
+    page.set_viewport_size(NARROWEST)
+    sign_in(page, foreman.user.email, PASSWORD)
+    navigate_to(page, "Learn", "/learn/")
+    card = page.get_by_test_id("course")
+    expect(card.get_by_test_id("renewal")).to_contain_text(f"Renew by {last_day:%-d %b %Y}")
+    expect(card.get_by_test_id("to-retake")).to_have_text("To re-take: How a softener works")
+    expect(card.get_by_test_id("module-points")).to_have_text("Renewal: no points this time")
+    assert page.evaluate(OVERFLOW) <= 0
+    axe_check(page)
+
+    card.get_by_role("link", name="How a softener works").click()
+    page.get_by_role("button", name="Take the quiz").click()
+    page.get_by_role("group", name=re.compile("What does the resin take out")).get_by_label("Calcium").check()
+    several = page.get_by_role("group", name=re.compile("Which of these regenerate"))
+    several.get_by_label("Salt brine").check()
+    several.get_by_label("Potassium chloride").check()
+    page.get_by_role("button", name="Send my answers").click()
+
+    expect(page.get_by_test_id("score")).to_contain_text("100 % — passed!")
+    expect(page.get_by_test_id("renewal-points")).to_contain_text("Renewal: no points this time.")
+    expect(page.get_by_test_id("new-certificate")).to_contain_text("Your certificate is renewed!")
+    assert page.evaluate(OVERFLOW) <= 0
+    axe_check(page)
+
+    renewed = Certificate.objects.exclude(pk=old.pk).get(member=foreman)
+    assert (renewed.issued_on, renewed.expires_on) == (
+        timezone.localdate(),
+        services.add_months(old.expires_on, 24),
+    )
+    assert QuizAttempt.objects.filter(member=foreman, status="passed").count() == 2
+    assert sum(foreman.points_accounts.values_list("available", flat=True)) == POINTS

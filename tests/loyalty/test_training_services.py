@@ -447,6 +447,33 @@ def certifying_course(months: int = 12, modules: int = 2):
     return course, [quiz(course=course) for _ in range(modules)]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_last_two_modules_passed_at_once_issue_one_certificate():
+    course, modules = certifying_course(months=12)
+    member = MemberFactory()
+    attempts = [services.start_attempt(member=member, module=module) for module in modules]
+    barrier, failures = threading.Barrier(2), []
+
+    def submit(attempt):
+        try:
+            barrier.wait()
+            services.submit_attempt(member=member, attempt_id=attempt.pk, answers=right(attempt))
+        except Exception as exc:
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit, args=(attempt,)) for attempt in attempts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    assert QuizAttempt.objects.filter(member=member, status=AttemptStatus.PASSED).count() == 2
+    assert Certificate.objects.filter(member=member, course=course).count() == 1
+
+
 def test_a_certificate_is_issued_when_every_module_is_passed_and_not_before(django_capture_on_commit_callbacks):
     course, (first, second) = certifying_course(months=12)
     member = MemberFactory()
@@ -477,21 +504,35 @@ def test_a_course_without_certification_gives_no_certificate():
     assert Certificate.objects.count() == 0
 
 
-def test_a_module_added_later_renews_an_expiring_certificate_but_not_a_lasting_one():
+def test_a_module_added_later_pays_but_gives_no_second_certificate_while_the_first_is_valid():
     course, (first,) = certifying_course(months=12, modules=1)
-    lasting, expiring = MemberFactory(), MemberFactory()
-    for member in (lasting, expiring):
-        pass_module(member, first)
-    Certificate.objects.filter(member=expiring).update(
+    training_rule(course.program, points=50)
+    member = MemberFactory()
+    pass_module(member, first)
+    refresher = quiz(course=course)
+
+    passed = pass_module(member, refresher)
+
+    assert (passed.status, passed.round) == (AttemptStatus.PASSED, 1)
+    assert [points for points, _source, _why in earned(member)] == [50, 50]
+    assert Certificate.objects.filter(member=member).count() == 1
+
+
+def test_a_module_added_later_alone_does_not_renew_an_expiring_certificate():
+    """Renewing takes every module of the course again (tests/loyalty/test_training_renewal.py), the new one too."""
+    course, (first,) = certifying_course(months=12, modules=1)
+    member = MemberFactory()
+    pass_module(member, first)
+    Certificate.objects.filter(member=member).update(
         issued_on=timezone.localdate() - timedelta(days=350), expires_on=timezone.localdate() + timedelta(days=15)
     )
     refresher = quiz(course=course)
 
-    for member in (lasting, expiring):
-        pass_module(member, refresher)
+    assert pass_module(member, refresher).round == 2
+    assert Certificate.objects.filter(member=member).count() == 1
 
-    assert Certificate.objects.filter(member=lasting).count() == 1
-    assert Certificate.objects.filter(member=expiring).count() == 2
+    pass_module(member, first)
+    assert Certificate.objects.filter(member=member).count() == 2
 
 
 @pytest.mark.parametrize(
