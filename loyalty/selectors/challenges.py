@@ -218,13 +218,14 @@ def state_of(challenge: Challenge, now: datetime) -> str:
     return UPCOMING if challenge.starts_at > now else RUNNING
 
 
-def _span(seconds: float, *, days: tuple[str, str], hours: tuple[str, str], soon: str) -> str:
+def _span(seconds: float, *, days, hours, soon: str) -> str:
+    """`days(n)` or `hours(n)` (each an ngettext with its literal texts, for makemessages) or `soon`."""
     count = int(seconds // 86_400)
     if count >= 1:
-        return ngettext(*days, count) % {"count": count}
+        return days(count) % {"count": count}
     count = int(seconds // 3_600)
     if count >= 1:
-        return ngettext(*hours, count) % {"count": count}
+        return hours(count) % {"count": count}
     return soon
 
 
@@ -236,14 +237,14 @@ def time_text(challenge: Challenge, now: datetime) -> str:
     if state == UPCOMING:
         return _span(
             (challenge.starts_at - now).total_seconds(),
-            days=("Starts in %(count)d day", "Starts in %(count)d days"),
-            hours=("Starts in %(count)d hour", "Starts in %(count)d hours"),
+            days=lambda n: ngettext("Starts in %(count)d day", "Starts in %(count)d days", n),
+            hours=lambda n: ngettext("Starts in %(count)d hour", "Starts in %(count)d hours", n),
             soon=_("Starts within the hour"),
         )
     return _span(
         (challenge.ends_at - now).total_seconds(),
-        days=("%(count)d day left", "%(count)d days left"),
-        hours=("%(count)d hour left", "%(count)d hours left"),
+        days=lambda n: ngettext("%(count)d day left", "%(count)d days left", n),
+        hours=lambda n: ngettext("%(count)d hour left", "%(count)d hours left", n),
         soon=_("Less than an hour left"),
     )
 
