@@ -8,6 +8,7 @@ from django.forms import BoundField
 from django.utils.translation import gettext_lazy as _
 
 from loyalty.common.errors import ApplicationError
+from loyalty.selectors.certificates import certifying_lines
 from partners.constants import PartnerKind
 from rewards import services
 from rewards.constants import OrderStatus
@@ -60,6 +61,11 @@ class RewardAdminForm(forms.ModelForm):
             "available_until",
         )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "requires_certification" in self.fields:
+            self.fields["requires_certification"].queryset = certifying_lines()
+
     def clean_allowed_partner_kinds(self) -> list[str]:
         chosen = set(self.cleaned_data["allowed_partner_kinds"])
         return [kind for kind in PartnerKind.values if kind in chosen]  # in the order of the choices
@@ -85,6 +91,18 @@ class RewardAdminForm(forms.ModelForm):
         starts, ends = cleaned.get("available_from"), cleaned.get("available_until")
         if starts and ends and ends <= starts:
             self.add_error("available_until", "The end of the window must come after its start.")
+        program = cleaned.get("program") or getattr(self.instance, "program", None)
+        line = cleaned.get("requires_certification")
+        if (
+            line is not None
+            and program is not None
+            and not certifying_lines(program_id=program.pk).filter(pk=line.pk).exists()
+        ):
+            self.add_error(
+                "requires_certification",
+                _("No course of %(program)s certifies on %(line)s: add a certifying course first.")
+                % {"program": program, "line": line},
+            )
         return cleaned
 
 

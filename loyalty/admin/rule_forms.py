@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from loyalty.admin.rule_display import split_text
 from loyalty.common.forms import LocalizedDecimalField
 from loyalty.models import IncentiveRule
+from loyalty.selectors.certificates import certifying_lines
 from loyalty.services.rules import rule_errors
 from partners.constants import PartnerKind
 from partners.models import Role
@@ -126,6 +127,11 @@ class RuleForm(forms.ModelForm):
             ),
         }
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "requires_certification" in self.fields:
+            self.fields["requires_certification"].queryset = certifying_lines()
+
     @property
     def shares_formset(self):
         """The split rows, built once (their role choices cost one query)."""
@@ -166,6 +172,17 @@ class RuleForm(forms.ModelForm):
         wrong = [tier.name for tier in data.get("tiers") or () if program and tier.program_id != program.pk]
         if wrong:
             self.add_error("tiers", f"Not tiers of {program}: {', '.join(wrong)}.")
+        line = data.get("requires_certification")
+        if (
+            line is not None
+            and program is not None
+            and not certifying_lines(program_id=program.pk).filter(pk=line.pk).exists()
+        ):
+            self.add_error(
+                "requires_certification",
+                _("No course of %(program)s certifies on %(line)s: add a certifying course first.")
+                % {"program": program, "line": line},
+            )
         return data
 
     def _post_clean(self):

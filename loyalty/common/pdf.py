@@ -2,8 +2,9 @@
 
 Enough for a certificate. The text uses the fonts every PDF reader has built in (Helvetica, Helvetica-Bold) with
 WinAnsiEncoding, so it covers Western European languages (Latin-1 plus the typographic quotes, dashes and €);
-a character outside WinAnsi (Polish "Ł", Greek, Cyrillic, CJK) is written as "?" — embedding a font would lift
-that limit. Streams are not compressed, so the text can be found in the bytes (tests look for a name).
+a Latin letter outside WinAnsi (Polish "ł", "ę", Czech "ř") is written without its accent, any other character
+(Greek, Cyrillic, CJK, Persian) as "?" — embedding a font would lift that limit. Streams are not compressed, so
+the text can be found in the bytes (tests look for a name).
 """
 
 import unicodedata
@@ -72,9 +73,21 @@ class Box:
     grey: float = 0
 
 
+# Latin letters outside WinAnsi that do not decompose into a base letter and an accent.
+_PLAIN_LETTERS = str.maketrans({"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h", "ı": "i"})
+
+
+def _plain(character: str) -> str:
+    """A character outside WinAnsi as the nearest one inside: the letter without its accent ("ę" → "e"), else "?"."""
+    base = unicodedata.normalize("NFKD", character.translate(_PLAIN_LETTERS))
+    kept = "".join(c for c in base if not unicodedata.combining(c))
+    return kept if kept and kept.encode(ENCODING, errors="ignore").decode(ENCODING) == kept else "?"
+
+
 def encodable(text: str) -> str:
-    """`text` as the page can show it: each character outside WinAnsi becomes "?"."""
-    return text.encode(ENCODING, errors="replace").decode(ENCODING)
+    """`text` as the page can show it: a Latin letter outside WinAnsi loses its accent ("Bałtyk Zmiękczacze" →
+    "Baltyk Zmiekczacze"); any other character outside it becomes "?"."""
+    return "".join(c if c.encode(ENCODING, errors="ignore") else _plain(c) for c in text)
 
 
 def text_width(text: str, *, size: float, font: str = REGULAR) -> float:

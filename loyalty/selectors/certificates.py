@@ -14,9 +14,18 @@ from datetime import date
 from django.db.models import Exists, OuterRef, Q
 
 from loyalty.engine.facts import Span, certificate_spans, certified_lines, held_on
-from loyalty.models import Certificate
+from loyalty.models import Certificate, Course, ProductLine
 
-__all__ = ["Span", "certificate_spans", "certified_exists", "certified_lines", "held_on", "is_certified", "valid_on"]
+__all__ = [
+    "Span",
+    "certificate_spans",
+    "certified_exists",
+    "certified_lines",
+    "certifying_lines",
+    "held_on",
+    "is_certified",
+    "valid_on",
+]
 
 
 def valid_on(on: date, prefix: str = "") -> Q:
@@ -36,3 +45,12 @@ def certified_exists(*, member, on: date, line=None) -> Exists:
     line = OuterRef("requires_certification") if line is None else line
     member_id = getattr(member, "pk", member)
     return Exists(Certificate.objects.filter(valid_on(on), member_id=member_id, product_line_id=line))
+
+
+def certifying_lines(*, program_id: int | None = None):
+    """The product lines some course certifies on (of `program_id`, or of any program): the only lines a rule or a
+    reward can sensibly require a certificate for."""
+    courses = Course.objects.filter(product_line=OuterRef("pk"), certification_months__isnull=False)
+    if program_id is not None:
+        courses = courses.filter(program_id=program_id)
+    return ProductLine.objects.filter(Exists(courses))

@@ -1,5 +1,5 @@
 """The minimal PDF writer of certificates (loyalty.common.pdf): a well-formed one-page document whose cross-reference
-table points at its objects, text in WinAnsi with the characters it lacks shown as "?", special characters escaped."""
+table points at its objects, text in WinAnsi with accents dropped from the Latin letters it lacks and "?" for the rest, special characters escaped."""
 
 import re
 
@@ -27,10 +27,11 @@ def test_a_page_is_a_pdf_whose_cross_references_point_at_its_objects():
     assert stream[length:].startswith(b"\nendstream")
 
 
-def test_text_outside_winansi_becomes_a_question_mark_and_parentheses_are_escaped():
+def test_latin_letters_outside_winansi_lose_their_accent_others_become_a_question_mark_and_parentheses_are_escaped():
     pdf = one_page_pdf([Text("Łukasz Müller (Köln) \\ “Pro” 5 €", 0, 0)])
 
-    assert b"(?ukasz M\xfcller \\(K\xf6ln\\) \\\\ \x93Pro\x94 5 \x80) Tj" in pdf
+    assert b"(Lukasz M\xfcller \\(K\xf6ln\\) \\\\ \x93Pro\x94 5 \x80) Tj" in pdf
+    assert encodable("Bałtyk Zmiękczacze, Łódź, Dvořák") == "Baltyk Zmiekczacze, Lódz, Dvorák"
     assert encodable("Ωmega 東京") == "?mega ??"
 
 

@@ -9,13 +9,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
+from loyalty.models import Course
 from loyalty.services import ledger
 from rewards import selectors, services
+from rewards.admin_forms import RewardAdminForm
 from rewards.constants import OrderStatus, PaidBy
 from rewards.error_codes import ErrorCode
 from rewards.models import CartItem, RedemptionOrder, Reward
 from tests.helpers import messages_of
-from tests.loyalty.factories import CertificateFactory, ProductLineFactory, ProgramFactory
+from tests.loyalty.factories import CertificateFactory, CourseFactory, ProductLineFactory, ProgramFactory
 from tests.partners.factories import MemberFactory, role
 from tests.rewards.factories import RewardFactory
 
@@ -199,3 +201,19 @@ def test_the_reward_form_reserves_a_reward_for_certified_members(pm_client, prog
     assert "Certified members only" in body
     assert "Reserved for members holding a valid certificate for this product line. Empty: everyone." in body
     assert Reward.objects.get(pk=session.pk).requires_certification == softeners
+
+
+def test_only_lines_a_course_of_the_program_certifies_can_be_required(program, softeners, session):
+    filtration = ProductLineFactory(code="filtration", name="Filtration")
+    CourseFactory(program=program, product_line=filtration, certification_months=None)  # teaches, certifies nothing
+    CourseFactory(program=program, product_line=softeners, certification_months=12)
+    assert list(RewardAdminForm().fields["requires_certification"].queryset) == [softeners]
+
+    form = RewardAdminForm(instance=session)
+    data = {**form.initial, "requires_certification": filtration.pk, "allowed_roles": [], "allowed_regions": []}
+    refused = RewardAdminForm(data, instance=session)
+
+    assert not refused.is_valid()
+    assert "requires_certification" in refused.errors
+    Course.objects.filter(product_line=filtration).update(certification_months=24)
+    assert RewardAdminForm(data, instance=session).is_valid(), RewardAdminForm(data, instance=session).errors
