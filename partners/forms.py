@@ -168,7 +168,7 @@ class ProfileForm(forms.Form):
     show_name_on_leaderboards = forms.BooleanField(
         label=_("Show my name on leaderboards"),
         required=False,
-        help_text=_("Otherwise others see only your role and region (“a sales rep in North”)."),
+        help_text=_("Otherwise others see only your role and region (“Sales rep in North”)."),
     )
 
     def __init__(self, *args, default_zone: str = "", **kwargs):

@@ -161,9 +161,28 @@ class ChallengeEntry(models.Model):
                 fields=["challenge", "partner"], condition=Q(member__isnull=True), name="entry_one_per_company"
             ),
         ]
+        # The boards' order, which is also the final ranks' (services.challenges.challenge_settle): value desc, who
+        # completed first (not completed: last), then id. Partial per kind of participant, so that a rank is an
+        # index-only count (the board filters on the kind); settled boards read the final ranks.
         indexes = [
-            models.Index(fields=["challenge", "-score", "id"], name="entry_rank_idx"),
-            models.Index(fields=["challenge", "-normalised", "id"], name="entry_rank_by_size_idx"),
+            models.Index(
+                fields=["challenge", "-score", "completed_at", "id"],
+                condition=Q(member__isnull=False),
+                name="entry_person_rank_idx",
+            ),
+            models.Index(
+                fields=["challenge", "-score", "completed_at", "id"],
+                condition=Q(member__isnull=True),
+                name="entry_company_rank_idx",
+            ),
+            models.Index(
+                fields=["challenge", "-normalised", "completed_at", "id"],
+                condition=Q(member__isnull=True),
+                name="entry_company_size_idx",
+            ),
+            models.Index(
+                fields=["challenge", "final_rank", "id"], condition=Q(final_rank__isnull=False), name="entry_final_idx"
+            ),
         ]
 
     def __str__(self):

@@ -35,7 +35,10 @@ class BoardForm(forms.Form):
     per_member = forms.TypedChoiceField(choices=[("1", "1"), ("0", "0")], coerce=int, required=False, empty_value=None)
 
     def choice(self, name: str):
-        return self.cleaned_data.get(name) if self.is_valid() else None
+        """The field's value, or None when it is missing or invalid: an invalid field is ignored on its own (the
+        others keep what the user asked for)."""
+        self.is_valid()
+        return self.cleaned_data.get(name)
 
     @property
     def companies(self) -> bool:
@@ -80,7 +83,7 @@ def challenge_detail(request, challenge_id: int):
     board = leaderboards.challenge_board(viewer=viewer, challenge=challenge, by_size=by_size)
     url = reverse("challenge_detail", args=[challenge.pk])
     size_toggles = []
-    if board.companies and challenge.rank_companies_by_size:
+    if board.companies and challenge.rank_companies_by_size and challenge.results_at is None:
         size_toggles = [
             _toggle(url, _("Per active member"), board.by_size, per_member=1),
             _toggle(url, _("Total"), not board.by_size, per_member=0),

@@ -28,7 +28,14 @@ from loyalty.services.claim_explanations import unpaid_reasons
 from loyalty.services.rules import rule_new_version
 from loyalty.services.sellout import run as imports
 from loyalty.services.simulation import rule_simulate
-from tests.loyalty.factories import CertificateFactory, ProductFactory, ProductLineFactory, ProgramFactory, RuleFactory
+from tests.loyalty.factories import (
+    CertificateFactory,
+    CourseFactory,
+    ProductFactory,
+    ProductLineFactory,
+    ProgramFactory,
+    RuleFactory,
+)
 from tests.loyalty.test_admin_rules import change_url, form_data, text
 from tests.loyalty.test_bulk_ledger import random_event, random_rules
 from tests.partners.factories import MemberFactory, PartnerFactory, ProgramManagerFactory, role
@@ -493,6 +500,7 @@ def test_a_simulation_with_a_certification_rule_costs_the_same_queries_whatever_
 
 
 def test_a_draft_can_require_a_certificate_and_the_list_and_page_say_so(pm_client, world):
+    CourseFactory(program=world.program, product_line=world.filters, certification_months=12)
     data = form_data(world.program, code="certified-filters", name="Certified filters")
     data["requires_certification"] = world.filters.pk
     response = pm_client.post(reverse("admin:loyalty_incentiverule_add"), data)
@@ -506,6 +514,18 @@ def test_a_draft_can_require_a_certificate_and_the_list_and_page_say_so(pm_clien
     assert "Requires a certificate on Softeners" in published
     draft_page = text(pm_client.get(change_url(rule)))
     assert "Certified members only" in draft_page
+
+
+def test_a_rule_cannot_require_a_certificate_no_course_of_its_program_gives(pm_client, world):
+    CourseFactory(product_line=world.filters, certification_months=12)  # another program's course
+    data = form_data(world.program, code="certified-filters", name="Certified filters")
+    data["requires_certification"] = world.filters.pk
+
+    response = pm_client.post(reverse("admin:loyalty_incentiverule_add"), data)
+
+    assert response.status_code == 200
+    assert "add a certifying course first" in str(response.context["adminform"].form.errors)
+    assert not IncentiveRule.objects.filter(code="certified-filters").exists()
 
 
 @pytest.mark.parametrize("rows", [3, 30])

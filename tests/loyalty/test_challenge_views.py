@@ -266,7 +266,7 @@ def test_a_company_challenge_ranked_by_size_toggles_between_per_member_and_total
     per_member = visible(rep_client.get(url))
     total = visible(rep_client.get(url, {"per_member": "0"}))
 
-    assert "1 Blue Water Ltd Your company 2 active members 30" in per_member
+    assert "1 Blue Water Ltd Your company 2 active members 30.0% per active member" in per_member
     assert "Your company is number 1 of 2." in per_member
     assert "Per active member" in per_member and "Total" in per_member
     assert "1 Giant Ltd 90%" in total
@@ -362,13 +362,44 @@ def test_the_period_leaderboard_ranks_people_then_companies_and_companies_per_ac
 
     start = current_period_start(program=program)
     assert f"AquaPoints earned from {start:%-d %b %Y}" in people
-    assert f"1 A {role('engineer').name} in Lakes 2,750" in people
+    assert f"1 {role('engineer').name} in Lakes 2,750" in people
     assert "2 You 1,500" in people
     assert "You are number 2 of 2." in people
     assert "1 Big Co 12,000" in companies
     assert "2 Blue Water Ltd Your company 1,500" in companies
-    assert "1 Blue Water Ltd Your company 1 active member 1,500" in per_member
-    assert "2 Big Co 40 active members 300" in per_member
+    assert "1 Blue Water Ltd Your company 1 active member 1,500.0 AquaPoints per active member" in per_member
+    assert "2 Big Co 40 active members 300.0 AquaPoints per active member" in per_member
+
+
+def test_an_invalid_per_member_flag_keeps_the_company_board_the_user_asked_for(rep_client, rep, program):
+    standing(program, member=rep, points=1_500)
+    standing(program, partner=MemberFactory(partner__name="Big Co").partner, points=12_000, active_members=40)
+
+    text = visible(rep_client.get(BOARD, {"board": "companies", "per_member": "abc"}))
+
+    assert "1 Big Co 12,000" in text
+    assert "You are number" not in text and "per active member" not in text.replace("Per active member", "")
+
+
+def test_a_settled_challenge_page_shows_the_final_ranks_on_its_board(rep_client, rep, program):
+    now = timezone.now()
+    challenge, *_ = softener_sprint(program)
+    challenge.starts_at, challenge.ends_at, challenge.results_at = now - timedelta(9), now - timedelta(1), now
+    challenge.save()
+    ChallengePrizeFactory(challenge=challenge, rank=3, points=0, description="A day with our experts")
+    done = now - timedelta(days=2)
+    ChallengeEntryFactory(challenge=challenge, member=rep, score=Decimal(100), completed_at=done, final_rank=3)
+    for rank, hours in ((1, 9), (2, 5)):
+        ChallengeEntryFactory(
+            challenge=challenge, score=Decimal(100), completed_at=done - timedelta(hours=hours), final_rank=rank
+        )
+
+    text = visible(rep_client.get(reverse("challenge_detail", args=[challenge.pk])))
+
+    assert "Final rank: 3. Prize: A day with our experts" in text
+    assert "3 You Completed 100%" in text
+    assert "You are number 3 of 3." in text
+    assert "The final ranks: ties went to whoever completed first." in text
 
 
 def test_the_period_leaderboard_without_standings_says_nobody_is_on_it_yet(rep_client, program):

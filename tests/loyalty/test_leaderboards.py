@@ -4,7 +4,7 @@ a query count that does not grow with the participants."""
 
 import random
 import re
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import partial
 
@@ -12,11 +12,13 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from loyalty.constants import ChallengeLevel, TierPeriod
-from loyalty.models import Challenge, PeriodStanding
+from loyalty.models import Challenge, ChallengeEntry, PeriodStanding
 from loyalty.selectors.challenges import challenge_get, challenges_for
 from loyalty.selectors.leaderboards import board, challenge_board, current_period_start
+from loyalty.services.challenges import challenge_settle
 from partners.visibility import viewer_for
 from tests.loyalty.factories import ChallengeEntryFactory, ChallengeFactory, ChallengeGoalFactory, ProgramFactory
 from tests.partners.factories import (
@@ -144,6 +146,112 @@ def test_the_board_is_empty_before_anybody_makes_progress(challenge):
     assert (result.top, result.around, result.me, result.total) == ([], [], None, 0)
 
 
+def test_ties_at_100_percent_rank_whoever_completed_first_as_the_final_ranks_will(challenge):
+    now = timezone.now()
+    late, early, on_the_way, middle = (
+        ChallengeEntryFactory(challenge=challenge, score=Decimal(score), completed_at=completed)
+        for score, completed in (
+            (100, now - timedelta(hours=1)),
+            (100, now - timedelta(hours=5)),
+            (80, None),
+            (100, now - timedelta(hours=3)),
+        )
+    )
+    viewer = on_the_way.member
+
+    result = challenge_board(viewer=viewer.user, challenge=seen(viewer, challenge))
+
+    assert [row.rank for row in result.top] == [1, 2, 3, 4]
+    assert [row.completed for row in result.top] == [True, True, True, False]
+    loaded = {entry.pk: entry for entry in (late, early, on_the_way, middle)}
+    for entry in loaded.values():
+        own = challenge_board(viewer=entry.member.user, challenge=seen(entry.member, challenge))
+        assert own.me.rank == {early.pk: 1, middle.pk: 2, late.pk: 3, on_the_way.pk: 4}[entry.pk]
+
+
+def test_every_rank_on_a_running_board_is_the_final_rank_settling_gives(challenge):
+    chooser = random.Random(7)
+    now = timezone.now()
+    rows = []
+    for _ in range(30):
+        score = chooser.choice([40, 60, 100, 100])
+        completed = now - timedelta(minutes=chooser.choice([5, 10, 20])) if score == 100 else None
+        rows.append(ChallengeEntryFactory(challenge=challenge, score=Decimal(score), completed_at=completed))
+    running = {
+        e.pk: challenge_board(viewer=e.member.user, challenge=seen(e.member, challenge), top=3, around=2) for e in rows
+    }
+    Challenge.objects.filter(pk=challenge.pk).update(ends_at=now - timedelta(minutes=1))
+
+    challenge_settle(challenge=challenge, now=now)
+
+    final = dict(ChallengeEntry.objects.filter(challenge=challenge).values_list("pk", "final_rank"))
+    assert {pk: board.me.rank for pk, board in running.items()} == final
+    in_order = sorted(rows, key=lambda e: final[e.pk])
+    for pk, result in running.items():  # the neighbours too
+        rank = final[pk]
+        expected = [n for n in range(rank - 2, rank + 3) if 3 < n <= 30]
+        assert [row.rank for row in result.around] == expected
+        assert [row.value for row in result.around] == [in_order[n - 1].score for n in expected]
+
+
+def settled_challenge(program, final_ranks_and_scores) -> tuple[Challenge, list]:
+    """An ended challenge whose results are settled with the final ranks given (whatever the scores say)."""
+    now = timezone.now()
+    challenge = ChallengeFactory(
+        program=program, starts_at=now - timedelta(days=9), ends_at=now - timedelta(days=1), results_at=now
+    )
+    ChallengeGoalFactory(challenge=challenge)
+    rows = [
+        ChallengeEntryFactory(challenge=challenge, score=Decimal(score), final_rank=rank)
+        for rank, score in final_ranks_and_scores
+    ]
+    return challenge, rows
+
+
+def test_a_settled_board_shows_the_final_ranks_and_the_ranks_around_the_viewers(program):
+    # final ranks that the scores alone would not give (ties settled by completion)
+    challenge, rows = settled_challenge(program, [(3, 100), (1, 100), (2, 100), (5, 60), (4, 70), (6, 10), (7, 5)])
+    me = rows[0].member
+
+    result = challenge_board(viewer=me.user, challenge=seen(me, challenge), top=2, around=1)
+
+    assert result.final
+    assert result.me.rank == 3 and result.me.is_me and result.own == rows[0]
+    assert [(row.rank, row.value) for row in result.top] == [(1, Decimal(100)), (2, Decimal(100))]
+    assert [(row.rank, row.value, row.is_me) for row in result.around] == [
+        (3, Decimal(100), True),
+        (4, Decimal(70), False),
+    ]
+    assert result.total == 7
+    outsider = MemberFactory()
+    seen_by_outsider = challenge_board(viewer=outsider.user, challenge=seen(outsider, challenge), top=3)
+    assert [row.rank for row in seen_by_outsider.top] == [1, 2, 3]
+    assert seen_by_outsider.me is None
+
+
+def test_an_entry_without_a_final_rank_comes_last_on_a_settled_board(program):
+    challenge, rows = settled_challenge(program, [(1, 50), (2, 40), (None, 90)])
+    me = rows[2].member
+
+    result = challenge_board(viewer=me.user, challenge=seen(me, challenge), top=5)
+
+    assert [(row.rank, row.is_me) for row in result.top] == [(1, False), (2, False)]
+    assert [(row.rank, row.is_me) for row in result.around] == [(3, True)]
+    assert result.me.rank == 3 and result.total == 3
+
+
+def test_a_settled_board_costs_at_most_three_queries_with_20_or_200_participants(program):
+    counts = []
+    for size in (20, 200):
+        challenge, rows = settled_challenge(program, [(n, 100 - n % 50) for n in range(1, size + 1)])
+        me = rows[size // 2].member
+        checked = seen(me, challenge)
+        counts.append(queries_of(partial(challenge_board, viewer=me.user, challenge=checked, top=10, around=2)))
+        counts.append(queries_of(partial(challenge_board, viewer=me.user, challenge=checked, top=10, around=2)))
+
+    assert counts == [3, 2, 3, 2]  # the viewer's row, the total (cached then), the rows shown
+
+
 # Names -------------------------------------------------------------------------------------------------------
 
 
@@ -163,9 +271,9 @@ def test_others_are_named_only_with_their_consent_and_otherwise_by_role_and_regi
     engineer = role("engineer").name
     sales = role("sales").name
     assert [row.name for row in result.top] == [
-        f"A {engineer} in North",
+        f"{engineer} in North",
         "Proud Seller",
-        f"A {sales} in North",
+        f"{sales} in North",
         "You",
     ]
     assert all("@" not in row.name for row in result.top)
@@ -361,8 +469,8 @@ def test_the_rank_is_counted_in_the_database_and_only_the_rows_shown_are_loaded(
     assert result.me.rank == 100
     own, counts, ids, shown = (query["sql"] for query in captured.captured_queries)
     assert "LIMIT 1" in own
-    assert counts.count("count(*)") == 3
-    assert ids.count("LIMIT") == 5 and "UNION ALL" in ids
+    assert counts.count("count(*)") == 4  # better score, same score completed earlier, same and before; the total
+    assert ids.count("LIMIT") == 1 + 3 + 2 and "UNION ALL" in ids  # the top; the parts above; below
     loaded = re.search(r'"loyalty_challengeentry"\."id" IN \(([\d, ]+)\)', shown).group(1)
     assert {int(pk) for pk in loaded.split(", ")} == {rows[n].pk for n in (99, 98, 97, 1)}  # the top 3, one above
 
