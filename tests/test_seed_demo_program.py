@@ -30,6 +30,7 @@ from loyalty.constants import (
     ClaimStatus,
     EntryKind,
     EntrySource,
+    GoalMetric,
     ImportStatus,
     LeaverPolicy,
     QuestionKind,
@@ -63,7 +64,9 @@ from loyalty.models import (
     Tier,
     TierChange,
 )
+from loyalty.selectors.leaderboards import board
 from loyalty.selectors.ledger import expiring_soon, ledger_problems, statement
+from loyalty.services.challenges import describe_goal
 from loyalty.services.earning import post_event
 from loyalty.services.standings import standings_period
 from loyalty.services.tiers import tier_progress
@@ -568,32 +571,92 @@ def test_two_challenges_run_one_ranked_per_active_member_and_one_is_upcoming(dem
     assert not running.filter(started_notified_at=None).exists()
 
 
-def test_the_current_periods_standings_are_what_the_rules_paid_in_it(demo):
-    program = Program.objects.get()
-    period = standings_period(program)
-    since = timezone.make_aware(datetime.combine(period, time.min))
+def test_the_field_sprints_name_says_what_its_goal_measures(demo):
+    sprint = Challenge.objects.get(code="field-sprint")
+    (goal,) = sprint.goals.select_related("product_line")
+
+    assert (goal.metric, goal.target, goal.product_line) == (GoalMetric.UNITS_SOLD, 8, None)
+    assert sprint.name == "Field sprint: 8 units sold"
+    assert describe_goal(goal) in sprint.name
+
+
+# What the rules pay for: the engine's postings (a rule id), and the sources of activities the rules pay for — claims,
+# sell-out imports, sale lines, training, surveys, and the history's staff bonuses for sales, installations and
+# services. Not welcome bonuses, profiles, awards, adjustments, prizes, company shares, volume bonuses or transfers.
+RULE_PAID_SOURCES = [
+    EntrySource.CLAIM,
+    EntrySource.SALES_IMPORT,
+    EntrySource.SALE_LINE,
+    EntrySource.TRAINING,
+    EntrySource.SURVEY,
+    "sale",
+    "installation",
+    "service",
+]
+
+
+def rule_paid(prefix: str = "") -> Q:
+    return Q(**{f"{prefix}details__has_key": "rule_id"}) | Q(**{f"{prefix}source_type__in": RULE_PAID_SOURCES})
+
+
+def rule_paid_in_period(program, member=None) -> dict:
+    """{member id (None: the company accounts): points} the rules paid in the current period (of `member` only, when
+    given), less what was taken back of them."""
+    since = timezone.make_aware(datetime.combine(standings_period(program), time.min))
+    entries = PointsEntry.objects.filter(account__program=program)
+    if member is not None:
+        entries = entries.filter(account__member=member)
     earned = (
-        PointsEntry.objects.filter(account__program=program, kind=EntryKind.EARN, created_at__gte=since)
-        .filter(Q(details__has_key="rule_id") | Q(source_type=EntrySource.SALES_IMPORT))
-        .exclude(account__member=None)
-        .values("account__member")
-        .annotate(points=Sum("available_delta") + Sum("pending_delta"))
-    )
-    taken = dict(
-        PointsEntry.objects.filter(kind=EntryKind.REVERSE, reverses__created_at__gte=since)
-        .filter(Q(reverses__details__has_key="rule_id") | Q(reverses__source_type=EntrySource.SALES_IMPORT))
+        entries.filter(rule_paid(), kind=EntryKind.EARN, created_at__gte=since)
         .values("account__member")
         .annotate(points=Sum("available_delta") + Sum("pending_delta"))
         .values_list("account__member", "points")
     )
+    taken = dict(
+        entries.filter(rule_paid("reverses__"), kind=EntryKind.REVERSE, reverses__kind=EntryKind.EARN)
+        .filter(reverses__created_at__gte=since)
+        .values("account__member")
+        .annotate(points=Sum("available_delta") + Sum("pending_delta"))
+        .values_list("account__member", "points")
+    )
+    return {member: points + taken.get(member, 0) for member, points in earned}
+
+
+def test_the_current_periods_standings_are_what_the_rules_paid_in_it(demo):
+    program = Program.objects.get()
+    paid = rule_paid_in_period(program)
+    paid.pop(None, None)
     standings = dict(
-        PeriodStanding.objects.filter(program=program, period_start=period, member__isnull=False).values_list(
-            "member", "points"
-        )
+        PeriodStanding.objects.filter(
+            program=program, period_start=standings_period(program), member__isnull=False
+        ).values_list("member", "points")
     )
 
     assert standings
-    assert {row["account__member"]: row["points"] + taken.get(row["account__member"], 0) for row in earned} == standings
+    assert paid == standings
+
+
+@pytest.mark.parametrize("role", ["foreman", "sales"])
+def test_the_demo_foreman_and_sales_rep_are_on_the_period_board_with_what_their_activities_paid(demo, role):
+    """The foreman's installations and service visits and the sales rep's sales (the history's staff bonuses, posted
+    without a rule id) count on the board, as their statements show them."""
+    program = Program.objects.get()
+    user = User.objects.get(email=DEMO_EMAILS[role])
+    member = user.memberships.get(status="active")
+    since = timezone.make_aware(datetime.combine(standings_period(program), time.min))
+    activities = PointsEntry.objects.filter(
+        account__member=member,
+        kind=EntryKind.EARN,
+        created_at__gte=since,
+        source_type__in=["installation", "service"] if role == "foreman" else ["sale"],
+    )
+    paid = rule_paid_in_period(program, member)[member.pk]
+
+    me = board(viewer=user, program=program).me
+
+    assert activities.exists()
+    assert me is not None and me.name == "You"
+    assert me.value == paid >= sum(e.available_delta + e.pending_delta for e in activities) > 0
 
 
 @pytest.mark.parametrize("role", ["sales", "engineer", "foreman", "owner"])

@@ -12,10 +12,12 @@
   has expired.
 - Challenges, measured from the planner's history: one that ended last month, settled (entries with scores and final
   ranks from the sales in its window, completions paid through the "challenge completed" rule when they happened,
-  prizes for the top 3), two running (units installed or serviced per person, some halfway; modules passed per
-  company, ranked per active member) and one upcoming. Their entries are written at the end of the replay, and the
-  challenges are published then: the claims and the sell-out import replayed meanwhile count towards none twice.
-- The current program period's standings, from the rule engine's earnings in the ledger, in one statement.
+  prizes for the top 3), two running (units sold per field person — the kits of what they installed or serviced —
+  some halfway; modules passed per company, ranked per active member) and one upcoming. Their entries are written at
+  the end of the replay, and the challenges are published then: the claims and the sell-out import replayed
+  meanwhile count towards none twice.
+- The current program period's standings, from the ledger's earnings for what the rules pay (the engine's postings,
+  the sell-out import's and the history's staff bonuses for sales, installations and services), in one statement.
 
 Like the rest of the demo, ledger entries go through services.ledger under the demo clock; the other rows are
 written in bulk with the times they would have had.
@@ -36,7 +38,15 @@ from django.utils import timezone
 from loyalty.constants import ATTEMPT_HOURS, AttemptStatus, ChallengeLevel, EntrySource, GoalMetric, QuestionKind
 from loyalty.demo import courses as catalogue
 from loyalty.demo import sales
-from loyalty.demo.program import DEMO_HISTORY_MONTHS, PROGRAM_SLUG, Book, Person, Step, company_holder
+from loyalty.demo.program import (
+    DEMO_HISTORY_MONTHS,
+    PROGRAM_SLUG,
+    STAFF_BONUS_SOURCES,
+    Book,
+    Person,
+    Step,
+    company_holder,
+)
 from loyalty.engine import facts
 from loyalty.engine.rules import Event, compile_rules, evaluate
 from loyalty.models import (
@@ -453,9 +463,9 @@ class _Learning:
                         (3, 1_500, "")),
             ),
             ChallengeSpec(
-                "field-sprint", "Field sprint: 8 units installed or serviced",
-                "Install or service 8 units of AquaPro equipment (claim the kit you fitted) while the sprint runs. "
-                "Completing pays 1,500 AquaPoints; the best three win prizes.",
+                "field-sprint", "Field sprint: 8 units sold",
+                "Claim 8 units of AquaPro products while the sprint runs: each installation or service kit you fit "
+                "and claim counts as a unit sold. Completing pays 1,500 AquaPoints; the best three win prizes.",
                 ChallengeLevel.INDIVIDUAL, GoalMetric.UNITS_SOLD, 8, 1_500,
                 today - timedelta(days=42), today + timedelta(days=21), roles=FIELD_ROLES,
                 prizes=((1, 2_500, "An AquaPro service case, fully equipped"), (2, 1_500, ""), (3, 1_000, "")),
@@ -492,7 +502,7 @@ class _Learning:
             if spec.metric == GoalMetric.MODULES_PASSED:
                 events = [(p.at, p.person, Decimal(1)) for p in passes if spec.starts <= p.at < end]
             else:
-                # field people's units are those they installed or serviced; the others' those they sold
+                # field people's units sold are the kits of what they installed or serviced; the others' what they sold
                 kinds = ("installation", "service") if set(spec.roles) <= set(FIELD_ROLES) else ("sale",)
                 events = [
                     (a.at, a.person, Decimal(a.quantity))
@@ -647,8 +657,22 @@ def _percent(correct: int, total: int) -> int:
     return int((Decimal(correct * 100) / Decimal(total)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+# The ledger sources whose earn entries stand for an activity the program's rules pay: the engine's postings (a rule id
+# in their details: claims, training, surveys, challenge completions), a sell-out import's lines, and the history's
+# staff bonuses for sales, installations and service visits (posted by the planner without a rule id). Not welcome
+# bonuses, profiles, awards, adjustments, prizes, company shares, volume bonuses, pooling transfers or leavers'
+# points: services.standings does not count what the rules did not pay.
+RULE_PAID_SOURCES = (
+    EntrySource.CLAIM,
+    EntrySource.SALES_IMPORT,
+    EntrySource.SALE_LINE,
+    EntrySource.SURVEY,
+    EntrySource.TRAINING,
+    *STAFF_BONUS_SOURCES,
+)
+
 # The rules' earnings of the current period, per member and per company: what services.standings raises as the rules
-# post, rebuilt from the ledger (the rule engine's earn entries, less what was taken back of them).
+# post, rebuilt from the ledger (the earn entries of RULE_PAID_SOURCES or with a rule id, less what was taken back).
 _STANDINGS = """
 WITH d AS (
     SELECT a.member_id, COALESCE(a.partner_id, pm.partner_id) AS partner_id,
@@ -656,13 +680,13 @@ WITH d AS (
     FROM loyalty_pointsentry e JOIN loyalty_pointsaccount a ON a.id = e.account_id
     LEFT JOIN partners_member pm ON pm.id = a.member_id
     WHERE a.program_id = %(program)s AND e.kind = 'earn' AND e.created_at >= %(since)s
-        AND (e.details->>'rule_id' IS NOT NULL OR e.source_type = 'sales_import')
+        AND (e.details->>'rule_id' IS NOT NULL OR e.source_type = ANY(%(sources)s))
     UNION ALL
     SELECT a.member_id, COALESCE(a.partner_id, pm.partner_id), r.available_delta + r.pending_delta
     FROM loyalty_pointsentry r JOIN loyalty_pointsentry e ON e.id = r.reverses_id
     JOIN loyalty_pointsaccount a ON a.id = e.account_id LEFT JOIN partners_member pm ON pm.id = a.member_id
     WHERE a.program_id = %(program)s AND r.kind = 'reverse' AND e.kind = 'earn' AND e.created_at >= %(since)s
-        AND (e.details->>'rule_id' IS NOT NULL OR e.source_type = 'sales_import')
+        AND (e.details->>'rule_id' IS NOT NULL OR e.source_type = ANY(%(sources)s))
 ),
 people AS (
     INSERT INTO loyalty_periodstanding AS s (program_id, period_start, partner_id, member_id, points, normalised,
@@ -690,6 +714,12 @@ def _rebuild_standings(program) -> None:
     """The current period's standings as the rules' postings make them (one statement)."""
     period = standings_period(program)
     since = timezone.make_aware(datetime.combine(period, time.min))
-    params = {"program": program.pk, "period": period, "since": since, "active": MemberStatus.ACTIVE.value}
+    params = {
+        "program": program.pk,
+        "period": period,
+        "since": since,
+        "active": MemberStatus.ACTIVE.value,
+        "sources": [str(source) for source in RULE_PAID_SOURCES],
+    }
     with connection.cursor() as cursor:
         cursor.execute(_STANDINGS, params)

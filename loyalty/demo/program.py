@@ -383,6 +383,11 @@ class Training:
     module: str
 
 
+# The source_type of the history's staff bonuses (Activity.kind): a sale, an installation or a service visit, each
+# standing for what the program's rules pay for it (posted by the planner straight to the ledger, without a rule id).
+STAFF_BONUS_SOURCES = ("sale", "installation", "service")
+
+
 @dataclass(frozen=True, slots=True)
 class Activity:
     """A sale, an installation or a service visit of the planner's: `quantity` units of a product of `line` (the

@@ -14,6 +14,13 @@ colleague acting when the rule shares with the member's role ("a sales rep sells
 partner has one, else a placeholder that is only shown), so the page can say what each role gets and what is left
 for the company. A rule that requires a certificate is shown with the example of a certified member, saying so.
 
+A bonus (a percentage or a multiplier) tops up what the event's base rules pay IN ALL — to every beneficiary, the
+member, the colleagues named and the company account — and pays the top-up to its own beneficiaries (with no
+shares: the one who acted). So its example says the base it works on ("10 % on top of the 640 points the sale pays in
+all: 64 more, to you"), on a product the base rules pay for; when they pay for none of its products, the offer says
+it has nothing to add to. Where the partner pools staff bonuses, the examples say the points go to the company
+account.
+
 A constant number of queries, whatever the number of rules, products, modules or challenges.
 """
 
@@ -27,7 +34,7 @@ from django.utils import timezone
 
 from loyalty.constants import AttemptStatus, ChallengeLevel, RuleEvent, RuleStatus
 from loyalty.engine import facts
-from loyalty.engine.formulas import formula_for
+from loyalty.engine.formulas import ONE, ZERO, formula_for
 from loyalty.engine.rules import CompiledRule, Event, Participant, compile_rules, evaluate, paying_rules
 from loyalty.models import (
     Certificate,
@@ -88,10 +95,25 @@ class Example:
     total: int  # what every rule in force together pays the member for the same event
     pooled: bool
     assumes_certificate: bool  # the example supposes the one acting is certified as the rule requires
+    # A bonus's base: what the event's base rules pay in all (every beneficiary), as the statement shows it; with
+    # `before_tier`, the engine's figure before tier multipliers (the base rules and the bonus do not all apply the
+    # tier, so the statement's figure would not give the bonus). 0: the base rules pay nothing, nothing to top up.
+    base_in_all: Decimal = ZERO
+    before_tier: bool = False
 
     @property
     def from_other_rules(self) -> int:
         return self.total - self.you
+
+    @property
+    def rule_in_all(self) -> int:
+        """What this rule pays for the event to everyone: the member, the colleagues named and the company."""
+        return self.you + sum(share.points for share in self.others) + self.company
+
+    @property
+    def nothing_to_add(self) -> bool:
+        """A bonus whose base rules pay nothing for the example (so neither does the bonus)."""
+        return self.you == 0
 
     @property
     def paid_to_you(self) -> int:
@@ -350,17 +372,21 @@ class _Guide:
     def _sale_example(self, rule: CompiledRule) -> Example | None:
         if self.sale_base is None:
             return None
-        me = self.me
+        me, idle = self.me, None
         if rule.matches_who(self.sale_base, me.role_code):
             example = self._best_paying(rule, actor=me)
-            if example is not None:
+            if example is not None and not example.nothing_to_add:
                 return example
+            idle = example
         if any(code == me.role_code for code, _ in rule.shares):
             actor_role = self._acting_role(rule)
             if actor_role is not None:
                 colleague = self._colleague(actor_role, index=len(self.roles), is_actor=True)
-                return self._best_paying(rule, actor=colleague, named=replace(me, is_actor=False))
-        return None
+                example = self._best_paying(rule, actor=colleague, named=replace(me, is_actor=False))
+                if example is not None and not example.nothing_to_add:
+                    return example
+                idle = idle or example
+        return idle
 
     def _acting_role(self, rule: CompiledRule) -> str | None:
         """The role of a colleague whose sale the rule pays (someone other than the member's role)."""
@@ -387,7 +413,8 @@ class _Guide:
         ]
 
     def _best_paying(self, rule: CompiledRule, *, actor: Participant, named: Participant | None = None):
-        """The example of the candidate product the rule pays the member most for (the first of equals), or None."""
+        """The example of the candidate product the rule pays the member most for (the first of equals); for a bonus
+        none of whose candidates the base rules pay for, the first one's, with nothing to add; else None."""
         me = named or actor
         cert_line = rule.certified_line_id
         assumes = cert_line is not None and cert_line not in actor.certified_line_ids
@@ -401,7 +428,8 @@ class _Guide:
                 present.add(code)
         quantity = max(Decimal(1), (rule.min_quantity or Decimal(1)).to_integral_value(rounding=ROUND_CEILING))
         amount = max(EXAMPLE_AMOUNT, rule.min_amount or EXAMPLE_AMOUNT)
-        best = None
+        best = idle = None
+        base_pays = False
         for product in self._candidates(rule):
             event = replace(
                 self.sale_base,
@@ -415,9 +443,14 @@ class _Guide:
                 certificates_known=True,
             )
             example = self._example(rule, event, me, product=product, actor=actor, assumes=assumes)
-            if example is not None and (best is None or example.you > best.you):
+            if example is None:
+                base_pays = True  # (a bonus is None only when its base rules pay, but not the member)
+                continue
+            if example.nothing_to_add:
+                idle = idle or example
+            elif best is None or example.you > best.you:
                 best = example
-        return best
+        return best or (None if base_pays else idle)
 
     def _member_example(self, rule: CompiledRule) -> Example | None:
         """A referral, a completed profile, a co-marketing claim or a custom event of the member's own."""
@@ -444,9 +477,15 @@ class _Guide:
         return self._example(rule, event, self.me, product=None, actor=actor, assumes=assumes)
 
     def _example(self, rule, event, me, *, product, actor, assumes) -> Example | None:
+        """What `event` pays the member `me` by `rule`, or None when nothing; for a bonus rule, also when its base
+        rules pay nothing at all (an example with nothing to add, `you` 0)."""
         postings = evaluate(event, self.rules)
         you = sum(p.points for p in postings if p.rule_id == rule.id and p.member_id == me.member_id)
-        if you <= 0:
+        paying = paying_rules(event, self.rules)
+        base_in_all, before_tier = ZERO, False
+        if rule.points_formula.is_bonus:
+            base_in_all, before_tier = _bonus_base(rule, event, paying, postings)
+        if you <= 0 and not (rule.points_formula.is_bonus and base_in_all == 0 and rule in paying):
             return None
         names = {person.member_id: person.role_name for person in event.participants}
         others = tuple(
@@ -454,9 +493,7 @@ class _Guide:
             for p in postings
             if p.rule_id == rule.id and p.member_id is not None and p.member_id != me.member_id
         )
-        reads_amount = any(
-            formula_for(r.formula).reads_amount or r.min_amount is not None for r in paying_rules(event, self.rules)
-        )
+        reads_amount = any(formula_for(r.formula).reads_amount or r.min_amount is not None for r in paying)
         return Example(
             event=replace(event, pooled=self.pooled),
             product=product,
@@ -469,6 +506,8 @@ class _Guide:
             total=sum(p.points for p in postings if p.member_id == me.member_id),
             pooled=self.pooled,
             assumes_certificate=assumes,
+            base_in_all=base_in_all,
+            before_tier=before_tier,
         )
 
     # Training ----------------------------------------------------------------------------------------------
@@ -609,6 +648,20 @@ def plain(number: Decimal) -> Decimal:
 
 def _most_first(offer: RuleOffer):
     return (-offer.example.you, offer.rule.name)
+
+
+def _bonus_base(bonus: CompiledRule, event: Event, paying: list[CompiledRule], postings) -> tuple[Decimal, bool]:
+    """What a bonus rule tops up for `event`: (the points its base rules pay in all, before tiers?). The engine's
+    bonus is its percentage (or multiple) of the base rules' points before the tier multiplier, to which the bonus's
+    own tier multiplier is then applied. When the base rules and the bonus all apply the partner's tier alike (or the
+    tier is 1), that is the percentage of what the base rules post, the statement's figure: that figure. Otherwise
+    the engine's own, said to be before tier multipliers."""
+    base = [rule for rule in paying if not rule.points_formula.is_bonus]
+    if event.tier_multiplier == ONE or all(rule.apply_tier_multiplier == bonus.apply_tier_multiplier for rule in base):
+        ids = {rule.id for rule in base}
+        return Decimal(sum(p.points for p in postings if p.rule_id in ids)), False
+    raw = sum((rule.points_formula.points(rule.value, event, ZERO)[0] for rule in base), ZERO)
+    return plain(raw), True
 
 
 def _matches_who_for(rule: CompiledRule, base: Event, role: str) -> bool:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from loyalty.constants import AttemptStatus, ChallengeLevel, EntrySource, Formula, RuleEvent
 from loyalty.engine import facts
+from loyalty.engine.formulas import number_text
 from loyalty.engine.rules import evaluate
 from loyalty.models import PartnerTier, PointsEntry, QuizAttempt
 from loyalty.selectors.earning_guide import earning_guide
@@ -166,10 +167,131 @@ def test_a_multiplier_is_shown_on_top_of_the_base_example(client, program, aquas
     text = visible(client.get(URL))
 
     assert "Extra on top" in text
-    assert "×2 on what the other offers pay" in text
-    assert "the other offers pay you 50 AquaPoints, this one adds 50: 100 in all." in text
+    assert "×2 on what the other offers pay in all" in text
+    assert (
+        "×2 on the 50 AquaPoints the sale pays in all: 50 more, to you. With the other offers for the same sale: 100"
+        in text
+    )
     assert f"Until {(timezone.localdate() + timedelta(days=9)):%-d %b %Y}: 9 days left." in text
     assert "With the other offers for the same sale: 100 AquaPoints for you in all." in text  # on the base rule
+
+
+@pytest.fixture
+def distributor_world(program, softeners):
+    """The demo's distributor bonus: 10 % on top of every sale's points for distributors, paid to the one who sold;
+    a reverse osmosis rule on every euro shared 60 % sales rep / 30 % engineer (the rest to the company), and
+    installation kits for foremen. The distributor is Silver (×1.1)."""
+    ro = ProductLineFactory(code="ro", name="Reverse osmosis")
+    ProductFactory(sku="PFR-1000C", name="PureFlow RO-1000", line=ro)
+    kit = ProductFactory(sku="SPK-INST-RO", name="RO installation kit", line=ProductLineFactory(name="Spare parts"))
+    partner = PartnerFactory(name="Northwater", kind=PartnerKind.DISTRIBUTOR)
+    silver = TierFactory(program=program, name="Silver", multiplier=Decimal("1.10"))
+    PartnerTier.objects.create(
+        program=program, partner=partner, tier=silver, since=program.starts_on, held_until=program.starts_on
+    )
+    sale_rule(
+        program,
+        name="RO shared",
+        lines=[ro],
+        formula=Formula.PER_AMOUNT,
+        value=Decimal("0.5"),
+        shares=[{"role": "sales", "percent": 60}, {"role": "engineer", "percent": 30}],
+    )
+    sale_rule(program, name="Kits", roles=["foreman"], products=[kit], formula=Formula.FIXED, value=Decimal(150))
+    sale_rule(
+        program,
+        name="Distributor bonus 10 %",
+        partner_kinds=[PartnerKind.DISTRIBUTOR],
+        formula=Formula.PERCENT_BONUS,
+        value=Decimal(10),
+        priority=40,
+    )
+    return partner
+
+
+@pytest.mark.parametrize("code", ["sales", "foreman", "owner"])
+def test_a_percentage_bonus_says_it_tops_up_what_the_sale_pays_everyone_and_pays_the_one_who_sold(
+    client, program, distributor_world, code
+):
+    """Not "the other offers pay you 0, this one adds 55": the bonus is 10 % of what the base rules pay in all (the
+    rep's share, the company's rest), paid to the member who sold — 10 % of 550 → 55, as posting it pays."""
+    member = MemberFactory(partner=distributor_world, role=role(code))
+    client.force_login(member.user)
+
+    response = client.get(URL)
+
+    text = visible(response)
+    assert "+10 % on top of what the other offers pay in all · any of our products · × 1.1 for your Silver tier" in text
+    assert (
+        "sell 1 × PureFlow RO-1000, an invoice line of €1,000.00: 10 % on top of the 550 AquaPoints the sale pays in "
+        "all: 55 more, to you." in text
+    )
+    assert "the other offers pay you" not in text
+    assert ("With the other offers for the same sale: 385 AquaPoints for you in all." in text) == (code == "sales")
+    (offer,) = response.context["guide"].bonuses
+    with transaction.atomic():
+        entries = post_event(program=program, event=offer.example.event)
+        by_rule = Counter()
+        for entry in entries:
+            by_rule[(entry.details["rule_id"], entry.account.member_id)] += entry.available_delta + entry.pending_delta
+        transaction.set_rollback(True)
+    base = sum(points for (rule_id, _), points in by_rule.items() if rule_id != offer.rule.pk)
+    assert (base, by_rule[(offer.rule.pk, member.pk)], by_rule[(offer.rule.pk, None)]) == (550, 55, 0)
+
+
+def test_a_bonus_whose_base_rules_do_not_apply_the_tier_says_its_figure_is_before_tiers(client, program, aquasoft, rep):
+    gold = TierFactory(program=program, name="Gold", multiplier=Decimal("1.20"))
+    PartnerTier.objects.create(
+        program=program, partner=rep.partner, tier=gold, since=program.starts_on, held_until=program.starts_on
+    )
+    sale_rule(program, name="Base", value=Decimal(50), apply_tier_multiplier=False)
+    sale_rule(program, name="Plus ten", formula=Formula.PERCENT_BONUS, value=Decimal(10))
+    client.force_login(rep.user)
+
+    text = visible(client.get(URL))
+
+    assert (
+        "10 % on top of the 50 AquaPoints the sale pays in all before tier multipliers, × 1.2 for your Gold tier: "
+        "6 more, to you." in text
+    )  # 10 % of 50 × 1.2, as the engine explains it: "10% of 50 pts × Gold 1.2 = 6"
+
+
+def test_a_bonus_with_shares_names_what_it_pays_each(client, program, aquasoft, rep):
+    sale_rule(program, name="Base", formula=Formula.FIXED, value=Decimal(640))
+    sale_rule(
+        program,
+        name="Team bonus",
+        formula=Formula.PERCENT_BONUS,
+        value=Decimal(10),
+        shares=[{"role": "sales", "percent": 60}, {"role": "engineer", "percent": 30}],
+    )
+    client.force_login(rep.user)
+
+    text = visible(client.get(URL))
+
+    assert (
+        "10 % on top of the 640 AquaPoints the sale pays in all: 64 more: you get 38, the Engineer / installer named "
+        "on the claim 19, your company 7." in text
+    )
+
+
+def test_a_bonus_on_products_no_other_offer_pays_for_says_it_has_nothing_to_add_to(
+    client, program, aquasoft, softeners, rep
+):
+    sale_rule(program, name="Filters", lines=[ProductFactory().line], value=Decimal(5))
+    sale_rule(program, name="Softeners double", lines=[softeners], formula=Formula.MULTIPLIER, value=Decimal(2))
+    client.force_login(rep.user)
+
+    response = client.get(URL)
+
+    (offer,) = response.context["guide"].bonuses
+    assert (offer.rule.name, offer.example.nothing_to_add, offer.example.you) == ("Softeners double", True, 0)
+    text = visible(response)
+    assert "Softeners double ×2 on what the other offers pay in all · products of the Softeners line" in text
+    assert "No other offer pays for this at the moment, so this bonus has nothing to add to yet." in text
+    with transaction.atomic():
+        assert post_event(program=program, event=offer.example.event) == []
+        transaction.set_rollback(True)
 
 
 def test_limits_are_said_in_words(client, program, aquasoft, rep):
@@ -258,7 +380,7 @@ def test_a_rule_requiring_a_certificate_shows_the_certified_example_and_whether_
 
     text = visible(client.get(URL))
 
-    assert "the other offers pay you 50 AquaPoints, this one adds 25: 75 in all." in text
+    assert "×1.5 on the 50 AquaPoints the sale pays in all: 25 more, to you." in text
     assert "Only if you are certified on Softeners: pass its course to be." in text
 
     certificate = CertificateFactory(course__program=program, course__product_line=softeners, member=rep)
@@ -280,6 +402,53 @@ def test_a_pooled_partner_is_told_its_members_points_go_to_the_company(client, p
     assert "pools staff bonuses" in visible(response)
     example = response.context["guide"].sales[0].example
     assert (example.you, example.paid_to_you) == (10, 0)
+
+
+def test_a_member_of_a_pooling_partner_reads_that_sales_training_and_challenges_pay_the_company_account(
+    client, program, aquasoft, rep
+):
+    """Not "pays you 300": what the rules pay the member goes to the company account, and the page says so."""
+    rep.partner.payout_policy = PayoutPolicy.POOLED
+    rep.partner.save()
+    sale_rule(
+        program,
+        name="Shared sale",
+        formula=Formula.FIXED,
+        value=Decimal(100),
+        shares=[{"role": "sales", "percent": 60}],
+    )
+    sale_rule(program, name="Own sale", value=Decimal(30))
+    sale_rule(program, name="Plus ten", formula=Formula.PERCENT_BONUS, value=Decimal(10))
+    RuleFactory(program=program, event=RuleEvent.TRAINING_PASSED, formula=Formula.FIXED, value=Decimal(300))
+    RuleFactory(program=program, event=RuleEvent.CHALLENGE_COMPLETED, formula=Formula.PER_UNIT, value=Decimal(1))
+    with_quiz(ModuleFactory(course=CourseFactory(program=program), title="Hardness"))
+    ChallengeFactory(program=program, name="Spring sprint", completion_points=500)
+    client.force_login(rep.user)
+
+    text = visible(client.get(URL))
+
+    assert (
+        "sell 1 × AquaSoft 300: 100 AquaPoints to your company's account, your share of 60 included (your company "
+        "pools staff bonuses)." in text
+    )
+    assert "sell 1 × AquaSoft 300: 30 AquaPoints to your company's account (your company pools staff bonuses)." in text
+    assert (
+        "10 % on top of the 130 AquaPoints the sale pays in all: 13 more, to your company's account (your company "
+        "pools staff bonuses)." in text
+    )
+    assert "Passing (a score of 80 % or more) pays 300 AquaPoints to your company's account (your company pools" in text
+    assert "Completing it pays 500 AquaPoints to your company's account (your company pools staff bonuses)." in text
+    assert not re.search(r"you get|pays you \d", text)
+    passed = facts.member_event(
+        kind=RuleEvent.TRAINING_PASSED, program=program, source_key="pass", member=rep,
+        occurred_on=timezone.localdate(), quantity=Decimal(100),
+    )  # fmt: skip
+    with transaction.atomic():  # passing pays the company account, as the page says
+        entries = post_event(program=program, event=passed)
+        assert [(e.account.member_id, e.account.partner_id, e.available_delta) for e in entries] == [
+            (None, rep.partner_id, 300)
+        ]
+        transaction.set_rollback(True)
 
 
 # Training and challenges -----------------------------------------------------------------------------------
@@ -540,9 +709,10 @@ def test_every_example_on_the_page_pays_exactly_what_it_shows_over_200_random_ru
             guide = earning_guide(viewer=user, program=program)
             assert guide.pooled == (partner.payout_policy == PayoutPolicy.POOLED)
             rules = published_rules(program)
+            bonus_ids = {rule.id for rule in rules if rule.points_formula.is_bonus}
             for offer in (*guide.sales, *guide.bonuses):
                 example = offer.example
-                assert example.you > 0
+                assert example.you > 0 or (offer.is_bonus and example.nothing_to_add), seed
                 with transaction.atomic():
                     if example.assumes_certificate:  # the example is that of one who holds the certificate: get it
                         CertificateFactory(
@@ -562,13 +732,33 @@ def test_every_example_on_the_page_pays_exactly_what_it_shows_over_200_random_ru
                     if example.pooled:
                         company = sum(e.available_delta + e.pending_delta for e in from_rule)
                         assert company == example.you + sum(s.points for s in example.others) + example.company
+                    # a bonus: what its base rules pay everyone, the figure the page tops up, and what it pays in all
+                    base = sum(
+                        e.available_delta + e.pending_delta for e in entries if e.details["rule_id"] not in bonus_ids
+                    )
+                    if offer.is_bonus and example.nothing_to_add:
+                        assert (base, from_rule, example.base_in_all) == (0, [], 0), seed
+                    elif offer.is_bonus:
+                        assert sum(e.available_delta + e.pending_delta for e in from_rule) == example.rule_in_all, seed
+                        assert base > 0 and example.base_in_all > 0, seed
+                        if example.before_tier:  # the engine's own figure, as the bonus's explanation says it
+                            of = (
+                                f"of {number_text(example.base_in_all)} pts"
+                                if offer.rule.formula == Formula.PERCENT_BONUS
+                                else f"{number_text(example.base_in_all)} pts ×"
+                            )
+                            assert all(of in e.explanation for e in from_rule), seed
+                        else:
+                            assert example.base_in_all == base, seed
                     assert sum(p.points for p in evaluate(event, rules)) == sum(
                         e.available_delta + e.pending_delta for e in entries
                     )
                     checked += 1
                     kinds.update(
                         {
-                            "bonus": offer.is_bonus,
+                            "bonus": offer.is_bonus and not example.nothing_to_add,
+                            "bonus before tiers": offer.is_bonus and example.before_tier,
+                            "bonus with nothing to add": offer.is_bonus and example.nothing_to_add,
                             "colleague acts": bool(example.actor_role),
                             "shares": bool(example.others),
                             "stacked": bool(example.from_other_rules),
