@@ -18,6 +18,7 @@ from loyalty.models import PeriodStanding
 from loyalty.selectors import challenges as selectors
 from loyalty.selectors.leaderboards import current_period_start
 from partners.models import Member
+from tests.helpers import visible
 from tests.loyalty.factories import (
     ChallengeEntryFactory,
     ChallengeFactory,
@@ -48,12 +49,6 @@ def rep(program):
 def rep_client(client, rep):
     client.force_login(rep.user)
     return client
-
-
-def visible(response) -> str:
-    """The page's text as read: tags removed, whitespace collapsed."""
-    html = re.sub(r"<(style|script)\b.*?</\1>", " ", response.content.decode(), flags=re.S)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
 
 
 def softener_sprint(program, **fields):

@@ -1,5 +1,6 @@
 """The minimal PDF writer of certificates (loyalty.common.pdf): a well-formed one-page document whose cross-reference
-table points at its objects, text in WinAnsi with accents dropped from the Latin letters it lacks and "?" for the rest, special characters escaped."""
+table points at its objects, text in WinAnsi with accents dropped from the Latin letters it lacks and "?" for the
+rest, special characters escaped."""
 
 import re
 

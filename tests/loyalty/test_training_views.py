@@ -12,6 +12,7 @@ from loyalty.constants import AttemptStatus, QuestionKind
 from loyalty.models import PointsEntry, QuizAttempt
 from loyalty.services import training as services
 from partners.constants import PartnerKind
+from tests.helpers import visible
 from tests.loyalty.factories import (
     CertificateFactory,
     CourseFactory,
@@ -41,12 +42,6 @@ def foreman():
 def signed_in(client, foreman):
     client.force_login(foreman.user)
     return client
-
-
-def visible(response) -> str:
-    """The page's text as read: tags removed, whitespace collapsed."""
-    html = re.sub(r"<(style|script)\b.*?</\1>", " ", response.content.decode(), flags=re.S)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
 
 
 def certifying(program, *, modules: int = 2, title: str = "Softener expert", line: str = "Softeners"):
