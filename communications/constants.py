@@ -77,6 +77,10 @@ class Kind(models.TextChoices):
     CHALLENGE_HALFWAY = "challenge_halfway", _("Challenge half done")
     CHALLENGE_COMPLETED = "challenge_completed", _("Challenge completed")
     CHALLENGE_RESULTS = "challenge_results", _("Challenge results")
+    REFERRAL_DECIDED = "referral_decided", _("Referral converted or rejected")
+    RETURN_DECIDED = "return_decided", _("Equipment return confirmed or rejected")
+    MDF_DECIDED = "mdf_decided", _("Co-marketing request decided")
+    DRAW_RESULT = "draw_result", _("Prize draw result")
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,43 @@ KINDS: dict[str, KindSpec] = {
             "rank": "The member's (or their company's) final rank",
             "participants": "How many took part",
             "prize": "What the rank won (may be empty)",
+        },
+    ),
+    Kind.REFERRAL_DECIDED: KindSpec(
+        Topic.POINTS,
+        {
+            "company": "The referred company",
+            "converted": "Whether it became a customer (else it was rejected)",
+            "points": "The points the conversion paid the member (0: none)",
+            "reason": "Why it was rejected (may be empty)",
+        },
+    ),
+    Kind.RETURN_DECIDED: KindSpec(
+        Topic.POINTS,
+        {
+            "units": "How many units were returned",
+            "what": "What was returned",
+            "confirmed": "Whether the return was confirmed (else rejected)",
+            "points": "The points it paid the member (0: none)",
+            "reason": "Why it was rejected, or that a monthly cap limited it (may be empty)",
+        },
+    ),
+    Kind.MDF_DECIDED: KindSpec(
+        Topic.POINTS,
+        {
+            "activity": "The co-marketing activity",
+            "status": "The request's new status, in words",
+            "amount": "The amount pre-approved or reimbursed (may be empty)",
+            "reason": "Why, as the program team wrote it (may be empty)",
+        },
+    ),
+    Kind.DRAW_RESULT: KindSpec(
+        Topic.CAMPAIGNS,
+        {
+            "draw": "The prize draw's name",
+            "won": "Whether the member won",
+            "prize": "What they won (may be empty)",
+            "entries": "How many entries the member held",
         },
     ),
 }

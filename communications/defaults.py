@@ -122,6 +122,22 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "en": ("Results of {{ challenge }}: rank {{ rank }}", "{{ challenge }} has ended: rank {{ rank }} of {{ participants }}.{% if prize %} Your prize: {{ prize }}.{% endif %}"),
         "de": ("Ergebnis von {{ challenge }}: Platz {{ rank }}", "{{ challenge }} ist beendet: Platz {{ rank }} von {{ participants }}.{% if prize %} Ihr Preis: {{ prize }}.{% endif %}"),
     },
+    Kind.REFERRAL_DECIDED: {
+        "en": ("{% if converted %}Your referral {{ company }} became a customer{% else %}Your referral {{ company }} was not taken up{% endif %}", "{% if converted %}Thank you: {{ company }} is now a customer.{% if points %} You earned {{ points|intcomma }} points.{% endif %}{% else %}{{ company }} did not become a customer. {{ reason }}{% endif %}"),
+        "de": ("{% if converted %}Ihre Empfehlung {{ company }} ist Kunde geworden{% else %}Ihre Empfehlung {{ company }} wurde nicht angenommen{% endif %}", "{% if converted %}Vielen Dank: {{ company }} ist jetzt Kunde.{% if points %} Sie haben {{ points|intcomma }} Punkte erhalten.{% endif %}{% else %}{{ company }} ist nicht Kunde geworden. {{ reason }}{% endif %}"),
+    },
+    Kind.RETURN_DECIDED: {
+        "en": ("{% if confirmed %}Return confirmed: {{ units }} × {{ what }}{% else %}Return not confirmed: {{ units }} × {{ what }}{% endif %}", "{% if confirmed %}Your return of {{ units }} × {{ what }} was confirmed.{% if points %} You earned {{ points|intcomma }} points.{% endif %}{% else %}Your return of {{ units }} × {{ what }} was not confirmed.{% endif %} {{ reason }}"),
+        "de": ("{% if confirmed %}Rückgabe bestätigt: {{ units }} × {{ what }}{% else %}Rückgabe nicht bestätigt: {{ units }} × {{ what }}{% endif %}", "{% if confirmed %}Ihre Rückgabe von {{ units }} × {{ what }} wurde bestätigt.{% if points %} Sie haben {{ points|intcomma }} Punkte erhalten.{% endif %}{% else %}Ihre Rückgabe von {{ units }} × {{ what }} wurde nicht bestätigt.{% endif %} {{ reason }}"),
+    },
+    Kind.MDF_DECIDED: {
+        "en": ("Co-marketing: {{ activity }} is {{ status }}", "Your co-marketing request “{{ activity }}” is now: {{ status }}.{% if amount %} Amount: {{ amount }}.{% endif %} {{ reason }}"),
+        "de": ("Co-Marketing: {{ activity }} ist {{ status }}", "Ihr Co-Marketing-Antrag „{{ activity }}“ hat jetzt den Status: {{ status }}.{% if amount %} Betrag: {{ amount }}.{% endif %} {{ reason }}"),
+    },
+    Kind.DRAW_RESULT: {
+        "en": ("{% if won %}You won in {{ draw }}{% else %}Results of {{ draw }}{% endif %}", "{% if won %}Congratulations: you won {{ prize }} in {{ draw }}.{% else %}{{ draw }} has been drawn; this time you did not win.{% endif %} You held {{ entries }} entr{{ entries|pluralize:'y,ies' }}. Anyone can check the draw on its page."),
+        "de": ("{% if won %}Sie haben bei {{ draw }} gewonnen{% else %}Ergebnis von {{ draw }}{% endif %}", "{% if won %}Glückwunsch: Sie haben {{ prize }} bei {{ draw }} gewonnen.{% else %}{{ draw }} wurde ausgelost; diesmal haben Sie nicht gewonnen.{% endif %} Sie hatten {{ entries }} Los(e). Jeder kann die Auslosung auf ihrer Seite nachprüfen."),
+    },
 }  # fmt: skip
 
 

@@ -77,6 +77,8 @@ class RuleEvent(models.TextChoices):
     REFERRAL_CONVERTED = "referral_converted", _("Referral converted")
     CO_MARKETING_APPROVED = "co_marketing_approved", _("Co-marketing claim approved")
     CHALLENGE_COMPLETED = "challenge_completed", _("Challenge completed")
+    EQUIPMENT_RETURNED = "equipment_returned", _("Used equipment returned")
+    EVENT_ATTENDED = "event_attended", _("Event attended")
     PROFILE_COMPLETED = "profile_completed", _("Profile completed")
     CUSTOM = "custom", _("Custom API event")
 
@@ -169,3 +171,83 @@ class ImportStatus(models.TextChoices):
     RUNNING = "running", _("Running")
     DONE = "done", _("Done")
     FAILED = "failed", _("Failed")
+
+
+class ReferralStatus(models.TextChoices):
+    SUBMITTED = "submitted", _("Submitted")
+    QUALIFIED = "qualified", _("Qualified")
+    CONVERTED = "converted", _("Converted")
+    REJECTED = "rejected", _("Rejected")
+
+
+REFERRAL_TRANSITIONS: dict[str, set[str]] = {
+    ReferralStatus.SUBMITTED: {ReferralStatus.QUALIFIED, ReferralStatus.REJECTED},
+    ReferralStatus.QUALIFIED: {ReferralStatus.CONVERTED, ReferralStatus.REJECTED},
+    ReferralStatus.CONVERTED: set(),
+    ReferralStatus.REJECTED: set(),
+}
+
+
+class ReturnStatus(models.TextChoices):
+    REGISTERED = "registered", _("Waiting for confirmation")
+    CONFIRMED = "confirmed", _("Confirmed")
+    REJECTED = "rejected", _("Rejected")
+
+
+RETURN_TRANSITIONS: dict[str, set[str]] = {
+    ReturnStatus.REGISTERED: {ReturnStatus.CONFIRMED, ReturnStatus.REJECTED},
+    ReturnStatus.CONFIRMED: set(),
+    ReturnStatus.REJECTED: set(),
+}
+
+
+class FundSource(models.TextChoices):
+    MANUAL = "manual", _("Set by hand")
+    TIER = "tier", _("Tier benefit")
+    SALES_SHARE = "sales_share", _("Share of last period's sales")
+
+
+class MdfStatus(models.TextChoices):
+    REQUESTED = "requested", _("Requested")
+    PRE_APPROVED = "pre_approved", _("Pre-approved")
+    DECLINED = "declined", _("Declined")
+    CLAIMED = "claimed", _("Claimed with proof")
+    REIMBURSED = "reimbursed", _("Reimbursed")
+    CLAIM_REJECTED = "claim_rejected", _("Claim rejected")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+
+
+MDF_TRANSITIONS: dict[str, set[str]] = {
+    MdfStatus.REQUESTED: {MdfStatus.PRE_APPROVED, MdfStatus.DECLINED, MdfStatus.WITHDRAWN},
+    MdfStatus.PRE_APPROVED: {MdfStatus.CLAIMED, MdfStatus.WITHDRAWN},
+    MdfStatus.CLAIMED: {MdfStatus.REIMBURSED, MdfStatus.CLAIM_REJECTED},
+    # A rejected claim can be corrected (more proof) and claimed again.
+    MdfStatus.CLAIM_REJECTED: {MdfStatus.CLAIMED, MdfStatus.WITHDRAWN},
+    MdfStatus.DECLINED: set(),
+    MdfStatus.REIMBURSED: set(),
+    MdfStatus.WITHDRAWN: set(),
+}
+
+
+class MdfPayout(models.TextChoices):
+    POINTS = "points", _("Points to the company account")
+    CREDIT_NOTE = "credit_note", _("Money, as a credit note")
+
+
+class ProofKind(models.TextChoices):
+    ADVERT = "advert", _("The advert or material")
+    INVOICE = "invoice", _("An invoice")
+    OTHER = "other", _("Other proof")
+
+
+class DrawStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    OPEN = "open", _("Open for entries")
+    CLOSED = "closed", _("Closed, waiting for the draw")
+    DRAWN = "drawn", _("Drawn")
+
+
+class EntrySourceKind(models.TextChoices):
+    ACTIVITY = "activity", _("Earned by activity")
+    BOUGHT = "bought", _("Bought with points")
+    FREE = "free", _("Free entry")

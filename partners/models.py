@@ -118,6 +118,12 @@ class Region(models.Model):
         validators=[validate_time_zone],
         help_text=_("Its members' quiet hours (no SMS at night) follow it. Empty: the program's time zone."),
     )
+    free_draw_entry = models.BooleanField(
+        _("prize draws need a free entry"),
+        default=False,
+        db_default=False,
+        help_text=_("The law of this region requires a free way to enter prize draws, with equal odds."),
+    )
 
     class Meta:
         ordering = ["name"]

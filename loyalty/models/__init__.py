@@ -12,14 +12,32 @@ from loyalty.models.challenges import (
     PeriodStanding,
 )
 from loyalty.models.claims import ClaimEvent, ClaimLine, SalesClaim
+from loyalty.models.comarketing import MarketingFund, MarketingProof, MarketingRequest, MarketingRequestEvent
+from loyalty.models.draws import DrawEntry, DrawWinner, PrizeDraw
 from loyalty.models.ledger import PointsAccount, PointsAdjustment, PointsAllocation, PointsEntry, PointsLot
 from loyalty.models.programs import Program
+from loyalty.models.referrals import Referral, ReferralEvent
+from loyalty.models.returns import CollectionPoint, EquipmentReturn, EquipmentReturnEvent, ReturnedSerial, ReturnType
 from loyalty.models.rules import IncentiveRule, RuleUsage
 from loyalty.models.sellout import PartnerAlias, SaleLine, SalesImport, SalesSource
 from loyalty.models.tiers import PartnerTier, Tier, TierChange
 from loyalty.models.training import Certificate, Course, Module, QuizAttempt, QuizChoice, QuizQuestion
 
 __all__ = [
+    "CollectionPoint",
+    "DrawEntry",
+    "DrawWinner",
+    "EquipmentReturn",
+    "EquipmentReturnEvent",
+    "MarketingFund",
+    "MarketingProof",
+    "MarketingRequest",
+    "MarketingRequestEvent",
+    "PrizeDraw",
+    "Referral",
+    "ReferralEvent",
+    "ReturnedSerial",
+    "ReturnType",
     "Certificate",
     "Challenge",
     "ChallengeEntry",

@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from loyalty.common.models import TimeStampedModel
-from loyalty.constants import EnrolmentMode, LeaverPolicy, TierMetric, TierPeriod
+from loyalty.constants import EnrolmentMode, LeaverPolicy, MdfPayout, TierMetric, TierPeriod
 
 
 class Program(TimeStampedModel):
@@ -88,6 +88,30 @@ class Program(TimeStampedModel):
             "A claim with more money of one product (its lines added up, in the program's currency) is refused; a "
             "product can set its own ceiling. 1,000,000 is far above any real invoice and stops mistyped amounts."
         ),
+    )
+    mdf_percent = models.DecimalField(
+        _("co-marketing share (%)"),
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("50.00"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        help_text=_("Part of an activity's actual cost the program reimburses (a tier can give another share)."),
+    )
+    mdf_share_by_brands = models.BooleanField(
+        _("reduce by the other brands named"),
+        default=False,
+        help_text=_("The share is divided by 1 + the number of other brands the advert names."),
+    )
+    mdf_payout = models.CharField(
+        _("co-marketing paid as"), max_length=12, choices=MdfPayout.choices, default=MdfPayout.POINTS
+    )
+    mdf_sales_share_percent = models.DecimalField(
+        _("co-marketing fund as a share of last period's sales (%)"),
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
     )
     is_active = models.BooleanField(default=True)
 

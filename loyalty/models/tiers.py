@@ -25,6 +25,24 @@ class Tier(models.Model):
         help_text="Earn multiplier applied on top of rules that allow it, e.g. 1.20.",
     )
     service_level = models.CharField(max_length=300, blank=True, help_text="Benefits as members read them.")
+    mdf_percent = models.DecimalField(
+        "co-marketing share (%)",
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Part of a co-marketing activity's cost reimbursed to partners at this tier. Empty: the program's.",
+    )
+    mdf_fund_amount = models.DecimalField(
+        "co-marketing fund per period",
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="The fund a partner at this tier gets each period (set by tier benefit). Empty: none by tier.",
+    )
 
     class Meta:
         ordering = ["program", "rank"]
