@@ -18,6 +18,10 @@ urlpatterns = [
     path("learn/", include("loyalty.urls.training")),
     path("challenges/", include("loyalty.urls.challenges")),
     path("how-to-earn/", include("loyalty.urls.earning")),
+    path("referrals/", include("loyalty.urls.referrals")),
+    path("returns/", include("loyalty.urls.returns")),
+    path("co-marketing/", include("loyalty.urls.comarketing")),
+    path("draws/", include("loyalty.urls.draws")),
     path("rewards/", include("rewards.urls")),
     path("messages/", include("communications.urls")),
     path("", include("communications.urls_surveys")),  # surveys/ and feedback/
