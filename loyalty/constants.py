@@ -46,6 +46,10 @@ class EntrySource(models.TextChoices):
     POOLING = "pooling", _("Pooled to the company account")
     COMPANY_SHARE = "company_share", _("Company shares")
     VOLUME_BONUS = "volume_bonus", _("Volume bonuses")
+    REFERRAL = "referral", _("Referrals")
+    RETURN = "return", _("Equipment returns")
+    CO_MARKETING = "co_marketing", _("Co-marketing")
+    DRAW = "draw", _("Prize draws")
 
 
 class AdjustmentStatus(models.TextChoices):
