@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 
 from loyalty.common.models import TimeStampedModel
 from loyalty.constants import AdjustmentStatus, EntryKind, EntrySource
@@ -99,6 +100,20 @@ class PointsEntry(models.Model):
     def points(self) -> int:
         """The change a member thinks of: available points, or pending ones for a pending earn."""
         return self.available_delta or self.pending_delta
+
+    @property
+    def activity_url(self) -> str:
+        """The page of the training module or challenge an entry came from ("" for other sources): their source
+        ids are "training:<module>:<member>" and "challenge:<challenge>:…"."""
+        kind, _, rest = self.source_id.partition(":")
+        number = rest.split(":", 1)[0]
+        if not number.isdigit():
+            return ""
+        if self.source_type == EntrySource.TRAINING and kind == "training":
+            return reverse("module_detail", args=[int(number)])
+        if self.source_type == EntrySource.CHALLENGE and kind == "challenge":
+            return reverse("challenge_detail", args=[int(number)])
+        return ""
 
     @property
     def claim_id(self) -> int | None:
