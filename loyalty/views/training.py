@@ -151,6 +151,10 @@ class QuizForm(forms.Form):
 def quiz_take(request, attempt_id: int):
     attempt = _attempt(request, attempt_id)
     if attempt.status != AttemptStatus.STARTED:
+        if request.method == "POST":  # answers sent again (another tab, the back button): they do not count
+            messages.info(
+                request, _("This quiz was already submitted; these answers did not count. Here is its result.")
+            )
         return redirect("quiz_result", attempt_id=attempt.pk)
     questions = selectors.attempt_questions(attempt)
     form = QuizForm(request.POST if request.method == "POST" else None, questions=questions)

@@ -12,7 +12,7 @@ from loyalty.constants import AttemptStatus, QuestionKind
 from loyalty.models import PointsEntry, QuizAttempt
 from loyalty.services import training as services
 from partners.constants import PartnerKind
-from tests.helpers import visible
+from tests.helpers import messages_of, visible
 from tests.loyalty.factories import (
     CertificateFactory,
     CourseFactory,
@@ -299,6 +299,8 @@ def test_a_quiz_sent_again_goes_to_the_result_and_pays_nothing_more(signed_in, p
     response = signed_in.post(reverse("quiz_take", args=[attempt.pk]), data)
 
     assert response.url == reverse("quiz_result", args=[attempt.pk])
+    (told,) = messages_of(response)
+    assert told == "This quiz was already submitted; these answers did not count. Here is its result."
     assert PointsEntry.objects.count() == 1
 
 
