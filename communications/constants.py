@@ -233,8 +233,9 @@ KINDS: dict[str, KindSpec] = {
             "reason": "Why, as the program team wrote it (may be empty)",
         },
     ),
+    # The result of a draw a member entered is news about their entries, not marketing: everyone who entered hears it.
     Kind.DRAW_RESULT: KindSpec(
-        Topic.CAMPAIGNS,
+        Topic.POINTS,
         {
             "draw": "The prize draw's name",
             "won": "Whether the member won",

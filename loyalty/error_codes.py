@@ -94,3 +94,32 @@ class ErrorCode(StrEnum):
     # Challenges (services.challenges): a goal that can never be met, settling one that has not ended.
     CHALLENGE_UNREACHABLE = "challenge_unreachable"
     CHALLENGE_NOT_ENDED = "challenge_not_ended"
+    # Equipment returns (services.returns): what a registration or a decision was refused for.
+    RETURN_TYPE_UNKNOWN = "return_type_unknown"
+    COLLECTION_POINT_UNKNOWN = "collection_point_unknown"
+    RETURN_QUANTITY = "return_quantity"
+    RETURN_DATE_FUTURE = "return_date_future"
+    RETURN_DATE_TOO_OLD = "return_date_too_old"
+    SERIALS_COUNT = "serials_count"
+    SERIAL_INVALID = "serial_invalid"
+    SERIAL_REPEATED = "serial_repeated"
+    SERIAL_REGISTERED = "serial_registered"
+    # Referrals (services.referrals): a prospect already in the program, a prospect converted before.
+    ALREADY_PARTNER = "already_partner"
+    ALREADY_CONVERTED = "already_converted"
+    INVALID_REFERRAL = "invalid_referral"
+    # Prize draws (services.draws): entries outside the window, over the most per member, no free entry here.
+    DRAW_NOT_OPEN = "draw_not_open"
+    DRAW_ENTRIES_MAX = "draw_entries_max"
+    DRAW_NOT_FOR_SALE = "draw_not_for_sale"
+    DRAW_NO_FREE_ENTRY = "draw_no_free_entry"
+    DRAW_FREE_ENTRY_TAKEN = "draw_free_entry_taken"
+    # Co-marketing funds (issue #13)
+    MDF_FUND_BELOW_USED = "mdf_fund_below_used"
+    MDF_FUND_EXCEEDED = "mdf_fund_exceeded"
+    MDF_FUND_OVERLAP = "mdf_fund_overlap"
+    MDF_NO_FUND = "mdf_no_fund"
+    MDF_NO_RULE = "mdf_no_rule"
+    MDF_NOT_ALLOWED = "mdf_not_allowed"
+    MDF_PROOF_MISSING = "mdf_proof_missing"
+    MDF_SALES_SHARE_UNSET = "mdf_sales_share_unset"

@@ -27,6 +27,7 @@ from loyalty.models import (
     PartnerAlias,
     PointsAccount,
     PointsAdjustment,
+    PrizeDraw,
     QuizAttempt,
     RuleUsage,
     SalesClaim,
@@ -305,3 +306,112 @@ def challenge_entries_lock_sql(cursor, holders: list[tuple[int, int | None, int]
     else:
         cursor.execute(_PEOPLE_ENTRIES, columns)
     return cursor.fetchall()
+
+
+# Equipment returns ------------------------------------------------------------------------------------------
+# A registration takes its serial numbers' locks before writing them; a decision locks the return row, then what
+# posting the "equipment returned" event takes (rules, rule usage rows, points accounts).
+
+
+def returned_serials_lock(keys) -> None:
+    """One registration at a time of each serial number (by matching key), until the transaction ends, taken in
+    key order with one statement: two returns naming the same serial at once never both pass the check."""
+    numbers = sorted({_advisory_key(f"returned-serial:{key}") for key in keys})
+    if numbers:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY 1) AS s", [numbers]
+            )
+            cursor.fetchall()
+
+
+def return_lock(pk: int):
+    """An equipment return row, locked, with what its decision needs (program, member and their partner and role,
+    type, collection point)."""
+    from loyalty.models import EquipmentReturn
+
+    return (
+        EquipmentReturn.objects.select_for_update(of=("self",))
+        .select_related("program", "member__user", "member__partner", "member__role", "return_type", "collection_point")
+        .get(pk=pk)
+    )
+
+
+# Referrals --------------------------------------------------------------------------------------------------
+# A referral's submission and its conversion take the prospect's locks (company id and e-mail matching keys), then
+# a conversion locks the referral row, then what posting the "referral converted" event takes.
+
+
+def referral_prospect_lock(program_id: int, *, company_key: str, email_key: str) -> None:
+    """One referral submission or conversion at a time of one prospect (by its company id's and e-mail's matching
+    keys) in a program, until the transaction ends, taken in key order with one statement: two referrals of the same
+    company never miss each other as duplicates, and two referrals of it are never both converted."""
+    names = [f"referral-company:{program_id}:{company_key}"] if company_key else []
+    names += [f"referral-email:{program_id}:{email_key}"] if email_key else []
+    numbers = sorted({_advisory_key(name) for name in names})
+    if numbers:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY 1) AS s",
+                [numbers],
+            )
+
+
+def referral_lock(pk: int):
+    """A referral row, locked, with what its decision needs (program, the referrer with their user, partner and
+    role)."""
+    from loyalty.models import Referral
+
+    return (
+        Referral.objects.select_for_update(of=("self",))
+        .select_related("program", "partner", "member__user", "member__partner", "member__role")
+        .get(pk=pk)
+    )
+
+
+# Prize draws ------------------------------------------------------------------------------------------------
+# A draw's row comes first: entering holds it shared (entries of many members go side by side), opening, closing
+# and drawing hold it exclusive (no entry slips in after the entry list is hashed) → a member's entries of the
+# draw → the points account that buying spends from.
+
+
+def draw_lock(pk: int) -> PrizeDraw:
+    """A prize draw's row, locked (opening, closing, drawing), with its program."""
+    return PrizeDraw.objects.select_for_update(of=("self",)).select_related("program").get(pk=pk)
+
+
+def draw_share_lock(pk: int) -> None:
+    """Hold a prize draw's row shared until the transaction ends: entering waits while the draw is closed or drawn,
+    and closing waits for the entries being made."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM loyalty_prizedraw WHERE id = %s FOR SHARE", [pk])
+
+
+def draw_member_lock(draw_id: int, member_id: int) -> None:
+    """One entry of a member in a draw at a time, until the transaction ends: the most entries per member holds
+    exactly, and a purchase sent twice at once is made (and paid) once."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_advisory_key(f"draw-member:{draw_id}:{member_id}")])
+
+
+# Co-marketing funds -----------------------------------------------------------------------------------------
+# A request's row comes first, then its fund's row: pre-approving raises the fund's committed amount, reimbursing
+# moves it to reimbursed, under the fund's lock (CHECK fund_not_overspent holds), then what posting takes.
+
+
+def marketing_request_lock(pk: int):
+    """A co-marketing request row, locked, with its fund, program, partner and requester."""
+    from loyalty.models import MarketingRequest
+
+    return (
+        MarketingRequest.objects.select_for_update(of=("self",))
+        .select_related("fund__program", "partner", "member__user", "member__role")
+        .get(pk=pk)
+    )
+
+
+def marketing_fund_lock(pk: int):
+    """A co-marketing fund row, locked: what is committed and reimbursed changes only under it."""
+    from loyalty.models import MarketingFund
+
+    return MarketingFund.objects.select_for_update().get(pk=pk)

@@ -293,6 +293,7 @@ CELERY_BEAT_SCHEDULE = {
     "send-nudges": {"task": "communications.tasks.send_nudges", "schedule": 60 * 60 * 24},
     "start-challenges": {"task": "loyalty.tasks.start_challenges", "schedule": 60 * 5},
     "settle-challenges": {"task": "loyalty.tasks.settle_challenges", "schedule": 60 * 15},
+    "run-draws": {"task": "loyalty.tasks.run_draws", "schedule": 60 * 5},
 }
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"

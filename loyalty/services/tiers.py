@@ -102,6 +102,14 @@ def partner_metrics(*, program: Program, today: date, partner_ids: Iterable[int]
 
 def _sales_amount(*, program: Program, today: date, partner_ids: list[int] | None) -> dict[int, Decimal]:
     first, last = tier_window(program=program, today=today)
+    return sales_amounts(program=program, first=first, last=last, partner_ids=partner_ids)
+
+
+def sales_amounts(
+    *, program: Program, first: date, last: date, partner_ids: list[int] | None = None
+) -> dict[int, Decimal]:
+    """Each partner's sales amount from `first` to `last` (both included), counted as the SALES_AMOUNT metric counts
+    it (one sale once), in one query; partners without sales are absent. Co-marketing funds by sales share use it."""
     sales = SaleLine.objects.filter(source__program=program, invoice_date__range=(first, last))
     claims = ClaimLine.objects.filter(
         claim__program=program,

@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from loyalty.views import referrals as views
+
+urlpatterns = [
+    path("", views.referral_list, name="referral_list"),
+    path("new/", views.referral_new, name="referral_new"),
+]
