@@ -30,9 +30,11 @@ from decimal import ROUND_CEILING, Decimal
 
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, Subquery, Window
 from django.db.models.functions import Coalesce, RowNumber
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
-from loyalty.constants import AttemptStatus, ChallengeLevel, RuleEvent, RuleStatus
+from loyalty.constants import AttemptStatus, ChallengeLevel, DrawStatus, RuleEvent, RuleStatus
 from loyalty.engine import facts
 from loyalty.engine.formulas import ONE, ZERO, formula_for
 from loyalty.engine.rules import CompiledRule, Event, Participant, compile_rules, evaluate, paying_rules
@@ -43,6 +45,7 @@ from loyalty.models import (
     ChallengeGoal,
     IncentiveRule,
     Module,
+    PrizeDraw,
     Product,
     ProductLine,
     Program,
@@ -59,6 +62,12 @@ TRAINING_PASSED = RuleEvent.TRAINING_PASSED.value
 CHALLENGE_COMPLETED = RuleEvent.CHALLENGE_COMPLETED.value
 # Explained in sections of their own (training, challenges), or by their app (surveys: communications).
 OWN_SECTIONS = {TRAINING_PASSED, CHALLENGE_COMPLETED, RuleEvent.SURVEY_ANSWERED.value}
+# Where a member does what an event of these kinds pays for: (URL name, link text).
+ACTIONS = {
+    RuleEvent.REFERRAL_CONVERTED.value: ("referral_new", gettext_lazy("Refer a company")),
+    RuleEvent.EQUIPMENT_RETURNED.value: ("return_new", gettext_lazy("Register a return")),
+    RuleEvent.CO_MARKETING_APPROVED.value: ("mdf_overview", gettext_lazy("See your co-marketing fund")),
+}
 # The amount of a would-be sale line (in the program's currency), when a rule reads amounts.
 EXAMPLE_AMOUNT = Decimal("1000.00")
 # Products tried per line for an example (the first may be taken by a higher exclusive rule).
@@ -141,6 +150,12 @@ class RuleOffer:
     tier_multiplier: Decimal | None
 
     @property
+    def action(self) -> tuple[str, str] | None:
+        """(address, link text) of the page where the member does what this rule pays for, if it has one."""
+        found = ACTIONS.get(self.rule.event)
+        return (reverse(found[0]), str(found[1])) if found else None
+
+    @property
     def value(self) -> Decimal:
         """The formula's value as people write it (10, not 10.0000)."""
         return plain(self.rule.value)
@@ -195,10 +210,11 @@ class EarningGuide:
     others: list[RuleOffer] = field(default_factory=list)  # referrals, profile, co-marketing, custom events
     modules: list[ModuleOffer] = field(default_factory=list)
     challenges: list[ChallengeOffer] = field(default_factory=list)
+    draws: list[PrizeDraw] = field(default_factory=list)  # open for entries, closing soonest first
 
     @property
     def is_empty(self) -> bool:
-        return not (self.sales or self.bonuses or self.others or self.modules or self.challenges)
+        return not (self.sales or self.bonuses or self.others or self.modules or self.challenges or self.draws)
 
     def examples(self) -> list[Example]:
         return [offer.example for offer in (*self.sales, *self.bonuses, *self.others)]
@@ -316,6 +332,11 @@ class _Guide:
             offers.sort(key=_most_first)
         guide.modules.extend(self._module_offers(modules))
         guide.challenges.extend(self._challenge_offers(challenges))
+        guide.draws.extend(
+            PrizeDraw.objects.filter(
+                program=self.program, status=DrawStatus.OPEN, opens_at__lte=timezone.now(), closes_at__gt=timezone.now()
+            ).order_by("closes_at", "pk")
+        )
         return guide
 
     def _sale_base(self) -> Event | None:

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from loyalty.constants import AttemptStatus, ChallengeLevel, EntrySource, Formula, RuleEvent
+from loyalty.constants import AttemptStatus, ChallengeLevel, DrawStatus, EntrySource, Formula, RuleEvent
 from loyalty.engine import facts
 from loyalty.engine.formulas import number_text
 from loyalty.engine.rules import evaluate
@@ -40,6 +40,7 @@ from tests.loyalty.factories import (
     TierFactory,
     with_quiz,
 )
+from tests.loyalty.factories_draws import PrizeDrawFactory
 from tests.partners.factories import AccountManagerFactory, MemberFactory, OwnerFactory, PartnerFactory, role
 
 pytestmark = pytest.mark.django_db
@@ -573,6 +574,30 @@ def test_a_pending_member_is_not_offered_the_page_on_the_home_page(client, progr
 # Query count ---------------------------------------------------------------------------------------------------
 
 
+def test_referrals_returns_and_co_marketing_offer_a_link_to_do_them_and_open_draws_are_listed(client, program, rep):
+    for event in (RuleEvent.REFERRAL_CONVERTED, RuleEvent.EQUIPMENT_RETURNED, RuleEvent.CO_MARKETING_APPROVED):
+        RuleFactory(program=program, event=event, formula=Formula.FIXED, value=Decimal(40), name=f"Pays {event}")
+    PrizeDrawFactory(program=program, name="Spring draw", status=DrawStatus.OPEN)
+    PrizeDrawFactory(program=program, name="Draft draw")
+    PrizeDrawFactory(
+        program=program,
+        name="Closed draw",
+        status=DrawStatus.OPEN,
+        opens_at=timezone.now() - timedelta(days=9),
+        closes_at=timezone.now() - timedelta(days=1),
+    )
+    client.force_login(rep.user)
+
+    response = client.get(URL)
+
+    body = response.content.decode()
+    for name, url in (("referral_new", "Refer a company"), ("return_new", "Register a return")):
+        assert f'href="{reverse(name)}" data-testid="offer-action">{url}</a>' in body
+    assert f'href="{reverse("mdf_overview")}" data-testid="offer-action">See your co-marketing fund</a>' in body
+    assert [draw.name for draw in response.context["guide"].draws] == ["Spring draw"]
+    assert "Spring draw" in visible(response) and "Draft draw" not in body and "Closed draw" not in body
+
+
 def _world(program, member, size: int):
     lines = [ProductLineFactory() for _ in range(size)]
     for line in lines:
@@ -599,6 +624,7 @@ def _world(program, member, size: int):
         ChallengeGoalFactory(challenge=challenge, product_line=lines[i])
         ChallengePrizeFactory(challenge=challenge)
         ChallengeEntryFactory(challenge=challenge, member=member, score=Decimal(20))
+        PrizeDrawFactory(program=program, status=DrawStatus.OPEN)
     RuleFactory(program=program, event=RuleEvent.TRAINING_PASSED, formula=Formula.FIXED, value=Decimal(100))
     RuleFactory(program=program, event=RuleEvent.CHALLENGE_COMPLETED, formula=Formula.PER_UNIT, value=Decimal(1))
     MemberFactory(partner=member.partner, role=role("engineer"))
@@ -620,7 +646,7 @@ def test_the_page_query_count_does_not_grow_with_rules_products_modules_or_chall
     small = _queries(client)
     _world(program, rep, 8)
 
-    with django_assert_max_num_queries(26):
+    with django_assert_max_num_queries(27):
         response = client.get(URL)
 
     guide = response.context["guide"]
