@@ -352,6 +352,9 @@ def test_rules_are_published_role_based_versioned_with_a_draft(demo):
         RuleEvent.SURVEY_ANSWERED,
         RuleEvent.TRAINING_PASSED,
         RuleEvent.CHALLENGE_COMPLETED,
+        RuleEvent.REFERRAL_CONVERTED,  # issue #13: published by loyalty.demo.activities
+        RuleEvent.EQUIPMENT_RETURNED,
+        RuleEvent.CO_MARKETING_APPROVED,
     }
     assert published.exclude(requires_certification=None).exists()
     assert rules.filter(status=RuleStatus.DRAFT).count() == 1

@@ -215,6 +215,20 @@ LEARNING_RULES = (
              "Reach every goal of a challenge: the points it offers.", Formula.PER_UNIT, "1",
              event=RuleEvent.CHALLENGE_COMPLETED, tier_multiplier=False),
 )  # fmt: skip
+# Referrals, returns and co-marketing (issue #13): published by loyalty.demo.activities when it sets them up, before
+# the first return anyone made. Co-marketing pays the company account one point per euro reimbursed.
+ACTIVITY_RULES = (
+    RuleSpec("referral-converted", "Referral converted",
+             "Refer a company that becomes an AquaPro customer: 500 points once it converts.", Formula.FIXED, "500",
+             event=RuleEvent.REFERRAL_CONVERTED, tier_multiplier=False),
+    RuleSpec("equipment-returned", "Used equipment returned",
+             "Return used resin tanks, filter cartridges, membranes or UV lamps for recycling: 100 points a unit, "
+             "at most 10,000 points a month.", Formula.PER_UNIT, "100", event=RuleEvent.EQUIPMENT_RETURNED,
+             cap=10_000, tier_multiplier=False),
+    RuleSpec("co-marketing-approved", "Co-marketing reimbursed",
+             "A co-marketing claim approved: 100 points per euro reimbursed (a point is worth one cent), into the "
+             "company account.", Formula.PER_UNIT, "100", event=RuleEvent.CO_MARKETING_APPROVED, tier_multiplier=False),
+)  # fmt: skip
 
 # The sell-out source, its files' headings (our field -> heading) and the partners' customer codes.
 SOURCE_NAME, SOURCE_CODE = "Northwater ERP", "northwater-erp"

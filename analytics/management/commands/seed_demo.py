@@ -13,6 +13,7 @@ from django.test.utils import override_settings
 
 from communications import demo as communications_demo
 from loyalty.common.errors import ApplicationError
+from loyalty.demo import activities as demo_activities
 from loyalty.demo import learning as demo_learning
 from loyalty.demo import program as loyalty_demo
 from loyalty.demo import sales as demo_sales
@@ -63,7 +64,9 @@ class Command(BaseCommand):
             with override_settings(MAILERS=QUIET_MAILERS, SMS_URL="locmem://"):
                 channel = partners_demo.seed_demo(scale=scale, dry_run=dry_run, progress=progress)
                 program = loyalty_demo.seed_program(
-                    dry_run=dry_run, progress=progress, extensions=(demo_sales, demo_learning, rewards_demo)
+                    dry_run=dry_run,
+                    progress=progress,
+                    extensions=(demo_sales, demo_learning, rewards_demo, demo_activities),
                 )
                 program_id = Program.objects.filter(slug=loyalty_demo.PROGRAM_SLUG).values_list("pk", flat=True)
                 # The demo campaigns and survey reach every active member: at a benchmark's --scale that would be
