@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
@@ -64,6 +65,22 @@ class Reward(TimeStampedModel):
         related_name="+",
         help_text="Exclusive to partners at this tier or above. Empty: every tier.",
     )
+    # An event seat or an expert session: when and where (capacity is the stock: one seat per unit ordered).
+    event_starts_at = models.DateTimeField(
+        null=True, blank=True, help_text="For an event or a session: when it starts. Empty: not a dated event."
+    )
+    event_place = models.CharField(max_length=200, blank=True, help_text="Where the event or session takes place.")
+    # Negotiated conditions: a reward only these partners see and may order, with who approved it and why.
+    allowed_partners = models.ManyToManyField(
+        "partners.Partner", blank=True, related_name="+", help_text="Negotiated for these partners only. Empty: all."
+    )
+    negotiated_reason = models.TextField(
+        blank=True, help_text="Why these partners get it (fair dealing: equal terms must be explainable)."
+    )
+    negotiated_approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    negotiated_approved_at = models.DateTimeField(null=True, blank=True)
     requires_certification = models.ForeignKey(
         "loyalty.ProductLine",
         on_delete=models.PROTECT,
@@ -219,9 +236,18 @@ class RedemptionLine(models.Model):
     reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="order_lines")
     quantity = models.PositiveIntegerField()
     points_each = models.PositiveIntegerField()
+    # For a dated event or session: whether the seats' holder came (set by the program team after the event;
+    # attending can pay points through the rules' "event attended" event).
+    attended_at = models.DateTimeField(null=True, blank=True)
+    no_show = models.BooleanField(default=False)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="line_quantity_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="line_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(attended_at__isnull=True) | Q(no_show=False), name="line_attended_or_not"
+            ),
+        ]
 
     def __str__(self):
         return f"{self.quantity} × {self.reward}"

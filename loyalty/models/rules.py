@@ -34,6 +34,17 @@ class IncentiveRule(TimeStampedModel):
     products = models.ManyToManyField("loyalty.Product", blank=True, related_name="+")
     min_quantity = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
     min_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    # Negotiated conditions: a rule for these partners only, with who approved it and why.
+    named_partners = models.ManyToManyField(
+        "partners.Partner", blank=True, related_name="+", help_text="Negotiated for these partners only. Empty: all."
+    )
+    negotiated_reason = models.TextField(
+        blank=True, help_text="Why these partners get it (fair dealing: equal terms must be explainable)."
+    )
+    negotiated_approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    negotiated_approved_at = models.DateTimeField(null=True, blank=True)
     requires_certification = models.ForeignKey(
         "loyalty.ProductLine",
         on_delete=models.PROTECT,
