@@ -50,6 +50,7 @@ class EntrySource(models.TextChoices):
     RETURN = "return", _("Equipment returns")
     CO_MARKETING = "co_marketing", _("Co-marketing")
     DRAW = "draw", _("Prize draws")
+    EVENT = "event", _("Events attended")
 
 
 class AdjustmentStatus(models.TextChoices):

@@ -10,12 +10,13 @@ by rewards.exports. Query counts are pinned in tests/rewards/test_admin.py.
 from django.contrib import admin, messages
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q
 from django.db.models.functions import Coalesce
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy
 
+from loyalty.admin.rule_display import negotiated_filter, negotiated_text
 from loyalty.common.admin import (
     ChoiceFilter,
     DetailJoinsMixin,
@@ -41,7 +42,8 @@ from loyalty.common.admin import (
 )
 from loyalty.common.errors import ApplicationError
 from loyalty.common.queries import count_of
-from rewards import exports, services
+from loyalty.selectors.negotiated import partner_names
+from rewards import exports, selectors, services
 from rewards.admin_forms import CodeUploadForm, OrderFulfilForm, RewardAdminForm
 from rewards.constants import SHIPPED_KINDS, OrderStatus, PaidBy
 from rewards.models import OrderEvent, RedemptionLine, RedemptionOrder, Reward, RewardCategory, VoucherCode
@@ -90,26 +92,62 @@ class RewardAdmin(ProgramManagerAdmin):
         "paid_by",
         "is_active",
         "window",
+        "negotiated_shown",
     )
-    list_filter = ("program", "kind", "paid_by", "is_active", "uses_codes", "category")
-    list_select_related = ("program",)
+    list_filter = (
+        "program",
+        "kind",
+        "paid_by",
+        "is_active",
+        "uses_codes",
+        "category",
+        negotiated_filter("allowed_partners"),
+    )
+    list_select_related = ("program", "negotiated_approved_by")
+    autocomplete_fields = ("allowed_partners",)
     search_fields = ("name", "sku")
     search_help_text = "Search by name or supplier SKU."
     filter_horizontal = ("allowed_roles", "allowed_regions")
-    readonly_fields = ("code_pool", "created_at", "updated_at")
+    readonly_fields = ("code_pool", "created_at", "updated_at", "negotiated_shown")
 
     def get_queryset(self, request):
         return (
             super()
             .get_queryset(request)
             .annotate(free_codes=_count_codes(free=True), assigned_codes=_count_codes(free=False))
+            .annotate(negotiated_names=partner_names(Reward, "allowed_partners"))
         )
+
+    @admin.display(description=gettext_lazy("Negotiated conditions"))
+    def negotiated_shown(self, obj):
+        """Who the reward was negotiated for, who approved it, when and why (the list annotates the names)."""
+        if hasattr(obj, "negotiated_names"):  # annotated (None: it names no partner)
+            names = obj.negotiated_names
+        else:
+            names = [partner.name for partner in obj.allowed_partners.all()] if obj.pk is not None else ()
+        approved_by, approved_at = obj.negotiated_approved_by, obj.negotiated_approved_at
+        text = negotiated_text(names or (), approved_by, approved_at, obj.negotiated_reason)
+        return text or gettext_lazy("For every partner")
+
+    def save_model(self, request, obj, form, change):
+        if hasattr(form, "stamp_negotiated"):
+            form.stamp_negotiated(request.user)  # named partners: approved by whoever saves them, now
+        super().save_model(request, obj, form, change)
 
     def get_fieldsets(self, request, obj=None):
         stock = ("points_price", "paid_by", "stock", "uses_codes", "installed_on_site")
         fieldsets = [
             (None, {"fields": ("program", "category", "name", "sku", "kind", "description", "image")}),
             ("Price and stock", {"fields": (*stock, "code_pool") if obj is not None else stock}),
+            (
+                "Event or session",
+                {
+                    "fields": ("event_starts_at", "event_place"),
+                    "description": "For an event seat or an expert session: when and where. Its stock is the "
+                    "number of seats; members book a seat by redeeming it and may cancel until it starts. "
+                    "Reserve it for a tier (members-only) with the minimum tier below.",
+                },
+            ),
             (
                 "Who may redeem it",
                 {
@@ -125,6 +163,16 @@ class RewardAdmin(ProgramManagerAdmin):
                 },
             ),
             ("Availability", {"fields": ("is_active", "available_from", "available_until")}),
+            (
+                gettext_lazy("Negotiated conditions"),
+                {
+                    "fields": ("allowed_partners", "negotiated_reason", *(("negotiated_shown",) if obj else ())),
+                    "description": gettext_lazy(
+                        "Special conditions for key accounts: a reward naming partners is shown to their members "
+                        "only, and nobody else can order it. Say why: whoever saves it approves it."
+                    ),
+                },
+            ),
         ]
         if obj is not None:
             fieldsets.append(("Record", {"fields": ("created_at", "updated_at")}))
@@ -161,7 +209,15 @@ class RewardAdmin(ProgramManagerAdmin):
 
     def get_urls(self):
         upload = object_url(self, "upload-codes/", self.upload_codes_view, name="rewards_reward_upload_codes")
-        return [upload, *super().get_urls()]
+        attendance = object_url(
+            self,
+            "attendance/",
+            self.attendance_view,
+            name="rewards_reward_attendance",
+            allowed=lambda request, reward: is_program_manager(request.user),
+            methods=("GET", "POST"),
+        )
+        return [upload, attendance, *super().get_urls()]
 
     def upload_codes_view(self, request, reward):
         """Add the codes of a CSV file to a code reward's pool; codes already there are skipped."""
@@ -186,6 +242,42 @@ class RewardAdmin(ProgramManagerAdmin):
             title=f"Upload codes for {reward.name}",
             form=form,
             original=reward,
+        )
+
+    # Attendance ---------------------------------------------------------------------------------------
+
+    def attendance_view(self, request, reward):
+        """The seats of a dated event with their holders; once it has started, the ticked seats are marked
+        "attended" (paying what the rules say for "event attended", once per seat) or "no show"."""
+        if reward.event_starts_at is None:
+            self.message_user(request, f"{reward.name} is not a dated event: it has no attendance.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:rewards_reward_change", args=[reward.pk]))
+        seats = list(selectors.event_seats(reward=reward))
+        if request.method == "POST":
+            attended = request.POST.get("mark") == "attended"
+            chosen = {int(pk) for pk in request.POST.getlist("line") if pk.isdigit()}
+            lines = [line for line in seats if line.pk in chosen]
+            if not lines:
+                self.message_user(request, "Tick the seats to mark first.", messages.WARNING)
+            else:
+                run_for_each(
+                    self,
+                    request,
+                    lines,
+                    lambda line: services.attendance_record(line=line, actor=request.user, attended=attended),
+                    done="Marked attended" if attended else "Marked no-show",
+                    noun="seat",
+                    name=lambda line: line.order.member.user.get_full_name(),
+                )
+            return HttpResponseRedirect(request.path)
+        return admin_page(
+            self,
+            request,
+            "admin/rewards/reward/attendance.html",
+            title=f"Attendance at {reward.name}",
+            original=reward,
+            seats=seats,
+            started=reward.event_starts_at <= timezone.now(),
         )
 
 

@@ -5,13 +5,14 @@ from dataclasses import dataclass
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms import BoundField
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from loyalty.common.errors import ApplicationError
 from loyalty.selectors.certificates import certifying_lines
 from partners.constants import PartnerKind
 from rewards import services
-from rewards.constants import OrderStatus
+from rewards.constants import EVENT_KINDS, OrderStatus
 from rewards.models import RedemptionOrder, Reward
 
 # A bigger file of codes is split in several uploads; 5 MB holds some 300,000 codes.
@@ -50,10 +51,14 @@ class RewardAdminForm(forms.ModelForm):
             "stock",
             "uses_codes",
             "installed_on_site",
+            "event_starts_at",
+            "event_place",
             "requires_certification",
             "allowed_roles",
             "allowed_partner_kinds",
             "allowed_regions",
+            "allowed_partners",
+            "negotiated_reason",
             "limit_per_member",
             "limit_period",
             "is_active",
@@ -103,7 +108,48 @@ class RewardAdminForm(forms.ModelForm):
                 _("No course of %(program)s certifies on %(line)s: add a certifying course first.")
                 % {"program": program, "line": line},
             )
+        self._clean_event(cleaned)
+        self._clean_negotiated(cleaned)
         return cleaned
+
+    def _clean_negotiated(self, cleaned: dict) -> None:
+        """A reward negotiated for named partners says why (fair dealing: equal terms must be explainable)."""
+        if cleaned.get("allowed_partners") and not (cleaned.get("negotiated_reason") or "").strip():
+            self.add_error(
+                "negotiated_reason",
+                _("Say why these partners get this reward (fair dealing: equal terms must be explainable)."),
+            )
+
+    def stamp_negotiated(self, user) -> None:
+        """Before saving: whoever saves a reward whose named partners or reason changed approves it, now (none
+        named: no approval). The admin calls it; the partners themselves are saved with the form's relations."""
+        reward, partners = self.instance, self.cleaned_data.get("allowed_partners")
+        if not partners:
+            reward.negotiated_approved_by = reward.negotiated_approved_at = None
+            return
+        changed = {"allowed_partners", "negotiated_reason"} & set(self.changed_data)
+        if changed or reward.negotiated_approved_at is None:
+            reward.negotiated_approved_by, reward.negotiated_approved_at = user, timezone.now()
+
+    def _clean_event(self, cleaned: dict) -> None:
+        """A dated event or session: an event seat or expert session, with a capacity (its stock) and a place."""
+        if "event_starts_at" not in self.fields:
+            return
+        starts, place = cleaned.get("event_starts_at"), (cleaned.get("event_place") or "").strip()
+        if starts is None:
+            if place:
+                self.add_error("event_starts_at", _("An event with a place needs its date and time."))
+            return
+        if cleaned.get("kind") not in EVENT_KINDS:
+            self.add_error(
+                "kind", _("A dated event is an “Experience or event seat” or a “Training or expert session”.")
+            )
+        if cleaned.get("uses_codes"):
+            self.add_error("uses_codes", _("A dated event's seats are its stock, not voucher codes."))
+        if cleaned.get("stock") is None and "stock" not in self.errors:
+            self.add_error("stock", _("A dated event needs a capacity: enter the number of seats as its stock."))
+        if not place:
+            self.add_error("event_place", _("A dated event needs a place (an address, or “Online” with the link)."))
 
 
 class CodeUploadForm(forms.Form):

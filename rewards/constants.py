@@ -14,6 +14,8 @@ class RewardKind(models.TextChoices):
 
 # Kinds shipped to an address; the others are delivered electronically or arranged by the program team.
 SHIPPED_KINDS = {RewardKind.MERCHANDISE}
+# Kinds a dated event (Reward.event_starts_at) may be: seats at an event, or places at an expert session.
+EVENT_KINDS = {RewardKind.EXPERIENCE, RewardKind.SESSION}
 
 
 class PaidBy(models.TextChoices):

@@ -6,7 +6,7 @@ voucher codes.
 
 from django.db import connection
 
-from rewards.models import RedemptionOrder
+from rewards.models import RedemptionLine, RedemptionOrder
 
 
 def checkout_key_lock(key: str) -> None:
@@ -48,3 +48,14 @@ def free_codes_assign(*, reward_id: int, line_id: int, quantity: int) -> int:
             [reward_id, quantity, line_id],
         )
         return cursor.rowcount
+
+
+def order_line_lock(pk: int) -> RedemptionLine:
+    """One order line (a seat of a dated event, say), locked, with its reward, order, member and program."""
+    return (
+        RedemptionLine.objects.select_for_update(of=("self",))
+        .select_related(
+            "reward", "order__program", "order__member__partner", "order__member__role", "order__member__user"
+        )
+        .get(pk=pk)
+    )

@@ -3,7 +3,22 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Prefetch, Q, QuerySet, Sum
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -39,6 +54,8 @@ def _redeemable(*, member: Member, program: Program) -> QuerySet[Reward]:
     tier_ok = Q(min_tier__isnull=True) if rank is None else Q(min_tier__isnull=True) | Q(min_tier__rank__lte=rank)
     roles = Reward.allowed_roles.through.objects.filter(reward=OuterRef("pk"))
     regions = Reward.allowed_regions.through.objects.filter(reward=OuterRef("pk"))
+    # Negotiated for named partners: only their members see it (anyone else: as if it did not exist).
+    partners = Reward.allowed_partners.through.objects.filter(reward=OuterRef("pk"))
     return (
         Reward.objects.filter(program=program, is_active=True)
         .filter(Q(available_from__isnull=True) | Q(available_from__lte=now))
@@ -47,6 +64,7 @@ def _redeemable(*, member: Member, program: Program) -> QuerySet[Reward]:
         .filter(Q(allowed_partner_kinds=[]) | Q(allowed_partner_kinds__contains=[member.partner.kind]))
         .filter(~Exists(roles) | Exists(roles.filter(role=member.role_id)))
         .filter(~Exists(regions) | Exists(regions.filter(region=member.partner.region_id)))
+        .filter(~Exists(partners) | Exists(partners.filter(partner=member.partner_id)))
         .annotate(lacks_certificate=_lacks_certificate(member))
         .select_related("category", "min_tier", "requires_certification")
     )
@@ -328,3 +346,59 @@ def order_history(*, order: RedemptionOrder) -> list[dict]:
     """The order's status moves as the status-history list shows them (templates/includes/status_history.html):
     `title`, `at` and `note` each. Uses the events order_get prefetched."""
     return [{"title": _event_title(event), "at": event.created_at, "note": event.note} for event in order.events.all()]
+
+
+# Events and sessions ------------------------------------------------------------------------------
+
+
+def with_seats(rewards: QuerySet[Reward]) -> QuerySet[Reward]:
+    """Each reward's seats taken by live orders (`seats_taken`) and, for one with stock, its capacity
+    (`seat_capacity` = seats left in stock + seats taken; None: unlimited): a correlated sum, no GROUP BY."""
+    live = RedemptionLine.objects.filter(reward=OuterRef("pk"), order__status__in=LIVE_STATUSES)
+    taken = live.order_by().values("reward").annotate(n=Sum("quantity")).values("n")
+    rewards = rewards.annotate(seats_taken=Coalesce(Subquery(taken, output_field=IntegerField()), Value(0)))
+    return rewards.annotate(seat_capacity=F("stock") + F("seats_taken"))
+
+
+def upcoming_events(*, rewards: QuerySet[Reward], limit: int | None = None) -> QuerySet[Reward]:
+    """Of a catalogue (as catalogue() returns it), the dated events and sessions not started yet, soonest first,
+    with their seats (with_seats)."""
+    events = with_seats(rewards.filter(event_starts_at__gt=timezone.now())).order_by("event_starts_at", "name")
+    return events[:limit] if limit else events
+
+
+def event_list(*, member: Member, program: Program, limit: int | None = None) -> QuerySet[Reward]:
+    """The dated events and expert sessions this member may book, those not started yet, soonest first, with their
+    seats (with_seats) and free codes."""
+    return upcoming_events(rewards=catalogue(member=member, program=program), limit=limit)
+
+
+def upcoming_seats(*, viewer) -> QuerySet[RedemptionLine]:
+    """The viewer's own seats at events that have not started, in live orders, soonest first (with the reward and
+    the order)."""
+    viewer = viewer_for(viewer)
+    if not viewer.is_authenticated:
+        return RedemptionLine.objects.none()
+    return (
+        RedemptionLine.objects.filter(
+            order__in=orders_for(viewer).filter(member__user=viewer.user),
+            order__status__in=LIVE_STATUSES,
+            reward__event_starts_at__gt=timezone.now(),
+        )
+        .select_related("reward", "order")
+        .order_by("reward__event_starts_at", "pk")
+    )
+
+
+def event_seats(*, reward: Reward) -> QuerySet[RedemptionLine]:
+    """The seats of a dated event in live orders, with their holders, for the program team's attendance list."""
+    return (
+        RedemptionLine.objects.filter(reward=reward, order__status__in=LIVE_STATUSES)
+        .select_related("order__member__user", "order__member__partner")
+        .order_by("order__member__partner__name", "order__member__user__full_name", "pk")
+    )
+
+
+def seat_capacity(*, reward: Reward) -> int | None:
+    """A dated event's seats in all: those left in stock and those live orders hold (None: unlimited)."""
+    return with_seats(Reward.objects.filter(pk=reward.pk)).values_list("seat_capacity", flat=True).get()

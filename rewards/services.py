@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format, number_format
@@ -24,11 +24,13 @@ from communications.services import notify
 from loyalty.common.errors import ApplicationError
 from loyalty.common.formatting import DAY_FORMAT
 from loyalty.common.statuses import require_transition
-from loyalty.constants import EntrySource
+from loyalty.constants import EntrySource, RuleEvent
+from loyalty.engine.facts import member_event
 from loyalty.lock_objects import accounts_lock
 from loyalty.models import Program
 from loyalty.selectors.certificates import is_certified
 from loyalty.services import ledger
+from loyalty.services.earning import post_event
 from partners.constants import MemberStatus
 from partners.models import Member
 from partners.visibility import Viewer, viewer_for
@@ -43,7 +45,7 @@ from rewards.constants import (
     PaidBy,
 )
 from rewards.error_codes import ErrorCode
-from rewards.lock_objects import checkout_key_lock, free_codes_assign, order_lock
+from rewards.lock_objects import checkout_key_lock, free_codes_assign, order_line_lock, order_lock
 from rewards.models import CartItem, OrderEvent, RedemptionLine, RedemptionOrder, Reward, VoucherCode
 
 # Restrictions -------------------------------------------------------------------------------------
@@ -52,6 +54,11 @@ from rewards.models import CartItem, OrderEvent, RedemptionLine, RedemptionOrder
 def reward_problem(*, reward: Reward, member: Member, moment: datetime | None = None) -> str | None:
     """Why this member may not redeem this reward now, or None. Shown to the member as it is."""
     moment = moment or timezone.now()
+    if (partner_ids := {partner.pk for partner in reward.allowed_partners.all()}) and (
+        member.partner_id not in partner_ids
+    ):
+        # Negotiated for named partners: to anyone else the reward does not exist (the catalogue hides it too).
+        return _("This reward is not in your catalogue.")
     if not reward.is_available_at(moment):
         if reward.available_from and moment < reward.available_from:
             day = date_format(timezone.localtime(reward.available_from), DAY_FORMAT)
@@ -333,8 +340,9 @@ def _may_move(viewer: Viewer, order: RedemptionOrder, to: str) -> bool:
     """Who may move an order (whether the move itself is allowed is ORDER_TRANSITIONS' business)."""
     if viewer.is_program_manager:
         return True
-    # The person who ordered (or their owner, for company orders) may cancel while it waits for approval.
-    if to != OrderStatus.CANCELLED or order.status != OrderStatus.PLACED:
+    # The person who ordered (or their owner, for company orders) may cancel while it waits for approval, and an
+    # order of seats at dated events until the first of them starts (services.seats_cancellable).
+    if to != OrderStatus.CANCELLED or not (order.status == OrderStatus.PLACED or seats_cancellable(order=order)):
         return False
     if viewer.is_authenticated and order.member.user_id == viewer.user.pk:
         return True
@@ -455,3 +463,76 @@ def codes_add(*, reward: Reward, codes: list[str]) -> tuple[int, int]:
     )
     added = VoucherCode.objects.filter(reward=reward).count() - before
     return added, len(codes) - added
+
+
+# Events and sessions ------------------------------------------------------------------------------
+
+
+def seats_cancellable(*, order: RedemptionOrder, moment: datetime | None = None) -> bool:
+    """An approved order of seats at dated events (or expert sessions) only, none of which has started: its holder
+    may still cancel it and get the points and the seats back (one query)."""
+    if order.status != OrderStatus.APPROVED:
+        return False
+    lines = RedemptionLine.objects.filter(order=order)
+    moment = moment or timezone.now()
+    started_or_undated = Q(reward__event_starts_at__isnull=True) | Q(reward__event_starts_at__lte=moment)
+    found = lines.aggregate(total=Count("pk"), blocking=Count("pk", filter=started_or_undated))
+    return found["total"] > 0 and found["blocking"] == 0
+
+
+@transaction.atomic
+def attendance_record(*, line: RedemptionLine, actor, attended: bool) -> RedemptionLine:
+    """Record whether the holder of a seat at a dated event came (program team only, once the event has started).
+
+    Attending emits "event attended" to the rule engine, which pays what the program's rules say, once per order
+    line (its source key `event:<line id>`): marking it twice pays once. A no-show pays nothing; a no-show can
+    still be corrected to attended, but an attendance already paid is not taken back here (an adjustment does)."""
+    if not viewer_for(actor).is_program_manager:
+        raise ApplicationError(_("Only the program team records attendance."), code=ErrorCode.FORBIDDEN)
+    locked = order_line_lock(line.pk)
+    reward, order = locked.reward, locked.order
+    if reward.event_starts_at is None:
+        raise ApplicationError(
+            _("%(reward)s is not a dated event, so it has no attendance.") % {"reward": reward.name},
+            code=ErrorCode.NOT_AN_EVENT,
+        )
+    now = timezone.now()
+    if now < reward.event_starts_at:
+        day = date_format(timezone.localtime(reward.event_starts_at), "DATETIME_FORMAT")
+        raise ApplicationError(
+            _("%(reward)s starts on %(day)s: attendance can be recorded once it has started.")
+            % {"reward": reward.name, "day": day},
+            code=ErrorCode.EVENT_NOT_STARTED,
+        )
+    if order.status in REFUNDING_STATUSES:
+        raise ApplicationError(
+            _("Order %(order)s was %(status)s, so its seat has no attendance.")
+            % {"order": order.pk, "status": order.get_status_display().lower()},
+            code=ErrorCode.BAD_TRANSITION,
+        )
+    if locked.attended_at is not None:
+        if attended:
+            return locked  # already recorded (and paid): nothing more
+        raise ApplicationError(
+            _("%(member)s is already recorded as attending %(reward)s, and any points for it are paid.")
+            % {"member": order.member.user.full_name, "reward": reward.name},
+            code=ErrorCode.ATTENDANCE_RECORDED,
+        )
+    if not attended:
+        locked.no_show = True
+        locked.save(update_fields=["no_show"])
+        return locked
+    locked.attended_at, locked.no_show = now, False
+    locked.save(update_fields=["attended_at", "no_show"])
+    event = member_event(
+        kind=RuleEvent.EVENT_ATTENDED.value,
+        program=order.program,
+        source_key=f"event:{locked.pk}",
+        member=order.member,
+        occurred_on=timezone.localdate(reward.event_starts_at),
+        quantity=1,
+        unit="event",
+        subject=reward.name,
+    )
+    post_event(program=order.program, event=event, source_type=EntrySource.EVENT)
+    return locked

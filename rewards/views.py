@@ -27,6 +27,7 @@ from rewards.forms import CancelOrderForm, CatalogueFilterForm, CheckoutForm, Qu
 from rewards.models import RedemptionOrder, Reward
 
 CATALOGUE_PAGE_SIZE = 24
+EVENTS_SHOWN = 6
 ORDER_PAGE_SIZE = 25
 
 
@@ -53,10 +54,14 @@ def catalogue(request):
         max_points=balances[PaidBy.MEMBER] if filters["affordable"] else None,
         max_company_points=balances[PaidBy.COMPANY] if filters["affordable"] else None,
     )
-    page = Paginator(rewards, CATALOGUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.with_seats(rewards), CATALOGUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    # The next dated events and sessions come first, on the unfiltered catalogue's first page.
+    show_events = not request.GET and not request.htmx
+    events = selectors.upcoming_events(rewards=rewards, limit=EVENTS_SHOWN)
     context = {
         "filter_form": form,
         "page": page,
+        "events": list(events) if show_events else [],
         "balances": balances,
         "is_filtered": any(filters.values()),
         "cart_count": selectors.cart_count(member=request.member),
@@ -67,6 +72,8 @@ def catalogue(request):
 @member_required
 def reward_detail(request, reward_id: int):
     reward = _get_reward(request, reward_id, free_codes=True)
+    if reward.event_starts_at is not None:
+        reward.seat_capacity = selectors.seat_capacity(reward=reward)
     in_cart = selectors.cart_quantity(member=request.member, reward=reward)
     balances = selectors.balances(viewer=viewer_for(request.user), program=request.program)
     limit_left = selectors.limit_left(reward=reward, member=request.member)
@@ -228,6 +235,8 @@ def order_list(request):
     orders = selectors.order_list(viewer=viewer_for(request.user), status=status)
     page = Paginator(orders, ORDER_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"page": page, "status": status, "filter_form": form}
+    if not request.htmx:
+        context["upcoming_seats"] = list(selectors.upcoming_seats(viewer=viewer_for(request.user)))
     return render_page_or_partial(request, "rewards/order_list.html", "order-table", context)
 
 

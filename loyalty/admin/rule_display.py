@@ -4,6 +4,7 @@ fields and list columns of the rule admin (a mixin of loyalty.admin.rules.Incent
 from datetime import datetime
 
 from django.contrib import admin
+from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -68,6 +69,42 @@ def certification_text(rule: IncentiveRule) -> str:
     return _("Requires a certificate on %(line)s") % {"line": rule.requires_certification.name}
 
 
+def negotiated_text(names, approved_by, approved_at, reason: str) -> str:
+    """A negotiated condition in words: "Negotiated for: A, B — approved by X on 2026-03-01: reason" ("" when
+    it names no partner). Shared by the rule and reward admins."""
+    if not names:
+        return ""
+    text = _("Negotiated for: %(partners)s") % {"partners": ", ".join(sorted(names))}
+    if approved_by is not None and approved_at is not None:
+        text += " — " + _("approved by %(user)s on %(day)s") % {
+            "user": approved_by,
+            "day": f"{timezone.localtime(approved_at):%Y-%m-%d}",
+        }
+    else:
+        text += " — " + _("not approved yet")
+    return f"{text}: {reason}" if reason else text
+
+
+def negotiated_filter(relation: str) -> type[admin.SimpleListFilter]:
+    """A list filter "negotiated conditions": the rows naming partners through `relation`, or the others."""
+
+    class NegotiatedFilter(admin.SimpleListFilter):
+        title = gettext_lazy("negotiated conditions")
+        parameter_name = "negotiated"
+
+        def lookups(self, request, model_admin):
+            return [("yes", _("Negotiated for named partners")), ("no", _("For every partner"))]
+
+        def queryset(self, request, queryset):
+            if self.value() not in ("yes", "no"):
+                return queryset
+            field = getattr(queryset.model, relation).field
+            named = Exists(field.remote_field.through.objects.filter(**{field.m2m_field_name(): OuterRef("pk")}))
+            return queryset.filter(named) if self.value() == "yes" else queryset.exclude(named)
+
+    return NegotiatedFilter
+
+
 def _any(objects) -> str:
     return ", ".join(str(obj) for obj in objects) or "Any"
 
@@ -130,6 +167,18 @@ class RuleDisplay:
     regions_shown = _listed("regions", "Regions")
     lines_shown = _listed("product_lines", "Product lines")
     products_shown = _listed("products", "Products")
+
+    @admin.display(description=gettext_lazy("Negotiated conditions"))
+    def negotiated_shown(self, obj):
+        """Who the rule was negotiated for, who approved it, when and why ("For every partner" when it names
+        none). The list annotates `negotiated_names`; a page reads the rule's partners."""
+        if hasattr(obj, "negotiated_names"):  # annotated (None: it names no partner)
+            names = obj.negotiated_names
+        else:
+            names = [partner.name for partner in obj.named_partners.all()] if obj.pk is not None else ()
+        return negotiated_text(
+            names or (), obj.negotiated_approved_by, obj.negotiated_approved_at, obj.negotiated_reason
+        ) or _("For every partner")
 
     @admin.display(description=gettext_lazy("Certificate"), ordering="requires_certification__name")
     def certification_shown(self, obj):

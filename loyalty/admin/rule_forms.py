@@ -96,8 +96,11 @@ class RuleForm(forms.ModelForm):
             "cap_points",
             "cap_period",
             "budget_points",
+            "named_partners",
+            "negotiated_reason",
         )
         widgets = {
+            "negotiated_reason": forms.Textarea(attrs={"rows": 2, "cols": 60}),
             "description": forms.Textarea(attrs={"rows": 3, "cols": 60}),
             "valid_from": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
             "valid_until": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
@@ -113,6 +116,8 @@ class RuleForm(forms.ModelForm):
             "cap_points": "Cap per member",
             "budget_points": "Total budget (points)",
             "requires_certification": _("Certified members only"),
+            "named_partners": _("Negotiated for these partners only"),
+            "negotiated_reason": _("Why these partners"),
         }
         help_texts = {
             "roles": "None ticked: any role, and sales with nobody named.",
@@ -172,6 +177,11 @@ class RuleForm(forms.ModelForm):
         wrong = [tier.name for tier in data.get("tiers") or () if program and tier.program_id != program.pk]
         if wrong:
             self.add_error("tiers", f"Not tiers of {program}: {', '.join(wrong)}.")
+        if data.get("named_partners") and not (data.get("negotiated_reason") or "").strip():
+            self.add_error(
+                "negotiated_reason",
+                _("Say why these partners get special conditions (fair dealing: equal terms must be explainable)."),
+            )
         line = data.get("requires_certification")
         if (
             line is not None

@@ -18,8 +18,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
-from loyalty.admin.rule_display import RuleDisplay
+from loyalty.admin.rule_display import RuleDisplay, negotiated_filter
 from loyalty.admin.rule_forms import LISTED_CONDITIONS, RuleForm, WhenForm
 from loyalty.admin.rule_simulation import simulate_view
 from loyalty.common.admin import (
@@ -37,6 +38,7 @@ from loyalty.common.errors import ApplicationError
 from loyalty.constants import RuleStatus
 from loyalty.error_codes import ErrorCode
 from loyalty.models import IncentiveRule, Tier
+from loyalty.selectors.negotiated import partner_names
 from loyalty.services.rules import (
     describe_rule,
     rule_draft_save,
@@ -55,6 +57,7 @@ CONDITIONS_SHOWN = (
     "lines_shown",
     "products_shown",
     "certification_shown",
+    "negotiated_shown",
     "minimums_shown",
     "window_shown",
 )
@@ -67,7 +70,7 @@ CONDITIONS = (
 @admin.register(IncentiveRule)
 class IncentiveRuleAdmin(RuleDisplay, DetailJoinsMixin, SavedByServices, ProgramManagerAdmin):
     form = RuleForm
-    detail_select_related = ("program", "published_by", "requires_certification")
+    detail_select_related = ("program", "published_by", "requires_certification", "negotiated_approved_by")
     list_display = (
         "code",
         "version",
@@ -80,13 +83,14 @@ class IncentiveRuleAdmin(RuleDisplay, DetailJoinsMixin, SavedByServices, Program
         "exclusive",
         "effective",
         "budget_shown",
+        "negotiated_shown",
     )
-    list_select_related = ("requires_certification",)
+    list_select_related = ("requires_certification", "negotiated_approved_by")
     list_display_links = ("code", "name")
-    list_filter = ("program", "status", "event", "formula")
+    list_filter = ("program", "status", "event", "formula", negotiated_filter("named_partners"))
     search_fields = ("code", "name")
     search_help_text = "Search by code or name."
-    autocomplete_fields = ("products",)
+    autocomplete_fields = ("products", "named_partners")
     actions = ("publish", "retire")
     save_as = False
     readonly_fields = (
@@ -151,10 +155,24 @@ class IncentiveRuleAdmin(RuleDisplay, DetailJoinsMixin, SavedByServices, Program
                 },
             ),
             ("Limits", {"fields": (("cap_points", "cap_period"), "budget_points")}),
+            (
+                _("Negotiated conditions"),
+                {
+                    "fields": ("named_partners", "negotiated_reason", *(("negotiated_shown",) if obj else ())),
+                    "description": _(
+                        "Special conditions for key accounts: a rule naming partners pays only their members and "
+                        "only they see it. Say why: whoever publishes it approves it, and the reason is kept."
+                    ),
+                },
+            ),
         ]
         if obj is not None:
             fieldsets.append(("Version", {"fields": ("status_shown", "version_history")}))
         return fieldsets
+
+    def get_queryset(self, request):
+        # The negotiated partners' names in the list's own query (admin/rule_display.negotiated_shown).
+        return super().get_queryset(request).annotate(negotiated_names=partner_names(IncentiveRule, "named_partners"))
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status == RuleStatus.DRAFT and obj.version > 1:
@@ -162,7 +180,7 @@ class IncentiveRuleAdmin(RuleDisplay, DetailJoinsMixin, SavedByServices, Program
         return self.readonly_fields
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
-        if db_field.name != "products":  # products: the catalogue's autocomplete (autocomplete_fields)
+        if db_field.name not in self.autocomplete_fields:  # products, partners: autocomplete (search)
             kwargs["widget"] = forms.CheckboxSelectMultiple
         if db_field.name == "tiers":
             kwargs["queryset"] = Tier.objects.select_related("program").order_by("program__name", "rank")
@@ -174,7 +192,10 @@ class IncentiveRuleAdmin(RuleDisplay, DetailJoinsMixin, SavedByServices, Program
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
         # Checkbox lists are not <select>s: no "add another" links around them.
-        if db_field.name in ("roles", "tiers", "regions", "product_lines") and hasattr(field.widget, "widget"):
+        # Nor around the named partners (partners are not created from a rule).
+        if db_field.name in ("roles", "tiers", "regions", "product_lines", "named_partners") and hasattr(
+            field.widget, "widget"
+        ):
             field.widget = field.widget.widget
         return field
 

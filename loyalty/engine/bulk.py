@@ -12,6 +12,10 @@ cached conditions on who and what, so the candidates stay valid. The line evalua
 certificates as spans (`know_certificates`, fetched by the caller in one query per batch of lines, and only when
 `certification_lines` is not empty); the lines a seller holds on a line's day, among those its candidate rules
 require, are part of the key its result is remembered by.
+
+Negotiated rules (CompiledRule.partner_ids): when some rule names partners, the partner's id is part of the keys
+candidates and plans are remembered by (`RuleIndex.per_partner`), so a rule for one partner never pays another's
+lines; without such rules the keys are what they were.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from loyalty.engine.rules import (
     base_points,
     certification_lines,
     evaluate,
+    negotiated,
     paying_rules,
     sole_beneficiary,
 )
@@ -106,6 +111,8 @@ class RuleIndex:
     def __init__(self, rules: Sequence[CompiledRule]):
         self.rules = tuple(rules)
         self._cache: dict[tuple, tuple[CompiledRule, ...]] = {}
+        # Rules negotiated for named partners match per partner: then the partner is part of every cache key.
+        self.per_partner = negotiated(self.rules)
 
     def candidates(self, event: Event, role: str | None = ...) -> tuple[CompiledRule, ...]:
         """The rules that can match `event`, best first. `role`: the actor's role code, when the caller knows
@@ -122,6 +129,7 @@ class RuleIndex:
             event.region_id,
             event.product_id,
             event.line_id,
+            event.partner_id if self.per_partner else None,
         )
         found = self._cache.get(key)
         if found is None:
@@ -192,7 +200,7 @@ class LineEvaluator:
         `member`: (id, partner id, status, role code, role name) or None; `product`: (id, line id)."""
         tier = partner[4]
         role = member[3] if member else None
-        kind = (partner[1], partner[2], tier, role, product)
+        kind = (partner[1], partner[2], tier, role, product, partner[0] if self.index.per_partner else None)
         plan = self._kinds.get(kind, ...)
         if plan is ...:
             plan = self._kinds[kind] = self._plan(partner, role, product)
@@ -249,7 +257,7 @@ class LineEvaluator:
             (Participant(_MEMBER, member[3], member[4], is_actor=True, certified_line_ids=held),) if member else ()
         )
         return Event(
-            kind=RuleEvent.SALE_LINE, source_key="", occurred_on=day, partner_id=0, partner_kind=partner[1],
+            kind=RuleEvent.SALE_LINE, source_key="", occurred_on=day, partner_id=partner[0], partner_kind=partner[1],
             region_id=partner[2], tier_id=tier[0] if tier else None, tier_name=tier[1] if tier else "",
             tier_multiplier=tier[2] if tier else ONE, pooled=partner[3], participants=participants,
             product_id=product[0], line_id=product[1], quantity=quantity, amount=amount,
@@ -258,10 +266,11 @@ class LineEvaluator:
     def _plan(self, partner: tuple, role: str | None, product: tuple) -> _Plan | None:
         tier = partner[4]
         # The rules that pass the conditions on who (few kinds), then those of them that pass the product's.
-        who = (partner[1], partner[2], tier[0] if tier else None, role)
+        partner_id = partner[0] if self.index.per_partner else 0
+        who = (partner[1], partner[2], tier[0] if tier else None, role, partner_id)
         rules = self._who.get(who)
         if rules is None:
-            event = Event(kind=RuleEvent.SALE_LINE, source_key="", occurred_on=date.min, partner_id=0,
+            event = Event(kind=RuleEvent.SALE_LINE, source_key="", occurred_on=date.min, partner_id=partner_id,
                           partner_kind=partner[1], region_id=partner[2], tier_id=who[2])  # fmt: skip
             rules = self._who[who] = tuple(rule for rule in self.index.rules if rule.matches_who(event, role))
         rules = tuple(rule for rule in rules if rule.matches_product(product[0], product[1]))

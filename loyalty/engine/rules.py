@@ -93,6 +93,8 @@ class CompiledRule:
     # Pays only when the person who acted holds a valid certificate for this product line on the event's day.
     certified_line_id: int | None = None
     certified_line_name: str = ""
+    # Negotiated conditions: pays only at these partners (empty: at every partner).
+    partner_ids: frozenset[int] = frozenset()
     # The class of `formula`, looked up once here rather than for each event.
     points_formula: PointsFormula = field(init=False, repr=False, compare=False)
 
@@ -105,7 +107,8 @@ class CompiledRule:
         return self.matches_who(event, role) and self.matches_product(event.product_id, event.line_id)
 
     def matches_who(self, event: Event, role: str | None) -> bool:
-        """The conditions on the kind of event and on who acted: role, partner kind, tier, region."""
+        """The conditions on the kind of event and on who acted: role, partner kind, tier, the partners a negotiated
+        rule names, region."""
         if self.event != event.kind or (self.custom_event and self.custom_event != event.custom_event):
             return False
         if self.roles and role not in self.roles:
@@ -113,6 +116,8 @@ class CompiledRule:
         if self.partner_kinds and event.partner_kind not in self.partner_kinds:
             return False
         if self.tier_ids and event.tier_id not in self.tier_ids:
+            return False
+        if self.partner_ids and event.partner_id not in self.partner_ids:
             return False
         return not (self.region_ids and event.region_id not in self.region_ids)
 
@@ -174,6 +179,7 @@ def compile_rules(rules: Iterable) -> tuple[CompiledRule, ...]:
     else in one query (none when no rule requires a certificate)."""
     rules = list(rules)
     line_names = _certification_line_names(rules)
+    named = _named_partner_ids(rules)
     compiled = []
     for rule in rules:
         compiled.append(
@@ -207,6 +213,7 @@ def compile_rules(rules: Iterable) -> tuple[CompiledRule, ...]:
                 budget_points=rule.budget_points,
                 certified_line_id=rule.requires_certification_id,
                 certified_line_name=line_names.get(rule.requires_certification_id, ""),
+                partner_ids=named.get(rule.pk, frozenset()),
             )
         )
     return tuple(sorted(compiled, key=lambda r: (-r.priority, r.code, -r.version)))
@@ -229,6 +236,35 @@ def _certification_line_names(rules: list) -> dict[int, str]:
 
         names.update(ProductLine.objects.filter(pk__in=missing).values_list("pk", "name"))
     return names
+
+
+def _named_partner_ids(rules: list) -> dict[int, frozenset[int]]:
+    """{rule id: the partners a negotiated rule names}: from the `named_partner_ids` annotation (selectors.
+    negotiated.named_partner_ids: no query), else from `named_partners` when it was prefetched, else in one query
+    for all the rules (never one per rule)."""
+    named, missing = {}, []
+    for rule in rules:
+        cache = getattr(rule, "_prefetched_objects_cache", {})
+        if hasattr(rule, "named_partner_ids"):
+            named[rule.pk] = frozenset(rule.named_partner_ids or ())
+        elif "named_partners" in cache:
+            named[rule.pk] = frozenset(partner.pk for partner in cache["named_partners"])
+        else:
+            missing.append(rule.pk)
+    if missing:
+        from loyalty.models import IncentiveRule
+
+        through = IncentiveRule.named_partners.through
+        for rule_id, partner_id in through.objects.filter(incentiverule_id__in=missing).values_list(
+            "incentiverule_id", "partner_id"
+        ):
+            named[rule_id] = named.get(rule_id, frozenset()) | {partner_id}
+    return named
+
+
+def negotiated(rules: Iterable[CompiledRule]) -> bool:
+    """Whether some of `rules` pay only at the partners they name (then a bulk cache must key on the partner)."""
+    return any(rule.partner_ids for rule in rules)
 
 
 def certification_lines(rules: Iterable[CompiledRule]) -> frozenset[int]:
@@ -391,7 +427,8 @@ class Unpaid(StrEnum):
     NO_RULE = "no_rule"  # no rule pays for this kind of event at all
     NO_RULE_FOR_PRODUCT = "no_rule_for_product"
     NO_RULE_FOR_ROLE = "no_rule_for_role"  # rules pay for the product, but not for the acting person's role
-    NOT_FOR_PARTNER = "not_for_partner"  # the partner's kind, tier or region is not among the rules'
+    NOT_FOR_PARTNER = "not_for_partner"  # the partner's kind, tier or region is not among the rules', or the
+    # rules are negotiated for named partners only and this partner is not one of them
     CONDITIONS = "conditions"  # the product's rules did not apply on that date, or below their minimums
     NO_SHARE_FOR_ROLE = "no_share_for_role"  # the rules pay, but share nothing with this person's role
     POOLED = "pooled"  # the person's share went to the company account, as the partner chose

@@ -8,6 +8,9 @@ and evaluated by engine.rules.evaluate against the rules in force today, as serv
 evaluate it. Caps and budgets depend on what was paid already, so the examples are before them and the page names
 them in words.
 
+A rule negotiated for named partners (CompiledRule.partner_ids) shows only to their members, since the examples'
+events carry the member's partner, and says "Special conditions for <partner>".
+
 Who a rule can pay: the member acting (the rule's conditions on role, partner kind, tier and region hold), or a
 colleague acting when the rule shares with the member's role ("a sales rep sells and names you on the claim: you get
 30"). A sale's example names one colleague for each other role the rule shares with (a real colleague where the
@@ -52,6 +55,7 @@ from loyalty.models import (
     QuizAttempt,
     QuizQuestion,
 )
+from loyalty.selectors.negotiated import named_partner_ids
 from loyalty.selectors.training import training_source_key
 from partners.constants import MemberStatus, PayoutPolicy
 from partners.models import Member, Role
@@ -148,6 +152,8 @@ class RuleOffer:
     certified_until: date | None  # the member's certificate on that line, valid today (its last day)
     tier_name: str  # the partner's tier when its multiplier applies on top ("" otherwise)
     tier_multiplier: Decimal | None
+    # A rule negotiated for named partners (the viewer's among them: others never see it): the viewer's partner.
+    negotiated_for: str = ""
 
     @property
     def action(self) -> tuple[str, str] | None:
@@ -250,6 +256,7 @@ class _Guide:
             .filter(Q(effective_until__isnull=True) | Q(effective_until__gt=timezone.now() - timedelta(days=2)))
             .select_related("requires_certification")
             .prefetch_related("roles", "tiers", "regions", "product_lines", "products")
+            .annotate(named_partner_ids=named_partner_ids())
         )
         compiled = compile_rules(rows)
         self.rows = {row.pk: row for row in rows}
@@ -388,6 +395,7 @@ class _Guide:
             certified_until=self.certificates.get(line.pk) if line else None,
             tier_name=self.tier.tier.name if applies_tier else "",
             tier_multiplier=plain(self.tier.tier.multiplier) if applies_tier else None,
+            negotiated_for=self.partner.name if rule.partner_ids else "",
         )
 
     def _sale_example(self, rule: CompiledRule) -> Example | None:

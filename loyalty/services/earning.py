@@ -20,6 +20,7 @@ from loyalty.engine.rules import Event, Posting, compile_rules, evaluate
 from loyalty.error_codes import ErrorCode
 from loyalty.lock_objects import accounts_lock, budget_rules_lock, rule_usage_lock
 from loyalty.models import IncentiveRule, PointsEntry, Program, RuleUsage
+from loyalty.selectors.negotiated import named_partner_ids
 from loyalty.services import challenges, ledger, standings
 
 
@@ -30,6 +31,7 @@ def published_rules(program: Program):
         IncentiveRule.objects.filter(program=program, status__in=[RuleStatus.PUBLISHED, RuleStatus.RETIRED])
         .select_related("requires_certification")
         .prefetch_related("roles", "tiers", "regions", "product_lines", "products")
+        .annotate(named_partner_ids=named_partner_ids())
     )
     return compile_rules(rules)
 

@@ -18,7 +18,7 @@ from loyalty.lock_objects import rule_in_force_lock, rule_lock
 from loyalty.models import IncentiveRule
 from partners.models import Role
 
-M2M_FIELDS = ("roles", "tiers", "regions", "product_lines", "products")
+M2M_FIELDS = ("roles", "tiers", "regions", "product_lines", "products", "named_partners")
 # Checks the value of a rule whose formula is not chosen yet (the form reports the missing formula itself).
 NO_FORMULA = PointsFormula()
 
@@ -136,6 +136,7 @@ def rule_publish(*, rule: IncentiveRule, actor, effective_from=None) -> Incentiv
             f"This version is already {rule.get_status_display().lower()}.", code=ErrorCode.NOT_DRAFT
         )
     _refuse_problems(rule_errors(rule))
+    _approve_negotiated(rule, actor)
     start = effective_from or timezone.now()
     current = rule_in_force_lock(program_id=rule.program_id, code=rule.code)
     if current is not None:
@@ -146,8 +147,35 @@ def rule_publish(*, rule: IncentiveRule, actor, effective_from=None) -> Incentiv
         current.effective_until = start
         current.save(update_fields=["effective_until", "updated_at"])
     rule.status, rule.effective_from, rule.published_by = RuleStatus.PUBLISHED, start, actor
-    rule.save(update_fields=["status", "effective_from", "published_by", "updated_at"])
+    rule.save(
+        update_fields=[
+            "status",
+            "effective_from",
+            "published_by",
+            "negotiated_approved_by",
+            "negotiated_approved_at",
+            "updated_at",
+        ]
+    )
     return rule
+
+
+def _approve_negotiated(rule: IncentiveRule, actor) -> None:
+    """A rule negotiated for named partners is approved by whoever publishes it, when they do, and only with the
+    reason stated (fair dealing: the program team must be able to show why these partners get it). Saved by the
+    caller."""
+    if not rule.named_partners.exists():
+        rule.negotiated_approved_by = rule.negotiated_approved_at = None
+        return
+    if not rule.negotiated_reason.strip():
+        problem = Problem(
+            "negotiated_reason",
+            ErrorCode.INVALID_RULE,
+            "Say why the named partners get this rule before publishing it (fair dealing: equal terms must be "
+            "explainable).",
+        )
+        _refuse_problems([problem])
+    rule.negotiated_approved_by, rule.negotiated_approved_at = actor, timezone.now()
 
 
 @transaction.atomic
@@ -163,6 +191,7 @@ def rule_new_version(*, rule: IncentiveRule, **changes) -> IncentiveRule:
     draft.version = latest.version + 1
     draft.status, draft.effective_from, draft.effective_until, draft.published_by = RuleStatus.DRAFT, None, None, None
     draft.budget_used = 0
+    draft.negotiated_approved_by = draft.negotiated_approved_at = None  # approved again when published
     draft.save()
     for name, values in m2m.items():
         getattr(draft, name).set(values)

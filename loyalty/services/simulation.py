@@ -47,6 +47,7 @@ from loyalty.engine.rules import CompiledRule, Event, certification_lines, compi
 from loyalty.error_codes import ErrorCode
 from loyalty.models import ClaimLine, IncentiveRule, Product, Program, SaleLine, SalesClaim
 from loyalty.selectors.certificates import Span, certificate_spans, held_on
+from loyalty.selectors.negotiated import named_partner_ids
 from partners.models import Member, Partner
 
 DEFAULT_DAYS = 90
@@ -270,6 +271,7 @@ def _scenarios(rule: IncentiveRule) -> tuple[tuple[CompiledRule, ...], tuple[Com
         )
         .select_related("requires_certification")
         .prefetch_related(*RULE_PREFETCH)
+        .annotate(named_partner_ids=named_partner_ids())
     )
     published = [row for row in rows if row.status in (RuleStatus.PUBLISHED, RuleStatus.RETIRED)]
     current = compile_rules(published)

@@ -246,7 +246,7 @@ def test_an_event_built_without_the_rules_is_certified_later_by_certify(world, d
 def test_a_compiled_rule_knows_its_line_and_its_name_without_a_query_per_rule(world, django_assert_num_queries):
     rows = list(
         IncentiveRule.objects.filter(program=world.program).prefetch_related(
-            "roles", "tiers", "regions", "product_lines", "products"
+            "roles", "tiers", "regions", "product_lines", "products", "named_partners"
         )
     )
     with django_assert_num_queries(1):  # the names of the lines, for every rule requiring a certificate

@@ -24,7 +24,7 @@ checkout_keys = (f"admin-checkout-{n}" for n in itertools.count())
 # The most queries each page may make; the same bound holds at 3 rows and at 30.
 CHANGELIST_QUERIES = {"rewardcategory": 6, "reward": 8, "vouchercode": 7, "redemptionorder": 8}
 PAGE_QUERIES = {
-    "reward_change": 13,  # + the tier choices, + the product line choices (certified members only)
+    "reward_change": 14,  # + the tier choices, + the line choices (certified members only), + negotiated partners
     "reward_add": 9,  # + the tier choices, + the product line choices (certified members only)
     "category_change": 5,
     "upload_codes": 4,
