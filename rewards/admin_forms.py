@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from loyalty.common.errors import ApplicationError
-from loyalty.selectors.certificates import certifying_lines
+from loyalty.selectors.certificates import certification_refusal, certifying_lines
 from partners.constants import PartnerKind
 from rewards import services
 from rewards.constants import EVENT_KINDS, OrderStatus
@@ -97,17 +97,9 @@ class RewardAdminForm(forms.ModelForm):
         if starts and ends and ends <= starts:
             self.add_error("available_until", "The end of the window must come after its start.")
         program = cleaned.get("program") or getattr(self.instance, "program", None)
-        line = cleaned.get("requires_certification")
-        if (
-            line is not None
-            and program is not None
-            and not certifying_lines(program_id=program.pk).filter(pk=line.pk).exists()
-        ):
-            self.add_error(
-                "requires_certification",
-                _("No course of %(program)s certifies on %(line)s: add a certifying course first.")
-                % {"program": program, "line": line},
-            )
+        refusal = certification_refusal(program=program, line=cleaned.get("requires_certification"))
+        if refusal:
+            self.add_error("requires_certification", refusal)
         self._clean_event(cleaned)
         self._clean_negotiated(cleaned)
         return cleaned

@@ -1,10 +1,9 @@
-from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from loyalty.common.models import StatusChange, TimeStampedModel, status_fields
+from loyalty.common.models import NegotiatedTerms, StatusChange, TimeStampedModel, status_fields
 from partners.constants import PartnerKind
 from rewards.constants import ORDER_TRANSITIONS, SHIPPED_KINDS, LimitPeriod, OrderStatus, PaidBy, RewardKind
 
@@ -22,7 +21,7 @@ class RewardCategory(models.Model):
         return self.name
 
 
-class Reward(TimeStampedModel):
+class Reward(NegotiatedTerms, TimeStampedModel):
     """A catalogue item members redeem points for."""
 
     program = models.ForeignKey("loyalty.Program", on_delete=models.PROTECT, related_name="rewards")
@@ -74,13 +73,6 @@ class Reward(TimeStampedModel):
     allowed_partners = models.ManyToManyField(
         "partners.Partner", blank=True, related_name="+", help_text="Negotiated for these partners only. Empty: all."
     )
-    negotiated_reason = models.TextField(
-        blank=True, help_text="Why these partners get it (fair dealing: equal terms must be explainable)."
-    )
-    negotiated_approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    negotiated_approved_at = models.DateTimeField(null=True, blank=True)
     requires_certification = models.ForeignKey(
         "loyalty.ProductLine",
         on_delete=models.PROTECT,

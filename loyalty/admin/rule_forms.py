@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from loyalty.admin.rule_display import split_text
 from loyalty.common.forms import LocalizedDecimalField
 from loyalty.models import IncentiveRule
-from loyalty.selectors.certificates import certifying_lines
+from loyalty.selectors.certificates import certification_refusal, certifying_lines
 from loyalty.services.rules import rule_errors
 from partners.constants import PartnerKind
 from partners.models import Role
@@ -182,17 +182,9 @@ class RuleForm(forms.ModelForm):
                 "negotiated_reason",
                 _("Say why these partners get special conditions (fair dealing: equal terms must be explainable)."),
             )
-        line = data.get("requires_certification")
-        if (
-            line is not None
-            and program is not None
-            and not certifying_lines(program_id=program.pk).filter(pk=line.pk).exists()
-        ):
-            self.add_error(
-                "requires_certification",
-                _("No course of %(program)s certifies on %(line)s: add a certifying course first.")
-                % {"program": program, "line": line},
-            )
+        refusal = certification_refusal(program=program, line=data.get("requires_certification"))
+        if refusal:
+            self.add_error("requires_certification", refusal)
         return data
 
     def _post_clean(self):

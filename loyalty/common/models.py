@@ -10,6 +10,23 @@ class TimeStampedModel(models.Model):
         abstract = True
 
 
+class NegotiatedTerms(models.Model):
+    """Why a rule or reward is negotiated for named partners only, and who approved it when: fair dealing expects
+    promotional allowances on proportionally equal terms, so the program team must be able to show its reasons. The
+    model names its partners itself (a rule's `named_partners`, a reward's `allowed_partners`)."""
+
+    negotiated_reason = models.TextField(
+        blank=True, help_text="Why these partners get it (fair dealing: equal terms must be explainable)."
+    )
+    negotiated_approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    negotiated_approved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
 class StatusChange(models.Model):
     """One status move of an object: who made it (`actor`; none when the system did) and when; oldest first.
 

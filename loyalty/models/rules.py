@@ -3,12 +3,12 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
-from loyalty.common.models import TimeStampedModel
+from loyalty.common.models import NegotiatedTerms, TimeStampedModel
 from loyalty.constants import CapPeriod, Formula, RuleEvent, RuleStatus
 from partners.constants import PartnerKind
 
 
-class IncentiveRule(TimeStampedModel):
+class IncentiveRule(NegotiatedTerms, TimeStampedModel):
     """When `event` happens and the conditions hold, pay `formula` to the beneficiaries.
 
     Rules are versioned: a published version is never edited; a change is a new version (same `code`)
@@ -38,13 +38,6 @@ class IncentiveRule(TimeStampedModel):
     named_partners = models.ManyToManyField(
         "partners.Partner", blank=True, related_name="+", help_text="Negotiated for these partners only. Empty: all."
     )
-    negotiated_reason = models.TextField(
-        blank=True, help_text="Why these partners get it (fair dealing: equal terms must be explainable)."
-    )
-    negotiated_approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    negotiated_approved_at = models.DateTimeField(null=True, blank=True)
     requires_certification = models.ForeignKey(
         "loyalty.ProductLine",
         on_delete=models.PROTECT,

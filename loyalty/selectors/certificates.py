@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date
 
 from django.db.models import Exists, OuterRef, Q
+from django.utils.translation import gettext as _
 
 from loyalty.engine.facts import Span, certificate_spans, certified_lines, held_on
 from loyalty.models import Certificate, Course, ProductLine
@@ -22,6 +23,7 @@ __all__ = [
     "certified_exists",
     "certified_lines",
     "certifying_lines",
+    "certification_refusal",
     "held_on",
     "is_certified",
     "valid_on",
@@ -54,3 +56,14 @@ def certifying_lines(*, program_id: int | None = None):
     if program_id is not None:
         courses = courses.filter(program_id=program_id)
     return ProductLine.objects.filter(Exists(courses))
+
+
+def certification_refusal(*, program, line) -> str:
+    """Why a rule or reward of `program` cannot require a certificate on `line` ("" when it can): no course of the
+    program certifies on it."""
+    if line is None or program is None or certifying_lines(program_id=program.pk).filter(pk=line.pk).exists():
+        return ""
+    return _("No course of %(program)s certifies on %(line)s: add a certifying course first.") % {
+        "program": program,
+        "line": line,
+    }
