@@ -81,6 +81,7 @@ class Kind(models.TextChoices):
     RETURN_DECIDED = "return_decided", _("Equipment return confirmed or rejected")
     MDF_DECIDED = "mdf_decided", _("Co-marketing request decided")
     DRAW_RESULT = "draw_result", _("Prize draw result")
+    CLUB_RENEWAL = "club_renewal", _("Club membership renewal due")
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,15 @@ KINDS: dict[str, KindSpec] = {
             "won": "Whether the member won",
             "prize": "What they won (may be empty)",
             "entries": "How many entries the member held",
+        },
+    ),
+    # A paid club membership about to end, told to the partner's owners.
+    Kind.CLUB_RENEWAL: KindSpec(
+        Topic.TIERS,
+        {
+            "tier": "The tier the partner paid for",
+            "ends_on": "The membership's last day",
+            "fee": "The yearly fee, in points or money",
         },
     ),
 }

@@ -138,6 +138,10 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "en": ("{% if won %}You won in {{ draw }}{% else %}Results of {{ draw }}{% endif %}", "{% if won %}Congratulations: you won {{ prize }} in {{ draw }}.{% else %}{{ draw }} has been drawn; this time you did not win.{% endif %} You held {{ entries }} entr{{ entries|pluralize:'y,ies' }}. Anyone can check the draw on its page."),
         "de": ("{% if won %}Sie haben bei {{ draw }} gewonnen{% else %}Ergebnis von {{ draw }}{% endif %}", "{% if won %}Glückwunsch: Sie haben {{ prize }} bei {{ draw }} gewonnen.{% else %}{{ draw }} wurde ausgelost; diesmal haben Sie nicht gewonnen.{% endif %} Sie hatten {{ entries }} Los(e). Jeder kann die Auslosung auf ihrer Seite nachprüfen."),
     },
+    Kind.CLUB_RENEWAL: {
+        "en": ("Your {{ tier }} membership ends on {{ ends_on }}", "Your company's {{ tier }} membership ends on {{ ends_on }}. Renew it for {{ fee }} to keep its benefits: the new year starts the day after, so renewing early loses nothing."),
+        "de": ("Ihre {{ tier }}-Mitgliedschaft endet am {{ ends_on }}", "Die {{ tier }}-Mitgliedschaft Ihres Unternehmens endet am {{ ends_on }}. Verlängern Sie sie für {{ fee }}, um die Vorteile zu behalten: Das neue Jahr beginnt am Tag danach, eine frühe Verlängerung kostet Sie also keinen Tag."),
+    },
 }  # fmt: skip
 
 

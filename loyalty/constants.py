@@ -51,6 +51,7 @@ class EntrySource(models.TextChoices):
     CO_MARKETING = "co_marketing", _("Co-marketing")
     DRAW = "draw", _("Prize draws")
     EVENT = "event", _("Events attended")
+    CLUB_FEE = "club_fee", _("Club membership fees")
 
 
 class AdjustmentStatus(models.TextChoices):

@@ -12,6 +12,7 @@ from loyalty.models.challenges import (
     PeriodStanding,
 )
 from loyalty.models.claims import ClaimEvent, ClaimLine, SalesClaim
+from loyalty.models.clubs import ClubMembership
 from loyalty.models.comarketing import MarketingFund, MarketingProof, MarketingRequest, MarketingRequestEvent
 from loyalty.models.draws import DrawEntry, DrawWinner, PrizeDraw
 from loyalty.models.ledger import PointsAccount, PointsAdjustment, PointsAllocation, PointsEntry, PointsLot
@@ -24,6 +25,7 @@ from loyalty.models.tiers import PartnerTier, Tier, TierChange
 from loyalty.models.training import Certificate, Course, Module, QuizAttempt, QuizChoice, QuizQuestion
 
 __all__ = [
+    "ClubMembership",
     "CollectionPoint",
     "DrawEntry",
     "DrawWinner",

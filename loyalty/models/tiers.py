@@ -43,6 +43,24 @@ class Tier(models.Model):
         validators=[MinValueValidator(Decimal("0"))],
         help_text="The fund a partner at this tier gets each period (set by tier benefit). Empty: none by tier.",
     )
+    # A tier partners can also join by paying a yearly fee (a "VIP club"): in points from the company account, or
+    # recorded as money the program invoices. Neither: reached by qualifying only.
+    join_fee_points = models.PositiveIntegerField(
+        "yearly fee (points)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Partners may join this tier for a year, paid in points from the company account.",
+    )
+    join_fee_money = models.DecimalField(
+        "yearly fee (money)",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Partners may join this tier for a year; the fee is recorded as money the program invoices.",
+    )
 
     class Meta:
         ordering = ["program", "rank"]
@@ -50,10 +68,19 @@ class Tier(models.Model):
             models.UniqueConstraint(fields=["program", "rank"], name="tier_rank_unique"),
             models.UniqueConstraint(fields=["program", "name"], name="tier_name_unique"),
             models.CheckConstraint(condition=Q(multiplier__gt=0), name="tier_multiplier_positive"),
+            models.CheckConstraint(
+                condition=Q(join_fee_points__isnull=True) | Q(join_fee_money__isnull=True),
+                name="tier_one_join_fee",
+                violation_error_message="A tier's yearly fee is in points or in money, not both.",
+            ),
         ]
 
     def __str__(self):
         return self.name
+
+    @property
+    def joinable(self) -> bool:
+        return self.join_fee_points is not None or self.join_fee_money is not None
 
 
 class PartnerTier(models.Model):
