@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "rewards",
     "communications",
     "analytics",
+    "blueprints",
 ]
 
 MIDDLEWARE = [
