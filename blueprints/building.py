@@ -97,7 +97,8 @@ class _Builder:
                 self._make(Product, row, f"products[{index}]")
         for index, row in enumerate(self._rows("partners")):
             if not Partner.objects.filter(legal_id=row["legal_id"]).exists():
-                self._make(Partner, {"status": PartnerStatus.ACTIVE, "joined_on": self.today, **row}, f"partners[{index}]")
+                row = {"status": PartnerStatus.ACTIVE, "joined_on": self.today, **row}
+                self._make(Partner, row, f"partners[{index}]")
         for index, row in enumerate(self._rows("tiers")):
             self.tiers[row["name"]] = self._make(Tier, row, f"tiers[{index}]", program=self.program)
         for row in self._rows("reward_categories"):

@@ -215,7 +215,7 @@ class Scenario:
         reward_services.attendance_record(line=line, actor=self.manager, attended=True)
 
     def _join_club(self, step: dict) -> None:
-        from loyalty.services import clubs  # noqa: PLC0415 (being built)
+        from loyalty.services import clubs  # imported here while the clubs service is being built
 
         member = self.members[step["member"]]
         clubs.club_join(
