@@ -48,6 +48,7 @@ from loyalty.services import rules as rule_services
 from partners.constants import PartnerStatus, StaffRole
 from partners.models import Partner, Region, Role, User
 from rewards import services as reward_services
+from rewards.admin_forms import RewardAdminForm
 from rewards.models import Reward, RewardCategory
 
 RELATIVE = re.compile(r"^(?P<days>[+-]\d+)d(?: (?P<hour>\d{1,2}):(?P<minute>\d{2}))?$")
@@ -137,11 +138,27 @@ class _Builder:
         return program
 
     def _reward(self, row: dict, where: str) -> Reward:
+        """Checked by the admin's own reward form (a price of at least 1 point, a code reward's stock, a dated event's
+        kind, the reason of a negotiated reward...), which approves a negotiated one in the builder's name."""
         codes = row.pop("codes", [])
-        reward = self._make(Reward, row, where, program=self.program)
-        if reward.allowed_partners.exists():
-            reward.negotiated_approved_by, reward.negotiated_approved_at = self.actor, timezone.now()
-            reward.save(update_fields=["negotiated_approved_by", "negotiated_approved_at"])
+        fields, m2m = self._split(Reward, row, where)
+        blank = Reward(program=self.program)
+        data = {"program": self.program.pk}
+        for name in RewardAdminForm._meta.fields:
+            if name in m2m:
+                data[name] = [item.pk for item in m2m[name]]
+            elif name in fields:
+                value = fields[name]
+                data[name] = value.pk if isinstance(value, models.Model) else value
+            elif name not in data and not Reward._meta.get_field(name).many_to_many:
+                default = getattr(blank, Reward._meta.get_field(name).attname)
+                data[name] = [] if name == "allowed_partner_kinds" else default
+        form = RewardAdminForm(data=data)
+        if not form.is_valid():
+            problems = [f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()]
+            raise Problem(f"{where}: {' '.join(problems)}")
+        form.stamp_negotiated(self.actor)
+        reward = form.save()
         if codes:
             reward_services.codes_add(reward=reward, codes=codes)
         return reward

@@ -53,6 +53,7 @@ class RewardAdminForm(forms.ModelForm):
             "installed_on_site",
             "event_starts_at",
             "event_place",
+            "min_tier",
             "requires_certification",
             "allowed_roles",
             "allowed_partner_kinds",
