@@ -36,6 +36,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from communications.constants import Kind
 from communications.services import notify
@@ -309,12 +310,12 @@ def percent_for(*, program: Program, partner_id: int) -> Decimal:
 
 # How a move to each status is said in a refusal ("it cannot be reimbursed now").
 WORD_FOR = {
-    MdfStatus.PRE_APPROVED: "pre-approved",
-    MdfStatus.DECLINED: "declined",
-    MdfStatus.CLAIMED: "claimed",
-    MdfStatus.REIMBURSED: "reimbursed",
-    MdfStatus.CLAIM_REJECTED: "rejected",
-    MdfStatus.WITHDRAWN: "withdrawn",
+    MdfStatus.PRE_APPROVED: gettext_lazy("pre-approved"),
+    MdfStatus.DECLINED: gettext_lazy("declined"),
+    MdfStatus.CLAIMED: gettext_lazy("claimed"),
+    MdfStatus.REIMBURSED: gettext_lazy("reimbursed"),
+    MdfStatus.CLAIM_REJECTED: gettext_lazy("rejected"),
+    MdfStatus.WITHDRAWN: gettext_lazy("withdrawn"),
 }
 
 
