@@ -20,6 +20,9 @@ class Dimensions(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self):
+        return f"{type(self).__name__} {self.day:%Y-%m-%d} program {self.program_id} partner {self.partner_id}"
+
 
 class PointsDay(Dimensions):
     """Points that moved on the day, by kind, in points (positive numbers except `adjusted`, which is net)."""
@@ -115,6 +118,9 @@ class MessagesDay(models.Model):
             models.UniqueConstraint(fields=["day", "channel", "role_id", "kind"], name="messages_day_unique")
         ]
 
+    def __str__(self):
+        return f"Messages {self.day:%Y-%m-%d} {self.channel} {self.kind}"
+
 
 class RollupDay(models.Model):
     """When each day was last summed, per roll-up: the periodic task rebuilds the days not summed since they could
@@ -127,3 +133,6 @@ class RollupDay(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["rollup", "day"], name="rollup_day_unique")]
+
+    def __str__(self):
+        return f"{self.rollup} {self.day:%Y-%m-%d}"
