@@ -1,5 +1,5 @@
 """Building a program from a blueprint (blueprints.loading): the program's settings, then its key accounts, catalogue,
-tiers, rewards, courses, challenges, returns, draws and rules, all or nothing.
+tiers, courses, rewards, challenges, returns, draws and rules, all or nothing.
 
 A section's keys are the model's own field names, so a blueprint reads like the admin's forms and needs no code of
 its own. Values are converted the way a form would: decimals from strings or numbers, dates and moments relative to
@@ -104,10 +104,11 @@ class _Builder:
             self.tiers[row["name"]] = self._make(Tier, row, f"tiers[{index}]", program=self.program)
         for row in self._rows("reward_categories"):
             RewardCategory.objects.get_or_create(slug=row["slug"], defaults=_rest(row, "slug"))
-        for index, row in enumerate(self._rows("rewards")):
-            self._reward(row, f"rewards[{index}]")
+        # Courses before rewards: a reward reserved for certified members names a line a course certifies on.
         for index, row in enumerate(self._rows("courses")):
             self._course(row, f"courses[{index}]")
+        for index, row in enumerate(self._rows("rewards")):
+            self._reward(row, f"rewards[{index}]")
         for index, row in enumerate(self._rows("challenges")):
             self._challenge(row, f"challenges[{index}]")
         for index, row in enumerate(self._rows("return_types")):

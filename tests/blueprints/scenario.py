@@ -11,7 +11,7 @@ refused with, nothing written).
 Steps (`do`):
 - sell: a sales claim of `lines` (sku, quantity, amount), approved by the program team;
 - pass_course: every module of `course` passed with the right answers;
-- refer: a referral of `company` converted by the program team (with `deal_amount`);
+- refer: a referral of `company` qualified, then converted by the program team (with `deal_amount`);
 - return: `quantity` units of return type `type` at collection point `point` (with `serials`), confirmed;
 - co_marketing: a fund of `fund` for the partner, a request pre-approved for `approved`, claimed at `cost` with
   `other_brands` named in the advert and proof attached, reimbursed;
@@ -152,6 +152,7 @@ class Scenario:
             company_id=step.get("company_id", ""),
         )
         deal = Decimal(str(step["deal_amount"])) if "deal_amount" in step else None
+        referrals.referral_transition(referral=referral, to=ReferralStatus.QUALIFIED, actor=self.manager)
         referrals.referral_transition(
             referral=referral, to=ReferralStatus.CONVERTED, actor=self.manager, deal_amount=deal
         )
