@@ -202,11 +202,13 @@ def member_event(
     quantity: Decimal = ONE,
     unit: str = "units",
     subject: str = "",
+    amount: Decimal = Decimal(0),
     rules: Iterable[CompiledRule] | None = None,
 ) -> Event:
     """Something one member did (answered a survey; later: passed a training, converted a referral) as the engine
     sees it: the member acts, with their role, partner, tier and region; `quantity` of `unit` is what the formulas
-    count, `subject` names what it was about (`rules`: see the module docstring on certificates)."""
+    count, `amount` the money it was worth (a referral's deal), `subject` names what it was about (`rules`: see the
+    module docstring on certificates)."""
     tier = partner_tiers(program, [member.partner_id]).get(member.partner_id)
     event = Event(
         kind=kind,
@@ -215,6 +217,7 @@ def member_event(
         **_partner_facts(member.partner, tier),
         participants=(Participant(member.pk, member.role.code, member.role.name, is_actor=True),),
         quantity=Decimal(quantity),
+        amount=Decimal(amount),
         unit=unit,
         subject=subject,
     )

@@ -266,6 +266,7 @@ def _pay(referral: Referral) -> list[PointsEntry]:
         quantity=Decimal(1),
         unit="referral",
         subject=f"referral “{referral.company_name}”",
+        amount=referral.deal_amount or Decimal(0),  # a rule may pay big deals more (min_amount, per amount)
     )
     return post_event(program=program, event=event, source_type=EntrySource.REFERRAL)
 

@@ -209,6 +209,26 @@ def test_conversion_pays_the_referrer_by_rule_once_and_tells_them(program, manag
     assert "You earned 500 points." in told.body
 
 
+def test_a_rule_for_big_deals_pays_by_the_deal_amount(program, manager):
+    referral_rule(program, points=500)
+    referral_rule(program, points=2000, code="big-deal", name="Big deal bonus", min_amount=Decimal("10000"))
+    small, big = MemberFactory(), MemberFactory()
+
+    convert(
+        refer(small, program, company_name="Small Shop", company_id="S-1", contact_email="a@small.example"),
+        manager,
+        deal_amount=Decimal("900"),
+    )
+    convert(
+        refer(big, program, company_name="Big Hotel", company_id="B-1", contact_email="b@big.example"),
+        manager,
+        deal_amount=Decimal("25000"),
+    )
+
+    assert sorted(points for points, _, _ in earned(small)) == [500]
+    assert sorted(points for points, _, _ in earned(big)) == [500, 2000]
+
+
 def test_converting_again_is_refused_and_pays_nothing_more(program, manager):
     referral_rule(program, points=500)
     member = MemberFactory()
