@@ -123,3 +123,10 @@ class ErrorCode(StrEnum):
     MDF_NOT_ALLOWED = "mdf_not_allowed"
     MDF_PROOF_MISSING = "mdf_proof_missing"
     MDF_SALES_SHARE_UNSET = "mdf_sales_share_unset"
+    # Paid club membership (services.clubs): a tier nobody can join, a renewal already made, a second one ahead, a
+    # renewal or join of another tier than the one paid, a tier below the one the partner holds.
+    CLUB_NOT_JOINABLE = "club_not_joinable"
+    CLUB_ALREADY_RENEWED = "club_already_renewed"
+    CLUB_RENEWED_AHEAD = "club_renewed_ahead"
+    CLUB_OTHER_TIER = "club_other_tier"
+    CLUB_TIER_HELD = "club_tier_held"

@@ -5,8 +5,8 @@ transaction-scoped ones (`pg_advisory_xact_lock`) end with the transaction, the 
 is released by `import_run_unlock`. The order a transaction takes them in:
 
     import run (session) → sell-out source → what a program's sales paid → claim invoice → what a partner's claims
-    paid → tier evaluation of a program → rules (publish, retire, budgets) → rule usage rows (caps)
-    → claim / adjustment rows → points accounts
+    paid → a partner's club membership → tier evaluation of a program → rules (publish, retire, budgets) → rule
+    usage rows (caps) → claim / adjustment rows → points accounts
 
 Bulk paths (a sell-out import's ledger) take the same locks with one SQL statement per kind of row, through the
 `*_sql` functions, on the cursor of the connection doing the writing.
@@ -158,6 +158,14 @@ def tier_evaluation_lock(program_id: int) -> None:
     """Serialise tier evaluations of one program until the transaction ends."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_advisory_key(f"tiers:{program_id}")])
+
+
+def club_lock(program_id: int, partner_id: int) -> None:
+    """One paid club join or renewal of a partner in a program at a time, until the transaction ends: the latest
+    term is read and renewed by one payer at a time, so a renewal sent twice (a double tap, a second tab) is paid
+    once. Taken before the tier evaluation lock (the join re-evaluates the partner's tier at once)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_advisory_key(f"club:{program_id}:{partner_id}")])
 
 
 # Claims -----------------------------------------------------------------------------------------------------

@@ -295,6 +295,7 @@ CELERY_BEAT_SCHEDULE = {
     "start-challenges": {"task": "loyalty.tasks.start_challenges", "schedule": 60 * 5},
     "settle-challenges": {"task": "loyalty.tasks.settle_challenges", "schedule": 60 * 15},
     "run-draws": {"task": "loyalty.tasks.run_draws", "schedule": 60 * 5},
+    "remind-club-renewals": {"task": "loyalty.tasks.remind_club_renewals", "schedule": 60 * 60 * 24},
 }
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("loyalty", "partners", "rewards", "communications", "analytics")
+APPS = ("loyalty", "partners", "rewards", "communications", "analytics", "blueprints")
 POINTS_MODELS = {"PointsAccount", "PointsEntry", "PointsLot", "PointsAllocation"}
 WRITE_METHODS = {"create", "bulk_create", "update", "bulk_update", "get_or_create", "update_or_create", "delete"}
 POINTS_TABLE_WRITE = re.compile(

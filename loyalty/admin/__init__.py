@@ -2,6 +2,7 @@
 
 from loyalty.admin import catalog, claims, ledger, programs, rules, sale_lines, sellout, tiers
 from loyalty.admin import challenges as challenges
+from loyalty.admin import clubs as clubs
 from loyalty.admin import comarketing as comarketing
 from loyalty.admin import draws as draws
 from loyalty.admin import referrals as referrals

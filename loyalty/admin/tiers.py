@@ -1,7 +1,8 @@
 """The back office for partner tiers.
 
 Tiers are edited per program; their form refuses a ladder that would not make sense (the lowest tier must be
-free to reach, thresholds must grow with the rank). Partner tiers and their history are written only by
+free to reach, thresholds must grow with the rank), and a yearly fee in both points and money (a tier with a fee can
+also be joined for a year: loyalty.admin.clubs). Partner tiers and their history are written only by
 loyalty.services.tiers (the daily task, or the "re-evaluate" action here) and are read-only. Query counts are
 pinned in tests/loyalty/test_admin_catalog.py.
 """
@@ -21,6 +22,7 @@ from loyalty.common.admin import (
 )
 from loyalty.common.queries import count_of
 from loyalty.models import PartnerTier, Tier, TierChange
+from loyalty.services.clubs import fee_text
 from loyalty.services.tiers import describe_metric, tier_evaluate, tier_ladder_problems
 
 # Tiers ----------------------------------------------------------------------------------------------
@@ -31,7 +33,16 @@ class TierAdminForm(forms.ModelForm):
 
     class Meta:
         model = Tier
-        fields = ("program", "name", "rank", "threshold", "multiplier", "service_level")
+        fields = (
+            "program",
+            "name",
+            "rank",
+            "threshold",
+            "multiplier",
+            "service_level",
+            "join_fee_points",
+            "join_fee_money",
+        )
 
     def clean(self):
         cleaned = super().clean()
@@ -49,7 +60,16 @@ class TierAdmin(ProgramManagerAdmin):
     # No deleting (the default): partners' rows and history point at tiers, and removing a tier a rule is
     # limited to would silently open that rule to every tier.
     form = TierAdminForm
-    list_display = ("name", "program", "rank", "threshold_shown", "multiplier", "service_level", "partners")
+    list_display = (
+        "name",
+        "program",
+        "rank",
+        "threshold_shown",
+        "multiplier",
+        "fee_shown",
+        "service_level",
+        "partners",
+    )
     list_filter = ("program",)
     list_select_related = ("program",)
     search_fields = ("name", "program__name")
@@ -65,6 +85,13 @@ class TierAdmin(ProgramManagerAdmin):
     @admin.display(description="Threshold", ordering="threshold")
     def threshold_shown(self, obj):
         return describe_metric(obj.program, obj.threshold)
+
+    @admin.display(description="Yearly fee")
+    def fee_shown(self, obj):
+        """What partners pay to join the tier for a year (loyalty.services.clubs); empty: reached by qualifying only."""
+        if not obj.joinable:
+            return "—"
+        return fee_text(obj.program, points=obj.join_fee_points, money=obj.join_fee_money)
 
     @admin.display(description="Partners now", ordering="partner_count")
     def partners(self, obj):

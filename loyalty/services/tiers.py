@@ -27,6 +27,13 @@ The evaluation of one partner:
 - same tier: nothing moves, the metric and `evaluated_at` are refreshed. Once `today` is past `held_until`
   (the period ended and the partner still qualifies), `held_until` moves to the end of the current period
   too, so that a downgrade always waits for the end of a period instead of happening on any later day.
+
+A partner can also hold a tier by paying its yearly fee (loyalty.services.clubs): the tier it holds is then the better
+of the qualifying tier and the tier of the paid membership running `today` (loyalty.selectors.clubs.paid_tiers, one
+query for every partner evaluated), with the same benefits. When the paid tier is the target, it is held until the
+end of the period or the last day paid, whichever is later (a renewal paid ahead moves `held_until` at once); once
+the paid year has ended, a partner that does not qualify goes down by the ordinary rule above (after `held_until`).
+
 Every move (first tier, upgrade, downgrade) appends a TierChange. Evaluating twice the same day changes
 nothing the second time. Evaluations of one program are serialised by a transaction-scoped advisory lock,
 so two runs at once cannot both record the same move.
@@ -39,7 +46,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from django.db import connection, transaction
-from django.db.models import Case, F, OuterRef, Q, Subquery, Sum, When
+from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, Sum, When
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
@@ -51,7 +58,8 @@ from communications.services import Notice, notify_many
 from loyalty.common.formatting import format_money
 from loyalty.constants import ClaimStatus, EntryKind, TierMetric, TierPeriod
 from loyalty.lock_objects import tier_evaluation_lock
-from loyalty.models import ClaimLine, PartnerTier, PointsEntry, Program, SaleLine, Tier, TierChange
+from loyalty.models import ClaimLine, ClubMembership, PartnerTier, PointsEntry, Program, SaleLine, Tier, TierChange
+from loyalty.selectors.clubs import paid_tiers
 from partners.constants import MemberStatus, PartnerStatus
 from partners.models import Member, Partner
 
@@ -254,9 +262,11 @@ def _evaluate(*, program: Program, partner_ids: list[int] | None, today: date) -
         scope = Partner.objects.filter(status__in=EVALUATED_PARTNER_STATUSES).order_by("pk")
         partner_ids = list(scope.values_list("pk", flat=True))
         metrics = partner_metrics(program=program, today=today)
+        paid = paid_tiers(program=program, today=today)
     else:
         rows = rows.filter(partner_id__in=partner_ids)
         metrics = partner_metrics(program=program, today=today, partner_ids=partner_ids)
+        paid = paid_tiers(program=program, today=today, partner_ids=partner_ids)
     rows = {row.partner_id: row for row in rows}
     new_end = period_end(period=program.tier_period, today=today)
     now = timezone.now()
@@ -265,20 +275,29 @@ def _evaluate(*, program: Program, partner_ids: list[int] | None, today: date) -
     for partner_id in partner_ids:
         metric = metrics.get(partner_id, ZERO)
         target = qualifying_tier(tiers, metric)
+        end, by_fee = new_end, False
+        bought = paid.get(partner_id)
+        paid_tier = by_id.get(bought.tier_id) if bought is not None else None
+        if paid_tier is not None and paid_tier.rank >= target.rank:  # the paid tier is the better one (or the same)
+            by_fee = paid_tier.rank > target.rank
+            target, end = paid_tier, max(new_end, bought.paid_until)
+        paid_words = f"Joined {target.name} as a paying member until {bought.paid_until:%Y-%m-%d}." if by_fee else ""
         row = rows.get(partner_id)
         current = by_id.get(row.tier_id) if row is not None else None
         move, reason = None, ""
         if current is None:
-            move, reason = "assigned", f"First tier: {_metric_words(program, metric)}."
+            move, reason = "assigned", paid_words or f"First tier: {_metric_words(program, metric)}."
         elif target.rank > current.rank:
             move = "upgraded"
-            reason = f"Upgraded: {_metric_words(program, metric)} reach {target.name}."
+            reason = paid_words or f"Upgraded: {_metric_words(program, metric)} reach {target.name}."
         elif target.rank < current.rank and today > row.held_until:
             move = "downgraded"
             reason = (
                 f"Downgraded at the end of the period (held until {row.held_until:%Y-%m-%d}): "
                 f"{_metric_words(program, metric)} are below {current.name}."
             )
+            if by_fee:
+                reason += f" {target.name} is paid until {bought.paid_until:%Y-%m-%d}."
         if move is None:
             counts["unchanged"] += 1
             fields = {}
@@ -286,7 +305,9 @@ def _evaluate(*, program: Program, partner_ids: list[int] | None, today: date) -
             if stale or row.metric_value != metric:  # the same metric again the same day: nothing to write
                 fields.update(metric_value=metric, evaluated_at=now)
             if target.rank == current.rank and today > row.held_until:
-                fields["held_until"] = new_end  # the period ended and the partner still qualifies
+                fields["held_until"] = end  # the period ended and the partner still qualifies (or pays)
+            elif target.rank == current.rank and end > row.held_until:
+                fields["held_until"] = end  # a paid year (or one paid ahead) holds the tier until its last day
             if fields:
                 for name, value in fields.items():
                     setattr(row, name, value)
@@ -310,13 +331,13 @@ def _evaluate(*, program: Program, partner_ids: list[int] | None, today: date) -
                     partner_id=partner_id,
                     tier=target,
                     since=today,
-                    held_until=new_end,
+                    held_until=end,
                     metric_value=metric,
                     evaluated_at=now,
                 )
             )
         else:
-            row.tier, row.since, row.held_until = target, today, new_end
+            row.tier, row.since, row.held_until = target, today, end
             row.metric_value, row.evaluated_at = metric, now
             updated.append(row)
     if created:
@@ -386,7 +407,9 @@ class TierProgress:
     """Where a partner stands. `current` is the tier it holds (None before its first evaluation); `next` the
     tier above it (None at the top); `missing` how much of the metric `next` still needs (0 when the partner
     already qualifies and the next evaluation will upgrade it); `percent` of the way from 0 to `next`'s
-    threshold; `to_keep` how much more keeps `current` past `held_until` (None when the metric already does)."""
+    threshold; `to_keep` how much more keeps `current` past `held_until` (None when the metric already does);
+    `paid_until` the last day the partner has paid for `current` as a club member (None: not paid);
+    `club_offered` whether any tier of the program can be joined for a yearly fee."""
 
     program: Program
     current: Tier | None
@@ -396,6 +419,13 @@ class TierProgress:
     percent: int
     held_until: date | None = None
     to_keep: Decimal | None = None
+    paid_until: date | None = None
+    club_offered: bool = False
+
+    @property
+    def is_paid(self) -> bool:
+        """The tier held is one the partner pays a yearly fee for (loyalty.services.clubs)."""
+        return self.paid_until is not None
 
     @property
     def metric_text(self) -> str:
@@ -471,13 +501,18 @@ def tier_progress(
     *, program: Program, partner: Partner, today: date | None = None, live: bool = False
 ) -> TierProgress | None:
     """The partner's progress; None when the program has no tiers. One query with the metric stored by the last
-    evaluation (daily, and right after an approved claim); `live=True` computes the metric as of now instead."""
+    evaluation (daily, and right after an approved claim); `live=True` computes the metric as of now instead. The
+    same query says until when the tier held is paid for (the latest paid year of it not ended by `today`)."""
     today = today or timezone.localdate()
     mine = PartnerTier.objects.filter(program=program, partner=partner, tier=OuterRef("pk"))
+    paid = ClubMembership.objects.filter(program=program, partner=partner, tier=OuterRef("pk"), ends_on__gte=today)
     tiers = list(
         Tier.objects.filter(program=program)
         .annotate(
-            held_until=Subquery(mine.values("held_until")[:1]), stored_metric=Subquery(mine.values("metric_value")[:1])
+            held_until=Subquery(mine.values("held_until")[:1]),
+            stored_metric=Subquery(mine.values("metric_value")[:1]),
+            paying=Exists(paid.filter(starts_on__lte=today)),
+            paid_until=Subquery(paid.order_by("-ends_on").values("ends_on")[:1]),
         )
         .order_by("rank")
     )
@@ -507,4 +542,6 @@ def tier_progress(
         percent=percent,
         held_until=current.held_until if current is not None else None,
         to_keep=to_keep,
+        paid_until=current.paid_until if current is not None and current.paying else None,
+        club_offered=any(tier.joinable for tier in tiers),
     )

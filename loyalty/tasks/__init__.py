@@ -2,6 +2,7 @@
 which registers them all; the task names stay those of the schedule in settings.CELERY_BEAT_SCHEDULE."""
 
 from loyalty.tasks import challenges as challenges
+from loyalty.tasks import clubs as clubs
 from loyalty.tasks import draws as draws
 from loyalty.tasks import ledger, sellout, tiers
 from loyalty.tasks import training as training

@@ -22,6 +22,7 @@ urlpatterns = [
     path("returns/", include("loyalty.urls.returns")),
     path("co-marketing/", include("loyalty.urls.comarketing")),
     path("draws/", include("loyalty.urls.draws")),
+    path("club/", include("loyalty.urls.clubs")),
     path("rewards/", include("rewards.urls")),
     path("messages/", include("communications.urls")),
     path("", include("communications.urls_surveys")),  # surveys/ and feedback/

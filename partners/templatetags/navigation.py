@@ -7,15 +7,21 @@ from django.urls import reverse
 
 register = template.Library()
 
+# Pages reached from a page of the navigation rather than from the navigation itself, marked as part of it: the club
+# page (loyalty.views.clubs) is linked from the home page's tier card.
+SECTIONS = {"home": ("club", "club_join")}
+
 
 @register.inclusion_tag("includes/nav_link.html", takes_context=True)
 def nav_link(context, url_name: str, text: str, also: str = "", balance=None) -> dict:
     """A link of the main navigation to the page `url_name`, saying `text`. It is marked active on that page and
-    on the pages matching one of the names in `also` (space-separated; "claim_*" matches every claim_ page), and
-    the current page on that page only. `balance`: a points account whose available points it shows."""
+    on the pages matching one of the names in `also` (space-separated; "claim_*" matches every claim_ page) or in
+    its SECTIONS, and the current page on that page only. `balance`: a points account whose available points it
+    shows."""
     match = getattr(context.get("request"), "resolver_match", None)
     current = match.url_name if match else None
-    active = current is not None and any(fnmatchcase(current, name) for name in [url_name, *also.split()])
+    names = [url_name, *also.split(), *SECTIONS.get(url_name, ())]
+    active = current is not None and any(fnmatchcase(current, name) for name in names)
     return {
         "href": reverse(url_name),
         "text": text,

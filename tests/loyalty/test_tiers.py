@@ -430,10 +430,10 @@ def _evaluation_queries(program, partners: int, django_assert_num_queries) -> No
                 since=TODAY,
                 held_until=date(2026, 6, 30),
             )
-    # savepoint, advisory lock, tiers, partners, tier rows, the metric (one UNION), insert rows, update rows,
-    # insert history, release savepoint; the upgraded partners' members hear of it: their ids, then notify_many's
-    # savepoint, members, preferences, templates, suppressed addresses, insert, release (issue #11)
-    with django_assert_num_queries(18):
+    # savepoint, advisory lock, tiers, partners, tier rows, the metric (one UNION), the paid club memberships,
+    # insert rows, update rows, insert history, release savepoint; the upgraded partners' members hear of it: their
+    # ids, then notify_many's savepoint, members, preferences, templates, suppressed addresses, insert, release
+    with django_assert_num_queries(19):
         tiers_evaluate_all(program=program, today=TODAY)
 
 
@@ -456,8 +456,9 @@ def test_evaluating_a_points_program_costs_the_same_queries_for_3_or_30_partners
         account = ledger.member_account(program=points_program, member=MemberFactory(partner=partner))
         ledger.earn(account=account, points=50 + index * 10, key=f"e{index}")
 
-    # savepoint, advisory lock, tiers, partners, tier rows, the metric, insert rows, insert history, release
-    with django_assert_num_queries(9):
+    # savepoint, advisory lock, tiers, partners, tier rows, the metric, the paid club memberships, insert rows,
+    # insert history, release
+    with django_assert_num_queries(10):
         result = tiers_evaluate_all(program=points_program)
 
     assert result.assigned == partners
