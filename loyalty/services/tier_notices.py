@@ -5,13 +5,13 @@ task loyalty.tasks.warn_tier_keep."""
 
 from datetime import date, timedelta
 
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.urls import reverse
 from django.utils import timezone
 
 from communications.constants import Kind
 from communications.services import Notice, notify_many
-from loyalty.models import PartnerTier, Program
+from loyalty.models import ClubMembership, PartnerTier, Program
 from loyalty.services.tiers import EVALUATED_PARTNER_STATUSES, describe_metric, program_tiers
 from partners.constants import MemberStatus
 from partners.models import Member
@@ -28,6 +28,13 @@ def warn_tier_keep(*, today: date | None = None) -> int:
         tiers = program_tiers(program)
         if len(tiers) < 2:  # the entry tier is never lost
             continue
+        paid_on = ClubMembership.objects.filter(
+            program=program,
+            partner=OuterRef("partner"),
+            tier=OuterRef("tier"),
+            starts_on__lte=OuterRef("held_until"),
+            ends_on__gt=OuterRef("held_until"),
+        )
         short = (
             PartnerTier.objects.filter(
                 program=program,
@@ -36,6 +43,7 @@ def warn_tier_keep(*, today: date | None = None) -> int:
                 partner__status__in=EVALUATED_PARTNER_STATUSES,
             )
             .exclude(tier=tiers[0])
+            .exclude(Exists(paid_on))  # a paid year running past the period end keeps the tier anyway
             .values_list("partner_id", "tier__name", "tier__threshold", "metric_value", "held_until")
         )
         rows = {partner_id: row for partner_id, *row in short}

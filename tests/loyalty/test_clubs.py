@@ -20,6 +20,7 @@ from loyalty.constants import EntryKind, EntrySource, TierMetric, TierPeriod
 from loyalty.error_codes import ErrorCode
 from loyalty.models import ClubMembership, PartnerTier, PointsEntry, SaleLine, SalesSource, TierChange
 from loyalty.services import clubs, ledger
+from loyalty.services.tier_notices import warn_tier_keep
 from loyalty.services.tiers import tier_evaluate, tier_progress, tiers_evaluate_all
 from loyalty.tasks.clubs import remind_club_renewals
 from partners.constants import MemberStatus, PartnerStatus
@@ -784,3 +785,20 @@ def test_the_tier_form_takes_a_yearly_fee_in_points_or_money_not_both(pm_client,
     assert "yearly fee is in points or in money, not both." in visible(both)
     gold.refresh_from_db()
     assert points.status_code == 302 and (gold.join_fee_points, gold.join_fee_money) == (6000, None)
+
+
+def test_a_partner_whose_paid_year_runs_past_the_period_end_hears_no_keep_your_tier_warning(program, ladder, partner):
+    bronze, silver, gold = ladder
+    held_until = TODAY + timedelta(days=10)
+    paying, short = partner, PartnerFactory()
+    for each in (paying, short):
+        OwnerFactory(partner=each)
+        PartnerTier.objects.create(
+            program=program, partner=each, tier=gold, since=TODAY, held_until=held_until, metric_value=Decimal("100")
+        )
+    paid_row(program, paying, gold, TODAY - timedelta(days=30))
+
+    warn_tier_keep(today=TODAY)
+
+    told = set(Delivery.objects.filter(kind=Kind.TIER_KEEP).values_list("member__partner_id", flat=True))
+    assert told == {short.pk}
