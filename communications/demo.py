@@ -44,12 +44,12 @@ from partners import demo as partners_demo
 from partners.constants import MemberStatus, PartnerKind
 from partners.models import Member, Role, User
 
+SURVEY_TABLES = (("surveys", Survey), ("survey responses", Response))
 TABLES = (
     ("tips", Tip),
     ("campaigns", Campaign),
     ("campaign recipients", CampaignRecipient),
-    ("surveys", Survey),
-    ("survey responses", Response),
+    *SURVEY_TABLES,
     ("feedback messages", Feedback),
     ("deliveries", Delivery),
 )
@@ -126,6 +126,20 @@ COMMENTS = (
     "Great program, my team loves the points.",
     "",
 )
+
+# The past product survey, which loyalty's demo puts on its points history (loyalty.demo.surveys): sent, answered and
+# closed there, each answer paid by the program's rules when it was given.
+PAST_SURVEY_INTRO = "You sell, install and service the AquaSoft Smart 700: three minutes to tell us what to improve."
+SMART_LIKES = ["The app", "Low salt use", "Quiet regeneration", "The compact size"]
+SMART_WISHES = ["Easier installation", "A longer warranty", "A leak alarm in the app", "A smaller model"]
+SMART_COMMENTS = (
+    "Customers love the salt alerts on their phones.",
+    "The bypass valve is hard to reach in tight cupboards.",
+    "Pairing the app takes too long on site.",
+    "",
+    "",
+)
+INVITE_AT_MOST = 2_000  # a larger audience (a benchmark's --scale) is not invited: every message is sent while seeding
 
 # (member e-mail or the n-th other member, topic, text, days ago, answer or "")
 FEEDBACK = (
@@ -293,6 +307,61 @@ def _survey(program_id: int, *, now: datetime, rng: random.Random) -> None:
         }
         with _clock(opened + timedelta(hours=2 + hours * 7)):
             surveys.survey_answer(survey=survey, member=member, answers=answers)
+
+
+def past_survey_open(*, program_id: int, title: str, points: int, closes_at: datetime) -> Survey:
+    """Send a survey now (the caller's clock), open until `closes_at`: its questions, and its invitations, sent at
+    once (not when the audience is larger than INVITE_AT_MOST). Then close it with `past_survey_close`."""
+    now = timezone.now()
+    survey = Survey(
+        program_id=program_id,
+        title=title,
+        intro=PAST_SURVEY_INTRO,
+        status=SurveyStatus.OPEN,
+        opens_at=now,
+        closes_at=closes_at,
+        points_for_answer=points,
+    )
+    survey.full_clean()
+    survey.save()
+    questions = [
+        Question(survey=survey, order=1, kind=QuestionKind.NPS,
+                 text="How likely are you to recommend the AquaSoft Smart 700 to a customer?"),
+        Question(survey=survey, order=2, kind=QuestionKind.SINGLE, choices=SMART_LIKES,
+                 text="What do your customers like most about it?"),
+        Question(survey=survey, order=3, kind=QuestionKind.MULTIPLE, choices=SMART_WISHES, required=False,
+                 text="What should the next AquaSoft Smart do better?"),
+        Question(survey=survey, order=4, kind=QuestionKind.TEXT, required=False,
+                 text="Anything else about the AquaSoft Smart 700?"),
+    ]  # fmt: skip
+    for question in questions:
+        question.full_clean()
+    Question.objects.bulk_create(questions)
+    if surveys.survey_audience(survey=survey).count() <= INVITE_AT_MOST:
+        surveys.survey_invite(survey=survey)
+        queued = Delivery.objects.filter(kind=Kind.SURVEY, source_key=f"survey:{survey.pk}")
+        queued = queued.filter(status=DeliveryStatus.QUEUED).exclude(channel=Channel.INBOX)
+        sending.deliveries_send(list(queued.values_list("pk", flat=True)))
+    return survey
+
+
+def past_survey_answer(*, survey: Survey, member: Member, rng: random.Random) -> Response:
+    """The member's answers to the survey `past_survey_open` sent, now (the caller's clock), through survey_answer:
+    the points for answering are paid by the program's rules (loyalty's survey-answered hook)."""
+    nps, likes, wishes, comment = survey.questions.all()
+    answers = {
+        nps.pk: rng.choice((4, 6, 7, 8, 8, 9, 9, 9, 10, 10)),
+        likes.pk: rng.choice(SMART_LIKES),
+        wishes.pk: rng.sample(SMART_WISHES, rng.randint(0, 2)),
+        comment.pk: rng.choice(SMART_COMMENTS),
+    }
+    return surveys.survey_answer(survey=survey, member=member, answers=answers)
+
+
+def past_survey_close(*, survey: Survey) -> None:
+    """Close the survey now (the caller's clock), as the program team does once its closing time has passed."""
+    survey.status = SurveyStatus.CLOSED
+    survey.save(update_fields=["status", "updated_at"])
 
 
 def _pk(member: Member) -> int:

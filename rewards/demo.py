@@ -6,6 +6,12 @@ and spends the points the member had then. Checkout keys are "demo:order:<n>". T
 foreman and owner have scripted orders (the owner's from the company account too) that must succeed; the other
 orders go to the first suitable member who can afford them when they are placed, busiest first, and simply do
 not happen if nobody can. No images: the pages show a placeholder.
+
+Events (decisions #22) are rewards with a date, a place and seats (their stock), added some weeks before they start:
+an AquaSoft Smart day that took place, where the program team recorded who came (rewards.services.attendance_record,
+paid by the demo's "event attended" rule) and one no-show; a workshop still to come, partly booked, the demo engineer
+among the bookers; and an evening for Gold partners only. One reward is negotiated for the flagship, the demo logins'
+key account, with the reason a program manager approved: other partners' members do not see it.
 """
 
 import functools
@@ -13,19 +19,21 @@ import random
 import string
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
+from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
 from loyalty.demo.program import Book, Person, Step, company_holder
+from loyalty.models import Tier
 from partners import demo as partners_demo
 from partners.constants import MemberStatus, PartnerKind
 from partners.models import Region, Role
 from rewards import selectors, services
-from rewards.constants import LimitPeriod, OrderStatus, PaidBy, RewardKind
+from rewards.constants import LIVE_STATUSES, LimitPeriod, OrderStatus, PaidBy, RewardKind
 from rewards.error_codes import ErrorCode
-from rewards.models import CartItem, RedemptionOrder, Reward, RewardCategory, VoucherCode
+from rewards.models import CartItem, RedemptionLine, RedemptionOrder, Reward, RewardCategory, VoucherCode
 
 TABLES = (
     ("reward categories", RewardCategory),
@@ -65,12 +73,24 @@ class RewardSpec:
     limit: tuple[int, str] | None = None  # (units, LimitPeriod) per member
     window: tuple[int, int] | None = None  # (opens, closes) in days from now
     active: bool = True
+    # Added to the catalogue later than the rest (days ago; None: with the catalogue), as the events and the
+    # negotiated reward are: they need the tiers and the program managers of later steps.
+    added: float | None = None
+    # A dated event or expert session (decisions #22): it starts `starts` = (days from now, hour, minute), local time
+    # (days negative: it took place), at `place`; its seats are its stock, bookable until it starts.
+    starts: tuple[int, int, int] | None = None
+    place: str = ""
+    min_tier: str = ""  # members-only: the name of the lowest tier whose partners may book it
+    # Negotiated for named partners only (their legal ids), with the reason the first program manager approved.
+    partners: tuple[str, ...] = ()
+    reason: str = ""
 
     def open_to(self, person: Person) -> bool:
         return (
             (not self.roles or person.role in self.roles)
             and (not self.partner_kinds or person.company.kind in self.partner_kinds)
             and (not self.regions or person.company.region in self.regions)
+            and (not self.partners or person.company.legal_id in self.partners)
         )
 
 
@@ -153,6 +173,29 @@ REWARDS = (
     RewardSpec("AQP-CAL", "AquaPro wall calendar", "tools-workwear", M, 500,
                "Last year's calendar: no longer offered.", stock=0, active=False),
 )  # fmt: skip
+FLAGSHIP = partners_demo.legal_id(0, 0)
+# Added later: dated events (one took place, with attendance recorded; one coming, partly booked; one for Gold
+# partners only) and a reward negotiated for the flagship, the key account of the demo logins.
+LATER = (
+    RewardSpec("AQP-EV-LEEDS", "AquaSoft Smart day, Leeds", "training-sessions", S, 900,
+               "A day at the AquaPro training centre: selling and sizing the AquaSoft Smart 700, the app, "
+               "commissioning and fault finding on live units. Lunch included.",
+               stock=12, limit=(1, LimitPeriod.EVER), added=75, starts=(-19, 9, 30),
+               place="AquaPro training centre, Unit 4, Aire Valley Trading Estate, Leeds LS10 1AB"),
+    RewardSpec("AQP-EV-UVWS", "UVGuard Pro hands-on workshop, Manchester", "training-sessions", S, 1_500,
+               "Three hours on sizing, installing and servicing UVGuard Pro systems, with a lamp change on a live "
+               "unit.", stock=16, limit=(1, LimitPeriod.EVER), added=55, starts=(17, 13, 0),
+               place="Clearwell UK, 2 Trafford Park Road, Manchester M17 1HG"),
+    RewardSpec("AQP-EV-GOLD", "Gold partner evening at Aquatech Amsterdam", "experiences", E, 6_000,
+               "Dinner with the Clearwell management on the fair's first evening, for Gold partners only.",
+               stock=24, limit=(1, LimitPeriod.EVER), added=20, starts=(39, 19, 0), min_tier="Gold",
+               place="RAI Amsterdam, Europaplein 24, 1078 GZ Amsterdam"),
+    RewardSpec("AQP-NW-WEAR", "Northwater team workwear: 10 co-branded softshells", "tools-workwear", M, 12_000,
+               "Northwater and AquaPro softshells for ten of your team, in their sizes: we e-mail you for them.",
+               stock=6, paid_by=COMPANY, limit=(2, LimitPeriod.YEAR), added=100, partners=(FLAGSHIP,),
+               reason="Key-account agreement KA-2026-03: Northwater's staff wear co-branded workwear at customers' "
+               "sites. Any distributor with a key-account agreement gets the same pack with its own logo."),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -219,7 +262,16 @@ ORDERS = (
               flow=((1, OrderStatus.CANCELLED, "Ordered by mistake: we want the van wrap instead."),)),
     OrderSpec(6, (("AQP-DSP", 1),), company=True),
     OrderSpec(1, (("AQP-VAN", 1),), company=True),
+    # seats at the AquaSoft Smart day that took place (the foreman came; one of the others did not) ...
+    OrderSpec(60, (("AQP-EV-LEEDS", 1),), who="foreman"),
+    *(OrderSpec(days, (("AQP-EV-LEEDS", 1),)) for days in (57, 50, 44, 37, 29)),
+    # ... and at the coming workshop (the engineer booked early: his points expiring soon stay for the demo)
+    OrderSpec(48, (("AQP-EV-UVWS", 1),), who="engineer"),
+    *(OrderSpec(days, (("AQP-EV-UVWS", 1),)) for days in (31, 24, 17, 5)),
+    # the negotiated workwear, by the flagship's owner from the company account
+    OrderSpec(45, (("AQP-NW-WEAR", 1),), who="owner", company=True),
 )  # fmt: skip
+PAST_EVENT = "AQP-EV-LEEDS"  # its attendance is recorded the evening it took place
 CARTS = {"sales": (("AQP-AMZ50", 1), ("AQP-MST", 1)), "engineer": (("AQP-DRL", 1),)}
 
 ADDRESSES = {  # per region: street (with a number), postcode, city, country
@@ -247,7 +299,7 @@ class _Plan:
     def __init__(self, book: Book):
         self.book = book
         self.rng = random.Random(f"{partners_demo.SEED}:rewards")
-        self.specs = {spec.sku: spec for spec in REWARDS}
+        self.specs = {spec.sku: spec for spec in (*REWARDS, *LATER)}
         self.rewards: dict[str, Reward] = {}  # by SKU, once the catalogue step ran
         self.orders: dict[str, RedemptionOrder] = {}  # by checkout key
         self.taken: set[str] = set()  # people who placed an order
@@ -286,6 +338,13 @@ class _Plan:
                 refund = int(status in (OrderStatus.REJECTED, OrderStatus.CANCELLED))
                 steps.append(Step(at, functools.partial(self._move, key, status, note, spec.by),
                                   Counter({"points entries": refund})))  # fmt: skip
+        for spec in LATER:
+            steps.append(Step(book.now - timedelta(days=spec.added), functools.partial(self._add_reward, spec),
+                              Counter({"rewards": 1})))  # fmt: skip
+        attended = sum(spec.items[0][0] == PAST_EVENT for spec in ORDERS) - 1  # one no-show
+        attendance_at = self._event_start(self.specs[PAST_EVENT]) + timedelta(hours=8)
+        attendance = functools.partial(self._attendance, PAST_EVENT)
+        steps.append(Step(attendance_at, attendance, Counter({"points entries": attended})))
         cart_at = book.now - timedelta(hours=2)
         for role, items in CARTS.items():
             for sku, quantity in items if role in self.logins else ():
@@ -347,6 +406,57 @@ class _Plan:
         for spec in REWARDS:
             if spec.codes:
                 services.codes_add(reward=self.rewards[spec.sku], codes=self._codes(spec))
+
+    def _event_start(self, spec: RewardSpec) -> datetime:
+        days, hour, minute = spec.starts
+        day = timezone.localtime(self.book.now + timedelta(days=days)).date()
+        return timezone.make_aware(datetime(day.year, day.month, day.day, hour, minute))
+
+    def _add_reward(self, spec: RewardSpec) -> None:
+        """A reward added after the catalogue: a dated event (bookable until it starts; members-only by tier), or
+        one negotiated for named partners, approved now by the first program manager (as saving it in the back
+        office stamps it)."""
+        starts = self._event_start(spec) if spec.starts is not None else None
+        reward = Reward(
+            program=self.book.program,
+            category=RewardCategory.objects.get(slug=spec.category),
+            name=spec.name,
+            sku=spec.sku,
+            kind=spec.kind,
+            description=spec.description,
+            points_price=spec.points,
+            stock=spec.stock,
+            paid_by=spec.paid_by,
+            limit_per_member=spec.limit[0] if spec.limit else None,
+            limit_period=spec.limit[1] if spec.limit else LimitPeriod.MONTH,
+            event_starts_at=starts,
+            event_place=spec.place,
+            available_until=starts,
+            min_tier=Tier.objects.get(program=self.book.program, name=spec.min_tier) if spec.min_tier else None,
+        )
+        if spec.partners:
+            reward.negotiated_reason = spec.reason
+            reward.negotiated_approved_by = self.book.staff[partners_demo.PROGRAM_MANAGERS[0][1]]
+            reward.negotiated_approved_at = timezone.now()
+        reward.full_clean()
+        reward.save()
+        reward.allowed_roles.set(Role.objects.filter(code__in=spec.roles))
+        reward.allowed_partners.set([self.book.channel.partners[legal_id] for legal_id in spec.partners])
+        self.rewards[spec.sku] = reward
+
+    def _attendance(self, sku: str) -> None:
+        """The program team records who came to the event (paid by the "event attended" rule): everybody but the
+        last of those who are not demo logins, who did not show up."""
+        manager = self.book.staff[partners_demo.PROGRAM_MANAGERS[0][1]]
+        logins = {person.email for person in self.logins.values()}
+        lines = list(
+            RedemptionLine.objects.filter(reward=self.rewards[sku], order__status__in=LIVE_STATUSES)
+            .select_related("order__member__user")
+            .order_by("pk")
+        )
+        absent = next((line for line in reversed(lines) if line.order.member.user.email not in logins), None)
+        for line in lines:
+            services.attendance_record(line=line, actor=manager, attended=line is not absent)
 
     def _codes(self, spec: RewardSpec) -> list[str]:
         rng = random.Random(f"{partners_demo.SEED}:codes:{spec.sku}")

@@ -12,13 +12,15 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import CharField, Count, Q, Sum, Value
+from django.db.models.functions import Concat
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
 from communications.campaigns import campaign_reach
-from communications.constants import Channel, DeliveryStatus, FeedbackStatus, Kind
+from communications.constants import Channel, DeliveryStatus, FeedbackStatus, Kind, SurveyStatus
+from communications.demo import SURVEY_TITLE
 from communications.models import Campaign, CampaignRecipient, Delivery, Feedback, Response, Survey, Tip
 from communications.surveys import survey_results
 from loyalty.common.storage import PDF, sniff_file
@@ -37,13 +39,14 @@ from loyalty.constants import (
     RuleEvent,
     RuleStatus,
 )
-from loyalty.demo.program import PROGRAM_NAME
-from loyalty.demo.sales import MARKER_SKU
+from loyalty.demo.program import PROGRAM_NAME, SURVEY
+from loyalty.demo.sales import KEY_ACCOUNT_RULE, MARKER_SKU
 from loyalty.engine.facts import member_event
 from loyalty.models import (
     Certificate,
     Challenge,
     ChallengeEntry,
+    ClubMembership,
     Course,
     IncentiveRule,
     Module,
@@ -71,9 +74,11 @@ from loyalty.services.earning import post_event
 from loyalty.services.standings import standings_period
 from loyalty.services.tiers import tier_progress
 from partners.demo import DEMO_MEMBERS, FLAGSHIP_NAME, PROGRAM_MANAGERS
-from partners.models import Partner, User
-from rewards.constants import OrderStatus, PaidBy, RewardKind
-from rewards.models import CartItem, RedemptionOrder, Reward, RewardCategory, VoucherCode
+from partners.models import Member, Partner, User
+from rewards.constants import LIVE_STATUSES, OrderStatus, PaidBy, RewardKind
+from rewards.demo import PAST_EVENT
+from rewards.models import CartItem, RedemptionLine, RedemptionOrder, Reward, RewardCategory, VoucherCode
+from rewards.selectors import catalogue
 
 pytestmark = pytest.mark.django_db
 
@@ -142,7 +147,7 @@ def test_a_dry_run_writes_nothing_and_says_what_the_program_would_have():
 
     assert counts() == before
     assert f"Demo program, dry run: would create {PROGRAM_NAME} with about 1 program" in out.getvalue()
-    assert "31 rewards" in out.getvalue()
+    assert "35 rewards" in out.getvalue()
     assert "Demo communications, dry run: would create about 8 tips, 2 campaigns" in out.getvalue()
     assert out.getvalue().count("Nothing was written.") == 3
 
@@ -150,7 +155,7 @@ def test_a_dry_run_writes_nothing_and_says_what_the_program_would_have():
 def test_the_output_says_what_the_program_was_created_with(demo):
     assert f"Demo program: created {PROGRAM_NAME} with 1 program, " in demo
     assert "points entries" in demo
-    assert "31 rewards" in demo
+    assert "35 rewards" in demo
 
 
 def test_the_program_is_the_aquapro_partner_club(demo):
@@ -237,7 +242,7 @@ def test_the_catalogue_has_every_kind_of_reward_with_restrictions_stock_and_code
     rewards = Reward.objects.all()
 
     assert RewardCategory.objects.count() == 8
-    assert 28 <= rewards.count() <= 32
+    assert 33 <= rewards.count() <= 36
     assert set(rewards.values_list("kind", flat=True)) == set(RewardKind.values)
     assert rewards.filter(is_active=True, uses_codes=False, stock=0).exists()  # sold out
     assert any(0 < reward.codes.filter(order_line=None).count() <= 2 for reward in rewards.filter(uses_codes=True))
@@ -328,6 +333,19 @@ def test_three_tiers_on_sales_and_every_active_partner_has_one(demo):
     assert set(PartnerTier.objects.values_list("tier__name", flat=True)) == {"Bronze", "Silver", "Gold"}
 
 
+def test_gold_can_be_joined_for_a_fee_and_one_partner_paid_a_year_from_its_company_account(demo):
+    program = Program.objects.get()
+    gold = Tier.objects.get(program=program, name="Gold")
+    membership = ClubMembership.objects.get()
+
+    assert gold.join_fee_points > 0
+    assert (membership.tier, membership.fee_points) == (gold, gold.join_fee_points)
+    assert membership.entry.available_delta == -gold.join_fee_points
+    assert membership.entry.account.partner == membership.partner
+    assert PartnerTier.objects.get(program=program, partner=membership.partner).tier == gold
+    assert membership.partner.name != FLAGSHIP_NAME
+
+
 def test_the_demo_owners_partner_is_silver_and_short_of_gold(demo):
     program = Program.objects.get()
     flagship = Partner.objects.get(name=FLAGSHIP_NAME)
@@ -347,9 +365,10 @@ def test_rules_are_published_role_based_versioned_with_a_draft(demo):
     rules = IncentiveRule.objects.all()
     published = rules.filter(status=RuleStatus.PUBLISHED, effective_until=None)
 
-    assert 6 <= published.filter(event=RuleEvent.SALE_LINE).count() <= 8
+    assert 7 <= published.filter(event=RuleEvent.SALE_LINE).count() <= 9
     assert set(published.exclude(event=RuleEvent.SALE_LINE).values_list("event", flat=True)) == {
         RuleEvent.SURVEY_ANSWERED,
+        RuleEvent.EVENT_ATTENDED,  # issue #13: seats at dated events (rewards.demo)
         RuleEvent.TRAINING_PASSED,
         RuleEvent.CHALLENGE_COMPLETED,
         RuleEvent.REFERRAL_CONVERTED,  # issue #13: published by loyalty.demo.activities
@@ -457,7 +476,7 @@ def test_campaign_deliveries_were_sent_when_the_campaign_was(demo):
 
 
 def test_the_survey_has_thirty_answers_and_an_nps_and_the_demo_logins_can_still_answer(demo):
-    survey = Survey.objects.get()
+    survey = Survey.objects.get(title=SURVEY_TITLE)
     nps_result = survey_results(survey=survey)[0]
 
     assert survey.responses.count() == 30
@@ -602,10 +621,16 @@ def rule_paid(prefix: str = "") -> Q:
     return Q(**{f"{prefix}details__has_key": "rule_id"}) | Q(**{f"{prefix}source_type__in": RULE_PAID_SOURCES})
 
 
+def period_start(program) -> datetime:
+    """When the current standings period began, in the program's time zone (the default one: a page a test requested
+    may have left a member's zone active in this thread, as partners.language's middleware does)."""
+    return timezone.make_aware(datetime.combine(standings_period(program), time.min), timezone.get_default_timezone())
+
+
 def rule_paid_in_period(program, member=None) -> dict:
     """{member id (None: the company accounts): points} the rules paid in the current period (of `member` only, when
     given), less what was taken back of them."""
-    since = timezone.make_aware(datetime.combine(standings_period(program), time.min))
+    since = period_start(program)
     entries = PointsEntry.objects.filter(account__program=program)
     if member is not None:
         entries = entries.filter(account__member=member)
@@ -646,7 +671,7 @@ def test_the_demo_foreman_and_sales_rep_are_on_the_period_board_with_what_their_
     program = Program.objects.get()
     user = User.objects.get(email=DEMO_EMAILS[role])
     member = user.memberships.get(status="active")
-    since = timezone.make_aware(datetime.combine(standings_period(program), time.min))
+    since = period_start(program)
     activities = PointsEntry.objects.filter(
         account__member=member,
         kind=EntryKind.EARN,
@@ -672,3 +697,126 @@ def test_the_demo_logins_see_training_challenges_and_what_pays_them(demo, role):
     assert {name: response.status_code for name, response in pages.items()} == dict.fromkeys(pages, 200)
     guide = pages["how_to_earn"].context["guide"]
     assert guide.sales and guide.challenges and guide.modules
+
+
+# The past survey, events and negotiated conditions (issue #13) ---------------------------------------------------
+
+
+def member_of(role: str) -> Member:
+    return Member.objects.select_related("partner").get(user__email=DEMO_EMAILS[role], status="active")
+
+
+def test_every_survey_entry_pays_a_stored_answer_to_its_member_or_their_company(demo):
+    answers = Response.objects.annotate(
+        key=Concat(Value("survey:"), "survey_id", Value(":"), "member_id", output_field=CharField())
+    )
+    entries = PointsEntry.objects.filter(source_type=EntrySource.SURVEY)
+    answered_by = {
+        key: (member, partner) for key, member, partner in answers.values_list("key", "member", "member__partner")
+    }
+
+    assert entries.count() > 40  # the past survey's and the open one's
+    assert not entries.exclude(source_id__in=answers.values("key")).exists()  # no survey line without an answer
+    for source_id, member, partner in entries.values_list("source_id", "account__member", "account__partner"):
+        assert member == answered_by[source_id][0] or (member is None and partner == answered_by[source_id][1])
+
+
+def test_the_past_survey_was_sent_answered_and_closed_and_each_answer_paid_once_when_given(demo):
+    survey = Survey.objects.get(title=SURVEY["title"])
+    responses = list(survey.responses.select_related("member__user"))
+    paid = PointsEntry.objects.filter(source_type=EntrySource.SURVEY, source_id__startswith=f"survey:{survey.pk}:")
+    by_answer = {entry.source_id: entry for entry in paid}
+    now = timezone.now()
+
+    assert survey.status == SurveyStatus.CLOSED
+    assert now - timedelta(days=46) < survey.opens_at == survey.invited_at < now - timedelta(days=44)
+    assert survey.closes_at < now and survey.points_for_answer == SURVEY["points"]
+    assert Delivery.objects.filter(source_key=f"survey:{survey.pk}", status=DeliveryStatus.SENT).exists()
+    assert len(responses) >= 15
+    assert {r.member.user.email for r in responses} >= set(DEMO_EMAILS.values())
+    assert paid.count() == len(by_answer) == len(responses)
+    for response in responses:
+        entry = by_answer[f"survey:{survey.pk}:{response.member_id}"]
+        assert survey.opens_at < response.submitted_at == entry.created_at < survey.closes_at
+        assert entry.available_delta == survey.points_for_answer and "rule_id" in entry.details
+    explanations = [entry.explanation for entry in statement(account=account_of(DEMO_EMAILS["sales"]))]
+    assert any(f"survey “{SURVEY['title']}”" in text for text in explanations)
+
+
+def test_the_event_that_took_place_paid_those_who_came_once_and_recorded_a_no_show(demo):
+    event = Reward.objects.get(sku=PAST_EVENT)
+    seats = RedemptionLine.objects.filter(reward=event, order__status__in=LIVE_STATUSES).select_related("order")
+    came = [line for line in seats if line.attended_at is not None]
+    paid = PointsEntry.objects.filter(source_type=EntrySource.EVENT).select_related("account")
+
+    assert event.kind in (RewardKind.EXPERIENCE, RewardKind.SESSION) and event.event_place
+    assert event.event_starts_at < timezone.now() - timedelta(days=7)
+    assert event.stock + len(seats) == 12  # its capacity
+    assert len(came) >= 3 and [line.no_show for line in seats].count(True) == 1
+    assert seats.get(order__member=member_of("foreman")).attended_at is not None
+    assert sorted(paid.values_list("source_id", flat=True)) == sorted(f"event:{line.pk}" for line in came)
+    for line in came:
+        entry = paid.get(source_id=f"event:{line.pk}")
+        assert entry.available_delta == 250 and entry.created_at > event.event_starts_at
+        assert entry.account.member_id in (line.order.member_id, None)
+
+
+def test_the_coming_workshop_is_partly_booked_and_the_engineer_finds_his_seat(demo):
+    workshop = Reward.objects.get(sku="AQP-EV-UVWS")
+    seats = RedemptionLine.objects.filter(reward=workshop, order__status__in=LIVE_STATUSES)
+    client = Client()
+    client.force_login(User.objects.get(email=DEMO_EMAILS["engineer"]))
+
+    response = client.get(reverse("order_list"))
+
+    assert workshop.event_starts_at > timezone.now() and workshop.stock > 0
+    assert seats.count() >= 3 and seats.filter(order__member=member_of("engineer")).exists()
+    assert [line.reward for line in response.context["upcoming_seats"]] == [workshop]
+    assert workshop.name in response.content.decode()
+
+
+def test_the_gold_evening_is_for_gold_partners_only(demo):
+    program = Program.objects.get()
+    evening = Reward.objects.get(sku="AQP-EV-GOLD")
+    gold = PartnerTier.objects.filter(program=program, tier=evening.min_tier).values("partner")
+    gold_member = Member.objects.filter(status="active", partner__in=gold).select_related("partner").first()
+
+    assert evening.min_tier == Tier.objects.filter(program=program).order_by("rank").last()
+    assert evening.event_starts_at > timezone.now()
+    assert evening in catalogue(member=gold_member, program=program)
+    assert evening not in catalogue(member=member_of("owner"), program=program)  # Northwater is Silver
+
+
+def test_the_negotiated_reward_is_the_flagships_only_with_its_reason_and_approval(demo):
+    program = Program.objects.get()
+    reward = Reward.objects.get(sku="AQP-NW-WEAR")
+    flagship = Partner.objects.get(name=FLAGSHIP_NAME)
+    other = Member.objects.filter(status="active", partner__status="active").exclude(partner=flagship).first()
+    seen = {}
+    for email in (DEMO_EMAILS["sales"], other.user.email):
+        client = Client()
+        client.force_login(User.objects.get(email=email))
+        seen[email] = client.get(reverse("catalogue"), {"q": "Northwater"}).context["page"].object_list
+
+    assert list(reward.allowed_partners.all()) == [flagship]
+    assert reward.negotiated_reason and reward.negotiated_approved_at < timezone.now()
+    assert reward.negotiated_approved_by.email == PROGRAM_MANAGERS[0][1]
+    assert reward in catalogue(member=member_of("sales"), program=program)
+    assert reward not in catalogue(member=other, program=program)
+    assert list(seen[DEMO_EMAILS["sales"]]) == [reward] and list(seen[other.user.email]) == []
+    assert RedemptionOrder.objects.filter(lines__reward=reward, member=member_of("owner"), paid_by=PaidBy.COMPANY)
+
+
+def test_the_negotiated_rule_pays_at_the_flagship_only_with_its_reason_and_approval(demo):
+    rule = IncentiveRule.objects.get(code=KEY_ACCOUNT_RULE.code, status=RuleStatus.PUBLISHED)
+    flagship = Partner.objects.get(name=FLAGSHIP_NAME)
+    paid = PointsEntry.objects.filter(details__rule_id=rule.pk)
+
+    assert list(rule.named_partners.all()) == [flagship]
+    assert rule.negotiated_reason and rule.negotiated_approved_by.email == PROGRAM_MANAGERS[1][1]
+    assert rule.negotiated_approved_at == rule.effective_from < timezone.now() - timedelta(days=90)
+    assert paid.filter(account__member=member_of("sales")).exists()
+    assert set(paid.values_list("account__member__partner", "account__partner")) <= {
+        (flagship.pk, None),
+        (None, flagship.pk),
+    }

@@ -2,7 +2,8 @@
 
 partners.demo creates the channel. This module adds one program and replays the points history of block 0,
 the block with the demo logins: a year of sales, installations and service visits, each with its arithmetic in the
-explanation (the modules people passed are recorded in the Book for loyalty.demo.learning, which makes them real);
+explanation (the modules people passed, and who answered the past survey when, are recorded in the Book for
+loyalty.demo.learning and loyalty.demo.surveys, which make them real);
 the company's share of every staff bonus in its account; pending points released after the return period; returned
 goods reversed; old points expired; leavers' points moved to their company; a partner that switched to pooled
 payouts; manual adjustments (one waiting for a second program manager). The demo logins go back two years, so their
@@ -103,7 +104,9 @@ SERVICES = (
 # Trainings are real since issue #12: the planner says who passed a module of loyalty.demo.courses when, and
 # loyalty.demo.learning writes the attempts, the "training passed" postings and the certificates. Challenges are real
 # too (learning plans them from the staff bonuses' history), so the planner no longer invents any.
-SURVEYS = (("AquaSoft Smart product feedback", 45, 300),)  # (title, days ago, points)
+# Surveys are real too: the planner says who answered the past survey when, and loyalty.demo.surveys sends it (through
+# communications), stores the answers and pays them through the "survey answered" rule; then it closes.
+SURVEY = {"title": "AquaSoft Smart product feedback", "days_ago": 45, "points": 300, "answer_days": 12, "open_days": 14}
 QUANTITIES = {
     PartnerKind.DISTRIBUTOR: (2, 16),
     PartnerKind.DEALER: (1, 8),
@@ -143,9 +146,21 @@ POOLING_SWITCH = timedelta(days=240)  # when one pooled partner switched from pa
 # The demo clock ----------------------------------------------------------------------------------------------
 
 
+def _is_timezone_now(default) -> bool:
+    return getattr(default, "__module__", None) == "django.utils.timezone" and default.__name__ == "now"
+
+
+@functools.cache
+def _now_defaults(model: type[models.Model]) -> tuple[str, ...]:
+    """The attribute names of `model`'s fields whose default is `timezone.now` (a survey response's submission time,
+    an order event's time): the function itself, held since import, which patching `timezone.now` does not reach."""
+    return tuple(f.attname for f in model._meta.concrete_fields if _is_timezone_now(f.default))
+
+
 class DemoClock:
-    """While `running()`, `timezone.now()` is `self.at`, and every new row with a `created_at` gets it too (a points
-    entry's comes from the database, an order event's from a field default fixed at import)."""
+    """While `running()`, `timezone.now()` is `self.at`, and every new row gets it too where its creation time comes
+    from elsewhere: a `created_at` (a points entry's comes from the database) and a field whose default is
+    `timezone.now` (fixed at import) that the code left at its default, so later than the clock's moment."""
 
     def __init__(self, at: datetime):
         self.at = at
@@ -154,8 +169,14 @@ class DemoClock:
         return self.at
 
     def _stamp(self, sender, instance, raw=False, **kwargs):
-        if not raw and instance._state.adding and hasattr(instance, "created_at"):
+        if raw or not instance._state.adding:
+            return
+        if hasattr(instance, "created_at"):
             instance.created_at = self.at
+        for name in _now_defaults(sender):
+            value = getattr(instance, name)
+            if value is not None and value > self.at:
+                setattr(instance, name, self.at)
 
     @contextmanager
     def running(self) -> Iterator["DemoClock"]:
@@ -294,6 +315,7 @@ class Book:
         # What the planner's people did, for the extensions that make records of it (loyalty.demo.learning):
         self.trainings: list[Training] = []  # modules passed
         self.activity: list[Activity] = []  # sales, installations and service visits
+        self.survey_answers: list[SurveyAnswer] = []  # the past survey's answers (SURVEY), in no order
         # The partner that switched to pooled payouts and when (its people were paid themselves before).
         self.pooling_switch: tuple[str, datetime] | None = None
 
@@ -381,6 +403,21 @@ class Training:
     person: Person
     at: datetime
     module: str
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyAnswer:
+    """A person answered the past survey (SURVEY) at `at`."""
+
+    person: Person
+    at: datetime
+
+
+def survey_sent_at(now: datetime) -> datetime:
+    """When the past survey was sent: SURVEY's days ago, at 10:00 in the program's time zone (outside the SMS quiet
+    hours)."""
+    day = timezone.localtime(now - timedelta(days=SURVEY["days_ago"])).date()
+    return timezone.make_aware(datetime(day.year, day.month, day.day, 10))
 
 
 # The source_type of the history's staff bonuses (Activity.kind): a sale, an installation or a service visit, each
@@ -495,13 +532,12 @@ class _Planner:
         self.rng.shuffle(trainings)
         for at in sorted(self._between(start, end - timedelta(hours=2)) for _ in range(count)):
             self._activity(person, at, trainings)
-        for number, (title, days_ago, points) in enumerate(SURVEYS, start=1):
-            asked = self.now - timedelta(days=days_ago)
-            answered = asked + timedelta(days=self.rng.uniform(0.1, 12))
-            if start <= asked and answered < end and self.rng.random() < SURVEY_ANSWER[level]:
-                key = self._key("survey", person.email)
-                self._earn(person.holder, answered, key=key, points=points, explanation=f"Survey answered: {title}",
-                           source_type=EntrySource.SURVEY, source_id=f"survey-{number}")  # fmt: skip
+        asked = survey_sent_at(self.now)
+        answered = asked + timedelta(days=self.rng.uniform(0.1, SURVEY["answer_days"]))
+        # loyalty.demo.surveys makes it a real answer, paid by the rules: only a member still active can answer
+        active = person.status == MemberStatus.ACTIVE
+        if start <= asked and answered < end and self.rng.random() < SURVEY_ANSWER[level] and active:
+            self.book.survey_answers.append(SurveyAnswer(person, answered))
         if demo:
             self._anchors(person)
         elif level in ("champion", "regular") and person.status == MemberStatus.ACTIVE:

@@ -6,9 +6,11 @@ through the services under the demo clock.
 - ~40 water-treatment products in 5 lines (the UV line launched this year), a few inactive, big units with an
   unusual quantity; 3 tiers on sales over 365 days.
 - Role-based rules published through services.rules (the softener rule got a second version four months ago),
-  and one draft for the simulation page; ×1.5 on softener sales for members certified on softeners; the rule that
-  pays what a survey offers for answering it. The rules for training and challenges (LEARNING_RULES) are published
-  by loyalty.demo.learning, which needs them earlier.
+  and one draft for the simulation page; ×1.5 on softener sales for members certified on softeners; the rules that
+  pay what a survey offers for answering it and a seat at an event attended; and, negotiated for the flagship only
+  (decisions #22), its key-account bonus, published a hundred days ago with the reason the program team approved.
+  The rules for training and challenges (LEARNING_RULES) are published by loyalty.demo.learning, which needs them
+  earlier.
 - Claims of the demo logins in every state, through services.claims, each with a small generated PDF: approved
   automatically and by a program manager, rejected with a reason, corrected and resubmitted, withdrawn,
   waiting with flags, one confirmed by the sell-out import.
@@ -33,6 +35,7 @@ from decimal import Decimal
 
 from django.core.files.base import ContentFile
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from loyalty.constants import CapPeriod, ClaimStatus, Formula, RejectionReason, RuleEvent
 from loyalty.demo.program import Book, Company, Person, Step
@@ -164,6 +167,8 @@ class RuleSpec:
     event: str = RuleEvent.SALE_LINE
     tier_multiplier: bool = True
     certificate: str = ""  # the line a member must be certified on (IncentiveRule.requires_certification)
+    partners: tuple[str, ...] = ()  # negotiated for these partners only (legal ids), with the reason
+    reason: str = ""
 
 
 RULES = (
@@ -199,7 +204,21 @@ RULES = (
     # Surveys offer points for answering (Survey.points_for_answer); this rule pays them (decisions #17).
     RuleSpec("survey-answers", "Survey points", "Answer a program survey: the points it offers, once per survey.",
              Formula.PER_UNIT, "1", event=RuleEvent.SURVEY_ANSWERED, tier_multiplier=False),
+    # Coming to an event or expert session booked in the rewards catalogue, once the program team has recorded it
+    # (decisions #22; rewards.demo has one that took place).
+    RuleSpec("event-attended", "Event attended", "Come to an event or expert session you booked: 250 points.",
+             Formula.FIXED, "250", event=RuleEvent.EVENT_ATTENDED, tier_multiplier=False),
 )  # fmt: skip
+# Negotiated conditions (decisions #22): the flagship's key-account agreement, published KEY_ACCOUNT_DAYS ago by the
+# second program manager, who approved it then.
+KEY_ACCOUNT_RULE = RuleSpec(
+    "northwater-key-account", "Northwater key account: 5 % on top",
+    "Northwater's key-account agreement: 5 % on top of every sale's points.", Formula.PERCENT_BONUS, "5",
+    priority=40, partners=(partners_demo.legal_id(0, 0),),
+    reason="Key-account agreement KA-2026-03: Northwater stocks the full AquaPro range in four branches and trains "
+    "ten installers a year. Any distributor making the same commitments gets the same bonus.",
+)  # fmt: skip
+KEY_ACCOUNT_DAYS = 100
 RULE_V2 = ("softener-units", "50", 120)  # (code, new value, days ago it took effect)
 # Learning and competing (issue #12): published by loyalty.demo.learning when its courses are set up, before the
 # first module anyone passed. A pass pays a fixed amount by role; a completed challenge pays the points it offers.
@@ -338,8 +357,10 @@ def create_rule(
     effective: datetime,
     valid_from: date | None = None,
     valid_until: date | None = None,
+    partners: dict | None = None,
 ) -> IncentiveRule:
-    """One of the demo's rules, published from `effective` through services.rules (a draft if the spec says so)."""
+    """One of the demo's rules, published from `effective` through services.rules (a draft if the spec says so).
+    `partners`: the partners by legal id, for a rule negotiated for some of them."""
     rule = IncentiveRule.objects.create(
         program=program, code=spec.code, name=spec.name, description=spec.description, event=spec.event,
         apply_tier_multiplier=spec.tier_multiplier,
@@ -348,8 +369,10 @@ def create_rule(
         cap_points=spec.cap, cap_period=CapPeriod.MONTH, budget_points=spec.budget, priority=spec.priority,
         valid_from=valid_from, valid_until=valid_until,
         requires_certification=lines[spec.certificate] if spec.certificate else None,
+        negotiated_reason=spec.reason,
     )  # fmt: skip
     rule.roles.set([roles[code] for code in spec.roles])
+    rule.named_partners.set([partners[legal_id] for legal_id in spec.partners])
     rule.product_lines.set([lines[code] for code in spec.lines])
     rule.products.set([products[sku] for sku in spec.products])
     if spec.publish:
@@ -426,6 +449,9 @@ class _Sales:
         code, _, days = RULE_V2
         self._add(self.now - timedelta(days=days, hours=-9), functools.partial(self._new_version, code),
                   incentive_rules=1)  # fmt: skip
+        agreed = timezone.localtime(self.now - timedelta(days=KEY_ACCOUNT_DAYS))
+        agreed = agreed.replace(hour=10, minute=30, second=0, microsecond=0)
+        self._add(agreed, self._key_account, incentive_rules=1)
         approved = self._claims()
         rows, lines = self._sell_out(approved)
         self._add(self.now, functools.partial(self._import, rows), sales_imports=1, sale_lines=lines)
@@ -492,6 +518,14 @@ class _Sales:
         _, value, _ = RULE_V2
         draft = rules.rule_new_version(rule=self.rules[code], value=Decimal(value))
         self.rules[code] = rules.rule_publish(rule=draft, actor=self.book.staff[self.manager_emails[1]])
+
+    def _key_account(self) -> None:
+        roles = {role.code: role for role in Role.objects.all()}
+        self.rules[KEY_ACCOUNT_RULE.code] = create_rule(
+            KEY_ACCOUNT_RULE, program=self.book.program, lines=product_lines(), products=self.products, roles=roles,
+            actor=self.book.staff[self.manager_emails[1]], effective=timezone.now(),
+            partners=self.book.channel.partners,
+        )  # fmt: skip
 
     def _alias(self, company: Company) -> str:
         return self.aliases[company.legal_id]

@@ -1,8 +1,9 @@
 """`manage.py seed_demo [--scale N] [--dry-run]`: load the demo program (DESIGN.md §6).
 
 It lives in analytics, the one app that may import every other: the channel comes from partners.demo, the
-program and its points history from loyalty.demo.program, and the rewards catalogue and orders from rewards.demo, which
-puts its orders on loyalty.demo.program's timeline; communications.demo adds campaigns, a survey, feedback and tips.
+program and its points history from loyalty.demo.program, and the rewards catalogue, events and orders from
+rewards.demo, which puts its orders on loyalty.demo.program's timeline, as loyalty.demo.surveys puts a past survey
+(sent and answered through communications); communications.demo adds campaigns, an open survey, feedback and tips.
 
 The messages the seeding sends (e-mail, SMS) go to in-memory outboxes, not to the console: they are really sent
 (their deliveries say "sent"), but printing hundreds of them would bury the command's own output.
@@ -14,9 +15,11 @@ from django.test.utils import override_settings
 from communications import demo as communications_demo
 from loyalty.common.errors import ApplicationError
 from loyalty.demo import activities as demo_activities
+from loyalty.demo import clubs as demo_clubs
 from loyalty.demo import learning as demo_learning
 from loyalty.demo import program as loyalty_demo
 from loyalty.demo import sales as demo_sales
+from loyalty.demo import surveys as demo_surveys
 from loyalty.models import Program
 from partners import demo as partners_demo
 from rewards import demo as rewards_demo
@@ -66,9 +69,11 @@ class Command(BaseCommand):
                 program = loyalty_demo.seed_program(
                     dry_run=dry_run,
                     progress=progress,
-                    extensions=(demo_sales, demo_learning, rewards_demo, demo_activities),
+                    extensions=(demo_sales, demo_learning, demo_surveys, rewards_demo, demo_activities),
                 )
                 program_id = Program.objects.filter(slug=loyalty_demo.PROGRAM_SLUG).values_list("pk", flat=True)
+                if not (dry_run or program.present):  # the paid year is paid from the company points earned above
+                    demo_clubs.seed_club_memberships(Program.objects.get(pk=program_id.first()))
                 # The demo campaigns and survey reach every active member: at a benchmark's --scale that would be
                 # 100,000 messages sent while seeding, so they are the first scale's only.
                 communications = (
