@@ -203,12 +203,13 @@ def member_event(
     unit: str = "units",
     subject: str = "",
     amount: Decimal = Decimal(0),
+    line_id: int | None = None,
     rules: Iterable[CompiledRule] | None = None,
 ) -> Event:
     """Something one member did (answered a survey; later: passed a training, converted a referral) as the engine
     sees it: the member acts, with their role, partner, tier and region; `quantity` of `unit` is what the formulas
-    count, `amount` the money it was worth (a referral's deal), `subject` names what it was about (`rules`: see the
-    module docstring on certificates)."""
+    count, `amount` the money it was worth (a referral's deal), `line_id` the product line it concerns (a returned
+    unit's), `subject` names what it was about (`rules`: see the module docstring on certificates)."""
     tier = partner_tiers(program, [member.partner_id]).get(member.partner_id)
     event = Event(
         kind=kind,
@@ -218,6 +219,7 @@ def member_event(
         participants=(Participant(member.pk, member.role.code, member.role.name, is_actor=True),),
         quantity=Decimal(quantity),
         amount=Decimal(amount),
+        line_id=line_id,
         unit=unit,
         subject=subject,
     )

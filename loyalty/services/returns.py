@@ -344,6 +344,7 @@ def _pay(equipment_return: EquipmentReturn) -> Payout:
         quantity=Decimal(equipment_return.quantity),
         unit="units",
         subject=equipment_return.return_type.name,
+        line_id=equipment_return.return_type.product_line_id,  # rules may pay printers and toner differently
         rules=rules,
     )
     mine = [posting for posting in evaluate(event, rules) if posting.member_id == member.pk]

@@ -18,7 +18,7 @@ from loyalty.error_codes import ErrorCode
 from loyalty.models import EquipmentReturn, EquipmentReturnEvent, PointsEntry, ReturnedSerial
 from loyalty.services import returns as services
 from partners.constants import MemberStatus
-from tests.loyalty.factories import ProgramFactory
+from tests.loyalty.factories import ProductLineFactory, ProgramFactory
 from tests.loyalty.factories_returns import CollectionPointFactory, ReturnTypeFactory, returns_rule
 from tests.partners.factories import MemberFactory, OwnerFactory, PartnerFactory, ProgramManagerFactory
 
@@ -221,6 +221,19 @@ def test_returns_within_one_month_pay_up_to_the_monthly_cap_and_the_member_is_to
     assert "Paid up to your monthly cap: 2,000 of 4,000 points." in notice.body
     first.refresh_from_db()
     assert first.reason == ""
+
+
+def test_rules_for_a_product_line_pay_its_returns_at_their_own_rate(program, member, depot, pm):
+    printers, toner = ProductLineFactory(), ProductLineFactory()
+    printer = ReturnTypeFactory(program=program, name="Laser printer", product_line=printers)
+    cartridge = ReturnTypeFactory(program=program, name="Toner", product_line=toner)
+    returns_rule(program, code="printers", points=200).product_lines.set([printers])
+    returns_rule(program, code="toner", points=20).product_lines.set([toner])
+
+    for return_type, quantity in ((printer, 2), (cartridge, 5)):
+        services.return_confirm(return_id=register(member, program, return_type, depot, quantity).pk, actor=pm)
+
+    assert earned(member) == [400, 100]
 
 
 def test_the_cap_starts_again_in_the_next_month_by_return_day(program, member, cartridge, depot, pm):
