@@ -23,7 +23,11 @@ class IncentiveRule(NegotiatedTerms, TimeStampedModel):
     name = models.CharField(max_length=150)
     description = models.TextField(blank=True, help_text="Shown to members: what to do to earn.")
     event = models.CharField(max_length=30, choices=RuleEvent.choices, default=RuleEvent.SALE_LINE)
-    custom_event = models.SlugField(max_length=60, blank=True, help_text="For custom API events: the event name.")
+    custom_event = models.SlugField(
+        max_length=60,
+        blank=True,
+        help_text="Custom API events: the event name; challenge completions: a challenge's code (only it pays).",
+    )
 
     # Conditions: empty means "any".
     roles = models.ManyToManyField("partners.Role", blank=True, related_name="+")

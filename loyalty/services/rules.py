@@ -40,8 +40,9 @@ def rule_errors(rule: IncentiveRule) -> list[Problem]:
             problems.append(Problem(name, ErrorCode.MINIMUM_NEGATIVE, message))
     problems.extend(_share_problems(rule.shares or []))
     problems.extend(formula.stacking_problems(rule.exclusive))
-    if rule.custom_event and rule.event != RuleEvent.CUSTOM:
-        message = "Only custom API events have an event name."
+    # A "challenge completed" rule may name one challenge by its code (the completion event carries it).
+    if rule.custom_event and rule.event not in (RuleEvent.CUSTOM, RuleEvent.CHALLENGE_COMPLETED):
+        message = "Only custom API events (their name) and challenge completions (a challenge's code) name an event."
         problems.append(Problem("custom_event", ErrorCode.CUSTOM_EVENT_NAME, message))
     if rule.cap_points == 0 or rule.budget_points == 0:
         field = "cap_points" if rule.cap_points == 0 else "budget_points"

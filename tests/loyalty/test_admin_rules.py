@@ -203,7 +203,7 @@ def test_the_add_page_explains_the_split_and_the_pooled_policy(pm_client, progra
         ({"formula": "multiplier", "value": "0.5"}, "value", "A multiplier must be greater than 1"),
         ({"valid_from": "2026-05-01", "valid_until": "2026-04-01"}, "valid_until", "The date window ends before"),
         ({"formula": "percent_bonus", "exclusive": "on"}, "exclusive", "cannot also be exclusive"),
-        ({"custom_event": "webinar"}, "custom_event", "Only custom API events have an event name"),
+        ({"custom_event": "webinar"}, "custom_event", "Only custom API events (their name) and challenge completions"),
         ({"cap_points": "0"}, "cap_points", "A cap or budget of 0 would pay nothing"),
         ({"min_amount": "-5"}, "min_amount", "cannot be negative"),
     ],

@@ -15,6 +15,7 @@ from loyalty.models import ChallengeEntry, IncentiveRule, PeriodStanding, Points
 from loyalty.selectors.ledger import ledger_problems
 from loyalty.services import challenges, earning
 from loyalty.services import claims as claim_services
+from loyalty.services.rules import rule_errors
 from tests.loyalty.factories import ChallengeFactory, ChallengeGoalFactory, ProductFactory, ProgramFactory, RuleFactory
 from tests.loyalty.test_claims_services import submit
 from tests.loyalty.test_ledger_concurrency import run_in_parallel
@@ -257,3 +258,13 @@ def test_two_events_completing_at_the_same_instant_pay_once():
     account = PointsAccount.objects.get(member=member)
     assert account.available == 6 * 20 + 500
     assert ledger_problems() == []
+
+
+@pytest.mark.django_db
+def test_a_completion_rule_may_name_a_challenge_and_a_sales_rule_may_not_name_an_event():
+    program = ProgramFactory()
+    naming = completion_rule(program, custom_event="mine")
+    sales = RuleFactory(program=program, custom_event="mine")
+
+    assert rule_errors(naming) == []
+    assert [problem.field for problem in rule_errors(sales)] == ["custom_event"]
