@@ -52,4 +52,7 @@ class MemberLanguageMiddleware:
             # A zone the system no longer knows leaves the program's.
             with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
                 timezone.activate(ZoneInfo(zone))
-        return self.get_response(request)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()  # the thread goes back to the program's zone (a worker's next job, a test)
