@@ -21,6 +21,7 @@ BENCHMARKS = {
     "sellout": "bench.sellout",
     "communications": "bench.communications",
     "leaderboards": "bench.leaderboards",
+    "rollups": "bench.rollups",
 }
 
 

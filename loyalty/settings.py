@@ -295,6 +295,8 @@ CELERY_BEAT_SCHEDULE = {
     "start-challenges": {"task": "loyalty.tasks.start_challenges", "schedule": 60 * 5},
     "settle-challenges": {"task": "loyalty.tasks.settle_challenges", "schedule": 60 * 15},
     "run-draws": {"task": "loyalty.tasks.run_draws", "schedule": 60 * 5},
+    # Dashboards lag the sources by at most this; a run rebuilds two days (seconds) plus late sales days.
+    "rollup-recent": {"task": "analytics.tasks.rollup_recent", "schedule": 60 * 15},
     "remind-club-renewals": {"task": "loyalty.tasks.remind_club_renewals", "schedule": 60 * 60 * 24},
 }
 
