@@ -7,7 +7,9 @@ Dimensions are plain ids without foreign keys: a roll-up row must never block de
 its table stays narrow. An empty dimension is stored as 0 (the company account has no role; a points move that is not
 a sale has no product line), so the natural key is unique without NULL handling."""
 
+from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Dimensions(models.Model):
@@ -136,3 +138,83 @@ class RollupDay(models.Model):
 
     def __str__(self):
         return f"{self.rollup} {self.day:%Y-%m-%d}"
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", _("Waiting")
+    RUNNING = "running", _("Being written")
+    READY = "ready", _("Ready to download")
+    FAILED = "failed", _("Failed")
+    EXPIRED = "expired", _("Expired")
+
+
+class ExportJob(models.Model):
+    """A large export written in the background to a private file: its progress while it runs, and a download that
+    expires. The same person asking for the same export while one runs gets that one (`request_key`)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="export_jobs")
+    kind = models.CharField(max_length=40, help_text="Which list: partners, members, statement, claims…")
+    file_format = models.CharField(max_length=4, choices=[("csv", "CSV"), ("xlsx", "XLSX")])
+    params = models.JSONField(default=dict, blank=True, help_text="The filters, as the list had them.")
+    request_key = models.CharField(max_length=64, help_text="Hash of user, kind, format and filters.")
+    status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    rows_done = models.BigIntegerField(default=0)
+    rows_total = models.BigIntegerField(null=True, blank=True)
+    file_name = models.CharField(max_length=200, blank=True, help_text="Under the private storage root.")
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(status__in=ExportStatus.values), name="export_status_valid"),
+            # One export of the same thing running per person: a second request returns it.
+            models.UniqueConstraint(
+                fields=["request_key"],
+                condition=models.Q(status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING]),
+                name="export_one_running",
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "-created_at"], name="export_user_idx")]
+
+    def __str__(self):
+        return f"{self.kind}.{self.file_format} ({self.get_status_display()})"
+
+
+class ReportFrequency(models.TextChoices):
+    WEEKLY = "weekly", _("Weekly (Mondays)")
+    MONTHLY = "monthly", _("Monthly (the 1st)")
+
+
+class ReportKind(models.TextChoices):
+    PORTFOLIO = "portfolio", _("Portfolio summary")
+    AT_RISK = "at_risk", _("Partners at risk")
+    LIABILITY = "liability", _("Points liability")
+
+
+class ReportSubscription(models.Model):
+    """A scheduled report an account manager or program manager receives by e-mail, with the XLSX attached or
+    linked; `last_period` is the period it was last sent for, so each period is sent once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="report_subscriptions")
+    program = models.ForeignKey("loyalty.Program", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=ReportKind.choices)
+    frequency = models.CharField(max_length=10, choices=ReportFrequency.choices)
+    last_period = models.DateField(null=True, blank=True, help_text="The first day of the period last sent.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["user", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "program", "kind", "frequency"], name="report_subscription_unique"),
+            models.CheckConstraint(condition=models.Q(kind__in=ReportKind.values), name="report_kind_valid"),
+            models.CheckConstraint(
+                condition=models.Q(frequency__in=ReportFrequency.values), name="report_frequency_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.get_frequency_display()})"

@@ -50,6 +50,8 @@ class SalesClaim(TimeStampedModel):
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["program", "invoice_key"], name="claim_invoice_key_idx"),
             models.Index(fields=["member", "-created_at"]),
+            models.Index(fields=["invoice_date"], name="claim_invoice_date_idx"),  # roll-ups by day
+            models.Index(fields=["updated_at"], name="claim_updated_idx"),  # roll-ups: claims decided since
         ]
 
     def __str__(self):

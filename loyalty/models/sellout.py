@@ -147,6 +147,7 @@ class SaleLine(models.Model):
             models.Index(fields=["partner", "invoice_key", "product"], name="sale_line_claim_match_idx"),
             # An import's lines are written together, so a block-range index finds them at almost no cost.
             BrinIndex(fields=["sales_import"], name="sale_line_import_brin"),
+            models.Index(fields=["invoice_date"], name="sale_line_invoice_date_idx"),  # tiers, roll-ups by day
             models.Index(
                 fields=["returns_line"], condition=Q(returns_line__isnull=False), name="sale_line_returns_idx"
             ),
