@@ -24,6 +24,7 @@ urlpatterns = [
     path("draws/", include("loyalty.urls.draws")),
     path("club/", include("loyalty.urls.clubs")),
     path("rewards/", include("rewards.urls")),
+    path("", include("analytics.urls")),  # dashboards and exports (analytics reads everything; nothing imports it)
     path("messages/", include("communications.urls")),
     path("", include("communications.urls_surveys")),  # surveys/ and feedback/
     path("", include("communications.urls_links")),  # m/<code>: a message's short (sign-in) link
