@@ -22,7 +22,7 @@ from communications import hooks
 from communications.constants import Kind, QuestionKind, SurveyStatus
 from communications.error_codes import ErrorCode
 from communications.lock_objects import survey_lock
-from communications.models import Answer, Question, Response, Survey
+from communications.models import Answer, Delivery, Question, Response, Survey
 from communications.services import Notice, notify_many
 from loyalty.common.errors import ApplicationError
 from loyalty.common.formatting import DAY_FORMAT
@@ -79,6 +79,22 @@ def open_surveys(*, member: Member) -> QuerySet[Survey]:
         )
         .order_by("-created_at", "-pk")
     )
+
+
+def ended_survey(viewer, survey_id: int) -> tuple[Survey, str] | None:
+    """A survey the member was invited to (or answered) that is no longer running, with what to tell them, for a link
+    in an old message; None when there is nothing to say (not theirs, never invited, not yet open)."""
+    member = viewer_for(viewer).member
+    survey = Survey.objects.filter(pk=survey_id).exclude(_running(timezone.now())).first()
+    if member is None or survey is None:
+        return None
+    answered = Response.objects.filter(survey=survey, member=member).values_list("submitted_at", flat=True).first()
+    if answered is not None:
+        return survey, answered_message(answered)
+    invited = Delivery.objects.filter(member=member, kind=Kind.SURVEY, source_key=f"survey:{survey.pk}").exists()
+    if not invited or survey.status == SurveyStatus.DRAFT:
+        return None
+    return survey, _("This survey has closed; answers are no longer taken. Thank you for your interest!")
 
 
 def answered_message(submitted_at) -> str:

@@ -45,7 +45,13 @@ def survey_list(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def survey_page(request, survey_id: int):
-    survey = _survey_or_404(request, survey_id)
+    survey = surveys.surveys_for(request.user).filter(pk=survey_id).first()
+    if survey is None:
+        ended = surveys.ended_survey(request.user, survey_id)
+        if ended is None:
+            raise Http404("No such survey.")
+        survey, message = ended  # the link of an old invitation: it has closed (or when they answered), not a 404
+        return render(request, "communications/surveys/answer.html", {"survey": survey, "refusal": message})
     if survey.answered_at is not None:
         # Answered before (another tab, the back button): say when, change nothing.
         context = {"survey": survey, "refusal": surveys.answered_message(survey.answered_at)}

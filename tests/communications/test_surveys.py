@@ -355,3 +355,27 @@ def test_a_choice_question_needs_two_choices(pm_client):
     assert response.status_code == 200
     assert "Offer at least two different choices." in response.content.decode()
     assert not Survey.objects.exists()
+
+
+def test_the_link_of_an_old_invitation_to_a_closed_survey_says_it_has_closed_and_takes_no_answer(client):
+    survey, question = nps_survey()
+    invited, answered, stranger = MemberFactory(), MemberFactory(), MemberFactory()
+    survey_invite(survey=survey)
+    client.force_login(answered.user)
+    client.post(answer_page(survey), {f"q{question.pk}": "8"})
+    Delivery.objects.filter(member=stranger).delete()  # the stranger was never invited
+    Survey.objects.filter(pk=survey.pk).update(status=SurveyStatus.CLOSED)
+
+    client.force_login(invited.user)
+    closed = client.get(answer_page(survey))
+    posted = client.post(answer_page(survey), {f"q{question.pk}": "9"})
+    client.force_login(answered.user)
+    thanked = client.get(answer_page(survey))
+    client.force_login(stranger.user)
+    hidden = client.get(answer_page(survey))
+
+    assert closed.status_code == posted.status_code == 200
+    assert "This survey has closed; answers are no longer taken." in closed.content.decode()
+    assert not Response.objects.filter(member=invited).exists()
+    assert "You answered this survey on" in thanked.content.decode()
+    assert hidden.status_code == 404
