@@ -61,6 +61,7 @@ MAX_YEARS = 10
 LATE_MARGIN = timedelta(minutes=10)
 # RollupDay's `rollup` of the periodic pass's own record: when it last started (see rollup_recent).
 RECENT = "recent"
+ROLLUP_WORK_MEM = "64MB"
 
 # The local day %(day)s in the site's zone %(zone)s, as a range of moments (sargable: the column is left bare).
 _START = "(%(day)s::date::timestamp AT TIME ZONE %(zone)s)"
@@ -73,37 +74,41 @@ def _on_day(column: str) -> str:
 
 # Points ---------------------------------------------------------------------------------------------------------
 
-# The day's entries are summed per account, kind, claim line (of a claim's postings) and reversed entry first: plain
-# columns, hashed, over a scan that finds the day's rows however the table is indexed. Only those far fewer rows
-# are joined: to the accounts for the dimensions, to the claim line's product for the product line and to the
-# reversed entry for its kind (index lookups for the rows that have one). A reversal counts in the column of what
-# it reverses; a reversed earn is `reversed`.
+# The day's entries are summed per account, kind, product line and — for a reversal — the kind it reverses first, over a
+# scan that finds the day's rows however the table is indexed. The ledger writes a posting's product line ("line") and
+# a reversal's reversed kind and line ("reverses_kind", "line") in the entry's details, so the day's rows are all it
+# reads; a reversal written before it did so is grouped by the entry it reverses, looked up by one index probe each.
+# Only the far fewer grouped rows are joined, to the accounts for the dimensions. A reversal counts in the column, and
+# the line, of what it reverses; a reversed earn is `reversed`.
 _POINTS_SELECT = f"""
-SELECT %(day)s::date, a.program_id, p.id, COALESCE(m.role_id, 0), p.region_id, COALESCE(pr.line_id, 0),
+SELECT %(day)s::date, a.program_id, p.id, COALESCE(m.role_id, 0), p.region_id,
+    COALESCE(g.line_id, (r.details ->> 'line')::bigint, 0),
     COALESCE(SUM(g.points) FILTER (WHERE g.kind = 'earn'), 0),
-    -COALESCE(SUM(g.points) FILTER (WHERE r.kind = 'earn'), 0),
-    -COALESCE(SUM(g.points) FILTER (WHERE 'spend' IN (g.kind, r.kind)), 0),
-    -COALESCE(SUM(g.points) FILTER (WHERE 'expire' IN (g.kind, r.kind)), 0),
-    COALESCE(SUM(g.points) FILTER (WHERE 'adjust' IN (g.kind, r.kind)), 0),
+    -COALESCE(SUM(g.points) FILTER (WHERE COALESCE(g.reversed_kind, r.kind) = 'earn'), 0),
+    -COALESCE(SUM(g.points) FILTER (WHERE 'spend' IN (g.kind, g.reversed_kind, r.kind)), 0),
+    -COALESCE(SUM(g.points) FILTER (WHERE 'expire' IN (g.kind, g.reversed_kind, r.kind)), 0),
+    COALESCE(SUM(g.points) FILTER (WHERE 'adjust' IN (g.kind, g.reversed_kind, r.kind)), 0),
     SUM(g.entries)
 FROM (
-    SELECT e.account_id, e.kind, e.reverses_id,
-        CASE WHEN e.source_type = 'claim' AND e.source_id ~ '^claim:[0-9]+:[0-9]+$'
-            AND length(split_part(e.source_id, ':', 3)) < 19 THEN split_part(e.source_id, ':', 3)::bigint
-        END AS claim_line_id,
+    SELECT e.account_id, e.kind,
+        CASE WHEN e.kind = 'reverse' THEN e.details ->> 'reverses_kind' END AS reversed_kind,
+        CASE WHEN e.kind = 'reverse' AND NOT e.details ? 'reverses_kind' THEN e.reverses_id END AS reverses_id,
+        (e.details ->> 'line')::bigint AS line_id,
         SUM(e.available_delta + e.pending_delta) AS points,
         COUNT(*) AS entries
     FROM loyalty_pointsentry e
     WHERE {_on_day("e.created_at")} AND e.kind IN ('earn', 'spend', 'expire', 'adjust', 'reverse')
-    GROUP BY 1, 2, 3, 4
+    GROUP BY 1, 2, 3, 4, 5
 ) g
 JOIN loyalty_pointsaccount a ON a.id = g.account_id
 LEFT JOIN partners_member m ON m.id = a.member_id
 JOIN partners_partner p ON p.id = COALESCE(a.partner_id, m.partner_id)
-LEFT JOIN loyalty_claimline cl ON cl.id = g.claim_line_id
-LEFT JOIN loyalty_product pr ON pr.id = cl.product_id
-LEFT JOIN loyalty_pointsentry r ON r.id = g.reverses_id
-GROUP BY a.program_id, p.id, COALESCE(m.role_id, 0), p.region_id, COALESCE(pr.line_id, 0)
+-- One index probe per older reversal (OFFSET 0 keeps the planner from hashing the whole ledger instead).
+LEFT JOIN LATERAL (
+    SELECT r.kind, r.details FROM loyalty_pointsentry r
+    WHERE g.reverses_id IS NOT NULL AND r.id = g.reverses_id OFFSET 0
+) r ON true
+GROUP BY a.program_id, p.id, COALESCE(m.role_id, 0), p.region_id, COALESCE(g.line_id, (r.details ->> 'line')::bigint, 0)
 """
 
 # Sales ----------------------------------------------------------------------------------------------------------
@@ -356,6 +361,9 @@ def _rebuild_day(day: date, tables: tuple[str, ...], report: RollupReport, *, dr
             rollup_day_lock(day)
         built_at = timezone.now()
         with connection.cursor() as cursor:
+            # A busy day's grouped rows (tens of thousands) fit in memory: hash them instead of sorting a million
+            # entries first, which the default work_mem makes the planner choose. For this transaction only.
+            cursor.execute(f"SET LOCAL work_mem = '{ROLLUP_WORK_MEM}'")
             for name in tables:
                 rollup = ROLLUPS[name]
                 started = time.perf_counter()

@@ -1,14 +1,14 @@
 """The roll-up benchmark: analytics.rollups rebuilding one day's points roll-up (PointsDay) when that day has
 1,000,000 new ledger entries, next to a bare `INSERT … SELECT … GROUP BY` over the same rows in the same run.
 
-The data (database <name>_rollups): the demo channel at scale 34 (partners.demo: 10,200 members at 340 partners),
-a program with an account per member and per partner, and 1,000,000 entries on one day of the site's time zone
-(yesterday when it was built; the newest day with entries on re-runs) plus 1,000,000 spread over the 30 days
-before it, so the day is a part of a bigger table. The entries are a mix as a busy day has them: earns (a tenth
-pending, a fifth from claims, whose product line is looked up by the claim line's primary key in the source id —
-found or not, the cost is the index probe), spends, reversals of an earlier earn of the same account, adjustments,
-expiries, releases and transfers, on member accounts and company accounts. They are written once with COPY; the
-roll-up reads entries only, so lots and balances are not written: this database is for this benchmark only.
+The data (database <name>_rollups): the demo channel at scale 34 (partners.demo: 10,200 members at 340 partners), a
+program with an account per member and per partner, and 1,000,000 entries on one day of the site's time zone
+(yesterday when it was built; the newest day with entries on re-runs) plus 1,000,000 spread over the 30 days before
+it, so the day is a part of a bigger table. The entries are a mix as a busy day has them: earns (a tenth pending, a
+fifth from claims, with their product line in the details as the engine writes it), spends, reversals of an earlier
+earn of the same account, adjustments, expiries, releases and transfers, on member accounts and company accounts.
+They are written once with COPY; the roll-up reads entries only, so lots and balances are not written: this database
+is for this benchmark only.
 
 Measured, ROUNDS times each, alternating which goes first: (a) `rollup_days(first=day, last=day,
 tables=["points"])` — its transaction, its advisory lock, the DELETE of the day's rows, the one INSERT … SELECT
@@ -177,14 +177,17 @@ def write_entries(program_id: int, day: date, *, day_entries: int, other_entries
                     kind = "earn"
                 points = rng.randint(1, 400)
                 available, pending, source_type, source_id, reverses = -points, 0, "bench", "", None
+                details = "{}"
                 if kind == "earn":
                     available, last_earn[account] = points, entry_ids[n]
                     if rng.random() < 0.1:
                         available, pending = 0, points
                     if rng.random() < 0.2:
                         source_type, source_id = "claim", f"claim:{rng.randint(1, 10**6)}:{rng.randint(1, 10**7)}"
+                        details = f'{{"line": {rng.randint(1, 5)}}}'  # the product line, as the engine writes it
                 elif kind == "reverse":
                     reverses = last_earn[account]
+                    details = '{"reverses_kind": "earn"}'  # as the ledger writes a reversal
                 elif kind == "adjust" and rng.random() < 0.5:
                     available = points
                 elif kind == "release":
@@ -192,7 +195,7 @@ def write_entries(program_id: int, day: date, *, day_entries: int, other_entries
                 key = f"bench-rollups:{entry_ids[n]}"
                 yield (
                     entry_ids[n], account, kind, available, pending, key, hashlib.sha256(key.encode()).hexdigest(),
-                    source_type, source_id, "Benchmark entry", "{}", reverses,
+                    source_type, source_id, "Benchmark entry", details, reverses,
                     datetime.fromtimestamp(at, tz=now.tzinfo),
                 )  # fmt: skip
 

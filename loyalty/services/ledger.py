@@ -471,6 +471,8 @@ def reverse(
         source_type=entry.source_type,
         source_id=entry.source_id,
         explanation=text,
+        # What it takes back, and of which product line, for the daily roll-ups (analytics.rollups) to read here.
+        details={"reverses_kind": entry.kind, **({"line": entry.details["line"]} if "line" in entry.details else {})},
         reverses=entry,
         created_by=created_by,
     )

@@ -342,7 +342,9 @@ class ImportLedger:
             text = f"{lines:,} {'return' if lines == 1 else 'returns'} from {self.label}: {total:,} points taken back"
             if total < wanted:
                 text += f" ({wanted - total:,} could not be: already spent)"
-            details = json.dumps({"sales_import": self.import_id, "lines": lines, "wanted": wanted})
+            details = json.dumps(
+                {"sales_import": self.import_id, "lines": lines, "wanted": wanted, "reverses_kind": EARN}
+            )
             entries.write(
                 f"{entry_id}\t{account_id}\treverse\t{-available}\t{-pending}\t{key}\t{fingerprint}\t"
                 f"{SOURCE_TYPE}\t{self.import_id}\t{copy_text(text[:500])}\t{copy_text(details)}\t{original_id}\n"

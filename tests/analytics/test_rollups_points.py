@@ -185,6 +185,23 @@ def test_an_order_refund_lowers_redeemed_on_the_day_of_the_refund_and_is_not_cou
     }
 
 
+def test_a_reversal_written_before_it_recorded_what_it_reverses_is_classified_by_the_entry_it_reverses(
+    account, monkeypatch
+):
+    insert = ledger._insert_entry
+    monkeypatch.setattr(ledger, "_insert_entry", lambda **fields: insert(**{**fields, "details": {}}))  # as before
+    day = FIRST
+    with clock(local(day, 9)):
+        ledger.earn(account=account, points=500, key="earned")
+        spent = ledger.spend(account=account, points=300, key="order:1", source_type="order", source_id="1")
+        refund = ledger.reverse(entry=PointsEntry.objects.get(pk=spent.pk), key="order-refund:1")
+    assert refund.details == {}
+
+    rollup_days(first=day, last=day, tables=["points"])
+
+    assert rows_of(PointsDay) == {key_of(account, day): (500, 0, 0, 0, 0, 3)}
+
+
 def test_releases_and_transfers_move_points_already_issued_and_are_left_out(account):
     company = PartnerAccountFactory(program=account.program, partner=account.member.partner)
     with clock(local(FIRST, 9)):
