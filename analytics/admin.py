@@ -18,7 +18,7 @@ def with_dashboard(index):
     def dashboard_index(request, extra_context=None):
         context = dict(extra_context or {})
         if is_program_manager(request.user):
-            context["dashboard"] = admin_dashboard.build(request.GET)
+            context["dashboard"] = admin_dashboard.build(request.GET, user=request.user)
         return index(request, extra_context=context)
 
     return dashboard_index

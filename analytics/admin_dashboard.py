@@ -19,7 +19,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from analytics import kpis, roi
+from analytics import health, kpis, roi
 from analytics.charts import Chart, Series
 from analytics.rollups import check_range
 from loyalty.common.errors import ApplicationError
@@ -39,6 +39,7 @@ from rewards.models import RedemptionLine, RedemptionOrder
 # The dashboard's period unless one is chosen: this month and the eleven before it.
 DEFAULT_MONTHS = 12
 TOP_PARTNERS = 10
+AT_RISK_SHOWN = 10  # partners at risk listed; the portfolio page lists them all
 RECENT_CAMPAIGNS = 5
 
 
@@ -237,7 +238,7 @@ def _month(month: date) -> str:
     return date_format(month, "M Y")
 
 
-def build(query: dict, *, today: date | None = None) -> Dashboard:
+def build(query: dict, *, user=None, today: date | None = None) -> Dashboard:
     """The dashboard for the query string `query` (program, start, end; bad values are reported on the form and
     the defaults shown: the first active program, this month and the eleven before)."""
     today = today or timezone.localdate()
@@ -258,6 +259,10 @@ def build(query: dict, *, today: date | None = None) -> Dashboard:
     dashboard = Dashboard(waiting=work_waiting(), programs=programs, form=form, program=program, start=start, end=end)
     if program is not None:
         _figures(dashboard, program, start, end, today)
+        if user is not None:  # the weakest partners first, with why (analytics.health)
+            dashboard.figures["at_risk"] = health.at_risk_partners(
+                program=program, viewer=user, today=today, limit=AT_RISK_SHOWN
+            )
     return dashboard
 
 

@@ -13,3 +13,16 @@ def rollup_day_lock(day: date) -> None:
     turns, so the second deletes the first's rows instead of inserting next to them."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ROLLUP_DAY_NAMESPACE, day.toordinal()])
+
+
+def report_subscription_lock(subscription_id: int):
+    """Lock one scheduled report's subscription (with its user and program, unlocked) until the transaction ends, or
+    None when there is none: two runs of the daily task take turns on it, and the second sees the period sent."""
+    from analytics.models import ReportSubscription
+
+    return (
+        ReportSubscription.objects.select_for_update(of=("self",))
+        .select_related("user", "program")
+        .filter(pk=subscription_id)
+        .first()
+    )

@@ -22,6 +22,7 @@ BENCHMARKS = {
     "communications": "bench.communications",
     "leaderboards": "bench.leaderboards",
     "rollups": "bench.rollups",
+    "exports": "bench.exports",
 }
 
 

@@ -618,7 +618,8 @@ class CampaignAdmin(SavedByServices, ProgramManagerAdmin):
     def reach(self, obj):
         if obj.pk is None or obj.sent_at is None:
             return _("Measured once the campaign is sent.")
-        return render_to_string("admin/communications/campaign/reach.html", {"reach": campaign_reach(obj)})
+        context = {"reach": campaign_reach(obj), "campaign": obj}
+        return render_to_string("admin/communications/campaign/reach.html", context)
 
     def get_urls(self):
         send = object_url(

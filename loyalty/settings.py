@@ -130,6 +130,18 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
     f"-c max_parallel_workers_per_gather={env.int('DB_PARALLEL_WORKERS', default=0)} -c jit=off"
 )
+# A read replica of the primary (PostgreSQL streaming replication): the dashboards' roll-up reads and the exports go
+# there when it is set (analytics/routers.py); writes, and reads of what was just written, stay on the primary.
+REPLICA_DATABASE_URL = env("REPLICA_DATABASE_URL", default="")
+if REPLICA_DATABASE_URL:
+    DATABASES["replica"] = env.db_url("REPLICA_DATABASE_URL")
+    DATABASES["replica"]["HOST"] = unquote(DATABASES["replica"].get("HOST", ""))
+    for _key in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS", "ATOMIC_REQUESTS"):
+        DATABASES["replica"][_key] = DATABASES["default"][_key]
+    DATABASES["replica"].setdefault("OPTIONS", {})["options"] = DATABASES["default"]["OPTIONS"]["options"]
+    # Tests run against the primary's test database only: the replica alias reads that one.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["analytics.routers.AnalyticsReplicaRouter"]
 
 # A shared cache (Redis) in production: sessions are read from it instead of the database on every
 # request. Without CACHE_URL each process has its own memory cache and sessions stay in the database
@@ -297,6 +309,9 @@ CELERY_BEAT_SCHEDULE = {
     "run-draws": {"task": "loyalty.tasks.run_draws", "schedule": 60 * 5},
     # Dashboards lag the sources by at most this; a run rebuilds two days (seconds) plus late sales days.
     "rollup-recent": {"task": "analytics.tasks.rollup_recent", "schedule": 60 * 15},
+    "tidy-exports": {"task": "analytics.tasks.tidy_exports", "schedule": 60 * 60},
+    # Weekly and monthly reports go out on the first run after their period ends; a missed day sends them the next.
+    "send-reports": {"task": "analytics.tasks.send_reports", "schedule": 60 * 60 * 24},
     "remind-club-renewals": {"task": "loyalty.tasks.remind_club_renewals", "schedule": 60 * 60 * 24},
 }
 

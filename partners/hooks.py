@@ -5,6 +5,7 @@ the change, so the whole move succeeds or fails together.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 member_left_handlers: list[Callable] = []
 
@@ -70,4 +71,35 @@ def provides_home_panels(provider: Callable) -> Callable:
     each costs its app's queries, so keep them few and constant."""
     if provider not in home_panel_providers:
         home_panel_providers.append(provider)
+    return provider
+
+
+@dataclass(frozen=True)
+class MemberCell:
+    """One person's value in a column an app adds: its text (formatted already) and, optionally, a link."""
+
+    text: str
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class MemberColumn:
+    """A column an app adds to the tables of a partner's people: its heading and each person's cell, by member id
+    (a person without one shows a dash). `numeric` columns are aligned to the end."""
+
+    heading: str
+    cells: dict[int, MemberCell]
+    numeric: bool = False
+
+
+member_column_providers: list[Callable] = []
+
+
+def provides_member_columns(provider: Callable) -> Callable:
+    """`provider(*, request, viewer, partner, members)` returns the MemberColumns its app adds to the tables of a
+    partner's people (the owner's team page, the partner page) for the `members` of one page (all of them visible to
+    the viewer): what each person earned, say. Only what the viewer may see (none is an empty list), in a fixed
+    number of queries whatever the page's size."""
+    if provider not in member_column_providers:
+        member_column_providers.append(provider)
     return provider

@@ -168,16 +168,32 @@ def profile(request):
 # Team (partner owners) ------------------------------------------------------------------------------
 
 
+def _member_columns(request, viewer: Viewer, partner, page) -> list[hooks.MemberColumn]:
+    """The columns the apps above partners add to a page of people (hooks.provides_member_columns: what each person
+    earned, their last activity…). Each person of the page gets `extra_cells`: (column, their cell or None) pairs."""
+    members = page.object_list = list(page.object_list)
+    columns = [
+        column
+        for provider in hooks.member_column_providers
+        for column in provider(request=request, viewer=viewer, partner=partner, members=members)
+    ]
+    for member in members:
+        member.extra_cells = [(column, column.cells.get(member.pk)) for column in columns]
+    return columns
+
+
 def _team_context(request, *, invite_form: InviteForm | None = None) -> dict:
     viewer = viewer_for(request.user)
     roles = selectors.role_list()
     filter_form = TeamFilterForm(request.GET, roles=roles)
     members = selectors.team_list(viewer=viewer, partner=viewer.partner, **filter_form.filters())
+    page = Paginator(members, PAGE_SIZE).get_page(request.GET.get("page"))
     return {
         "partner": viewer.partner,
         "filter_form": filter_form,
         "is_filtered": any(filter_form.filters().values()),
-        "page": Paginator(members, PAGE_SIZE).get_page(request.GET.get("page")),
+        "page": page,
+        "member_columns": _member_columns(request, viewer, viewer.partner, page),
         "invite_form": invite_form or InviteForm(roles=roles),
         "return_query": request.GET.urlencode(),
     }
@@ -416,10 +432,12 @@ def partner_detail(request, partner_id: int):
     viewer = viewer_for(request.user)
     partner = selectors.partner_get(viewer=viewer, pk=partner_id)
     members = selectors.team_list(viewer=viewer, partner=partner)
+    page = Paginator(members, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "partner": partner,
         "counts": selectors.team_counts(viewer=viewer, partner=partner),
-        "page": Paginator(members, PAGE_SIZE).get_page(request.GET.get("page")),
+        "page": page,
+        "member_columns": _member_columns(request, viewer, partner, page),
         "is_own_partner": viewer.is_owner,
     }
     return render_page_or_partial(request, "partners/partner_detail.html", "member-table", context)

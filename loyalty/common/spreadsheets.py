@@ -12,6 +12,10 @@ would run as a formula when the file is opened in a spreadsheet, so it is neutra
   goes out as a plain amount ("1450.00", no symbol, no grouping) with the currency in a column of its own, so that
   an accountant's spreadsheet can add it up; formatted money ("€1,450.00") is for pages, not files.
 
+Big files are written without holding them in memory: `xlsx_write` writes an XLSX file in xlsxwriter's constant
+memory mode, and a CSV file PostgreSQL writes itself (`COPY (…) TO STDOUT WITH CSV`) gets the cells CsvWriter would
+write when each column of the query is wrapped in `csv_sql_cell` (the rule in SQL: `SafeTextSQL`).
+
 Reading uploads (csv.reader, openpyxl) is not writing and happens where the upload is parsed.
 """
 
@@ -23,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 import xlsxwriter
+from django.db.models import Func, TextField, Value
 from django.utils.functional import Promise
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -95,7 +100,50 @@ def _csv_cell(value: Cell) -> Cell:
     return value
 
 
+# CSV written by PostgreSQL (COPY … TO STDOUT WITH CSV) -----------------------------------------------------------
+
+# The kinds of column csv_sql_cell knows, and the to_char formats that write dates and times as CsvWriter does.
+SQL_TEXT, SQL_NUMBER, SQL_DATE, SQL_DATETIME = "text", "number", "date", "datetime"
+CSV_SQL_FORMATS = {SQL_DATE: "YYYY-MM-DD", SQL_DATETIME: "YYYY-MM-DD HH24:MI"}
+
+
+def _sql_literal(character: str) -> str:
+    return "'" + character.replace("'", "''") + "'" if character.isprintable() else f"chr({ord(character)})"
+
+
+_SQL_FORMULA_STARTS = ", ".join(_sql_literal(character) for character in FORMULA_STARTS)
+
+
+class SafeTextSQL(Func):
+    """`safe_text` in SQL: the text with a single quote in front when it starts like a formula (the same first
+    characters, FORMULA_STARTS); NULL stays NULL (an empty cell)."""
+
+    arity = 1
+    output_field = TextField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        quote = f"CASE WHEN left({sql}, 1) IN ({_SQL_FORMULA_STARTS}) THEN '''' ELSE '' END"
+        return f"({quote} || {sql})", (*params, *params)
+
+
+def csv_sql_cell(expression, kind: str):
+    """The expression whose text PostgreSQL's CSV output writes as CsvWriter would write the value: text under the
+    cell rule, a date as YYYY-MM-DD, a datetime (already in local time, without a zone) as YYYY-MM-DD HH:MM, a
+    number as it is (PostgreSQL writes a numeric plainly, never "1E+3")."""
+    if kind == SQL_TEXT:
+        return SafeTextSQL(expression)
+    if kind in CSV_SQL_FORMATS:
+        return Func(expression, Value(CSV_SQL_FORMATS[kind]), function="to_char", output_field=TextField())
+    if kind == SQL_NUMBER:
+        return expression
+    raise ValueError(f"No CSV cell for a column of kind {kind!r}.")
+
+
 # XLSX -----------------------------------------------------------------------------------------------------------
+
+# No guessing from text: a string never becomes a number, a formula or a link.
+_XLSX_OPTIONS = {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False}
 
 
 def xlsx_bytes(
@@ -104,9 +152,25 @@ def xlsx_bytes(
     """An XLSX file of one sheet: a bold, frozen header with filters, then the rows with typed cells (numbers as
     numbers, dates as dates, text as text under the cell rule). `widths` are the columns' widths, in characters."""
     buffer = io.BytesIO()
-    # No guessing from text: a string never becomes a number, a formula or a link.
-    options = {"in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False}
-    workbook = xlsxwriter.Workbook(buffer, options)
+    workbook = xlsxwriter.Workbook(buffer, {**_XLSX_OPTIONS, "in_memory": True})
+    _write_sheet(workbook, rows, header=header, sheet_name=sheet_name, widths=widths)
+    workbook.close()
+    return buffer.getvalue()
+
+
+def xlsx_write(
+    target, rows: Iterable[Iterable[Cell]], *, header: Sequence[str], sheet_name: str, widths: Sequence[int] = ()
+) -> int:
+    """The file xlsx_bytes makes, written to `target` (a path or a binary file) in constant memory: each row goes
+    out to a temporary file as the next begins (xlsxwriter's constant_memory mode, texts inline rather than in a
+    shared table), so a million rows take no more memory than ten. Returns the number of rows written."""
+    workbook = xlsxwriter.Workbook(target, {**_XLSX_OPTIONS, "constant_memory": True})
+    count = _write_sheet(workbook, rows, header=header, sheet_name=sheet_name, widths=widths)
+    workbook.close()
+    return count
+
+
+def _write_sheet(workbook, rows, *, header: Sequence[str], sheet_name: str, widths: Sequence[int]) -> int:
     sheet = workbook.add_worksheet(sheet_name)
     formats = {
         "header": workbook.add_format({"bold": True}),
@@ -114,6 +178,8 @@ def xlsx_bytes(
         "datetime": workbook.add_format({"num_format": XLSX_DATETIME_FORMAT}),
         "date": workbook.add_format({"num_format": XLSX_DATE_FORMAT}),
     }
+    for column, width in enumerate(widths):
+        sheet.set_column(column, column, width)
     for column, heading in enumerate(header):
         sheet.write_string(0, column, str(heading), formats["header"])
     last_row = 0
@@ -122,10 +188,7 @@ def xlsx_bytes(
             _xlsx_cell(sheet, last_row, column, value, formats)
     sheet.freeze_panes(1, 0)
     sheet.autofilter(0, 0, last_row, max(len(header) - 1, 0))
-    for column, width in enumerate(widths):
-        sheet.set_column(column, column, width)
-    workbook.close()
-    return buffer.getvalue()
+    return last_row
 
 
 def _xlsx_cell(sheet, row: int, column: int, value: Cell, formats: dict) -> None:

@@ -8,8 +8,13 @@ from django.urls import reverse
 register = template.Library()
 
 # Pages reached from a page of the navigation rather than from the navigation itself, marked as part of it: the club
-# page (loyalty.views.clubs) is linked from the home page's tier card.
-SECTIONS = {"home": ("club", "club_join")}
+# page (loyalty.views.clubs) and a member's progress (analytics) are linked from the home page's cards; a partner's
+# overview (analytics) from the portfolio; the company settings from the owner's company dashboard.
+SECTIONS = {
+    "home": ("club", "club_join", "my_progress"),
+    "portfolio": ("partner_overview",),
+    "company_dashboard": ("company",),
+}
 
 
 @register.inclusion_tag("includes/nav_link.html", takes_context=True)
