@@ -74,15 +74,15 @@ def _on_day(column: str) -> str:
 
 # Points ---------------------------------------------------------------------------------------------------------
 
-# The day's entries are summed per account, kind, product line and — for a reversal — the kind it reverses first, over a
-# scan that finds the day's rows however the table is indexed. The ledger writes a posting's product line ("line") and
-# a reversal's reversed kind and line ("reverses_kind", "line") in the entry's details, so the day's rows are all it
-# reads; a reversal written before it did so is grouped by the entry it reverses, looked up by one index probe each.
-# Only the far fewer grouped rows are joined, to the accounts for the dimensions. A reversal counts in the column, and
-# the line, of what it reverses; a reversed earn is `reversed`.
+# The day's entries are summed per account, kind, product line and — for a reversal — the kind it reverses first, over
+# a scan that finds the day's rows however the table is indexed. The ledger writes a posting's product line
+# ("product_line_id") and a reversal's reversed kind and line ("reverses_kind", "product_line_id") in the entry's
+# details, so the day's rows are all it reads; a reversal written before it did so is grouped by the entry it
+# reverses, looked up by one index probe each. Only the far fewer grouped rows are joined, to the accounts for the
+# dimensions. A reversal counts in the column, and the line, of what it reverses; a reversed earn is `reversed`.
 _POINTS_SELECT = f"""
 SELECT %(day)s::date, a.program_id, p.id, COALESCE(m.role_id, 0), p.region_id,
-    COALESCE(g.line_id, (r.details ->> 'line')::bigint, 0),
+    COALESCE(g.line_id, (r.details ->> 'product_line_id')::bigint, 0),
     COALESCE(SUM(g.points) FILTER (WHERE g.kind = 'earn'), 0),
     -COALESCE(SUM(g.points) FILTER (WHERE COALESCE(g.reversed_kind, r.kind) = 'earn'), 0),
     -COALESCE(SUM(g.points) FILTER (WHERE 'spend' IN (g.kind, g.reversed_kind, r.kind)), 0),
@@ -93,7 +93,7 @@ FROM (
     SELECT e.account_id, e.kind,
         CASE WHEN e.kind = 'reverse' THEN e.details ->> 'reverses_kind' END AS reversed_kind,
         CASE WHEN e.kind = 'reverse' AND NOT e.details ? 'reverses_kind' THEN e.reverses_id END AS reverses_id,
-        (e.details ->> 'line')::bigint AS line_id,
+        (e.details ->> 'product_line_id')::bigint AS line_id,
         SUM(e.available_delta + e.pending_delta) AS points,
         COUNT(*) AS entries
     FROM loyalty_pointsentry e
@@ -108,7 +108,8 @@ LEFT JOIN LATERAL (
     SELECT r.kind, r.details FROM loyalty_pointsentry r
     WHERE g.reverses_id IS NOT NULL AND r.id = g.reverses_id OFFSET 0
 ) r ON true
-GROUP BY a.program_id, p.id, COALESCE(m.role_id, 0), p.region_id, COALESCE(g.line_id, (r.details ->> 'line')::bigint, 0)
+GROUP BY a.program_id, p.id, COALESCE(m.role_id, 0), p.region_id,
+    COALESCE(g.line_id, (r.details ->> 'product_line_id')::bigint, 0)
 """
 
 # Sales ----------------------------------------------------------------------------------------------------------

@@ -184,7 +184,8 @@ def write_entries(program_id: int, day: date, *, day_entries: int, other_entries
                         available, pending = 0, points
                     if rng.random() < 0.2:
                         source_type, source_id = "claim", f"claim:{rng.randint(1, 10**6)}:{rng.randint(1, 10**7)}"
-                        details = f'{{"line": {rng.randint(1, 5)}}}'  # the product line, as the engine writes it
+                        # the product line, as the engine writes it
+                        details = f'{{"product_line_id": {rng.randint(1, 5)}}}'
                 elif kind == "reverse":
                     reverses = last_earn[account]
                     details = '{"reverses_kind": "earn"}'  # as the ledger writes a reversal

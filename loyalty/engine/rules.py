@@ -360,7 +360,7 @@ def _split(rule: CompiledRule, event: Event, total: int, explanation: str) -> li
         "source": event.source_key,
     }
     if event.line_id is not None:  # the product line the points were paid for (analytics sums points by line)
-        details["line"] = event.line_id
+        details["product_line_id"] = event.line_id
     if not rule.shares:
         to_member, note = sole_beneficiary(event)
         member_id = event.actor.member_id if to_member else None

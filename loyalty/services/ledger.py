@@ -472,7 +472,10 @@ def reverse(
         source_id=entry.source_id,
         explanation=text,
         # What it takes back, and of which product line, for the daily roll-ups (analytics.rollups) to read here.
-        details={"reverses_kind": entry.kind, **({"line": entry.details["line"]} if "line" in entry.details else {})},
+        details={
+            "reverses_kind": entry.kind,
+            **({key: entry.details[key] for key in ("product_line_id",) if key in entry.details}),
+        },
         reverses=entry,
         created_by=created_by,
     )
