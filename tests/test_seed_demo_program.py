@@ -12,12 +12,13 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import transaction
-from django.db.models import CharField, Count, Q, Sum, Value
+from django.db.models import CharField, Count, F, Q, Sum, Value
 from django.db.models.functions import Concat
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+from analytics.models import MembersDay, MessagesDay, PointsDay, SalesDay
 from communications.campaigns import campaign_reach
 from communications.constants import Channel, DeliveryStatus, FeedbackStatus, Kind, SurveyStatus
 from communications.demo import SURVEY_TITLE
@@ -331,6 +332,15 @@ def test_three_tiers_on_sales_and_every_active_partner_has_one(demo):
         == Partner.objects.filter(status__in=["active", "suspended"]).count()
     )
     assert set(PartnerTier.objects.values_list("tier__name", flat=True)) == {"Bronze", "Silver", "Gold"}
+
+
+def test_the_roll_ups_of_the_history_are_summed_and_equal_the_ledger(demo):
+    earned = PointsEntry.objects.filter(kind=EntryKind.EARN).aggregate(
+        points=Sum(F("available_delta") + F("pending_delta"))
+    )["points"]
+
+    assert PointsDay.objects.aggregate(issued=Sum("issued"))["issued"] == earned
+    assert SalesDay.objects.exists() and MembersDay.objects.exists() and MessagesDay.objects.exists()
 
 
 def test_gold_can_be_joined_for_a_fee_and_one_partner_paid_a_year_from_its_company_account(demo):

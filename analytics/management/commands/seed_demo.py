@@ -11,7 +11,9 @@ The messages the seeding sends (e-mail, SMS) go to in-memory outboxes, not to th
 
 from django.core.management.base import BaseCommand, CommandError
 from django.test.utils import override_settings
+from django.utils import timezone
 
+from analytics import rollups
 from communications import demo as communications_demo
 from loyalty.common.errors import ApplicationError
 from loyalty.demo import activities as demo_activities
@@ -20,7 +22,7 @@ from loyalty.demo import learning as demo_learning
 from loyalty.demo import program as loyalty_demo
 from loyalty.demo import sales as demo_sales
 from loyalty.demo import surveys as demo_surveys
-from loyalty.models import Program
+from loyalty.models import PointsEntry, Program
 from partners import demo as partners_demo
 from rewards import demo as rewards_demo
 
@@ -32,6 +34,13 @@ def _count(n: int, label: str) -> str:
     if n == 1:
         label = label[:-3] + "y" if label.endswith("ies") else label.removesuffix("s")
     return f"{n:,} {label}"
+
+
+def _roll_up_history() -> rollups.RollupReport:
+    """The roll-ups of every day from the demo's first ledger entry to today."""
+    first = PointsEntry.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    today = timezone.localdate()
+    return rollups.rollup_days(first=timezone.localdate(first) if first else today, last=today)
 
 
 class Command(BaseCommand):
@@ -83,6 +92,8 @@ class Command(BaseCommand):
                     if scale == 1
                     else None
                 )
+                # The dashboards read the daily roll-ups (the periodic task keeps them): sum the demo's history now.
+                rolled = None if dry_run or program.present else _roll_up_history()
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         if verbosity < 1:
@@ -90,6 +101,10 @@ class Command(BaseCommand):
         self._report_channel(channel, scale=scale, dry_run=dry_run)
         self._report_program(program)
         self._report_communications(communications)
+        if rolled is not None:
+            rows = sum(total.rows for total in rolled.totals.values())
+            days = len({day for by_day in rolled.days.values() for day in by_day})
+            self.stdout.write(f"Demo roll-ups: {rows:,} rows for {days:,} days.")
         if verbosity >= 2 or dry_run:
             for who, email in partners_demo.demo_logins():
                 self.stdout.write(f"  {who:<16} {email}  password: {partners_demo.DEMO_PASSWORD}")
