@@ -100,3 +100,19 @@ def test_the_owners_company_dashboard_and_progress_fit_a_360_px_screen(open_page
         assert page.evaluate(OVERFLOW) <= 0, f"{path} is wider than 360 px"
         axe_check(page)
     assert errors == [], errors
+
+
+def test_the_owners_menu_and_team_table_do_not_push_a_laptop_screen_sideways(open_page, owner):
+    """An owner's menu is the longest and the team table has the earnings columns: at 1,280 px the menu wraps and the
+    table scrolls in its own box, the page itself never does."""
+    program = ProgramFactory(name="Aqua Rewards", currency_name="AquaPoints", money_currency="EUR")
+    for n, member in enumerate(team(owner.partner, 3)):
+        earned_now(program, member, key=f"team-{n}")
+    page = open_page()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    sign_in(page, owner.user.email, PASSWORD)
+    expect(page).to_have_url(reverse("home"))
+
+    for path in (reverse("home"), reverse("team"), reverse("company_dashboard")):
+        page.goto(path)
+        assert page.evaluate(OVERFLOW) <= 0, f"{path} is wider than 1,280 px"
