@@ -2,7 +2,10 @@
 role allows, tested per role and per URL).
 
 "Own" objects belong to partner A, "other" objects to partner B. The owner, the member and the pending member
-work at A; one account manager looks after A, the other after B.
+work at A; one account manager looks after A, the other after B. A program runs, so the dashboards of issue #14
+(analytics.urls_dashboards: portfolio, partner overview, company dashboard, my progress) show it; the exports pages
+(analytics.urls_exports) are here too, and what each export gives each viewer is in
+tests/analytics/test_visibility_exports.py.
 """
 
 from types import SimpleNamespace
@@ -10,8 +13,11 @@ from types import SimpleNamespace
 import pytest
 from django.urls import reverse
 
+from analytics import export_jobs, reports
+from analytics.models import ReportFrequency, ReportKind
 from partners import services
 from partners.constants import MemberStatus
+from tests.loyalty.factories import ProgramFactory
 from tests.partners.factories import (
     AccountManagerFactory,
     MemberFactory,
@@ -24,10 +30,14 @@ from tests.partners.factories import (
 pytestmark = pytest.mark.django_db
 
 LOGIN = "redirect to sign-in"
+ADMIN_LOGIN = "redirect to the back office's sign-in"
+DASHBOARD = "the back office's index with the program managers' dashboard"
+PLAIN_INDEX = "the back office's index without figures"
 
 
 @pytest.fixture
 def world(program_manager):
+    program = ProgramFactory()
     am_a, am_b = AccountManagerFactory(), AccountManagerFactory()
     a = PartnerFactory(name="A Ltd", account_manager=am_a)
     b = PartnerFactory(name="B Ltd", account_manager=am_b)
@@ -42,10 +52,20 @@ def world(program_manager):
     def invited(partner):
         return MemberFactory(partner=partner, status=MemberStatus.INVITED, joined_at=None)
 
+    # The owner's export, still being written (its download says so to the owner, and is nobody else's), and a
+    # program manager's scheduled report (only they may stop it).
+    selection = export_jobs.Selection("claims", "csv", program.pk, {}, "en", "Europe/Berlin")
+    owners_export, _created = export_jobs.export_job_start(user=owner.user, selection=selection)
+    pm_report = reports.report_subscribe(
+        user=program_manager, program=program, kind=ReportKind.LIABILITY, frequency=ReportFrequency.MONTHLY
+    )
+
     return SimpleNamespace(
         a=a,
         b=b,
         token=invitation.token,
+        owners_export=owners_export,
+        pm_report=pm_report,
         viewers={
             "anonymous": None,
             "member": MemberFactory(partner=a).user,
@@ -55,6 +75,7 @@ def world(program_manager):
             "account_manager_elsewhere": am_b,
             "program_manager": program_manager,
             "no_membership": UserFactory(),
+            "staff_without_role": UserFactory(is_staff=True),  # may sign in to the back office, nothing more
         },
         own_active=MemberFactory(partner=a),
         other_active=MemberFactory(partner=b),
@@ -65,7 +86,7 @@ def world(program_manager):
     )
 
 
-# name: (method, url, POST data)
+# name: (method, url, POST data (or a function of the world giving it))
 ROUTES = {
     "home": ("get", lambda w: reverse("home"), None),
     "profile": ("get", lambda w: reverse("profile"), None),
@@ -96,10 +117,29 @@ ROUTES = {
     "partner_detail_own": ("get", lambda w: reverse("partner_detail", args=[w.a.pk]), None),
     "partner_detail_other": ("get", lambda w: reverse("partner_detail", args=[w.b.pk]), None),
     "invitation_accept": ("get", lambda w: reverse("invitation_accept", args=[w.token]), None),
+    # Issue #14: the dashboards (analytics.urls_dashboards) ...
+    "portfolio": ("get", lambda w: reverse("portfolio"), None),
+    "partner_overview_own": ("get", lambda w: reverse("partner_overview", args=[w.a.pk]), None),
+    "partner_overview_other": ("get", lambda w: reverse("partner_overview", args=[w.b.pk]), None),
+    "company_dashboard": ("get", lambda w: reverse("company_dashboard"), None),
+    "my_progress": ("get", lambda w: reverse("my_progress"), None),
+    # ... the exports pages (analytics.urls_exports; export_start is tests/analytics/test_visibility_exports.py's) ...
+    "export_list": ("get", lambda w: reverse("export_list"), None),
+    "export_download_owners": ("get", lambda w: reverse("export_download", args=[w.owners_export.pk]), None),
+    "report_subscriptions": ("get", lambda w: reverse("report_subscriptions"), None),
+    "report_subscribe": (
+        "post",
+        lambda w: reverse("report_subscriptions"),
+        {"kind": "portfolio", "frequency": "weekly"},
+    ),
+    "report_stop_pms": ("post", lambda w: reverse("report_subscriptions"), lambda w: {"stop": w.pm_report.pk}),
+    # ... and the back office's index, the program managers' dashboard (analytics.admin).
+    "admin_index": ("get", lambda w: reverse("admin:index"), None),
 }
 
-# Signed in without a role that opens more: home and profile only; the invitation is someone else's (403);
-# POST-only URLs answer a GET with 405 before anything else is looked at; everything else is 404.
+# Signed in without a role that opens more: home, profile and their own (empty) exports page only; the invitation is
+# someone else's (403); POST-only URLs answer a GET with 405 before anything else is looked at; the back office sends
+# them to its sign-in; everything else is 404.
 SIGNED_IN = {name: 404 for name in ROUTES} | {
     "home": 200,
     "profile": 200,
@@ -107,14 +147,21 @@ SIGNED_IN = {name: 404 for name in ROUTES} | {
     "approve_get": 405,
     "resend_get": 405,
     "invitation_accept": 403,
+    "export_list": 200,
+    "admin_index": ADMIN_LOGIN,
 }
+# A partner's people (pending approval too: a current membership) see their own progress.
+PARTNER_PERSON = SIGNED_IN | {"my_progress": 200}
+# The manufacturer's staff: their portfolio and their scheduled reports (not the program manager's to stop).
+MANAGER = SIGNED_IN | {"portfolio": 200, "report_subscriptions": 200, "report_subscribe": 302}
 
 EXPECTED = {
-    "anonymous": {name: LOGIN for name in ROUTES} | {"invitation_accept": 200},
-    "member": SIGNED_IN,
-    "pending_member": SIGNED_IN,
+    "anonymous": {name: LOGIN for name in ROUTES} | {"invitation_accept": 200, "admin_index": ADMIN_LOGIN},
+    "member": PARTNER_PERSON,
+    "pending_member": PARTNER_PERSON,
     "no_membership": SIGNED_IN,
-    "owner": SIGNED_IN
+    "staff_without_role": SIGNED_IN | {"admin_index": PLAIN_INDEX},
+    "owner": PARTNER_PERSON
     | {
         "team": 200,
         "team_invite": 302,
@@ -127,16 +174,47 @@ EXPECTED = {
         "company": 200,
         "company_post": 302,
         "partner_detail_own": 200,
+        "partner_overview_own": 200,
+        "company_dashboard": 200,
+        "export_download_owners": 302,  # not written yet: back to the exports page, which shows how far it got
     },
-    "account_manager": SIGNED_IN | {"partner_list": 200, "partner_detail_own": 200},
-    "account_manager_elsewhere": SIGNED_IN | {"partner_list": 200, "partner_detail_other": 200},
-    "program_manager": SIGNED_IN | {"partner_list": 200, "partner_detail_own": 200, "partner_detail_other": 200},
+    "account_manager": MANAGER | {"partner_list": 200, "partner_detail_own": 200, "partner_overview_own": 200},
+    "account_manager_elsewhere": MANAGER
+    | {"partner_list": 200, "partner_detail_other": 200, "partner_overview_other": 200},
+    "program_manager": MANAGER
+    | {
+        "partner_list": 200,
+        "partner_detail_own": 200,
+        "partner_detail_other": 200,
+        "partner_overview_own": 200,
+        "partner_overview_other": 200,
+        "report_stop_pms": 302,
+        "admin_index": DASHBOARD,
+    },
+}
+
+# The partners a dashboard names, for each viewer who may open it: never one outside what the viewer sees.
+PARTNERS = ("A Ltd", "B Ltd")
+PARTNERS_SHOWN = {
+    "portfolio": {
+        "account_manager": {"A Ltd"},
+        "account_manager_elsewhere": {"B Ltd"},
+        "program_manager": set(PARTNERS),
+    },
+    "partner_overview_own": dict.fromkeys(("owner", "account_manager", "program_manager"), {"A Ltd"}),
+    "partner_overview_other": dict.fromkeys(("account_manager_elsewhere", "program_manager"), {"B Ltd"}),
+    "company_dashboard": {"owner": {"A Ltd"}},
 }
 
 CASES = [(viewer, route) for viewer, row in EXPECTED.items() for route in row]
 
 # Where a done action redirects to: the team page, unless said here.
-REDIRECTS = {"company_post": "company"}
+REDIRECTS = {
+    "company_post": "company",
+    "export_download_owners": "export_list",
+    "report_subscribe": "report_subscriptions",
+    "report_stop_pms": "report_subscriptions",
+}
 
 
 def test_the_matrix_covers_every_member_site_url():
@@ -160,10 +238,21 @@ def test_the_matrix_covers_every_member_site_url():
     assert all(set(row) == set(ROUTES) for row in EXPECTED.values())
 
 
+def test_the_matrix_covers_every_dashboard_and_exports_page():
+    from analytics.urls_dashboards import urlpatterns as dashboards
+    from analytics.urls_exports import urlpatterns as exports
+
+    covered = {"portfolio", "partner_overview", "company_dashboard", "my_progress"}
+    covered |= {"export_list", "export_download", "report_subscriptions"}
+    covered |= {"export_start"}  # every export, per viewer: tests/analytics/test_visibility_exports.py
+    assert {p.name for p in [*dashboards, *exports]} == covered
+
+
 @pytest.mark.parametrize(("viewer", "route"), CASES, ids=[f"{v}-{r}" for v, r in CASES])
 def test_visibility_matrix(client, world, viewer, route):
     method, make_url, data = ROUTES[route]
     url = make_url(world)
+    data = data(world) if callable(data) else data
     user = world.viewers[viewer]
     if user is not None:
         client.force_login(user)
@@ -173,7 +262,19 @@ def test_visibility_matrix(client, world, viewer, route):
     expected = EXPECTED[viewer][route]
     if expected == LOGIN:
         assert (response.status_code, response.url) == (302, f"/accounts/login/?next={url}")
+    elif expected == ADMIN_LOGIN:
+        assert (response.status_code, response.url) == (302, f"/admin/login/?next={url}")
+    elif expected in (DASHBOARD, PLAIN_INDEX):
+        with_dashboard = expected == DASHBOARD
+        assert response.status_code == 200
+        assert ("dashboard" in response.context) is with_dashboard
+        assert ('id="pm-dashboard"' in response.text) is with_dashboard
     else:
         assert response.status_code == expected
         if expected == 302:  # an action done: back to the team page (or the page it was taken on)
             assert response.url == reverse(REDIRECTS.get(route, "team"))
+        if route in PARTNERS_SHOWN and expected == 200:
+            assert {name for name in PARTNERS if name in response.text} == PARTNERS_SHOWN[route][viewer]
+    if route == "report_stop_pms":  # stopped by the program manager only; anyone else's request changed nothing
+        world.pm_report.refresh_from_db()
+        assert world.pm_report.is_active is (expected != 302)
