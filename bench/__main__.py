@@ -23,6 +23,7 @@ BENCHMARKS = {
     "leaderboards": "bench.leaderboards",
     "rollups": "bench.rollups",
     "exports": "bench.exports",
+    "dashboards": "bench.dashboards",
 }
 
 
