@@ -7,13 +7,11 @@ that is not one of the choices is ignored.
 """
 
 from collections.abc import Callable
-from functools import wraps
 
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.paginator import Paginator
-from django.http import Http404
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -31,6 +29,7 @@ from loyalty.selectors.programs import current_program
 from loyalty.views.decorators import member_in_program_required
 from partners import hooks
 from partners.constants import MemberStatus
+from partners.decorators import viewer_passes
 from partners.forms import SearchFilterForm
 from partners.selectors import region_list, team_list
 from partners.visibility import Viewer, viewer_for
@@ -40,16 +39,10 @@ EXPORT_URL_NAME = "export_start"  # analytics.urls_exports: /exports/<kind>/?for
 
 
 def _viewer_passes(test: Callable[[Viewer], bool]):
-    """Signed in, and only viewers who pass `test` may use the view; anyone else gets a 404."""
+    """Signed in, a GET, and only viewers who pass `test` (partners.decorators); anyone else gets a 404."""
 
     def decorator(view):
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            if not test(viewer_for(request.user)):
-                raise Http404("This page is not available to you.")
-            return view(request, *args, **kwargs)
-
-        return login_required(require_GET(wrapper))
+        return login_required(require_GET(viewer_passes(test)(view)))
 
     return decorator
 

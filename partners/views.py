@@ -6,7 +6,7 @@ reveal that the page or the object exists); a refused action is an ApplicationEr
 
 import enum
 from collections.abc import Callable
-from functools import partial, wraps
+from functools import partial
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseNotAllowed, QueryDict
+from django.http import HttpResponseNotAllowed, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -25,6 +25,7 @@ from loyalty.common.errors import ApplicationError
 from loyalty.common.htmx import render_page_or_partial
 from partners import hooks, selectors, services
 from partners.constants import MemberStatus, PayoutPolicy
+from partners.decorators import viewer_passes
 from partners.error_codes import ErrorCode
 from partners.forms import (
     DeactivateForm,
@@ -65,24 +66,9 @@ class InvitationStep(enum.StrEnum):
     JOIN = "join"  # signed in as the invited person
 
 
-def _viewer_passes(test: Callable[[Viewer], bool]):
-    """Only viewers who pass `test` may use the view; anyone else signed in gets a 404."""
-
-    def decorator(view):
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            if not test(viewer_for(request.user)):
-                raise Http404("This page is not available to you.")
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorator
-
-
-owner_only = _viewer_passes(lambda viewer: viewer.is_owner)
-managers_only = _viewer_passes(lambda viewer: viewer.is_manager)  # the manufacturer's staff
-owner_or_managers = _viewer_passes(lambda viewer: viewer.is_owner or viewer.is_manager)
+owner_only = viewer_passes(lambda viewer: viewer.is_owner)
+managers_only = viewer_passes(lambda viewer: viewer.is_manager)  # the manufacturer's staff
+owner_or_managers = viewer_passes(lambda viewer: viewer.is_owner or viewer.is_manager)
 
 
 def owner_view(*methods: str):
