@@ -6,7 +6,7 @@ No view code here beyond turning a request's query string into a choice of progr
 puts the context this builds into the admin index (analytics/admin_index.html)."""
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from urllib.parse import urlencode
 
 from dateutil.relativedelta import relativedelta
@@ -19,7 +19,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from analytics import health, kpis, roi
+from analytics import figures_cache, health, kpis, roi
 from analytics.charts import Chart, Series
 from analytics.rollups import check_range
 from loyalty.common.errors import ApplicationError
@@ -232,6 +232,7 @@ class Dashboard:
     figures: dict = field(default_factory=dict)
     charts: dict[str, Chart] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
+    computed_at: datetime | None = None  # when the figures were computed (they are cached until the roll-ups change)
 
 
 def _month(month: date) -> str:
@@ -257,16 +258,18 @@ def build(query: dict, *, user=None, today: date | None = None) -> Dashboard:
         )
     program = next((p for p in programs if p.pk == chosen), programs[0] if programs else None)
     dashboard = Dashboard(waiting=work_waiting(), programs=programs, form=form, program=program, start=start, end=end)
-    if program is not None:
-        _figures(dashboard, program, start, end, today)
-        if user is not None:  # the weakest partners first, with why (analytics.health)
-            dashboard.figures["at_risk"] = health.at_risk_partners(
-                program=program, viewer=user, today=today, limit=AT_RISK_SHOWN
-            )
+    if program is not None:  # the work waiting is counted live; the figures are the roll-ups' (figures_cache)
+        figures, dashboard.computed_at = figures_cache.cached(
+            "admin", (program.pk, start, end, today, getattr(user, "pk", None)),
+            lambda: _figures(program, start, end, today, user),
+        )  # fmt: skip
+        dashboard.figures = figures
+        dashboard.charts = _charts(figures, program)
+        dashboard.links = _links(program, start, end)
     return dashboard
 
 
-def _figures(dashboard: Dashboard, program: Program, start: date, end: date, today: date) -> None:
+def _figures(program: Program, start: date, end: date, today: date, user) -> dict:
     figures = {
         "funnel": kpis.activation_funnel(program=program, start=start, end=end),
         "active": kpis.active_members(program=program, today=today),
@@ -290,9 +293,9 @@ def _figures(dashboard: Dashboard, program: Program, start: date, end: date, tod
         sum((row.amount for row in sales_months), kpis.ZERO),
         sum((row.last_year for row in sales_months), kpis.ZERO),
     )
-    dashboard.figures = figures
-    dashboard.charts = _charts(figures, program)
-    dashboard.links = _links(program, start, end)
+    if user is not None:  # the weakest partners first, with why (analytics.health)
+        figures["at_risk"] = health.at_risk_partners(program=program, viewer=user, today=today, limit=AT_RISK_SHOWN)
+    return figures
 
 
 def _charts(figures: dict, program: Program) -> dict[str, Chart]:

@@ -17,11 +17,14 @@ points won over the points that apply, so a partner is never marked down for wha
 
 Everything is read for many partners at once in a fixed number of queries (five), whatever the number of partners
 and the size of the ledger: the roll-ups for sales and points, and per member an index lookup of their latest
-activity (`member_last_activity`), never a scan of the ledger.
+activity (`member_last_activity`), never a scan of the ledger. Still, scoring every partner of a program is too much
+for a page: the periodic task stores each partner's facts and score for the day after the roll-ups
+(`health_refresh`, PartnerHealth), and pages read those rows (`health_scores`), scoring now only a partner without
+one.
 """
 
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -31,7 +34,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from analytics.models import PointsDay, SalesDay
+from analytics.models import PartnerHealth, PointsDay, SalesDay
 from communications.constants import Channel, DeliveryStatus
 from communications.models import Delivery
 from loyalty.common.formatting import format_money
@@ -398,13 +401,9 @@ def program_trains(program: Program) -> bool:
     return Module.objects.filter(course__program=program).exists()
 
 
-def health_scores(*, program: Program, partner_ids: Collection[int], today: date | None = None) -> dict[int, Health]:
-    """The health of each partner of `partner_ids` in `program`, by partner id: five queries, whatever their number.
-    The caller decides who may see which partners (partners.visibility); the ids are taken as given."""
-    today = today or timezone.localdate()
-    partner_ids = list(dict.fromkeys(partner_ids))
-    if not partner_ids:
-        return {}
+def compute_health(*, program: Program, partner_ids: Collection[int], today: date) -> dict[int, Health]:
+    """The health of each partner of `partner_ids`, computed from the roll-ups and the members' latest activity:
+    five queries, whatever their number."""
     trains = program_trains(program)
     facts = partner_facts(program=program, partner_ids=partner_ids, today=today)
     return {
@@ -413,15 +412,86 @@ def health_scores(*, program: Program, partner_ids: Collection[int], today: date
     }
 
 
+FACT_FIELDS = tuple(f.name for f in fields(PartnerFacts))
+
+
+def _from_row(row: PartnerHealth, currency: str) -> Health:
+    facts = PartnerFacts(**{name: getattr(row, name) for name in FACT_FIELDS})
+    return score(partner_id=row.partner_id, facts=facts, currency=currency, program_trains=row.program_trains)
+
+
+def health_scores(*, program: Program, partner_ids: Collection[int], today: date | None = None) -> dict[int, Health]:
+    """The health of each partner of `partner_ids` in `program`, by partner id: the rows the periodic task wrote
+    for `today` (health_refresh), and for a partner without one (new since, or `today` not the task's day) computed
+    now. One query, five more when some partner has no row. The caller decides who may see which partners
+    (partners.visibility); the ids are taken as given."""
+    today = today or timezone.localdate()
+    partner_ids = list(dict.fromkeys(partner_ids))
+    if not partner_ids:
+        return {}
+    rows = PartnerHealth.objects.filter(program_id=program.pk, partner_id__in=partner_ids, day=today)
+    scores = {row.partner_id: _from_row(row, program.money_currency) for row in rows}
+    missing = [pk for pk in partner_ids if pk not in scores]
+    if missing:
+        scores.update(compute_health(program=program, partner_ids=missing, today=today))
+    return {pk: scores[pk] for pk in partner_ids}
+
+
+REFRESH_BATCH = 1000  # partners computed per round of queries
+
+
+def health_refresh(*, program: Program, today: date | None = None) -> int:
+    """Compute every partner's health in `program` for `today` and store it (PartnerHealth), replacing the rows of
+    earlier days: run by the periodic task after the roll-ups. Returns the number of partners."""
+    today = today or timezone.localdate()
+    now = timezone.now()
+    trains = program_trains(program)
+    partner_ids = list(Partner.objects.order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(partner_ids), REFRESH_BATCH):
+        batch = partner_facts(program=program, partner_ids=partner_ids[start : start + REFRESH_BATCH], today=today)
+        rows = []
+        for pk, facts in batch.items():
+            health = score(partner_id=pk, facts=facts, currency=program.money_currency, program_trains=trains)
+            rows.append(
+                PartnerHealth(
+                    program_id=program.pk,
+                    partner_id=pk,
+                    day=today,
+                    computed_at=now,
+                    score=health.score,
+                    program_trains=trains,
+                    **{name: getattr(facts, name) for name in FACT_FIELDS},
+                )
+            )
+        PartnerHealth.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["program_id", "partner_id"],
+            update_fields=["day", "computed_at", "score", "program_trains", *FACT_FIELDS],
+        )
+    return len(partner_ids)
+
+
 def at_risk_partners(*, program: Program, viewer, today: date | None = None, limit: int = 20) -> list[Health]:
     """The active partners the viewer looks after whose health is below AT_RISK_BELOW, the weakest first (then by
     name), at most `limit`, each with its `partner` (region and account manager loaded): an account manager's
-    portfolio, every partner for a program manager, nobody for anyone else (partners.visibility). Six queries."""
+    portfolio, every partner for a program manager, nobody for anyone else (partners.visibility).
+
+    The stored scores (health_refresh) pick the weakest in the database; partners without a score for `today` are
+    scored now. Four queries when every partner has its row."""
+    today = today or timezone.localdate()
     viewer = viewer_for(viewer)
+    stored = PartnerHealth.objects.filter(program_id=program.pk, partner_id=OuterRef("pk"), day=today)
+    candidates = (
+        viewer.portfolio.filter(status=PartnerStatus.ACTIVE)
+        .annotate(stored_score=Subquery(stored.values("score")[:1]))
+        .select_related("region", "account_manager")
+    )
     partners = {
         p.pk: p
-        for p in viewer.portfolio.filter(status=PartnerStatus.ACTIVE).select_related("region", "account_manager")
+        for p in candidates.filter(stored_score__lt=AT_RISK_BELOW).order_by("stored_score", "name", "pk")[:limit]
     }
+    partners.update((p.pk, p) for p in candidates.filter(stored_score__isnull=True))
     scores = health_scores(program=program, partner_ids=list(partners), today=today)
     weak = [replace(health, partner=partners[pk]) for pk, health in scores.items() if health.at_risk]
     weak.sort(key=lambda health: (health.score, health.partner.name, health.partner_id))

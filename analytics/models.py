@@ -44,7 +44,11 @@ class PointsDay(Dimensions):
                 name="points_day_unique",
             )
         ]
-        indexes = [models.Index(fields=["program_id", "day"], name="points_day_program_idx")]
+        indexes = [
+            models.Index(fields=["program_id", "day"], name="points_day_program_idx"),
+            # one partner's days (its overview, its health), without reading every partner's
+            models.Index(fields=["program_id", "partner_id", "day"], name="points_day_partner_idx"),
+        ]
 
 
 class SalesDay(Dimensions):
@@ -63,7 +67,11 @@ class SalesDay(Dimensions):
                 name="sales_day_unique",
             )
         ]
-        indexes = [models.Index(fields=["program_id", "day"], name="sales_day_program_idx")]
+        indexes = [
+            models.Index(fields=["program_id", "day"], name="sales_day_program_idx"),
+            # one partner's days (its overview, its health), without reading every partner's
+            models.Index(fields=["program_id", "partner_id", "day"], name="sales_day_partner_idx"),
+        ]
 
 
 class ClaimsDay(Dimensions):
@@ -82,7 +90,11 @@ class ClaimsDay(Dimensions):
                 fields=["day", "program_id", "partner_id", "role_id", "region_id"], name="claims_day_unique"
             )
         ]
-        indexes = [models.Index(fields=["program_id", "day"], name="claims_day_program_idx")]
+        indexes = [
+            models.Index(fields=["program_id", "day"], name="claims_day_program_idx"),
+            # one partner's days (its overview, its health), without reading every partner's
+            models.Index(fields=["program_id", "partner_id", "day"], name="claims_day_partner_idx"),
+        ]
 
 
 class MembersDay(Dimensions):
@@ -122,6 +134,36 @@ class MessagesDay(models.Model):
 
     def __str__(self):
         return f"Messages {self.day:%Y-%m-%d} {self.channel} {self.kind}"
+
+
+class PartnerHealth(models.Model):
+    """A partner's health in a program as of `day` (analytics.health): the facts it is scored from and the score,
+    written for every active partner by the periodic task after the roll-ups, so that dashboards read one row per
+    partner shown instead of computing every partner's facts per page. The reasons are worded when shown (in the
+    reader's language), from the facts."""
+
+    program_id = models.BigIntegerField()
+    partner_id = models.BigIntegerField()
+    day = models.DateField()
+    computed_at = models.DateTimeField()
+    score = models.SmallIntegerField()
+    program_trains = models.BooleanField()
+    sales_this_year = models.DecimalField(max_digits=16, decimal_places=2)
+    sales_last_year = models.DecimalField(max_digits=16, decimal_places=2)
+    members = models.IntegerField()
+    active_members = models.IntegerField()
+    trained_members = models.IntegerField()
+    messages = models.IntegerField()
+    messages_opened = models.IntegerField()
+    points_earned = models.BigIntegerField()
+    points_redeemed = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["program_id", "partner_id"], name="partner_health_unique")]
+        indexes = [models.Index(fields=["program_id", "score"], name="partner_health_score_idx")]
+
+    def __str__(self):
+        return f"Health of partner {self.partner_id} in program {self.program_id}: {self.score}"
 
 
 class RollupDay(models.Model):

@@ -2,14 +2,22 @@
 
 from celery import shared_task
 
-from analytics import export_jobs, reports, rollups
+from analytics import export_jobs, figures_cache, health, reports, rollups
+from loyalty.models import Program
 
 
 @shared_task(name="analytics.tasks.rollup_recent")
 def rollup_recent() -> dict:
     """Every 15 minutes: rebuild today's and yesterday's roll-ups, and the older sales days that changed since the
-    previous run (analytics.rollups.rollup_recent). Safe to run twice, or while the command rebuilds a range."""
-    return rollups.rollup_recent().summary()
+    previous run (analytics.rollups.rollup_recent); then score every partner's health in each active program from
+    them (analytics.health.health_refresh), and let the dashboards know (analytics.figures_cache). Safe to run
+    twice, or while the command rebuilds a range."""
+    summary = rollups.rollup_recent().summary()
+    summary["partners_scored"] = {
+        program.slug: health.health_refresh(program=program) for program in Program.objects.filter(is_active=True)
+    }
+    figures_cache.roll_ups_changed()  # the dashboards compute their figures again from the new rows
+    return summary
 
 
 @shared_task(name="analytics.tasks.run_export")

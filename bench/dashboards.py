@@ -13,7 +13,8 @@ differs in size. In each, written once with COPY (re-runs reuse it):
 - a sell-out line for half of the earns (the account's partner and member, one of six products in three product
   lines, invoiced on the entry's day), so that the sales roll-up grows with the ledger as in a real program;
 - three tiers with a tier for three partners in four, one sales source;
-and then every day's roll-ups (analytics.rollups.rollup_days, all tables). The demo account manager ("Account
+and then every day's roll-ups (analytics.rollups.rollup_days, all tables) and every partner's health for today
+(analytics.health.health_refresh), as the periodic task does. The demo account manager ("Account
 manager") looks after exactly PORTFOLIO_PARTNERS partners (their first ones by id, the flagship among them; the rest
 of theirs go to the second account manager, or others' are taken when they have too few).
 
@@ -343,6 +344,7 @@ def build(*, entries: int, portfolio_partners: int = PORTFOLIO_PARTNERS, span_da
     calls find them. Returns the facts the report shows."""
     from django.db import connection, transaction
 
+    from analytics.health import health_refresh
     from analytics.models import ClaimsDay, MembersDay, PointsDay, SalesDay
     from bench.ledger import vacuum_analyze
     from loyalty.models import PointsAccount, PointsAllocation, PointsEntry, PointsLot, SaleLine
@@ -378,8 +380,13 @@ def build(*, entries: int, portfolio_partners: int = PORTFOLIO_PARTNERS, span_da
     if rollups["days"]:
         vacuum_analyze(PointsDay, SalesDay, ClaimsDay, MembersDay)
         print(f"summed {rollups['days']:,} days of roll-ups in {rollups['seconds']} s", flush=True)
+    clock = time.monotonic()  # the periodic task's second step: every partner's health scored for today
+    scored = health_refresh(program=program)
+    health_seconds = round(time.monotonic() - clock, 1)
+    print(f"scored {scored:,} partners' health in {health_seconds} s", flush=True)
     owner = Member.objects.get(user__email=dict(demo_logins())["Partner owner"], status=MemberStatus.ACTIVE)
     return {
+        "health_seconds": health_seconds,
         "program_id": program.pk,
         "built": written is not None,
         "build_seconds": round(time.monotonic() - started, 1),

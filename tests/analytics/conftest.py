@@ -7,3 +7,11 @@ def private_media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.PRIVATE_MEDIA_ROOT = tmp_path / "private-media"
     return settings.PRIVATE_MEDIA_ROOT
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts without the dashboards' cached figures (analytics.figures_cache) of the tests before it."""
+    from django.core.cache import cache
+
+    cache.clear()

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from analytics.health import at_risk_partners, health_scores, same_day_last_year
-from analytics.models import PointsDay, SalesDay
+from analytics.health import at_risk_partners, health_refresh, health_scores, same_day_last_year
+from analytics.models import PartnerHealth, PointsDay, SalesDay
 from communications.constants import Channel, DeliveryStatus
 from loyalty.constants import AttemptStatus
 from loyalty.models import QuizAttempt
@@ -245,9 +245,7 @@ def test_a_member_is_active_who_earned_spent_claimed_or_took_a_quiz_in_90_days_n
 # Many partners, few queries ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("count", [3, 12])
-def test_health_of_many_partners_takes_five_queries_whatever_their_number(count, django_assert_num_queries):
-    program = ProgramFactory()
+def busy_partners(program, count: int) -> list:
     ModuleFactory(course__program=program)
     partners = PartnerFactory.create_batch(count)
     for n, partner in enumerate(partners):
@@ -256,13 +254,64 @@ def test_health_of_many_partners_takes_five_queries_whatever_their_number(count,
         DeliveryFactory(member=people[1], status=DeliveryStatus.DELIVERED)
         sales(program, partner, this_year="100", last_year="200")
         points(program, partner, issued=100, redeemed=10)
+    return partners
 
-    # training offered?; sales, points, members and messages of all partners
-    with django_assert_num_queries(5):
+
+@pytest.mark.parametrize("count", [3, 12])
+def test_health_computed_now_takes_six_queries_whatever_the_number_of_partners(count, django_assert_num_queries):
+    program = ProgramFactory()
+    partners = busy_partners(program, count)
+
+    # the stored scores (none); training offered?; sales, points, members and messages of all partners
+    with django_assert_num_queries(6):
         scores = health_scores(program=program, partner_ids=[p.pk for p in partners], today=TODAY)
 
     assert len(scores) == count
     assert {health.facts.active_members for health in scores.values()} == {1}
+
+
+@pytest.mark.parametrize("count", [3, 12])
+def test_stored_health_is_read_in_one_query_and_equals_health_computed_now(count, django_assert_num_queries):
+    program = ProgramFactory()
+    partners = busy_partners(program, count)
+    ids = [p.pk for p in partners]
+    computed = health_scores(program=program, partner_ids=ids, today=TODAY)
+
+    assert health_refresh(program=program, today=TODAY) == count
+    with django_assert_num_queries(1):
+        stored = health_scores(program=program, partner_ids=ids, today=TODAY)
+
+    assert stored == computed
+    assert {row.score for row in PartnerHealth.objects.filter(program_id=program.pk)} == {
+        health.score for health in computed.values()
+    }
+
+
+def test_a_partner_without_a_stored_score_for_the_day_is_scored_now():
+    program = ProgramFactory()
+    old, new = busy_partners(program, 2)
+    health_refresh(program=program, today=TODAY - timedelta(days=1))  # yesterday: today's points not counted yet
+    PartnerHealth.objects.filter(partner_id=old.pk).update(day=TODAY)  # as if stored today
+
+    scores = health_scores(program=program, partner_ids=[old.pk, new.pk], today=TODAY)
+
+    assert scores[old.pk].facts.points_earned == 0  # the stored row
+    assert scores[new.pk].facts.points_earned == 100  # no row for today: computed now
+
+
+def test_refreshing_twice_replaces_the_rows_and_follows_the_facts():
+    program = ProgramFactory()
+    (partner,) = busy_partners(program, 1)
+    health_refresh(program=program, today=TODAY)
+    before = PartnerHealth.objects.get(program_id=program.pk, partner_id=partner.pk)
+    SalesDay.objects.filter(partner_id=partner.pk, day=THIS_YEAR).update(amount=Decimal(1000))
+
+    health_refresh(program=program, today=TODAY)
+
+    after = PartnerHealth.objects.get(program_id=program.pk, partner_id=partner.pk)
+    assert (before.sales_this_year, after.sales_this_year) == (Decimal(100), Decimal(1000))
+    assert after.score > before.score
+    assert PartnerHealth.objects.filter(program_id=program.pk).count() == 1
 
 
 def test_no_partners_no_queries(django_assert_num_queries):
@@ -320,3 +369,32 @@ def test_owners_and_members_see_no_partners_at_risk(portfolios, django_assert_ma
 
     assert at_risk_partners(program=program, viewer=owner.user, today=TODAY) == []
     assert at_risk_partners(program=program, viewer=weak.members.first().user, today=TODAY) == []
+
+
+def test_partners_at_risk_come_from_the_stored_scores_in_four_queries(portfolios, django_assert_num_queries):
+    program, ann, bob, weak, fine, weaker = portfolios
+    manager = ProgramManagerFactory()
+    computed = [(h.partner.name, h.score) for h in at_risk_partners(program=program, viewer=manager, today=TODAY)]
+    health_refresh(program=program, today=TODAY)
+
+    # the weakest stored, the partners without a stored score (none), their stored scores
+    with django_assert_num_queries(3):
+        stored = at_risk_partners(program=program, viewer=manager, today=TODAY)
+
+    assert [(h.partner.name, h.score) for h in stored] == computed
+    assert [h.partner.name for h in at_risk_partners(program=program, viewer=ann, today=TODAY)] == ["Weak Ltd"]
+
+
+def test_a_stored_score_counts_until_the_next_refresh_and_a_new_partner_is_scored_at_once(portfolios):
+    program, ann, bob, weak, fine, weaker = portfolios
+    health_refresh(program=program, today=TODAY)
+    sales(program, weak, this_year="100", last_year="100")  # Weak recovers after the task ran
+    newcomer = PartnerFactory(name="Newcomer Ltd", account_manager=ann)
+    team(newcomer, 1)
+
+    assert [h.partner.name for h in at_risk_partners(program=program, viewer=ann, today=TODAY)] == [
+        "Newcomer Ltd",
+        "Weak Ltd",
+    ]
+    health_refresh(program=program, today=TODAY)
+    assert [h.partner.name for h in at_risk_partners(program=program, viewer=ann, today=TODAY)] == ["Newcomer Ltd"]

@@ -10,12 +10,12 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from analytics.models import PointsDay, RollupDay, SalesDay
+from analytics.models import PartnerHealth, PointsDay, RollupDay, SalesDay
 from analytics.rollups import RECENT
 from analytics.tasks import rollup_recent
 from loyalty.services import ledger
 from tests.analytics.helpers import clock, local
-from tests.loyalty.factories import MemberAccountFactory
+from tests.loyalty.factories import MemberAccountFactory, ProgramFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -46,6 +46,9 @@ def test_the_command_rebuilds_the_range_and_prints_the_rows_and_time_per_table(e
     assert re.search(r"^  sales +0 rows written in [\d.]+ s$", output, re.M)
     assert PointsDay.objects.get().issued == 100
     assert RollupDay.objects.count() == 10
+    program = earned.program  # and every partner's health scored again from the rebuilt roll-ups
+    assert re.search(rf"^  health +1 partners scored in {re.escape(str(program))}$", output, re.M)
+    assert PartnerHealth.objects.get(program_id=program.pk, partner_id=earned.member.partner_id).members == 1
 
 
 def test_the_command_rebuilds_only_the_tables_named(earned):
@@ -120,3 +123,18 @@ def test_the_periodic_task_is_scheduled_and_rebuilds_the_recent_days():
     assert summary["sales"]["days"] == [(TODAY - timedelta(days=1)).isoformat(), TODAY.isoformat()]
     assert RollupDay.objects.filter(rollup=RECENT, day=TODAY).exists()
     assert not SalesDay.objects.exists()
+
+
+def test_the_periodic_task_scores_every_partners_health_in_each_active_program(earned):
+    ProgramFactory(is_active=False)
+
+    summary = rollup_recent.delay().get()
+
+    assert summary["partners_scored"] == {earned.program.slug: 1}
+    row = PartnerHealth.objects.get()
+    assert (row.program_id, row.partner_id, row.day, row.active_members) == (
+        earned.program_id,
+        earned.member.partner_id,
+        TODAY,
+        1,
+    )

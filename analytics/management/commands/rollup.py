@@ -6,8 +6,11 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
+from analytics.figures_cache import roll_ups_changed
+from analytics.health import health_refresh
 from analytics.rollups import ALL, RollupReport, check_range, check_tables, rollup_days
 from loyalty.common.errors import ApplicationError
+from loyalty.models import Program
 
 # A range longer than this reports its progress at the end of each month.
 PROGRESS_AFTER_DAYS = 31
@@ -56,6 +59,10 @@ class Command(BaseCommand):
         for table in tables:
             total = report.totals[table]
             self.stdout.write(f"  {table:<9} {total.rows:>12,} rows {written} in {total.seconds:,.1f} s")
+        if not dry_run:  # the health scores are read from the roll-ups: score again from the rebuilt ones
+            for program in Program.objects.filter(is_active=True):
+                self.stdout.write(f"  health    {health_refresh(program=program):>12,} partners scored in {program}")
+            roll_ups_changed()
         done = f"Done in {time.monotonic() - started:,.1f} s."
         self.stdout.write(self.style.SUCCESS(f"{done} Dry run: nothing was written." if dry_run else done))
 

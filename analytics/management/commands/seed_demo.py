@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from analytics import rollups
+from analytics import health, rollups
 from communications import demo as communications_demo
 from loyalty.common.errors import ApplicationError
 from loyalty.demo import activities as demo_activities
@@ -94,6 +94,8 @@ class Command(BaseCommand):
                 )
                 # The dashboards read the daily roll-ups (the periodic task keeps them): sum the demo's history now.
                 rolled = None if dry_run or program.present else _roll_up_history()
+                if rolled is not None:  # and the partners' health, which the task scores after the roll-ups
+                    health.health_refresh(program=Program.objects.get(pk=program_id.first()))
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         if verbosity < 1:
