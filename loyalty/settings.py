@@ -52,6 +52,8 @@ INSTALLED_APPS = [
     "allauth.mfa",
     "axes",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_filters",
     "crispy_forms",
     "crispy_bootstrap5",
@@ -63,6 +65,7 @@ INSTALLED_APPS = [
     "communications",
     "analytics",
     "blueprints",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -318,12 +321,45 @@ CELERY_BEAT_SCHEDULE = {
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 
+# The REST API (/api/v1/, docs/decisions.md #29): machine clients by key, people by token or site session; JSON
+# only; every error a problem document (RFC 9457) from one handler; the schema from drf-spectacular.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
-    "PAGE_SIZE": 50,
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "integrations.api.authentication.BearerAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["integrations.api.access.CallerAllowed"],
+    "DEFAULT_THROTTLE_CLASSES": ["integrations.api.access.CallerThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "integrations.api.base.CursorPage",
+    "DEFAULT_SCHEMA_CLASS": "integrations.api.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "integrations.api.problems.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "COERCE_DECIMAL_TO_STRING": True,
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Partner Loyalty API",
+    "DESCRIPTION": (
+        "Sell-out, activity events, partners and members, balances and statements, rewards, orders, claims and "
+        "referrals, for ERPs, distributors, fulfilment vendors, learning systems and the members' phone app. "
+        "Every POST takes an `Idempotency-Key`; every error is a problem document (RFC 9457)."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+}
+# Requests a minute (or /s, /h, /d): a machine client's unless it has its own, a person's, anyone not signed in.
+API_CLIENT_RATE = env("API_CLIENT_RATE", default="1200/min")
+API_MEMBER_RATE = env("API_MEMBER_RATE", default="120/min")
+API_ANONYMOUS_RATE = env("API_ANONYMOUS_RATE", default="30/min")
+# A person's token for the phone app lasts this many days.
+API_MEMBER_TOKEN_DAYS = env.int("API_MEMBER_TOKEN_DAYS", default=30)
 
 # Invitations: how long a link stays valid.
 INVITATION_VALID_DAYS = env.int("INVITATION_VALID_DAYS", default=14)

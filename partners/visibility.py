@@ -4,6 +4,9 @@
 - an account manager sees the partners assigned to them (their portfolio) and those partners' people;
 - a partner owner (an active member in an owner role) sees their partner and its people;
 - any other member sees their own partner and their own memberships only;
+- a machine client of the API (an ERP, a CRM, a fulfilment vendor) sees every partner and their people, or, when it
+  is bound to a distributor, that distributor and its dealers only (`integration_viewer`); what it may do with
+  them is its scopes' business (integrations);
 - anyone else sees nothing.
 
 Who is looking is a `Viewer`, resolved once per request by `viewer_for(request.user)` (it is kept on the user
@@ -15,7 +18,7 @@ import enum
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from partners.constants import CURRENT_MEMBER_STATUSES, MemberStatus
 from partners.models import Member, Partner, User
@@ -31,6 +34,7 @@ class ViewerKind(enum.Enum):
     OWNER = "owner"
     MEMBER = "member"
     NONE = "none"  # signed in, but neither staff nor a current member
+    INTEGRATION = "integration"  # a machine client of the API (integration_viewer)
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,9 +90,17 @@ class Viewer:
     # What they see -----------------------------------------------------------------------------------
 
     @property
+    def is_integration(self) -> bool:
+        """A machine client of the API; `partner` is the distributor it is bound to, if any."""
+        return self.kind is ViewerKind.INTEGRATION
+
+    @property
     def sees_others(self) -> bool:
-        """Sees other people's rows (claims, orders, points): owners their team's, managers their partners'."""
-        return self.kind in (ViewerKind.PROGRAM_MANAGER, ViewerKind.ACCOUNT_MANAGER, ViewerKind.OWNER)
+        """Sees other people's rows (claims, orders, points): owners their team's, managers their partners',
+        machine clients their partners'."""
+        return self.kind in (
+            ViewerKind.PROGRAM_MANAGER, ViewerKind.ACCOUNT_MANAGER, ViewerKind.OWNER, ViewerKind.INTEGRATION
+        )  # fmt: skip
 
     @property
     def sees_company(self) -> bool:
@@ -103,6 +115,10 @@ class Viewer:
             return Partner.objects.all()
         if self.is_account_manager:
             return Partner.objects.filter(account_manager=self.user)
+        if self.is_integration:
+            if self.partner is None:
+                return Partner.objects.all()
+            return Partner.objects.filter(Q(pk=self.partner.pk) | Q(parent_id=self.partner.pk))
         return Partner.objects.none()
 
     def owns(self, partner: Partner | int) -> bool:
@@ -116,6 +132,11 @@ class Viewer:
 
 
 ANONYMOUS = Viewer(kind=ViewerKind.ANONYMOUS)
+
+
+def integration_viewer(distributor: Partner | None = None) -> Viewer:
+    """The viewer of a machine client of the API: every partner, or `distributor` and its dealers."""
+    return Viewer(kind=ViewerKind.INTEGRATION, partner=distributor)
 
 
 def current_membership(user) -> Member | None:
@@ -171,7 +192,7 @@ def viewer_for(user_or_viewer) -> Viewer:
 
 def partners_for(viewer) -> QuerySet[Partner]:
     viewer = viewer_for(viewer)
-    if viewer.is_manager:
+    if viewer.is_manager or viewer.is_integration:
         return viewer.portfolio
     if viewer.is_owner or viewer.is_member:
         return Partner.objects.filter(pk=viewer.member.partner_id)
@@ -184,6 +205,8 @@ def members_for(viewer) -> QuerySet[Member]:
         return Member.objects.all()
     if viewer.is_account_manager:
         return Member.objects.filter(partner__account_manager=viewer.user)
+    if viewer.is_integration:
+        return Member.objects.all() if viewer.partner is None else Member.objects.filter(partner__in=viewer.portfolio)
     if viewer.is_owner:
         return Member.objects.filter(partner_id=viewer.member.partner_id)
     if viewer.is_member:

@@ -12,6 +12,7 @@ admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/", include("loyalty.urls.api")),  # the REST API (/api/v1/…), its schema and docs
     path("accounts/", include("allauth.urls")),  # sign-in, password, and two-factor pages under accounts/2fa/
     path("points/", include("loyalty.urls.ledger")),
     path("claims/", include("loyalty.urls.claims")),
