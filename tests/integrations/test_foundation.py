@@ -57,7 +57,8 @@ def test_no_key_or_a_bad_one_is_401_with_how_to_sign_in(header):
     if header:
         http.credentials(HTTP_AUTHORIZATION=header)
 
-    body = problem(http.get(ME), 401, "not_authenticated" if not header.startswith("Bearer") else "authentication_failed")
+    code = "authentication_failed" if header.startswith("Bearer") else "not_authenticated"
+    body = problem(http.get(ME), 401, code)
 
     assert body["instance"] == ME
 

@@ -1,6 +1,6 @@
 """The "How to earn" page tells a member, for their role and partner, everything that pays them now, with examples
-the rule engine works out: posting an example's event pays exactly what the page shows (a property test over 200
-random rule sets), a sales rep and a foreman of one partner see different pages, running challenges and training
+the rule engine works out: posting an example's event pays exactly what the page shows (a property test over 41
+seeded random rule sets), a sales rep and a foreman of one partner see different pages, running challenges and training
 not yet passed show their points and time left, and the page's query count does not grow with the rules."""
 
 import random
@@ -706,7 +706,12 @@ def _random_rules(rng: random.Random, program, lines, products, tier) -> None:
         rule.tiers.set([tier])
 
 
-def test_every_example_on_the_page_pays_exactly_what_it_shows_over_200_random_rule_sets(program):
+# The first 30 seeds, and later ones whose rule sets hold the rarest kinds of example (a bonus figured before tiers, a
+# colleague who acts): about 80 examples, each kind at least 8 times (200 seeds took 18 s for no other kind).
+SEEDS = [*range(30), 41, 53, 54, 58, 78, 81, 82, 86, 93, 123, 130]
+
+
+def test_every_example_on_the_page_pays_exactly_what_it_shows_over_seeded_random_rule_sets(program):
     """Posting each example's event through earning.post_event (rolled back) pays the member exactly what the page
     shows: the rule's own points and the event's total, or, for a pooled partner, nothing to the member and the
     rule's shares to the company account. Caps are off or far above any example."""
@@ -716,7 +721,7 @@ def test_every_example_on_the_page_pays_exactly_what_it_shows_over_200_random_ru
     partner = PartnerFactory()
     people = {code: MemberFactory(partner=partner, role=role(code)) for code in ROLES}
     checked, kinds = 0, Counter()
-    for seed in range(200):
+    for seed in SEEDS:
         rng = random.Random(seed)
         with transaction.atomic():
             partner.payout_policy = PayoutPolicy.POOLED if rng.random() < 0.2 else PayoutPolicy.INDIVIDUAL
@@ -796,7 +801,7 @@ def test_every_example_on_the_page_pays_exactly_what_it_shows_over_200_random_ru
                     transaction.set_rollback(True)
             transaction.set_rollback(True)
     # the sets gave the page plenty of examples of each kind to check
-    assert checked > 250 and min(kinds.values()) >= 15, (checked, kinds)
+    assert checked > 75 and min(kinds.values()) >= 8, (checked, kinds)
     assert not PointsEntry.objects.exists()
 
 

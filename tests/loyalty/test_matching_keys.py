@@ -3,12 +3,14 @@ compared by one key (loyalty.common.keys.matching_key), stored next to what was 
 characters no longer make a claimed invoice, an imported line or a known SKU look new."""
 
 from decimal import Decimal
+from importlib import import_module
 
 import pytest
+from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import IntegrityError, connection, transaction
-from django.db.migrations.executor import MigrationExecutor
+from django.db import IntegrityError, connection, migrations, models, transaction
+from django.db.migrations.loader import MigrationLoader
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -220,11 +222,30 @@ def test_an_alias_uploaded_again_in_another_spelling_moves_the_alias_instead_of_
 
 # The data migration -------------------------------------------------------------------------------------------
 
+# The migrations that give rows their keys, and the unique constraints on the keys they add after their data step.
+KEYS_MIGRATIONS = (("partners", "0003_partner_legal_id_key"), ("loyalty", "0010_matching_keys"))
 
-@pytest.mark.django_db(transaction=True)
+
+def key_constraints() -> list[tuple[type, models.UniqueConstraint]]:
+    """(model, constraint) for each AddConstraint of the keys migrations: what their data step has to make hold."""
+    found = []
+    for app_label, name in KEYS_MIGRATIONS:
+        migration = import_module(f"{app_label}.migrations.{name}").Migration
+        for operation in migration.operations:
+            if isinstance(operation, migrations.AddConstraint):
+                found.append((apps.get_model(app_label, operation.model_name), operation.constraint))
+    return found
+
+
+@pytest.mark.django_db
 def test_the_migration_keys_existing_rows_reports_collisions_and_sets_the_later_ones_apart(capsys):
     """Rows stored before the keys existed: the migration gives each its key; where two keys that must be unique
-    collide it prints both rows, keeps the oldest's key and gives the later one a key that matches nothing."""
+    collide it prints both rows, keeps the oldest's key and gives the later one a key that matches nothing, so the
+    unique constraints it adds next hold.
+
+    The two migrations' data steps run here on their own, with their historical models, in the test's transaction:
+    the rows are put back as they were before (the constraints on the keys dropped, the keys and paid quantities as
+    the added columns' defaults, spellings the old code let in), each step runs, and the constraints are added again."""
     program = ProgramFactory()
     source = SalesSource.objects.create(program=program, name="Feed", code="feed")
     member = MemberFactory()
@@ -247,25 +268,44 @@ def test_the_migration_keys_existing_rows_reports_collisions_and_sets_the_later_
         for n in (1, 2)
     ]  # fmt: skip
     claim_line = ClaimLine.objects.create(claim=claims[0], product=aq1, quantity=Decimal(3), amount=Decimal(30))
+    constraints = key_constraints()
+    assert {constraint.name for _, constraint in constraints} == {
+        "partner_legal_id_key_unique",
+        "partner_alias_unique",
+        "product_sku_key_unique",
+        "sale_line_once_per_source",
+    }
 
-    executor = MigrationExecutor(connection)
-    leaves = executor.loader.graph.leaf_nodes()
-    try:
-        executor.migrate([("loyalty", "0009_claim_plausibility"), ("partners", "0002_default_roles")])
-        with connection.cursor() as cursor:  # what the old code let in: spellings that were different strings
-            for table, column, pk, value in (
-                ("loyalty_product", "sku", aq2.pk, f"aq{NB_HYPHEN}1"),
-                ("partners_partner", "legal_id", de2.pk, f"de{EN_DASH}100"),
-                ("loyalty_partneralias", "code", alias2.pk, f"c{ZWSP}-1"),
-                ("loyalty_saleline", "external_id", lines[1].pk, "l-1"),
-                ("loyalty_salesclaim", "invoice_number", claims[1].pk, f"INV-1{ZWSP}"),
-            ):
-                cursor.execute(f"UPDATE {table} SET {column} = %s WHERE id = %s", [value, pk])
-        capsys.readouterr()
-        executor = MigrationExecutor(connection)
-        executor.migrate(leaves)
-    finally:
-        MigrationExecutor(connection).migrate(leaves)
+    with connection.schema_editor() as editor:
+        editor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending foreign key checks on the tables altered
+        for model, constraint in constraints:
+            editor.remove_constraint(model, constraint)
+    with connection.cursor() as cursor:
+        for table, column, pk, value in (  # what the old code let in: spellings that were different strings
+            ("loyalty_product", "sku", aq2.pk, f"aq{NB_HYPHEN}1"),
+            ("partners_partner", "legal_id", de2.pk, f"de{EN_DASH}100"),
+            ("loyalty_partneralias", "code", alias2.pk, f"c{ZWSP}-1"),
+            ("loyalty_saleline", "external_id", lines[1].pk, "l-1"),
+            ("loyalty_salesclaim", "invoice_number", claims[1].pk, f"INV-1{ZWSP}"),
+        ):
+            cursor.execute(f"UPDATE {table} SET {column} = %s WHERE id = %s", [value, pk])
+        for table, added in (  # the columns the migrations add, at their defaults
+            ("loyalty_product", "sku_key = ''"),
+            ("partners_partner", "legal_id_key = ''"),
+            ("loyalty_partneralias", "code_key = ''"),
+            ("loyalty_saleline", "external_key = '', invoice_key = '', paid_quantity = 0"),
+            ("loyalty_salesclaim", "invoice_key = ''"),
+            ("loyalty_claimline", "paid_quantity = 0"),
+        ):
+            cursor.execute(f"UPDATE {table} SET {added}")
+    historical = MigrationLoader(connection).project_state(KEYS_MIGRATIONS).apps
+    capsys.readouterr()
+
+    with connection.schema_editor() as editor:
+        for app_label, name in KEYS_MIGRATIONS:
+            import_module(f"{app_label}.migrations.{name}").fill(historical, editor)
+        for model, constraint in constraints:
+            editor.add_constraint(model, constraint)
     printed = capsys.readouterr().out
 
     for what, rows in (

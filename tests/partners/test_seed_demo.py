@@ -32,7 +32,7 @@ def row_counts() -> dict[str, int]:
 
 @pytest.fixture
 def seeded():
-    """The channel alone (the command also adds the program: tests/test_seed_demo_program.py)."""
+    """The channel alone (the command also adds the program: tests/demo/test_program.py)."""
     seed_demo()
 
 
@@ -163,7 +163,7 @@ def test_each_demo_login_signs_in_through_allauth(seeded, client, who, email):
 def test_a_second_run_of_the_channel_writes_nothing(seeded, django_assert_num_queries):
     before = row_counts()
 
-    # The command's second run (program included) is tests/test_seed_demo_program.py's.
+    # The command's second run (program included) is tests/demo/test_program.py's.
     with django_assert_num_queries(1):
         report = seed_demo()
 

@@ -11,6 +11,8 @@ tests/analytics/test_visibility_exports.py.
 from types import SimpleNamespace
 
 import pytest
+from django.core.cache import cache
+from django.db import transaction
 from django.urls import reverse
 
 from analytics import export_jobs, reports
@@ -23,6 +25,7 @@ from tests.partners.factories import (
     MemberFactory,
     OwnerFactory,
     PartnerFactory,
+    ProgramManagerFactory,
     UserFactory,
     role,
 )
@@ -35,8 +38,23 @@ DASHBOARD = "the back office's index with the program managers' dashboard"
 PLAIN_INDEX = "the back office's index without figures"
 
 
-@pytest.fixture
-def world(program_manager):
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """The world, built once for the module in a transaction rolled back at its end: each test runs in a savepoint
+    inside it, so what one request changes is undone before the next."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield build_world()
+        transaction.set_rollback(True)
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """No figures a page cached for another viewer of the same world are served to the next one."""
+    cache.clear()
+
+
+def build_world() -> SimpleNamespace:
+    program_manager = ProgramManagerFactory(email="pm@maker.example")
     program = ProgramFactory()
     am_a, am_b = AccountManagerFactory(), AccountManagerFactory()
     a = PartnerFactory(name="A Ltd", account_manager=am_a)
