@@ -174,6 +174,13 @@ class Partner(TimeStampedModel):
         default=PayoutPolicy.INDIVIDUAL,
         help_text="Whether staff bonuses go to each employee or to the company account.",
     )
+    external_id = models.CharField(
+        "external id",
+        max_length=80,
+        blank=True,
+        db_default="",
+        help_text="The partner's id in the CRM that keeps it up to date through the API; empty if none.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -185,6 +192,9 @@ class Partner(TimeStampedModel):
             ),
             models.CheckConstraint(condition=~Q(parent=models.F("id")), name="partner_not_own_parent"),
             models.UniqueConstraint(fields=["legal_id_key"], name="partner_legal_id_key_unique"),
+            models.UniqueConstraint(
+                fields=["external_id"], condition=~Q(external_id=""), name="partner_external_id_unique"
+            ),
         ]
         indexes = [
             models.Index(fields=["account_manager", "name"]),
@@ -257,10 +267,20 @@ class Member(TimeStampedModel):
     )
     joined_at = models.DateTimeField(null=True, blank=True)
     left_at = models.DateTimeField(null=True, blank=True)
+    external_id = models.CharField(
+        "external id",
+        max_length=80,
+        blank=True,
+        db_default="",
+        help_text="The membership's id in the CRM that keeps it up to date through the API; empty if none.",
+    )
 
     class Meta:
         ordering = ["partner", "user__email"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["external_id"], condition=~Q(external_id=""), name="member_external_id_unique"
+            ),
             models.CheckConstraint(condition=Q(status__in=MemberStatus.values), name="member_status_valid"),
             models.CheckConstraint(condition=Q(preferred_channel__in=Channel.values), name="member_channel_valid"),
             # One current membership per person: points and the home page are never ambiguous.

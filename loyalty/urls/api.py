@@ -25,6 +25,15 @@ v1 = [
     path("schema/", Schema.as_view(), name="api_schema"),
     path("docs/", Docs.as_view(url_name="api_schema"), name="api_docs"),
     path("", include("integrations.api.urls")),
+    path("", include("integrations.api.urls_webhooks")),
+    path("", include("partners.api.urls")),
+    path("", include("loyalty.api.urls_sales")),
+    path("", include("loyalty.api.urls_events")),
+    path("", include("loyalty.api.urls_ledger")),
+    path("", include("loyalty.api.urls_claims")),
+    path("", include("loyalty.api.urls_referrals")),
+    path("", include("rewards.api.urls_catalogue")),
+    path("", include("rewards.api.urls_orders")),
 ]
 
 urlpatterns = [
