@@ -119,6 +119,15 @@ class CursorPage(CursorPagination):
     ordering = "-id"
 
 
+def page_response(view: ApiView, queryset, output, *, ordering: str = "-id") -> Response:
+    """One page of `queryset` (newest first unless `ordering` says otherwise) as `output` rows, with the next and
+    previous pages' addresses: {"next": …, "previous": …, "results": […]}. A bad cursor is a 404 problem."""
+    paginator = CursorPage()
+    paginator.ordering = ordering
+    rows = paginator.paginate_queryset(queryset, view.request, view=view)
+    return paginator.get_paginated_response(output(rows, many=True).data)
+
+
 PROBLEM = inline_serializer(
     "Problem",
     {

@@ -15,20 +15,13 @@ from integrations import idempotency, keys
 from integrations.models import IdempotencyRecord
 from partners.models import Region
 from tests.integrations.factories import ApiClientFactory, issue_key
+from tests.integrations.helpers import problem
 from tests.partners.factories import MemberFactory, ProgramManagerFactory
 
 pytestmark = pytest.mark.django_db
 
 ME = "/api/v1/me/"
 REGIONS = "/api/v1/test/regions/"
-
-
-def problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert (body["status"], body["code"], body["type"]) == (status, code, f"urn:partner-loyalty:problem:{code}")
-    return body
 
 
 # Who is calling ----------------------------------------------------------------------------------------------------
