@@ -20,22 +20,27 @@ import hashlib
 import json
 import logging
 import secrets
+import smtplib
 import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
+from email.utils import make_msgid
 
+from django.conf import settings
 from django.core.files import File
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.utils import timezone, translation
-from django.utils.formats import date_format
+from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 
 from analytics import exports
 from analytics.error_codes import ErrorCode
 from analytics.models import ExportJob, ExportStatus
 from analytics.routers import reads_alias
+from communications.mail import Email
 from loyalty.common.background import enqueue_on_commit
 from loyalty.common.errors import ApplicationError
+from loyalty.common.links import absolute_url, site_hostname
 from loyalty.common.storage import private_storage
 from loyalty.models import Program
 
@@ -200,7 +205,48 @@ def export_job_run(job_id: int) -> ExportJob | None:
             logger.exception("Export job %s failed", job_id)
             _finish(job, status=ExportStatus.FAILED, error=_("The file could not be written. Please try again."))
     job.refresh_from_db()
+    if job.status in (ExportStatus.READY, ExportStatus.FAILED):
+        with translation.override(selection.language), timezone.override(selection.time_zone):
+            _tell_owner(job)
     return job
+
+
+def _tell_owner(job: ExportJob) -> None:
+    """E-mail the person who asked that their file is ready (with the exports page's link) or could not be written:
+    a big export takes minutes, and nobody should have to keep the page open for it."""
+    user = job.user
+    export = exports.EXPORTS.get(job.kind)
+    variables = {
+        "name": user.full_name or user.email,
+        "list": str(export.title) if export else job.kind,
+        "format": job.file_format.upper(),
+        "rows": number_format(job.rows_total or 0, force_grouping=True),
+        "hours": DOWNLOAD_HOURS,
+        "url": absolute_url("export_list") + f"#export-{job.pk}",
+    }
+    if job.status == ExportStatus.READY:
+        subject = _("Your export is ready: %(list)s (%(format)s)") % variables
+        text = _(
+            "Your export of %(list)s (%(format)s, %(rows)s rows) is ready. Download it from your exports page within "
+            "%(hours)s hours:"
+        ) % variables  # fmt: skip
+    else:
+        subject = _("Your export could not be written: %(list)s") % variables
+        text = _("Your export of %(list)s (%(format)s) could not be written: %(error)s") % {
+            **variables, "error": job.error
+        }  # fmt: skip
+    lines = [_("Hello %(name)s,") % variables, "", text, variables["url"], ""]
+    message = Email(
+        subject=subject,
+        body="\n".join(lines),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[user.email],
+        headers={"Message-ID": make_msgid(domain=site_hostname())},
+    )
+    try:
+        message.send()
+    except (OSError, smtplib.SMTPException):  # the file is there either way, and the exports page says so
+        logger.exception("Could not e-mail %s about export job %s", user.email, job.pk)
 
 
 def _write(job: ExportJob, selection: Selection) -> None:

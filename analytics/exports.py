@@ -22,7 +22,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import IO, Any
 
 from django.db import connections
@@ -34,6 +34,7 @@ from django.db.models import (
     DateField,
     DateTimeField,
     DecimalField,
+    Exists,
     F,
     Func,
     OuterRef,
@@ -61,13 +62,14 @@ from loyalty.common.spreadsheets import SQL_DATETIME as DATETIME
 from loyalty.common.spreadsheets import SQL_NUMBER as NUMBER
 from loyalty.common.spreadsheets import SQL_TEXT as TEXT
 from loyalty.constants import ClaimStatus, EntryKind, EntrySource, RejectionReason
-from loyalty.models import PartnerTier, PointsAccount, PointsEntry, Program, SaleLine
+from loyalty.models import PartnerTier, PointsAccount, PointsEntry, Program, SaleLine, SalesClaim
 from loyalty.selectors.claims import claim_list
 from loyalty.selectors.ledger import accounts_for, statement
 from partners import selectors as partner_selectors
 from partners.constants import MemberStatus, PartnerKind, PartnerStatus
 from partners.visibility import Viewer, company_partners_for, members_for, partners_for, viewer_for
 from rewards.constants import OrderStatus, PaidBy
+from rewards.models import RedemptionOrder
 from rewards.selectors import order_list
 
 CSV, XLSX = "csv", "xlsx"
@@ -413,12 +415,19 @@ def campaign_rows(viewer: Viewer, program: Program, filters: dict) -> Rows:
     deliveries = (
         Delivery.objects.filter(kind=Kind.CAMPAIGN, source_key__in=keys, member__in=members_for(viewer))
         .annotate(campaign_id=campaign_id, role_name=F("member__role__name"), role_order=F("member__role__sort_order"))
+        .alias(
+            campaign_program=Subquery(campaign.values("program_id")[:1]),
+            campaign_sent=Subquery(campaign.values("sent_at")[:1]),
+            campaign_until=Subquery(campaign.values("sent_at")[:1])
+            + Subquery(campaign.values("acted_within_days")[:1]) * Value(timedelta(days=1)),
+        )
         .values("campaign_id", "channel", "role_name", "role_order")
         .annotate(
             sent=_count(Q(sent_at__isnull=False) | Q(channel=Channel.INBOX)),
             delivered=_count(Q(delivered_at__isnull=False)),
             opened=_count(Q(opened_at__isnull=False) | Q(read_at__isnull=False)),
             clicked=_count(Q(clicked_at__isnull=False)),
+            acted=_count(_acted_after_campaign()),
         )
         .order_by("-campaign_id", "channel", "role_order", "role_name")
     )
@@ -437,8 +446,24 @@ def campaign_rows(viewer: Viewer, program: Program, filters: dict) -> Rows:
         Column(_("Delivered"), "delivered", NUMBER, 10),
         Column(_("Opened"), "opened", NUMBER, 10),
         Column(_("Clicked"), "clicked", NUMBER, 10),
+        Column(_("Acted"), "acted", NUMBER, 10),
     ]
     return Rows(deliveries, columns, "campaigns")
+
+
+def _acted_after_campaign() -> Q:
+    """The member of a delivery earned, claimed or ordered a reward in the campaign's program within its
+    acted_within_days of its sending: what communications.campaigns counts as acting (campaign_reach), over the
+    aliases campaign_program, campaign_sent and campaign_until."""
+    window = {"created_at__gte": OuterRef("campaign_sent"), "created_at__lt": OuterRef("campaign_until")}
+    earned = PointsEntry.objects.filter(
+        kind=EntryKind.EARN, account__program_id=OuterRef("campaign_program"), account__member_id=OuterRef("member_id"),
+        **window,
+    )  # fmt: skip
+    who = {"program_id": OuterRef("campaign_program"), "member_id": OuterRef("member_id")}
+    claimed = SalesClaim.objects.filter(**who, **window)
+    ordered = RedemptionOrder.objects.filter(**who, **window)
+    return Q(Exists(earned)) | Q(Exists(claimed)) | Q(Exists(ordered))
 
 
 def _count(condition: Q) -> Count:

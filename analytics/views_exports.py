@@ -92,7 +92,7 @@ def _start_in_background(request, kind, file_format, program, filters):
             request,
             _(
                 "The list is long, so the file is written in the background. You can leave this page: the file "
-                "waits for you here."
+                "waits for you here, and we e-mail you when it is ready."
             ),
         )
     else:

@@ -20,6 +20,8 @@ from loyalty.common.spreadsheets import BOM, csv_lines
 from loyalty.constants import ClaimStatus
 from loyalty.models import PointsEntry, SalesClaim
 from loyalty.services import ledger
+from loyalty.services.activity import members_who_claimed, members_who_earned
+from rewards.activity import members_who_redeemed
 from tests.analytics.exports_world import FORMULA, add_rows, build_world, statement_account
 from tests.helpers import messages_of
 from tests.partners.factories import MemberFactory
@@ -157,10 +159,21 @@ def test_the_sales_and_campaign_exports_hold_amounts_and_reach(client, world):
         (timezone.localdate() - timedelta(days=5)).isoformat(), "'-S0-0", "'@North Water", "'+Rita Rep",
         sales[-1][5], "AquaSoft 0", sales[-1][7], "2.000", "1450.50", "EUR", "30", "Distributor feed", "L0-0",
     ]  # fmt: skip
+    # acting as the campaign's reach counts it: earned, claimed or ordered within its days after the sending
+    sent, program_id = world.campaign.sent_at, world.program.pk
+    window = {"program_id": program_id, "since": sent, "until": sent + timedelta(days=world.campaign.acted_within_days)}
+    did = {
+        *members_who_earned(**window).values_list("account__member_id", flat=True),
+        *members_who_claimed(**window).values_list("member_id", flat=True),
+        *members_who_redeemed(**window).values_list("member_id", flat=True),
+    }
+    acted = str(sum(1 for member in (world.rep, world.south_rep, world.east_rep) if member.pk in did))
+    assert campaigns[0][-1] == "Acted"
     assert [row[3:] for row in campaigns[1:]] == [
-        ["E-mail", "Sales rep", "3", "0", "1", "0"],
-        ["Inbox", "Sales rep", "3", "0", "0", "0"],
+        ["E-mail", "Sales rep", "3", "0", "1", "0", acted],
+        ["Inbox", "Sales rep", "3", "0", "0", "0", acted],
     ]
+    assert acted != "0"  # the world's people earned after the campaign was sent
     assert campaigns[1][:3] == [str(world.campaign.pk), "'-Spring push", local_minute(world.campaign.sent_at)]
 
 

@@ -236,6 +236,28 @@ def test_a_list_that_became_empty_fails_with_a_clear_message(world):
     assert done.error == "Nothing to export: the list is empty now. Change the filters or try again later."
 
 
+def test_the_person_who_asked_is_told_by_e_mail_when_the_file_is_ready_or_failed(world, mailoutbox):
+    ready, _created = export_jobs.export_job_start(
+        user=world.pm, selection=export_jobs.Selection("claims", "xlsx", world.program.pk, {}, "en", "UTC")
+    )
+    failed, _created = export_jobs.export_job_start(
+        user=world.pm,
+        selection=export_jobs.Selection("claims", "csv", world.program.pk, {"status": "rejected"}, "en", "UTC"),
+    )
+
+    export_jobs.export_job_run(ready.pk)
+    export_jobs.export_job_run(failed.pk)
+    export_jobs.export_job_run(ready.pk)  # a second run writes nothing and tells nobody again
+
+    assert [(m.to, m.subject) for m in mailoutbox] == [
+        ([world.pm.email], "Your export is ready: Sales claims (XLSX)"),
+        ([world.pm.email], "Your export could not be written: Sales claims"),
+    ]
+    assert "Sales claims (XLSX, 3 rows) is ready. Download it from your exports page within 24 hours:" in mailoutbox[0].body
+    assert f"http://127.0.0.1:8000/exports/#export-{ready.pk}" in mailoutbox[0].body
+    assert "could not be written: Nothing to export: the list is empty now." in mailoutbox[1].body
+
+
 def test_the_rows_are_read_as_the_person_may_see_them_when_the_job_runs(world):
     selection = export_jobs.Selection("partners", "csv", world.program.pk, {}, "en", "UTC")
     job, _created = export_jobs.export_job_start(user=world.am, selection=selection)
