@@ -18,6 +18,7 @@ def main() -> int:
     django.setup()
     from django.core.management import call_command
 
+    from integrations.demo import DEMO_API_KEY
     from loyalty.common.links import absolute_url
     from partners.demo import DEMO_PASSWORD, DEMO_TOTP_SECRET, demo_logins, ensure_demo_totp
 
@@ -38,6 +39,11 @@ def main() -> int:
         "\n  The program and account managers also type a code from an authenticator app after the password."
         f"\n  Add the secret {DEMO_TOTP_SECRET} to one, or print the current code with:"
         "\n    .venv/bin/python manage.py demo_totp_code"
+    )
+    print(
+        f"\n  The API: {absolute_url('api_docs')} (its docs). The demo ERP's key:\n    {DEMO_API_KEY}"
+        f"\n  Try it: curl -H 'Authorization: Bearer {DEMO_API_KEY}' {absolute_url('api_me')}"
+        '\n  README.md, "Try the API", posts a sale and reads the balance it paid.'
     )
     print("\nStop with Ctrl-C; the data is kept for the next `make run`.\n", flush=True)
     os.execv(sys.executable, [sys.executable, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"])
