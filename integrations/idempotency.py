@@ -6,7 +6,7 @@ stored; a later request with the same key and the same method, path and body get
 `idempotency_key_reused`). Requests with one key at the same time make one effect: the first runs, the others wait
 for its outcome (up to WAIT_SECONDS, then 409 `idempotency_key_in_use`). Keys are the caller's own (a client's,
 a person's). What is not stored, so the same key may be sent again: a request refused before it ran (bad JSON or
-fields, 400), 409 and 429, and a server error; a run that never finished is taken over after ABANDONED_AFTER."""
+fields, 400; too large, 413; not JSON, 415), 409 and 429, and a server error; a run that never finished is taken over after ABANDONED_AFTER."""
 
 import hashlib
 import time
@@ -25,7 +25,7 @@ WAIT_SECONDS = 10.0
 POLL_SECONDS = 0.05
 ABANDONED_AFTER = timedelta(minutes=5)
 MAX_KEY_LENGTH = 255
-NOT_STORED = {400, 409, 429}
+NOT_STORED = {400, 409, 413, 415, 429}
 
 _CLAIM = """
 INSERT INTO integrations_idempotencyrecord (owner, key, fingerprint, state, content_type, body, created_at)

@@ -10,6 +10,7 @@
 """
 
 from django.http import HttpResponse
+from django.http.request import RawPostDataException
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
@@ -48,7 +49,10 @@ class ApiView(APIView):
     def initial(self, request, *args, **kwargs):
         self._idempotency_record = None
         # The raw body, read before anything parses it (RequestDataTooBig beyond DATA_UPLOAD_MAX_MEMORY_SIZE: 413)
-        body = request._request.body if request.method == "POST" else b""
+        try:
+            body = request._request.body if request.method == "POST" else b""
+        except RawPostDataException:  # a form or multipart body, read by a middleware: refused as not JSON (415)
+            body = b""
         super().initial(request, *args, **kwargs)
         self.caller = caller_of(request)
         key = request.headers.get(IDEMPOTENCY_HEADER)
