@@ -5,8 +5,9 @@ stored; a later request with the same key and the same method, path and body get
 `Idempotent-Replayed: true`) for REPLAY_HOURS; the same key with another body is refused (422,
 `idempotency_key_reused`). Requests with one key at the same time make one effect: the first runs, the others wait
 for its outcome (up to WAIT_SECONDS, then 409 `idempotency_key_in_use`). Keys are the caller's own (a client's,
-a person's). What is not stored, so the same key may be sent again: a request refused before it ran (bad JSON or
-fields, 400; too large, 413; not JSON, 415), 409 and 429, and a server error; a run that never finished is taken over after ABANDONED_AFTER."""
+a person's). What is not stored, so the same key may be sent again: a request refused before it ran (bad
+JSON or fields, 400; too large, 413; not JSON, 415), 409 and 429, and a server error; a run that never finished is
+taken over after ABANDONED_AFTER."""
 
 import hashlib
 import time
