@@ -182,8 +182,11 @@ FROM (
     ) f
     JOIN loyalty_pointsaccount a ON a.id = f.account_id AND a.member_id IS NOT NULL
     WHERE NOT EXISTS (
+        -- OFFSET 0 keeps this a lookup per account and kind (the statement index, newest first: an earlier earn is
+        -- found at once) instead of an anti join the planner would feed with a scan of the whole ledger
         SELECT 1 FROM loyalty_pointsentry o
         WHERE o.account_id = f.account_id AND o.kind = f.kind AND o.created_at < {_START}
+        OFFSET 0
     )
 ) x
 JOIN partners_member mem ON mem.id = x.member_id
