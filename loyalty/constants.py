@@ -52,6 +52,7 @@ class EntrySource(models.TextChoices):
     DRAW = "draw", _("Prize draws")
     EVENT = "event", _("Events attended")
     CLUB_FEE = "club_fee", _("Club membership fees")
+    CUSTOM_EVENT = "custom_event", _("Events reported by other systems")
 
 
 class AdjustmentStatus(models.TextChoices):

@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from loyalty.api.events import EventReportView
+
+urlpatterns = [
+    path("events/", EventReportView.as_view(), name="api_event_report"),
+]

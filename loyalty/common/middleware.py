@@ -1,8 +1,10 @@
 """Request checks every page gets, in one place."""
 
 from django.core.exceptions import BadRequest
+from django.http import JsonResponse
 
 NUL = "\x00"
+API_PREFIX = "/api/"
 
 
 class RefuseNulBytesMiddleware:
@@ -15,6 +17,13 @@ class RefuseNulBytesMiddleware:
 
     def __call__(self, request):
         if _has_nul(request.GET) or (request.method == "POST" and _has_nul(request.POST)):
+            if request.path.startswith(API_PREFIX):  # the API answers every error as a problem document (RFC 9457)
+                return JsonResponse(
+                    {"type": "urn:partner-loyalty:problem:invalid", "title": "Bad request", "status": 400,
+                     "detail": "A request parameter contains a NUL character.", "code": "invalid",
+                     "instance": request.path},
+                    status=400, content_type="application/problem+json",
+                )  # fmt: skip
             raise BadRequest("A request parameter contains a NUL character.")
         return self.get_response(request)
 

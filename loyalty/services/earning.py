@@ -6,20 +6,21 @@ are enforced exactly under concurrency: rule and usage rows are locked first (as
 accounts (ascending ids), so two events can never wait on each other in a circle.
 """
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from loyalty.common.errors import ApplicationError
 from loyalty.constants import EntryKind, EntrySource, RuleStatus
 from loyalty.engine.facts import certify
-from loyalty.engine.limits import limit, period_start
+from loyalty.engine.limits import MemoryLimiter, limit, period_start
 from loyalty.engine.rules import Event, Posting, compile_rules, evaluate
 from loyalty.error_codes import ErrorCode
 from loyalty.lock_objects import accounts_lock, budget_rules_lock, rule_usage_lock
-from loyalty.models import IncentiveRule, PointsEntry, Program, RuleUsage
+from loyalty.models import IncentiveRule, PointsAccount, PointsEntry, Program, RuleUsage
 from loyalty.selectors.negotiated import named_partner_ids
 from loyalty.services import challenges, ledger, standings
 
@@ -168,3 +169,133 @@ def reverse_source(*, source_key: str, fraction, key: str, explanation: str) -> 
         )
     standings.standings_take_back(entries=taken_back)
     return reversals
+
+
+# What posting would pay (a dry run) -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Paid:
+    """One posting of an event, posted or previewed: the account (None in a preview when it does not exist yet: the
+    first posting opens it), the member (None: the partner's company account) and their role, the partner, the rule
+    version that pays, the points and why."""
+
+    account_id: int | None
+    member_id: int | None
+    role: str | None
+    partner_id: int
+    rule_id: int
+    rule_code: str
+    rule_version: int
+    points: int
+    explanation: str
+
+    @classmethod
+    def of_entry(cls, entry: PointsEntry) -> "Paid":
+        """An earn entry as Paid; its account, the account's member and the member's role selected."""
+        account = entry.account
+        member = account.member if account.member_id else None
+        return cls(
+            account_id=account.pk,
+            member_id=account.member_id,
+            role=member.role.code if member else None,
+            partner_id=member.partner_id if member else account.partner_id,
+            rule_id=entry.details.get("rule_id"),
+            rule_code=entry.details.get("rule", ""),
+            rule_version=entry.details.get("version"),
+            points=entry.available_delta + entry.pending_delta,
+            explanation=entry.explanation,
+        )
+
+
+def paid_of(entries) -> list[Paid]:
+    """Earn entries (a queryset, or entries whose ids it takes) as Paid, oldest first: one query."""
+    ids = entries.values("pk") if hasattr(entries, "values") else [entry.pk for entry in entries]
+    rows = PointsEntry.objects.filter(pk__in=ids).select_related("account__member__role").order_by("pk")
+    return [Paid.of_entry(entry) for entry in rows]
+
+
+def preview_event(*, program: Program, event: Event, rules=None) -> list[Paid]:
+    """What `post_event` would post for `event` now, writing and locking nothing: the same postings limited by the
+    rules' caps and budgets as used so far, in the order post_event pays them (the accounts' order: those that exist
+    by id, then the new ones as post_event would open them). An event posted before previews what it posted.
+    The challenges the event counts for (services.challenges) are not previewed."""
+    rules = published_rules(program) if rules is None else rules
+    event = certify(event, rules)
+    postings = evaluate(event, rules)
+    if not postings:
+        return []
+    roles = {person.member_id: person.role_code for person in event.participants}
+    keys = {posting_key(event, p): p for p in postings}
+    done = list(
+        PointsEntry.objects.filter(idempotency_key__in=list(keys))
+        .select_related("account__member__role")
+        .order_by("pk")
+    )
+    previews = [Paid.of_entry(entry) for entry in done]
+    posted = {entry.idempotency_key for entry in done}
+    todo = [p for key, p in keys.items() if key not in posted]
+    if not todo:
+        return previews
+    member_ids = {p.member_id for p in postings if p.member_id is not None}
+    partner_ids = {p.partner_id for p in postings if p.member_id is None}
+    existing = {
+        f"m{member_id}" if member_id is not None else f"p{partner_id}": pk
+        for pk, member_id, partner_id in PointsAccount.objects.filter(program=program)
+        .filter(Q(member_id__in=member_ids) | Q(partner_id__in=partner_ids))
+        .values_list("pk", "member_id", "partner_id")
+    }
+    opened = {}  # the accounts post_event would open, in the order it opens them
+    for posting in postings:
+        if posting.beneficiary_key not in existing:
+            opened.setdefault(posting.beneficiary_key, len(opened))
+
+    def account_order(posting: Posting) -> tuple[int, int]:
+        key = posting.beneficiary_key
+        return (0, existing[key]) if key in existing else (1, opened[key])
+
+    limiter = _usage_so_far(todo, event.occurred_on)
+    for posting in sorted(todo, key=account_order):
+        points = limit(posting, event.occurred_on, limiter)
+        if points <= 0:
+            continue
+        explanation = posting.explanation
+        if points < posting.points:
+            explanation += f" — limited to {points} by the rule's cap or budget"
+        previews.append(
+            Paid(
+                account_id=existing.get(posting.beneficiary_key),
+                member_id=posting.member_id,
+                role=roles.get(posting.member_id) if posting.member_id is not None else None,
+                partner_id=posting.partner_id,
+                rule_id=posting.rule_id,
+                rule_code=posting.rule_code,
+                rule_version=posting.rule_version,
+                points=points,
+                explanation=explanation[:500],
+            )
+        )
+    return previews
+
+
+def _usage_so_far(postings: list[Posting], day: date) -> MemoryLimiter:
+    """A limiter starting from what the postings' caps and budgets have used, as stored now (not locked)."""
+    budget_ids = {p.rule_id for p in postings if p.budget_points is not None}
+    budgets = {}
+    if budget_ids:
+        budgets = dict(IncentiveRule.objects.filter(pk__in=budget_ids).values_list("pk", "budget_used"))
+    wanted = {
+        (p.rule_id, p.member_id, period_start(p.cap_period, day))
+        for p in postings
+        if p.cap_points is not None and p.member_id is not None
+    }
+    used = {}
+    if wanted:
+        rows = RuleUsage.objects.filter(
+            rule_id__in={rule for rule, _, _ in wanted},
+            member_id__in={member for _, member, _ in wanted},
+            period_start__in={start for _, _, start in wanted},
+        ).values_list("rule_id", "member_id", "period_start", "points")
+        used = {(rule, member, start): points for rule, member, start, points in rows}
+        used = {key: points for key, points in used.items() if key in wanted}
+    return MemoryLimiter(used, budgets)

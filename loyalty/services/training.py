@@ -40,6 +40,7 @@ are stored in the same transaction and sent once it commits.
 import random
 import secrets
 from calendar import monthrange
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -60,6 +61,7 @@ from loyalty.common.pdf import BOLD, Box, Text, fit, one_page_pdf
 from loyalty.constants import (
     ATTEMPT_HOURS,
     AttemptStatus,
+    EntryKind,
     EntrySource,
     QuestionKind,
     RuleEvent,
@@ -77,7 +79,7 @@ from loyalty.selectors.training import (
     ready_questions,
     training_source_key,
 )
-from loyalty.services.earning import post_event
+from loyalty.services.earning import Paid, paid_of, post_event, preview_event
 from partners.constants import MemberStatus
 from partners.models import Member
 
@@ -305,11 +307,11 @@ def submit_attempt(*, member: Member, attempt_id: int, answers: dict[int, list[i
     return attempt
 
 
-def _pay(*, member: Member, module: Module, percent: int, today: date) -> list[PointsEntry]:
-    program = module.course.program
-    event = member_event(
+def _pass_event(*, member: Member, module: Module, percent: int, today: date):
+    """A member's pass of a module as the engine sees it: once per member and module (its source key)."""
+    return member_event(
         kind=TRAINING_PASSED,
-        program=program,
+        program=module.course.program,
         source_key=training_source_key(module.pk, member.pk),
         member=member,
         occurred_on=today,
@@ -317,7 +319,117 @@ def _pay(*, member: Member, module: Module, percent: int, today: date) -> list[P
         unit="% score",
         subject=f"module “{module.title}”",
     )
-    return post_event(program=program, event=event, source_type=EntrySource.TRAINING)
+
+
+def _pay(*, member: Member, module: Module, percent: int, today: date) -> list[PointsEntry]:
+    event = _pass_event(member=member, module=module, percent=percent, today=today)
+    return post_event(program=module.course.program, event=event, source_type=EntrySource.TRAINING)
+
+
+# Passed in another learning system --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ExternalPass:
+    member: Member
+    module: Module
+    day: date
+    standing: Certification
+    modules: int
+    passes: frozenset[tuple[int, int]]
+
+    @property
+    def repeated(self) -> bool:
+        """The module is passed in the member's current round already: this pass was reported before."""
+        return (self.module.pk, self.standing.round) in self.passes
+
+    @property
+    def first_round(self) -> int | None:
+        """The round the module was first passed (and paid) in; None: never passed."""
+        return min((round_ for module_id, round_ in self.passes if module_id == self.module.pk), default=None)
+
+    def first_pass_entries(self):
+        """What the module's first pass paid (the member's share and the company's)."""
+        return PointsEntry.objects.filter(
+            source_type=EntrySource.TRAINING,
+            source_id=training_source_key(self.module.pk, self.member.pk),
+            kind=EntryKind.EARN,
+        )
+
+
+def _external_pass(*, member: Member, module: Module, passed_at: datetime, lock: bool) -> _ExternalPass:
+    member = _active_member(member)
+    module = Module.objects.select_related("course__program").get(pk=module.pk)
+    course = module.course
+    day = timezone.localdate(passed_at)
+    check_course_open(member=member, course=course, today=day)
+    if lock:
+        quiz_lock(member.pk, module.pk)
+        if course.certification_months and course.product_line_id is not None:
+            certification_lock(member.pk, course.pk)  # after quiz_lock, as submit_attempt takes them
+    state = course_state(member_id=member.pk, course=course, today=day)
+    return _ExternalPass(member, module, day, state.certification, state.modules, state.passes)
+
+
+@transaction.atomic
+def pass_externally(
+    *, member: Member, module: Module, passed_at: datetime, percent: int | None = None
+) -> list[PointsEntry]:
+    """`member` passed `module` in another learning system at `passed_at` with a score of `percent` (none reported:
+    the module's pass mark), recorded as a quiz passed here is: a passed attempt in the member's current round, with
+    no questions asked here (`question_order` empty), so the Learn pages, challenges and certification count it. As
+    here, the first pass of a module pays through the rule engine (dated the pass's day), a renewal pass pays nothing,
+    and passing the last module of the member's round of a course that certifies gives the certificate. Refused as
+    starting a quiz here is, with nothing written: a member not active, a course not open to them on the pass's day.
+    Reported again (the module is passed in the member's current round) it changes nothing. Returns what the pass
+    paid: the module's first pass's entries when that is this round's pass (also when reported again), else none."""
+    found = _external_pass(member=member, module=module, passed_at=passed_at, lock=True)
+    percent = found.module.pass_percent if percent is None else percent
+    first_round = found.first_round
+    if found.repeated:
+        return list(found.first_pass_entries().order_by("pk")) if first_round == found.standing.round else []
+    numbers = QuizAttempt.objects.filter(member=found.member, module=found.module).order_by("-number")
+    number = (numbers.values_list("number", flat=True).first() or 0) + 1
+    QuizAttempt.objects.create(
+        member=found.member,
+        module=found.module,
+        number=number,
+        round=found.standing.round,
+        status=AttemptStatus.PASSED,
+        question_order=[],
+        choice_order={},
+        answers={},
+        total=0,
+        correct=0,
+        percent=percent,
+        started_at=passed_at,
+        deadline=passed_at,
+        submitted_at=passed_at,
+    )
+    entries = []
+    if first_round is None:
+        entries = _pay(member=found.member, module=found.module, percent=percent, today=found.day)
+    standing = found.standing
+    if standing.certifies:
+        in_round = {module_id for module_id, round_ in found.passes if round_ == standing.round} | {found.module.pk}
+        if len(in_round) >= found.modules:
+            _certify(member=found.member, course=found.module.course, standing=standing)
+    return entries
+
+
+def pass_externally_preview(
+    *, member: Member, module: Module, passed_at: datetime, percent: int | None = None
+) -> list[Paid]:
+    """What pass_externally would answer, writing nothing (refused the same way)."""
+    found = _external_pass(member=member, module=module, passed_at=passed_at, lock=False)
+    percent = found.module.pass_percent if percent is None else percent
+    first_round = found.first_round
+    if found.repeated:
+        return paid_of(found.first_pass_entries()) if first_round == found.standing.round else []
+    if first_round is not None:
+        return []
+    event = _pass_event(member=found.member, module=found.module, percent=percent, today=found.day)
+    return preview_event(program=found.module.course.program, event=event)
 
 
 # Certificates ---------------------------------------------------------------------------------------------------

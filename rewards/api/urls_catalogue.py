@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from rewards.api.catalogue import RewardDetailView, RewardListView
+
+urlpatterns = [
+    path("rewards/", RewardListView.as_view(), name="api_reward_list"),
+    path("rewards/<int:pk>/", RewardDetailView.as_view(), name="api_reward_get"),
+]

@@ -305,3 +305,11 @@ def test_the_schema_and_the_docs_page_are_served_from_our_own_files():
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
     assert "http" not in html.split("<body>")[1].replace("http-equiv", "")  # no outside address
     assert '<style nonce="' in html
+
+
+def test_a_nul_byte_in_a_parameter_is_a_problem_document_under_the_api(machine):
+    http, _ = machine()
+
+    body = problem(http.get(ME, {"q": "a\x00b"}), 400, "invalid")
+
+    assert body["detail"] == "A request parameter contains a NUL character."
