@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("loyalty", "partners", "rewards", "communications", "analytics", "blueprints")
+APPS = ("loyalty", "partners", "rewards", "communications", "analytics", "blueprints", "integrations")
 POINTS_MODELS = {"PointsAccount", "PointsEntry", "PointsLot", "PointsAllocation"}
 WRITE_METHODS = {"create", "bulk_create", "update", "bulk_update", "get_or_create", "update_or_create", "delete"}
 POINTS_TABLE_WRITE = re.compile(
@@ -122,6 +122,8 @@ def test_the_import_contracts_hold():
         ("loyalty/services/claims.py", "import loyalty.admin.claims", "Domain code never imports"),
         ("loyalty/engine/rules.py", "import loyalty.services.earning", "The program core's layers"),
         ("loyalty/services/ledger.py", "import loyalty.services.earning", "No import circles anywhere"),
+        ("loyalty/services/claims.py", "import integrations.webhooks", "The program core (loyalty) imports only"),
+        ("loyalty/services/claims.py", "import loyalty.api.claims", "Domain code never imports"),
     ],
 )
 def test_the_import_contracts_fail_on_a_wrong_import(tmp_path, module, wrong_import, broken):
