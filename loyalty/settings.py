@@ -316,6 +316,8 @@ CELERY_BEAT_SCHEDULE = {
     # Weekly and monthly reports go out on the first run after their period ends; a missed day sends them the next.
     "send-reports": {"task": "analytics.tasks.send_reports", "schedule": 60 * 60 * 24},
     "remind-club-renewals": {"task": "loyalty.tasks.remind_club_renewals", "schedule": 60 * 60 * 24},
+    # Webhooks whose retry is due (integrations.delivery.RETRY_DELAYS), and any whose task was lost.
+    "deliver-due-webhooks": {"task": "integrations.tasks.deliver_due_webhooks", "schedule": 60},
 }
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
@@ -351,7 +353,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    # One name per choice set used by several operations (drf-spectacular would number them otherwise).
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "rewards.constants.OrderStatus",
+        "OrderMoveEnum": "rewards.api.orders.VENDOR_MOVES",
+        "RewardKindEnum": "rewards.constants.RewardKind",
+        "ClaimStatusEnum": "loyalty.constants.ClaimStatus",
+        "ReferralStatusEnum": "loyalty.constants.ReferralStatus",
+        "ImportStatusEnum": "loyalty.constants.ImportStatus",
+        "EntryKindEnum": "loyalty.constants.EntryKind",
+        "PartnerStatusEnum": "partners.constants.PartnerStatus",
+        "PartnerKindEnum": "partners.constants.PartnerKind",
+        "MemberStatusEnum": "partners.constants.MemberStatus",
+    },
     "SCHEMA_PATH_PREFIX": r"/api/v1",
 }
 # Requests a minute (or /s, /h, /d): a machine client's unless it has its own, a person's, anyone not signed in.

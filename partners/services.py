@@ -1,4 +1,8 @@
-"""Writes for partners, members and invitations. Views, admin actions, commands and tasks call these."""
+"""Writes for partners, members and invitations. Views, admin actions, API views, commands and tasks call these.
+
+Memberships publish domain events (loyalty.common.events) as they move: "member.joined" when one becomes active,
+"member.left" when an active one ends. An invitation cancelled, or a person let go before they were approved,
+publishes nothing: they never joined."""
 
 import hashlib
 import logging
@@ -8,11 +12,12 @@ from datetime import date, timedelta
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import password_validation
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from loyalty.common import events
 from loyalty.common.errors import ApplicationError
 from loyalty.common.keys import matching_key
 from loyalty.common.statuses import require_transition
@@ -37,7 +42,9 @@ def _validate(obj) -> None:
     try:
         obj.full_clean()
     except ValidationError as exc:
-        raise ApplicationError("; ".join(exc.messages), code=ErrorCode.INVALID) from exc
+        fields = [name for name in getattr(exc, "error_dict", {}) if name != NON_FIELD_ERRORS]
+        extra = {"field": fields[0]} if fields else {}
+        raise ApplicationError("; ".join(exc.messages), code=ErrorCode.INVALID, extra=extra) from exc
 
 
 # Partners -------------------------------------------------------------------------------------------
@@ -55,12 +62,15 @@ def partner_create(
     account_manager: User | None = None,
     joined_on: date | None = None,
     payout_policy: str = PayoutPolicy.INDIVIDUAL,
+    external_id: str = "",
 ) -> Partner:
     legal_id = legal_id.strip().upper()
     existing = Partner.objects.filter(legal_id_key=matching_key(legal_id)).first()
     if existing:
         raise ApplicationError(
-            f"Legal id {legal_id} already belongs to {existing.name}.", code=ErrorCode.DUPLICATE_LEGAL_ID
+            f"Legal id {legal_id} already belongs to {existing.name}.",
+            code=ErrorCode.DUPLICATE_LEGAL_ID,
+            extra={"field": "legal_id"},
         )
     partner = Partner(
         name=name.strip(),
@@ -72,6 +82,7 @@ def partner_create(
         account_manager=account_manager,
         joined_on=joined_on,
         payout_policy=payout_policy,
+        external_id=external_id,
     )
     _validate(partner)
     partner.save()
@@ -99,7 +110,11 @@ def partner_transition(*, partner: Partner, to: str, actor: User | None, reason:
 @transaction.atomic
 def partner_assign_account_manager(*, partner: Partner, account_manager: User | None) -> Partner:
     if account_manager is not None and not account_manager.is_account_manager:
-        raise ApplicationError(f"{account_manager} is not an account manager.", code=ErrorCode.NOT_ACCOUNT_MANAGER)
+        raise ApplicationError(
+            f"{account_manager} is not an account manager.",
+            code=ErrorCode.NOT_ACCOUNT_MANAGER,
+            extra={"field": "account_manager"},
+        )
     Partner.objects.filter(pk=partner.pk).update(account_manager=account_manager, updated_at=timezone.now())
     partner.account_manager = account_manager
     return partner
@@ -159,13 +174,21 @@ def partner_update(*, partner: Partner, actor: User, **fields) -> Partner:
         clash = Partner.objects.filter(legal_id_key=matching_key(legal_id)).exclude(pk=locked.pk).only("name").first()
         if clash is not None:
             raise ApplicationError(
-                f"Legal id {legal_id} already belongs to {clash.name}.", code=ErrorCode.DUPLICATE_LEGAL_ID
+                f"Legal id {legal_id} already belongs to {clash.name}.",
+                code=ErrorCode.DUPLICATE_LEGAL_ID,
+                extra={"field": "legal_id"},
             )
     parent, manager = fields.get("parent"), fields.get("account_manager")
     if parent is not None and parent.pk == locked.pk:
-        raise ApplicationError("A partner cannot be its own parent distributor.", code=ErrorCode.OWN_PARENT)
+        raise ApplicationError(
+            "A partner cannot be its own parent distributor.", code=ErrorCode.OWN_PARENT, extra={"field": "parent"}
+        )
     if manager is not None and not manager.is_account_manager:
-        raise ApplicationError(f"{manager} is not an account manager.", code=ErrorCode.NOT_ACCOUNT_MANAGER)
+        raise ApplicationError(
+            f"{manager} is not an account manager.",
+            code=ErrorCode.NOT_ACCOUNT_MANAGER,
+            extra={"field": "account_manager"},
+        )
     changed = [name for name, value in fields.items() if _field_value(locked, name) != _field_value(value)]
     for name in changed:
         setattr(locked, name, fields[name])
@@ -177,7 +200,9 @@ def partner_update(*, partner: Partner, actor: User, **fields) -> Partner:
                 locked.save(update_fields=[*changed, *keys, "updated_at"])
         except IntegrityError as exc:  # a legal id taken by another partner since the check above
             raise ApplicationError(
-                f"Legal id {locked.legal_id} already belongs to another partner.", ErrorCode.DUPLICATE_LEGAL_ID
+                f"Legal id {locked.legal_id} already belongs to another partner.",
+                ErrorCode.DUPLICATE_LEGAL_ID,
+                extra={"field": "legal_id"},
             ) from exc
     if policy is not None:
         partner_set_payout_policy(partner=locked, policy=policy, actor=actor)
@@ -190,6 +215,139 @@ def _field_value(obj, name: str | None = None):
     """A field's value to compare: the primary key for a related object."""
     value = obj if name is None else getattr(obj, Partner._meta.get_field(name).attname)
     return getattr(value, "pk", value)
+
+
+# What partner_upsert may be told besides the required fields; a field it is not told keeps its value.
+PARTNER_UPSERT_OPTIONAL_FIELDS = ("parent", "status", "account_manager", "payout_policy")
+# A new partner starts as a prospect or goes live at once; later moves go through partner_transition.
+PARTNER_START_STATUSES = (PartnerStatus.PROSPECT, PartnerStatus.ACTIVE)
+
+
+@transaction.atomic
+def partner_upsert(
+    *,
+    external_id: str,
+    actor: User,
+    name: str,
+    legal_id: str,
+    kind: str,
+    region: Region,
+    only_dealers_of: Partner | None = None,
+    reason: str = "",
+    **optional,
+) -> tuple[Partner, bool]:
+    """Create or update the partner a CRM knows by `external_id` (program managers only, as in the back office):
+    (the partner, True when it was created). `optional` may hold PARTNER_UPSERT_OPTIONAL_FIELDS (parent and
+    account_manager may be None); a field not given keeps its value (a new partner: a prospect, no parent or account
+    manager, paid individually).
+
+    - A partner with that external id gets the details through partner_update (only what differs is written) and its
+      status through partner_transition (recorded with `reason`); the same details again change nothing.
+    - A partner without an external id whose legal id matches is adopted: it gets the external id. A legal id that
+      belongs to a partner under another external id is refused (duplicate_legal_id, field legal_id): there is never
+      a second partner with one legal id.
+    - Otherwise it is created through partner_create, as a prospect or active (joined today).
+    - `only_dealers_of` (a distributor's own system): only that distributor's dealers may be created or changed, so
+      the parent must be that distributor, before and after; anything else is refused with code forbidden.
+    """
+    unknown = sorted(set(optional) - set(PARTNER_UPSERT_OPTIONAL_FIELDS))
+    if unknown:
+        raise TypeError(f"partner_upsert() got unexpected fields: {', '.join(unknown)}")
+    if not getattr(actor, "is_program_manager", False):
+        raise ApplicationError("Only program managers can create or edit partners.", code=ErrorCode.FORBIDDEN)
+    legal_id = legal_id.strip().upper()
+    existing = _partner_for_upsert(external_id=external_id, legal_id=legal_id)
+    if existing is None:
+        try:
+            with transaction.atomic():
+                partner = _partner_upsert_create(
+                    external_id=external_id, name=name, legal_id=legal_id, kind=kind, region=region,
+                    only_dealers_of=only_dealers_of, **optional,
+                )  # fmt: skip
+            return partner, True
+        except (IntegrityError, ApplicationError) as exc:
+            # Refused, or the same partner just made by a request that ran at the same time: then update it.
+            existing = _partner_for_upsert(external_id=external_id, legal_id=legal_id)
+            if existing is None and isinstance(exc, ApplicationError):
+                raise
+            if existing is None:
+                raise ApplicationError(
+                    f"Legal id {legal_id} was just given to another partner.",
+                    code=ErrorCode.DUPLICATE_LEGAL_ID,
+                    extra={"field": "legal_id"},
+                ) from None
+    fields = {"name": name, "legal_id": legal_id, "kind": kind, "region": region, **optional}
+    status = fields.pop("status", None)
+    if only_dealers_of is not None:
+        _require_dealer_of(only_dealers_of, existing.parent_id, what=f"{existing.name} is not")
+        _require_dealer_of(only_dealers_of, _field_value(fields.get("parent", existing.parent_id)))
+    if existing.external_id != external_id:  # adopted by its legal id
+        try:
+            with transaction.atomic():
+                Partner.objects.filter(pk=existing.pk).update(external_id=external_id, updated_at=timezone.now())
+        except IntegrityError:  # another partner got this external id at the same moment
+            raise ApplicationError(
+                f"External id {external_id} was just given to another partner.",
+                code=ErrorCode.INVALID,
+                extra={"field": "external_id"},
+            ) from None
+        existing.external_id = external_id
+    partner = partner_update(partner=existing, actor=actor, **fields)
+    if status is not None and status != partner.status:
+        partner = partner_transition(partner=partner, to=status, actor=actor, reason=reason)
+    return partner, False
+
+
+def _partner_for_upsert(*, external_id: str, legal_id: str) -> Partner | None:
+    """The partner with this external id, else one without an external id with this legal id (to adopt)."""
+    found = Partner.objects.filter(external_id=external_id).first()
+    if found is None:
+        found = Partner.objects.filter(legal_id_key=matching_key(legal_id), external_id="").first()
+    return found
+
+
+def _partner_upsert_create(
+    *,
+    external_id: str,
+    name: str,
+    legal_id: str,
+    kind: str,
+    region: Region,
+    only_dealers_of: Partner | None,
+    parent: Partner | None = None,
+    status: str = PartnerStatus.PROSPECT,
+    account_manager: User | None = None,
+    payout_policy: str = PayoutPolicy.INDIVIDUAL,
+) -> Partner:
+    if only_dealers_of is not None:
+        _require_dealer_of(only_dealers_of, getattr(parent, "pk", None))
+    if status not in PARTNER_START_STATUSES:
+        raise ApplicationError(
+            f"A new partner starts as a prospect or active, not {PartnerStatus(status).label.lower()}.",
+            code=ErrorCode.BAD_TRANSITION,
+            extra={"field": "status"},
+        )
+    if account_manager is not None and not account_manager.is_account_manager:
+        raise ApplicationError(
+            f"{account_manager} is not an account manager.",
+            code=ErrorCode.NOT_ACCOUNT_MANAGER,
+            extra={"field": "account_manager"},
+        )
+    return partner_create(
+        name=name, legal_id=legal_id, kind=kind, region=region, parent=parent, status=status,
+        account_manager=account_manager, payout_policy=payout_policy, external_id=external_id,
+        joined_on=timezone.localdate() if status == PartnerStatus.ACTIVE else None,
+    )  # fmt: skip
+
+
+def _require_dealer_of(distributor: Partner, parent_id: int | None, *, what: str = "The partner would not be") -> None:
+    if parent_id != distributor.pk:
+        raise ApplicationError(
+            f"{what} a dealer of {distributor.name}: this client may only create and update that distributor's "
+            "dealers (parent: the distributor).",
+            code=ErrorCode.FORBIDDEN,
+            extra={"field": "parent"},
+        )
 
 
 # Members --------------------------------------------------------------------------------------------
@@ -220,6 +378,12 @@ def _member_move(*, member: Member, to: str, actor: User | None, reason: str = "
     if to == MemberStatus.LEFT and from_status in CURRENT_MEMBER_STATUSES:
         for handler in hooks.member_left_handlers:
             handler(member=locked, actor=actor)
+    if to == MemberStatus.ACTIVE or (to == MemberStatus.LEFT and from_status == MemberStatus.ACTIVE):
+        events.publish(
+            "member.joined" if to == MemberStatus.ACTIVE else "member.left",
+            program_id=None,
+            data={"member_id": locked.pk, "partner_id": locked.partner_id, "role": locked.role.code},
+        )
     member.status, member.joined_at, member.left_at = locked.status, locked.joined_at, locked.left_at
     return locked
 
@@ -309,6 +473,94 @@ def member_change_role(*, member: Member, role: Role, actor: User) -> Member:
     return locked
 
 
+@transaction.atomic
+def member_upsert(
+    *,
+    external_id: str,
+    partner: Partner,
+    email: str,
+    role: Role,
+    actor: User,
+    full_name: str | None = None,
+    phone: str | None = None,
+    language: str | None = None,
+) -> tuple[Member, bool]:
+    """Create or update the membership a CRM knows by `external_id`: (the membership, True when it was created).
+    None for `full_name`, `phone` or `language` keeps what the membership has (a new one: the defaults).
+
+    - A new one goes through invitation_send (the person gets the invitation e-mail and joins as on the site) and
+      then gets the external id, phone and language. An open membership of the person at the partner without an
+      external id is adopted instead, and nobody is invited again.
+    - An existing one stays the same person's at the same partner (another e-mail address or partner is refused,
+      fields email and partner); its role changes through member_change_role, its phone and language through
+      member_update_profile, only when they differ, so the same details again change and send nothing.
+    - `full_name` names the person until they sign up; from then on their name is their own (their profile).
+    The partner's row is locked first, so two requests for one membership take turns.
+    """
+    email = User.objects.normalize_email(email.strip()).lower()
+    partner_lock(partner.pk)
+    member = Member.objects.select_related("user", "partner", "role").filter(external_id=external_id).first()
+    created = False
+    if member is None:
+        member = (
+            Member.objects.select_related("user", "partner", "role")
+            .filter(user__email__iexact=email, partner=partner)
+            .exclude(status=MemberStatus.LEFT)
+            .first()
+        )
+        if member is not None and member.external_id:
+            raise ApplicationError(
+                f"{email} already has a membership of {partner.name}, under external id {member.external_id}.",
+                code=ErrorCode.ALREADY_MEMBER,
+                extra={"field": "email"},
+            )
+        if member is None:
+            member = invitation_send(partner=partner, email=email, role=role, invited_by=actor).member
+            created = True
+        member.external_id = external_id
+        try:
+            with transaction.atomic():
+                member.save(update_fields=["external_id", "updated_at"])
+        except IntegrityError:  # another membership got this external id at the same moment
+            raise ApplicationError(
+                f"External id {external_id} was just given to another membership.",
+                code=ErrorCode.INVALID,
+                extra={"field": "external_id"},
+            ) from None
+    else:
+        if member.partner_id != partner.pk:
+            raise ApplicationError(
+                f"Membership {external_id} is of {member.partner.name}; a membership never moves to another partner. "
+                "Deactivate it and send the new one under a new external id.",
+                code=ErrorCode.INVALID,
+                extra={"field": "partner"},
+            )
+        if member.user.email.lower() != email:
+            raise ApplicationError(
+                f"Membership {external_id} is {member.user.email}'s; a membership never passes to another person.",
+                code=ErrorCode.INVALID,
+                extra={"field": "email"},
+            )
+    if member.role_id != role.pk and not created:
+        member = member_change_role(member=member, role=role, actor=actor)
+    user = member.user
+    name = user.full_name
+    if full_name is not None and full_name.strip() != name and not user.has_usable_password():
+        name = full_name.strip()
+    new_phone = member.phone if phone is None else phone.strip()
+    new_language = member.language if language is None else language
+    if (name, new_phone, new_language) != (user.full_name, member.phone, member.language):
+        member_update_profile(
+            member=member,
+            full_name=name,
+            phone=new_phone,
+            language=new_language,
+            preferred_channel=member.preferred_channel,
+            time_zone=member.time_zone,
+        )
+    return member, created
+
+
 # Invitations ----------------------------------------------------------------------------------------
 
 
@@ -340,6 +592,7 @@ def _refuse_staff(user: User) -> None:
         raise ApplicationError(
             _("%(email)s belongs to the program's staff, who cannot join a partner's team.") % {"email": user.email},
             code=ErrorCode.STAFF_CANNOT_JOIN,
+            extra={"field": "email"},
         )
 
 
@@ -349,10 +602,14 @@ def invitation_send(*, partner: Partner, email: str, role: Role, invited_by: Use
     _require_team_manager(invited_by, partner)
     email = User.objects.normalize_email(email.strip()).lower()
     if not email or "@" not in email:
-        raise ApplicationError("Enter a valid e-mail address.", code=ErrorCode.INVALID_EMAIL)
+        raise ApplicationError("Enter a valid e-mail address.", code=ErrorCode.INVALID_EMAIL, extra={"field": "email"})
     partner = partner_lock(partner.pk)
     if partner.status == PartnerStatus.CLOSED:
-        raise ApplicationError(f"{partner.name} is closed; nobody can be invited.", code=ErrorCode.PARTNER_CLOSED)
+        raise ApplicationError(
+            f"{partner.name} is closed; nobody can be invited.",
+            code=ErrorCode.PARTNER_CLOSED,
+            extra={"field": "partner"},
+        )
     user, _created = User.objects.get_or_create(email=email, defaults={"password": "!"})
     _refuse_staff(user)
     member = Member.objects.filter(user=user, partner=partner).exclude(status=MemberStatus.LEFT).first()
@@ -360,6 +617,7 @@ def invitation_send(*, partner: Partner, email: str, role: Role, invited_by: Use
         raise ApplicationError(
             f"{email} is already on the team of {partner.name} ({member.get_status_display().lower()}).",
             code=ErrorCode.ALREADY_MEMBER,
+            extra={"field": "email"},
         )
     if member is None:
         member = Member(user=user, partner=partner, role=role, status=MemberStatus.INVITED)

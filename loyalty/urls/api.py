@@ -2,12 +2,14 @@
 docs page. Anything else under /api/ is a problem document's 404, never an HTML page."""
 
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
 from integrations.api.problems import problem_response
 
 
+@csrf_exempt  # a POST to an unknown address answers 404, not the CSRF failure page
 def not_found(request, *args, **kwargs):
     return problem_response(request, status_code=404, code="not_found", detail="There is no such API address.")
 
