@@ -39,7 +39,6 @@ CLAIM_EXAMPLE = {
 }
 
 
-
 def _not_found(pk: int) -> Problem:
     return Problem(404, "not_found", f"No claim {pk} that this caller may see in this program.")
 

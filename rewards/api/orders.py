@@ -56,7 +56,6 @@ ORDER_EXAMPLE = {
 }  # fmt: skip
 
 
-
 def _order_not_found(pk: int) -> Problem:
     return Problem(404, "not_found", f"No order {pk} that this caller may see in this program.")
 
