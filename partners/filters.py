@@ -5,6 +5,7 @@ import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 
+from loyalty.common.filters import MomentFilter
 from partners.constants import MemberStatus, PartnerKind, PartnerStatus
 from partners.models import Member, Partner
 
@@ -37,7 +38,7 @@ class PartnerFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=PartnerStatus.choices)
     parent = IdFilter(field_name="parent_id", label="The parent distributor's id.")
     external_id = django_filters.CharFilter(max_length=80, label="The CRM's id of the partner.")
-    updated_since = django_filters.IsoDateTimeFilter(
+    updated_since = MomentFilter(
         field_name="updated_at", lookup_expr="gte", label="Changed at or after this moment (ISO 8601)."
     )
 

@@ -5,6 +5,7 @@ should use the same FilterSet."""
 import django_filters
 from django.db.models import Q
 
+from loyalty.common.filters import MomentFilter
 from rewards.constants import OrderStatus, PaidBy, RewardKind
 from rewards.models import RedemptionOrder, Reward
 
@@ -15,10 +16,10 @@ class OrderFilter(django_filters.FilterSet):
     partner = django_filters.NumberFilter(
         field_name="member__partner_id", label="Only orders of this partner's people."
     )
-    placed_since = django_filters.IsoDateTimeFilter(
+    placed_since = MomentFilter(
         field_name="created_at", lookup_expr="gte", label="Only orders placed at or after this moment (ISO 8601)."
     )
-    updated_since = django_filters.IsoDateTimeFilter(
+    updated_since = MomentFilter(
         field_name="updated_at",
         lookup_expr="gte",
         label="Only orders whose status changed at or after this moment (ISO 8601): a fulfilment vendor's poll.",

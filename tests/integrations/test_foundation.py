@@ -313,3 +313,23 @@ def test_a_nul_byte_in_a_parameter_is_a_problem_document_under_the_api(machine):
     body = problem(http.get(ME, {"q": "a\x00b"}), 400, "invalid")
 
     assert body["detail"] == "A request parameter contains a NUL character."
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/api/v1/claims/", "submitted_since"),
+        ("/api/v1/referrals/", "submitted_since"),
+        ("/api/v1/orders/", "placed_since"),
+        ("/api/v1/orders/", "updated_since"),
+        ("/api/v1/partners/", "updated_since"),
+    ],
+)
+def test_a_moment_filter_takes_any_offset_and_refuses_what_no_calendar_has(machine, path, name):
+    http, _ = machine()
+
+    far_offset = http.get(path, {name: "2859-01-26T23:50:19.7-16:02"})  # PostgreSQL refuses such an offset
+    overflow = http.get(path, {name: "9999-12-31T23:59:59-10:00"})
+
+    assert far_offset.status_code == 200, far_offset.content
+    assert problem(overflow, 400, "invalid")["errors"][0]["field"] == name
