@@ -74,7 +74,7 @@ def _field_errors(detail, path: str = "") -> list[dict]:
     if isinstance(detail, dict):
         found = []
         for name, value in detail.items():
-            field = name if name != "non_field_errors" else ""
+            field = "" if name == "non_field_errors" else str(name)  # a list's item 0 is a field too
             found += _field_errors(value, f"{path}.{field}".strip(".") if field else path)
         return found
     if isinstance(detail, list):

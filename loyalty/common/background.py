@@ -8,7 +8,10 @@ from celery import current_app
 from django.db import transaction
 
 
-def enqueue_on_commit(task_name: str, *args) -> None:
-    """Queue the registered Celery task `task_name` with `args` after the current transaction commits
-    (at once, inline, when no broker is configured: CELERY_TASK_ALWAYS_EAGER)."""
-    transaction.on_commit(lambda: current_app.tasks[task_name].delay(*args))
+def enqueue_on_commit(task_name: str, *args, countdown: int = 0) -> None:
+    """Queue the registered Celery task `task_name` with `args` after the current transaction commits, to run
+    `countdown` seconds later (at once, inline, when no broker is configured: CELERY_TASK_ALWAYS_EAGER)."""
+    if countdown:
+        transaction.on_commit(lambda: current_app.tasks[task_name].apply_async(args, countdown=countdown))
+    else:
+        transaction.on_commit(lambda: current_app.tasks[task_name].delay(*args))

@@ -80,6 +80,12 @@ class SalesImport(TimeStampedModel):
     message = models.CharField(max_length=500, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    followed_up_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Batches sent through the API: when their members were told and the tiers evaluated, together "
+        "with the other batches of that minute.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

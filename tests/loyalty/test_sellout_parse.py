@@ -171,6 +171,7 @@ def test_an_external_id_seen_before_in_the_file_is_refused_even_in_a_later_batch
                 "column": "Line",
                 "value": "L1",
                 "reason": "appears more than once in this file: only its first line is imported",
+                "code": "repeated",
             }
         ],
     )

@@ -1,9 +1,11 @@
 """The refused lines of a sell-out import: each batch's problems (Issues), the run's record of all of them
 (ErrorLog: the first ones on the import, every one in a CSV file) and that CSV's download (errors_csv).
 
-An error is {"line", "column", "value", "reason"}: the file's line number (the header is line 1), the heading of
-the column at fault (as the source's file names it), the value as read (at most 200 characters) and why. The CSV
-is written by loyalty.common.spreadsheets: the file's own text (values, headings) never runs as a formula.
+An error is {"line", "column", "value", "reason", "code"}: the file's line number (the header is line 1; for lines
+sent through the API, the line's index in its batch), the heading of the column at fault (as the source's file names
+it; the field's name for the API), the value as read (at most 200 characters), why, and why for machines (a
+LineCode: the API's per-line results show it). The CSV (line, column, value, reason) is written by
+loyalty.common.spreadsheets: the file's own text (values, headings) never runs as a formula.
 """
 
 from __future__ import annotations
@@ -22,6 +24,44 @@ ERRORS_DIR = "imports/errors"
 COLUMNS = ["line", "column", "value", "reason"]
 
 
+class LineCode:
+    """Why a line is refused, for machines (the `code` of each error; the reason's wording is for people)."""
+
+    UNREADABLE = "unreadable"  # not a CSV line, or too few values
+    MISSING = "missing"
+    TOO_LONG = "too_long"
+    REPEATED = "repeated"  # the external id came earlier in the same file or batch
+    INVALID_NUMBER = "invalid_number"
+    ZERO = "zero"
+    TOO_MANY_DECIMALS = "too_many_decimals"
+    TOO_LARGE = "too_large"
+    INVALID_DATE = "invalid_date"
+    IN_FUTURE = "in_future"
+    TOO_OLD = "too_old"
+    NOT_A_RETURN = "not_a_return"  # names a returned line but is not a return
+    UNKNOWN_PARTNER = "unknown_partner"
+    PARTNER_NOT_ALLOWED = "partner_not_allowed"  # not the distributor a client reports for, nor one of its dealers
+    UNKNOWN_SKU = "unknown_sku"
+    UNKNOWN_MEMBER = "unknown_member"
+    MEMBER_ELSEWHERE = "member_elsewhere"  # a member of another partner
+    MEMBER_LEFT = "member_left"
+    RETURN_UNMATCHED = "return_unmatched"  # no original line to take back from
+    RETURN_MISMATCH = "return_mismatch"  # the original is a return, or of another partner or SKU
+    RETURN_TOO_MUCH = "return_too_much"
+    ALREADY_SPENT = "already_spent"  # a return posted, but part of what it takes back was spent (not an error row)
+
+
+class Refusal(str):
+    """The reason a value is refused (the text people read) with its LineCode."""
+
+    code: str
+
+    def __new__(cls, reason: str, code: str) -> Refusal:
+        refusal = super().__new__(cls, reason)
+        refusal.code = code
+        return refusal
+
+
 class Issues:
     """The problems found in one batch: error entries and the number of bad rows (a row may have several)."""
 
@@ -30,14 +70,15 @@ class Issues:
         self.items: list[dict] = []
         self.rows = 0
 
-    def add(self, line: int, name: str, value, reason: str) -> None:
+    def add(self, line: int, name: str, value, reason: str, code: str) -> None:
         value = "" if value is None else str(value)[:200]
-        self.items.append({"line": line, "column": self.headings.get(name, name), "value": value, "reason": reason})
+        column = self.headings.get(name, name)
+        self.items.append({"line": line, "column": column, "value": value, "reason": str(reason), "code": code})
 
-    def row(self, line: int, name: str, value, reason: str) -> None:
+    def row(self, line: int, name: str, value, reason: str, code: str) -> None:
         """A row refused for one reason."""
         self.rows += 1
-        self.add(line, name, value, reason)
+        self.add(line, name, value, reason, code)
 
 
 class ErrorLog:

@@ -1,7 +1,8 @@
 """Matching parsed lines to what they name: the partner (by the source's alias code, else the legal id), the
 member (by member code "M" + id or by e-mail; must work at the line's partner and not have left) and the product
 (by SKU). Codes, legal ids and SKUs are compared by their matching keys (loyalty.common.keys), so "aq–1" finds the
-SKU AQ-1. A few queries per batch; what was found is remembered for the rest of the file.
+SKU AQ-1. A few queries per batch; what was found is remembered for the rest of the file. Lines reported by a
+distributor's own system (`distributor_id`) must be of that distributor or one of its dealers (Partner.parent).
 
 The facts found are the tuples engine.bulk.LineEvaluator.shares() reads (by position: they are NamedTuples).
 """
@@ -15,7 +16,7 @@ from django.db.models.functions import Lower
 
 from loyalty.common.keys import matching_key
 from loyalty.models import PartnerAlias, PartnerTier, Product, Program, SalesSource
-from loyalty.services.sellout.errors import Issues
+from loyalty.services.sellout.errors import Issues, LineCode, Refusal
 from loyalty.services.sellout.parse import Line
 from partners.constants import MemberStatus, PayoutPolicy
 from partners.models import Member, Partner
@@ -52,12 +53,15 @@ _MEMBER_FIELDS = ("pk", "partner_id", "status", "role__code", "role__name")  # M
 
 
 class Matcher:
-    """Matches the lines of one file, batch after batch."""
+    """Matches the lines of one file, batch after batch; with `distributor_id`, only the lines of that partner and
+    of its dealers."""
 
-    def __init__(self, *, source: SalesSource, program: Program):
+    def __init__(self, *, source: SalesSource, program: Program, distributor_id: int | None = None):
         self.source = source
         self.program = program
+        self.distributor_id = distributor_id
         self._partners: dict[str, PartnerFacts | None] = {}  # by alias code or legal id
+        self._outside: set[int] = set()  # partners neither the distributor nor its dealers (with distributor_id)
         self._members_by_code: dict[str, MemberFacts | None] = {}
         self._members_by_email: dict[str, list[MemberFacts]] = {}
         self._products: dict[str, ProductFacts | None] = {}
@@ -81,12 +85,15 @@ class Matcher:
             problems = []
             partner = self._partners.get(line.partner)
             if partner is None:
-                problems.append(
-                    ("partner", line.partner, "is not a partner's legal id nor a customer code of this source")
-                )
+                reason = "is not a partner's legal id nor a customer code of this source"
+                problems.append(("partner", line.partner, reason, LineCode.UNKNOWN_PARTNER))
+            elif partner.id in self._outside:
+                reason = "is neither the distributor this client reports for nor one of its dealers"
+                problems.append(("partner", line.partner, reason, LineCode.PARTNER_NOT_ALLOWED))
+                partner = None  # its member is not looked for
             product = self._products.get(line.sku)
             if product is None:
-                problems.append(("sku", line.sku, "is not a SKU of the catalogue"))
+                problems.append(("sku", line.sku, "is not a SKU of the catalogue", LineCode.UNKNOWN_SKU))
             member = None
             if line.member and partner is not None:
                 found = resolved.get((line.member, partner.id))
@@ -94,11 +101,11 @@ class Matcher:
                     found = resolved[(line.member, partner.id)] = self._member(line.member, partner)
                 member, reason = found
                 if reason:
-                    problems.append(("member", line.member, reason))
+                    problems.append(("member", line.member, reason, reason.code))
             if problems:
                 issues.rows += 1
-                for name, value, reason in problems:
-                    issues.add(line.line, name, value, reason)
+                for name, value, reason, code in problems:
+                    issues.add(line.line, name, value, reason, code)
                 continue
             line.partner_facts, line.member_facts, line.product_facts = partner, member, product
             good.append(line)
@@ -122,10 +129,13 @@ class Matcher:
                 row.partner_id: Tier(row.tier_id, row.tier.name, row.tier.multiplier)
                 for row in PartnerTier.objects.filter(program=self.program, partner_id__in=ids).select_related("tier")
             }
-            for pk, kind, region_id, payout in Partner.objects.filter(pk__in=ids).values_list(
-                "pk", "kind", "region_id", "payout_policy"
+            distributor = self.distributor_id
+            for pk, kind, region_id, payout, parent_id in Partner.objects.filter(pk__in=ids).values_list(
+                "pk", "kind", "region_id", "payout_policy", "parent_id"
             ):
                 facts[pk] = PartnerFacts(pk, kind, region_id, payout == PayoutPolicy.POOLED, tiers.get(pk))
+                if distributor is not None and distributor not in (pk, parent_id):
+                    self._outside.add(pk)
         known = {f.id: f for f in self._partners.values() if f}
         known.update(facts)
         for code, key in keys.items():
@@ -164,23 +174,25 @@ class Matcher:
             for email, *row in rows:
                 self._members_by_email[email].append(MemberFacts._make(row))
 
-    def _member(self, key: str, partner: PartnerFacts) -> tuple[MemberFacts | None, str]:
+    def _member(self, key: str, partner: PartnerFacts) -> tuple[MemberFacts | None, Refusal | str]:
         """The member a line names at its partner, or None and the reason it is refused."""
         if is_member_code(key):
             member = self._members_by_code.get(key.upper())
             if member is None:
-                return None, "is not a member code"
+                return None, Refusal("is not a member code", LineCode.UNKNOWN_MEMBER)
             if member.partner_id != partner.id:
-                return None, "is the member code of someone at another partner"
+                return None, Refusal("is the member code of someone at another partner", LineCode.MEMBER_ELSEWHERE)
         else:
             memberships = [m for m in self._members_by_email.get(key.lower(), ()) if m.partner_id == partner.id]
             if not memberships:
-                known = bool(self._members_by_email.get(key.lower()))
-                return None, "works at another partner" if known else "is not the e-mail of a member"
+                if self._members_by_email.get(key.lower()):
+                    return None, Refusal("works at another partner", LineCode.MEMBER_ELSEWHERE)
+                return None, Refusal("is not the e-mail of a member", LineCode.UNKNOWN_MEMBER)
             current = [m for m in memberships if m.status != MemberStatus.LEFT]
             member = current[0] if current else memberships[0]
         if member.status == MemberStatus.LEFT:
-            return None, "has left this partner: leave the member column empty to credit the partner's account"
+            reason = "has left this partner: leave the member column empty to credit the partner's account"
+            return None, Refusal(reason, LineCode.MEMBER_LEFT)
         return member, ""
 
 

@@ -19,7 +19,7 @@ from django.db import connection
 
 from loyalty.engine.bulk import json_text
 from loyalty.services.ledger_bulk import ImportLedger, Return, copy_in, copy_text, proportional
-from loyalty.services.sellout.errors import Issues
+from loyalty.services.sellout.errors import Issues, LineCode
 from loyalty.services.sellout.parse import Line
 from loyalty.services.sellout.write import BY_EXTERNAL_KEY, LINE_COLUMNS, NULL, imported_ids
 
@@ -73,17 +73,19 @@ def returns_post(
     accepted: list[tuple[Line, Original, Decimal]] = []  # (return, original, returned before)
     for line in returns:
         quantity = -line.quantity
-        original, reason, column = None, "", "returns_external_id"
+        original, reason, column, code = None, "", "returns_external_id", LineCode.RETURN_UNMATCHED
         if line.returns_external_id:
             original = originals.get(line.returns_key)
             if original is None:
                 reason = "is not the external id of a line imported from this source (before this line)"
             elif original.quantity < 0:
-                original, reason = None, "is itself a return"
+                original, reason, code = None, "is itself a return", LineCode.RETURN_MISMATCH
             elif original.partner_id != line.partner_facts.id:
                 original, reason, column = None, "is not the partner of the returned line", "partner"
+                code = LineCode.RETURN_MISMATCH
             elif original.product_id != line.product_facts.id:
                 original, reason, column = None, "is not the SKU of the returned line", "sku"
+                code = LineCode.RETURN_MISMATCH
         elif not line.invoice_number:
             column = "returns_external_id" if returns_column_mapped else "quantity"
             reason = "is a return without the returned line's external id or an invoice number to find it"
@@ -92,14 +94,14 @@ def returns_post(
             original = next((o for o in options if o.quantity - returned[o.id] >= quantity), None)
             if original is None:
                 column = "invoice_number"
-                reason = (
-                    "matches no earlier line of this source with the same partner, invoice number and SKU"
-                    if not options
-                    else "returns more than is left of the lines with the same partner, invoice number and SKU"
-                )
+                if not options:
+                    reason = "matches no earlier line of this source with the same partner, invoice number and SKU"
+                else:
+                    reason = "returns more than is left of the lines with the same partner, invoice number and SKU"
+                    code = LineCode.RETURN_TOO_MUCH
         if original is not None and original.quantity - returned[original.id] < quantity:
             left = original.quantity - returned[original.id]
-            original, column = None, "quantity"
+            original, column, code = None, "quantity", LineCode.RETURN_TOO_MUCH
             reason = f"returns more than is left to return of the original line ({_number(left)} of it)"
         if original is None:
             issues.rows += 1
@@ -110,7 +112,7 @@ def returns_post(
                 "partner": line.partner,
                 "sku": line.sku,
             }[column]
-            issues.add(line.line, column, value, reason)
+            issues.add(line.line, column, value, reason, code)
             continue
         accepted.append((line, original, returned[original.id]))
         returned[original.id] += quantity
