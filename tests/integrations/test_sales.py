@@ -637,4 +637,3 @@ def test_the_batches_of_a_minute_tell_each_member_once_and_evaluate_the_tiers_on
     first, last = SalesImport.objects.filter(source=world.source).order_by("pk").values_list("pk", flat=True)
     assert set(deliveries.values_list("source_key", flat=True)) == {f"sales_import:{first}-{last}"}
     assert all("50" in d.body for d in deliveries)  # one message for both batches: 20 + 30 points
-
