@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from communications.constants import Kind
 from communications.services import notify
 from loyalty.common.errors import ApplicationError
+from loyalty.common.events import publish
 from loyalty.common.formatting import DAY_FORMAT
 from loyalty.common.statuses import require_transition
 from loyalty.constants import EntrySource, RuleEvent
@@ -219,6 +220,13 @@ def _repeated_checkout(*, checkout_key: str, member: Member, fingerprint: str) -
 
 def _record(order: RedemptionOrder, from_status: str, to_status: str, actor, note: str = "") -> None:
     OrderEvent.objects.create(order=order, from_status=from_status, to_status=to_status, actor=actor, note=note)
+    publish(
+        "order.status_changed",
+        program_id=order.program_id,
+        data={"order_id": order.pk, "member_id": order.member_id, "partner_id": order.member.partner_id,
+              "from_status": from_status or None, "to_status": to_status,
+              "tracking": {"carrier": order.carrier, "number": order.tracking_number}},
+    )  # fmt: skip
 
 
 @transaction.atomic

@@ -46,6 +46,7 @@ from communications.constants import Kind
 from communications.services import Notice, notify, notify_many
 from loyalty.common.background import enqueue_on_commit
 from loyalty.common.errors import ApplicationError
+from loyalty.common.events import publish
 from loyalty.common.formatting import DAY_FORMAT
 from loyalty.common.storage import DocumentKind
 from loyalty.constants import CLAIM_TRANSITIONS, ClaimFlag, ClaimStatus, EntrySource, RejectionReason
@@ -213,6 +214,13 @@ def _approve(
         claim.matched_line = matched_line
         fields.append("matched_line")
     _move(claim, ClaimStatus.APPROVED, actor=actor, note=note, fields=fields)
+    publish(
+        "claim.decided",
+        program_id=program.pk,
+        data={"claim_id": claim.pk, "member_id": claim.member_id, "partner_id": claim.partner_id,
+              "status": ClaimStatus.APPROVED.value, "reason": reason,
+              "points": sum(entry.available_delta + entry.pending_delta for entry in entries)},
+    )  # fmt: skip
     _tell_claimant_approved(claim, entries, lines)
     # Upgrades happen as soon as a partner qualifies, not at the next daily review.
     program_id, partner_id = claim.program_id, claim.partner_id
@@ -488,6 +496,12 @@ def claim_reject(*, claim: SalesClaim, actor, reason: str, text: str = "") -> Sa
         note=f"{label}: {text}" if text else label,
         fields=["rejection_reason", "rejection_text", "decided_by", "decided_at"],
     )
+    publish(
+        "claim.decided",
+        program_id=locked.program_id,
+        data={"claim_id": locked.pk, "member_id": locked.member_id, "partner_id": locked.partner_id,
+              "status": ClaimStatus.REJECTED.value, "points": 0, "reason": reason},
+    )  # fmt: skip
     _tell_claimant_rejected(locked)
     claim.status = locked.status
     return locked

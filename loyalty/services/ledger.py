@@ -21,6 +21,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from loyalty.common.errors import ApplicationError
+from loyalty.common.events import publish
 from loyalty.constants import EntryKind, EntrySource
 from loyalty.error_codes import ErrorCode
 from loyalty.lock_objects import account_available_lock, accounts_lock
@@ -208,6 +209,12 @@ def earn(
         _move_balances(account, pending=points, lifetime_earned=points)
     else:
         _move_balances(account, available=points, lifetime_earned=points)
+    publish(
+        "points.earned",
+        program_id=account.program_id,
+        data={"account_id": account.pk, "member_id": account.member_id, "partner_id": account.partner_id,
+              "points": points, "entry_id": entry.pk, "source_type": source_type, "source_id": source_id},
+    )  # fmt: skip
     return entry
 
 

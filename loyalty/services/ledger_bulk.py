@@ -31,6 +31,7 @@ from typing import NamedTuple
 from django.db import connection
 from django.utils import timezone
 
+from loyalty.common.events import publish
 from loyalty.constants import EntryKind, EntrySource
 from loyalty.engine.bulk import Share
 from loyalty.engine.formulas import ONE
@@ -281,6 +282,14 @@ class ImportLedger:
             cursor, "loyalty_pointslot", "account_id, entry_id, points, remaining, is_pending, expires_at",
             lots.getvalue(),
         )  # fmt: skip
+        for (_import_id, (kind, holder)), (entry_id, account_id, points) in written.items():
+            publish(
+                "points.earned",
+                program_id=self.program.pk,
+                data={"account_id": account_id, "member_id": holder if kind == "m" else None,
+                      "partner_id": holder if kind == "p" else None, "points": points, "entry_id": entry_id,
+                      "source_type": SOURCE_TYPE, "source_id": str(self.import_id)},
+            )  # fmt: skip
         return written
 
     def _reverse(self, cursor, originals, deltas, result: LedgerResult) -> None:

@@ -55,6 +55,7 @@ from django.utils.translation import gettext as _
 
 from communications.constants import Kind
 from communications.services import Notice, notify_many
+from loyalty.common.events import publish
 from loyalty.common.formatting import format_money
 from loyalty.constants import ClaimStatus, EntryKind, TierMetric, TierPeriod
 from loyalty.lock_objects import tier_evaluation_lock
@@ -346,6 +347,14 @@ def _evaluate(*, program: Program, partner_ids: list[int] | None, today: date) -
         _update_rows(updated)
     if changes:
         TierChange.objects.bulk_create(changes, batch_size=BATCH_SIZE)
+        for c in changes:
+            publish(
+                "tier.changed",
+                program_id=program.pk,
+                data={"partner_id": c.partner_id, "from_tier": c.from_tier.name if c.from_tier else None,
+                      "to_tier": c.to_tier.name, "move": "first" if c.from_tier is None
+                      else "up" if c.to_tier.rank > c.from_tier.rank else "down"},
+            )  # fmt: skip
         _tell_members(changes)
     return TierEvaluation(evaluated=len(partner_ids), changes=tuple(changes), **counts)
 
