@@ -743,7 +743,8 @@ class _Run:
             text += f" ({c.shortfall:,} points could not be taken back: already spent, see the errors)"
         text += "."
         if c.new == 0 and c.duplicates and not c.error_rows:
-            text += " Nothing new: every line of this file was already imported."
+            what = "file" if self.imp.file else "batch"
+            text += f" Nothing new: every line of this {what} was already imported."
         elif c.new == 0 and c.error_rows == c.total:
             text += " Every line has errors: check the source's column mapping and formats."
         if self.resumed:
