@@ -48,6 +48,8 @@ class ApiClient(TimeStampedModel):
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["program", "name"], name="api_client_name_unique")]
+        verbose_name = _("API client")
+        verbose_name_plural = _("API clients")
 
     def __str__(self):
         return self.name
@@ -79,6 +81,9 @@ class ApiKey(HashedKey):
 
     client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="keys")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        verbose_name = _("API key")
 
     def __str__(self):
         return f"{self.client} key {self.prefix}"
