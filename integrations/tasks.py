@@ -5,7 +5,7 @@ sending, is left alone."""
 
 from celery import shared_task
 
-from integrations import delivery
+from integrations import delivery, idempotency
 
 
 @shared_task(name="integrations.tasks.deliver_webhook")
@@ -35,3 +35,9 @@ def deliver_due_webhooks() -> int:
 def notify_subscription_disabled(subscription_id: int) -> int:
     """Tell the program team that a subscription was disabled (once: queued by the one change that disabled it)."""
     return delivery.disabled_notice_send(subscription_id)
+
+
+@shared_task(name="integrations.tasks.tidy_idempotency_records")
+def tidy_idempotency_records() -> int:
+    """Hourly: forget the API's idempotent outcomes older than 24 hours (integrations.idempotency)."""
+    return idempotency.tidy()

@@ -318,6 +318,8 @@ CELERY_BEAT_SCHEDULE = {
     "remind-club-renewals": {"task": "loyalty.tasks.remind_club_renewals", "schedule": 60 * 60 * 24},
     # Webhooks whose retry is due (integrations.delivery.RETRY_DELAYS), and any whose task was lost.
     "deliver-due-webhooks": {"task": "integrations.tasks.deliver_due_webhooks", "schedule": 60},
+    # The API's stored outcomes of idempotent requests are replayed for 24 hours, then forgotten.
+    "tidy-idempotency-records": {"task": "integrations.tasks.tidy_idempotency_records", "schedule": 60 * 60},
 }
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"

@@ -333,3 +333,16 @@ def test_a_moment_filter_takes_any_offset_and_refuses_what_no_calendar_has(machi
 
     assert far_offset.status_code == 200, far_offset.content
     assert problem(overflow, 400, "invalid")["errors"][0]["field"] == name
+
+
+def test_old_idempotent_outcomes_are_forgotten_hourly(settings, machine):
+    from integrations.tasks import tidy_idempotency_records
+
+    IdempotencyRecord.objects.create(
+        owner="client:1", key="old", fingerprint="x", created_at=timezone.now() - timedelta(hours=25)
+    )
+    IdempotencyRecord.objects.create(owner="client:1", key="new", fingerprint="x", created_at=timezone.now())
+
+    assert settings.CELERY_BEAT_SCHEDULE["tidy-idempotency-records"]["task"] == tidy_idempotency_records.name
+    assert tidy_idempotency_records.delay().get() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
