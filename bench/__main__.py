@@ -24,6 +24,7 @@ BENCHMARKS = {
     "rollups": "bench.rollups",
     "exports": "bench.exports",
     "dashboards": "bench.dashboards",
+    "api": "bench.api",
 }
 
 
