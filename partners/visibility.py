@@ -95,6 +95,12 @@ class Viewer:
         return self.kind is ViewerKind.INTEGRATION
 
     @property
+    def sees_everyone(self) -> bool:
+        """Sees every partner and person: a program manager, a machine client bound to no distributor. Selectors
+        skip their filters then (a subquery of every member would only cost time)."""
+        return self.is_program_manager or (self.is_integration and self.partner is None)
+
+    @property
     def sees_others(self) -> bool:
         """Sees other people's rows (claims, orders, points): owners their team's, managers their partners',
         machine clients their partners'."""
