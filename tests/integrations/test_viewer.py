@@ -1,4 +1,4 @@
-"""The machine client's viewer (partners.visibility.integration_viewer): everything, or a distributor and its dealers."""
+"""The machine client's viewer (partners.visibility.integration_viewer): all, or a distributor and its dealers."""
 
 import pytest
 
