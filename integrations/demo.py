@@ -8,6 +8,8 @@ import hashlib
 
 from integrations.constants import Scope
 from integrations.models import ApiClient, ApiKey
+from loyalty.models import Program, SalesSource
+from partners.models import User
 
 DEMO_CLIENT_NAME = "Demo ERP"
 DEMO_KEY_PREFIX = "demo0erp0key"
@@ -15,10 +17,13 @@ DEMO_KEY_SECRET = "demo-loyalty-2026-api-key-not-for-production"
 DEMO_API_KEY = f"plk_{DEMO_KEY_PREFIX}_{DEMO_KEY_SECRET}"
 
 
-def seed_demo_integration(*, program, sales_source, registered_by) -> bool:
-    """The demo ERP's client (every scope, the demo's sell-out source) and its key; False if already there."""
-    if ApiClient.objects.filter(program=program, name=DEMO_CLIENT_NAME).exists():
+def seed_demo_integration(*, program_slug: str, source_code: str, registered_by_email: str) -> bool:
+    """The demo ERP's client (every scope, the demo's sell-out source) and its key; False (one query) if there."""
+    if ApiClient.objects.filter(program__slug=program_slug, name=DEMO_CLIENT_NAME).exists():
         return False
+    program = Program.objects.get(slug=program_slug)
+    sales_source = SalesSource.objects.get(program=program, code=source_code)
+    registered_by = User.objects.get(email=registered_by_email)
     client = ApiClient.objects.create(
         name=DEMO_CLIENT_NAME,
         program=program,

@@ -16,8 +16,9 @@ def test_the_printed_demo_key_calls_the_api_as_the_demo_erp():
     program, manager = ProgramFactory(), ProgramManagerFactory()
     source = SalesSource.objects.create(program=program, name="ERP", code="erp")
 
-    assert seed_demo_integration(program=program, sales_source=source, registered_by=manager) is True
-    assert seed_demo_integration(program=program, sales_source=source, registered_by=manager) is False
+    seed = {"program_slug": program.slug, "source_code": source.code, "registered_by_email": manager.email}
+    assert seed_demo_integration(**seed) is True
+    assert seed_demo_integration(**seed) is False
 
     http = APIClient()
     http.credentials(HTTP_AUTHORIZATION=f"Bearer {DEMO_API_KEY}")

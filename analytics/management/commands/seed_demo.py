@@ -23,9 +23,8 @@ from loyalty.demo import learning as demo_learning
 from loyalty.demo import program as loyalty_demo
 from loyalty.demo import sales as demo_sales
 from loyalty.demo import surveys as demo_surveys
-from loyalty.models import PointsEntry, Program, SalesSource
+from loyalty.models import PointsEntry, Program
 from partners import demo as partners_demo
-from partners.models import User
 from rewards import demo as rewards_demo
 
 # The seeding's e-mails are sent to an in-memory outbox (see the module's docstring).
@@ -86,11 +85,10 @@ class Command(BaseCommand):
                 if not (dry_run or program.present):  # the paid year is paid from the company points earned above
                     demo_clubs.seed_club_memberships(Program.objects.get(pk=program_id.first()))
                 if not dry_run:  # the demo ERP as a machine client of the API, on the demo's sell-out source
-                    demo_program = Program.objects.get(pk=program_id.first())
                     seed_demo_integration(
-                        program=demo_program,
-                        sales_source=SalesSource.objects.get(program=demo_program, code=demo_sales.SOURCE_CODE),
-                        registered_by=User.objects.get(email=dict(partners_demo.demo_logins())["Program manager"]),
+                        program_slug=loyalty_demo.PROGRAM_SLUG,
+                        source_code=demo_sales.SOURCE_CODE,
+                        registered_by_email=dict(partners_demo.demo_logins())["Program manager"],
                     )
                 # The demo campaigns and survey reach every active member: at a benchmark's --scale that would be
                 # 100,000 messages sent while seeding, so they are the first scale's only.
