@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from django.db import OperationalError, connection, transaction
 from django.db.models import QuerySet
 
-from loyalty.constants import RuleStatus
+from loyalty.constants import ImportStatus, RuleStatus
 from loyalty.models import (
     Certificate,
     Challenge,
@@ -31,6 +31,7 @@ from loyalty.models import (
     QuizAttempt,
     RuleUsage,
     SalesClaim,
+    SalesImport,
     SalesSource,
 )
 from partners.constants import MemberStatus
@@ -423,3 +424,14 @@ def marketing_fund_lock(pk: int):
     from loyalty.models import MarketingFund
 
     return MarketingFund.objects.select_for_update().get(pk=pk)
+
+
+def api_imports_to_follow_up_lock(source_id: int) -> list[SalesImport]:
+    """The source's API batches done and not followed up yet (services.sellout.run.api_imports_follow_up), locked in
+    primary-key order; batches another follow-up holds are skipped, not waited for."""
+    return list(
+        SalesImport.objects.select_for_update(skip_locked=True)
+        .select_related("source__program")
+        .filter(source_id=source_id, status=ImportStatus.DONE, file="", followed_up_at__isnull=True)
+        .order_by("pk")
+    )

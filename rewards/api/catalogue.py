@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from integrations.api.base import ApiView, Caller, CursorPage, StrictSerializer, page_response, problem_responses
 from integrations.api.problems import Problem
 from integrations.constants import Scope
+from loyalty.common.links import absolute_url
 from loyalty.common.queries import count_of
 from partners.constants import CURRENT_MEMBER_STATUSES
 from partners.visibility import members_for, partners_for, viewer_for
@@ -144,14 +145,13 @@ class _Reward(serializers.Serializer):
     def to_representation(self, reward):
         reasons = self.context["reasons"](reward)
         image = reward.image.url if reward.image else None
-        request = self.context.get("request")
         return super().to_representation(
             self.more(reward) | {
                 "id": reward.pk, "name": reward.name, "description": reward.description, "kind": reward.kind,
                 "category": {"slug": reward.category.slug, "name": reward.category.name},
                 "points_price": reward.points_price, "paid_by": reward.paid_by, "units_left": reward.units_left,
                 "needs_address": reward.needs_address,
-                "image_url": request.build_absolute_uri(image) if image and request else image,
+                "image_url": absolute_url(image) if image and image.startswith("/") else image,
                 "event_starts_at": reward.event_starts_at, "event_place": reward.event_place,
                 "available_until": reward.available_until,
                 "requires_certification": reward.requires_certification.code

@@ -1,6 +1,7 @@
 """Exports through the HTTP endpoint (/exports/<kind>/?format=csv|xlsx&<the list's filters>): what the CSV and XLSX
 files hold, that PostgreSQL's CSV equals what the Python writer writes for the same rows, that text starting like a
-formula is neutralised in both, the list filters, bad input, and the query count of a download."""
+formula is neutralised in both, the list filters and bad input (the query count of a download:
+test_exports_query_counts.py)."""
 
 import csv
 import io
@@ -9,7 +10,7 @@ from decimal import Decimal
 
 import openpyxl
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -18,11 +19,11 @@ from analytics.models import SalesDay
 from analytics.routers import reads_alias
 from loyalty.common.spreadsheets import BOM, csv_lines
 from loyalty.constants import ClaimStatus
-from loyalty.models import PointsEntry, SalesClaim
+from loyalty.models import PointsEntry, Program, SalesClaim
 from loyalty.services import ledger
 from loyalty.services.activity import members_who_claimed, members_who_earned
 from rewards.activity import members_who_redeemed
-from tests.analytics.exports_world import FORMULA, add_rows, build_world, statement_account
+from tests.analytics.exports_world import FORMULA, build_world, statement_account
 from tests.helpers import messages_of
 from tests.partners.factories import MemberFactory
 
@@ -31,9 +32,13 @@ pytestmark = pytest.mark.django_db
 KINDS = ["statement", "claims", "orders", "partners", "members", "sales", "campaigns"]
 
 
-@pytest.fixture
-def world():
-    return build_world()
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """The world, made once for the module and rolled back when the module is done; each test runs in a savepoint
+    inside it."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield build_world()
+        transaction.set_rollback(True)
 
 
 def download(client, kind: str, file_format: str = "csv", headers=None, **params) -> bytes:
@@ -339,8 +344,7 @@ def test_an_empty_list_gives_a_message_and_no_file(client, world):
 
 
 def test_without_a_program_there_is_nothing_to_export(client, world):
-    world.program.is_active = False
-    world.program.save(update_fields=["is_active"])
+    Program.objects.filter(pk=world.program.pk).update(is_active=False)  # the shared world's object stays as it is
     client.force_login(world.pm)
 
     response = client.get("/exports/claims/", {"format": "csv"})
@@ -355,33 +359,7 @@ def test_signing_in_is_required(client, world):
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
 
 
-# Query counts ----------------------------------------------------------------------------------------------------
-
-# session, user, the viewer's membership, the program, the bounded count and the export's one query (COPY, or a
-# server-side cursor for XLSX); the statement finds its account first
-CLAIMS_QUERIES = 6
-STATEMENT_QUERIES = CLAIMS_QUERIES + 1
-
-
-def _count(client, kind, file_format, user) -> int:
-    client.force_login(user)
-    with CaptureQueriesContext(connection) as queries:
-        download(client, kind, file_format)
-    return len(queries)
-
-
-@pytest.mark.parametrize("file_format", ["csv", "xlsx"])
-def test_a_download_takes_a_fixed_number_of_queries_whatever_the_size(client, file_format):
-    small = build_world(copies=1)
-    counts = {
-        "statement": _count(client, "statement", file_format, small.rep.user),
-        "claims": _count(client, "claims", file_format, small.pm),
-    }
-    for copy in range(1, 4):
-        add_rows(small, copy)
-
-    assert _count(client, "statement", file_format, small.rep.user) == counts["statement"] == STATEMENT_QUERIES
-    assert _count(client, "claims", file_format, small.pm) == counts["claims"] == CLAIMS_QUERIES
+# Query counts (how many: test_exports_query_counts.py) -------------------------------------------------------------
 
 
 def test_the_csv_is_copied_by_postgres_in_one_statement(client, world):

@@ -6,6 +6,7 @@ import csv
 import io
 
 import pytest
+from django.db import transaction
 
 from loyalty.common.spreadsheets import BOM
 from loyalty.models import PointsAccount, PointsEntry, SaleLine, SalesClaim
@@ -19,9 +20,13 @@ NOT_FOUND = 404
 EMPTY = "empty"
 
 
-@pytest.fixture
-def world():
-    return build_world()
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """The world, made once for the module and rolled back when the module is done; each test runs in a savepoint
+    inside it."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield build_world()
+        transaction.set_rollback(True)
 
 
 def users(world) -> dict:

@@ -97,6 +97,7 @@ from loyalty.engine.bulk import LineEvaluator, RuleIndex
 from loyalty.error_codes import ErrorCode
 from loyalty.lock_objects import (
     LockNotAvailable,
+    api_imports_to_follow_up_lock,
     import_run_try_lock,
     import_run_unlock,
     lock_wait_at_most,
@@ -338,12 +339,7 @@ def api_imports_follow_up(source_id: int) -> int:
     all of them, and evaluate the program's tiers once (the task's body). Returns the number of batches."""
     cache.delete(_follow_up_key(source_id))  # a batch arriving from now on schedules the next follow-up
     with transaction.atomic():
-        imports = list(
-            SalesImport.objects.select_for_update(skip_locked=True)
-            .select_related("source__program")
-            .filter(source_id=source_id, status=ImportStatus.DONE, file="", followed_up_at__isnull=True)
-            .order_by("pk")
-        )
+        imports = api_imports_to_follow_up_lock(source_id)
         if not imports:
             return 0
         SalesImport.objects.filter(pk__in=[i.pk for i in imports]).update(followed_up_at=timezone.now())

@@ -1,10 +1,9 @@
 """`seed_demo` (analytics) adds the AquaPro Partner Club: points history through the ledger, rewards and orders.
 
-The demo is seeded once for the module, in a transaction rolled back at the end; each test runs in a savepoint
-inside it, so what a test changes is undone too.
+The demo is seeded once for the package (tests/demo/conftest.py), in a transaction rolled back at the end; each test
+runs in a savepoint inside it, so what a test changes is undone too. The dry run is tests/test_seed_demo_dry_run.py's.
 """
 
-from contextlib import redirect_stdout
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from io import StringIO
@@ -14,7 +13,7 @@ from django.core.management import call_command
 from django.db import transaction
 from django.db.models import CharField, Count, F, Q, Sum, Value
 from django.db.models.functions import Concat
-from django.test import Client, override_settings
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -113,44 +112,6 @@ def counts() -> dict[str, int]:
 
 def account_of(email: str) -> PointsAccount:
     return PointsAccount.objects.select_related("program").get(member__user__email=email, member__status="active")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def media(tmp_path_factory):
-    """Claims' invoices and the sell-out file go to a temporary directory, not the project's."""
-    root = tmp_path_factory.mktemp("demo-media")
-    with override_settings(MEDIA_ROOT=root / "media", PRIVATE_MEDIA_ROOT=root / "private-media"):
-        yield root
-
-
-PRINTED = StringIO()  # what the seeding printed besides its own output (e-mails and SMS, if it sent them there)
-
-
-@pytest.fixture(scope="module")
-def demo(django_db_setup, django_db_blocker, media):
-    """The output of one `seed_demo` on an empty database, with messages configured to print, as in `make run`;
-    rolled back when the module is done."""
-    console = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
-    with django_db_blocker.unblock(), transaction.atomic():
-        out = StringIO()
-        with override_settings(MAILERS=console, SMS_URL="console://"), redirect_stdout(PRINTED):
-            call_command("seed_demo", stdout=out)
-        yield out.getvalue()
-        transaction.set_rollback(True)
-
-
-# Runs first, on the empty database (the module's seeding is set up by the first test that asks for `demo`).
-def test_a_dry_run_writes_nothing_and_says_what_the_program_would_have():
-    before = counts()
-    out = StringIO()
-
-    call_command("seed_demo", "--dry-run", stdout=out)
-
-    assert counts() == before
-    assert f"Demo program, dry run: would create {PROGRAM_NAME} with about 1 program" in out.getvalue()
-    assert "35 rewards" in out.getvalue()
-    assert "Demo communications, dry run: would create about 8 tips, 2 campaigns" in out.getvalue()
-    assert out.getvalue().count("Nothing was written.") == 3
 
 
 def test_the_output_says_what_the_program_was_created_with(demo):
@@ -292,12 +253,12 @@ def test_the_demo_sales_reps_pages_show_her_balance(demo, name):
     assert f"{account_of(DEMO_EMAILS['sales']).available:,}" in response.content.decode()  # in the navigation
 
 
-def test_a_second_run_creates_nothing_in_four_queries(demo, django_assert_max_num_queries):
+def test_a_second_run_creates_nothing_in_five_queries(demo, django_assert_max_num_queries):
     before = counts()
     out = StringIO()
 
-    # Two for the channel and the program, one for the program's id, one for the communications.
-    with django_assert_max_num_queries(4):
+    # Two for the channel and the program, one for the program's id, one for the demo ERP, one for the communications.
+    with django_assert_max_num_queries(5):
         call_command("seed_demo", stdout=out)
 
     assert counts() == before
@@ -448,8 +409,8 @@ def test_the_books_balance_after_the_sales_side(demo):
 # Communications (issue 11) -----------------------------------------------------------------------------------------
 
 
-def test_the_seeding_prints_no_messages_but_sends_them(demo):
-    assert PRINTED.getvalue() == ""
+def test_the_seeding_prints_no_messages_but_sends_them(seeded, demo):
+    assert seeded.printed == ""
     assert Delivery.objects.filter(channel=Channel.EMAIL, status=DeliveryStatus.SENT).exists()
     assert "Demo communications: created 8 tips, 2 campaigns, " in demo
 

@@ -1,18 +1,14 @@
 """`seed_demo` makes referrals, equipment returns, co-marketing funds and prize draws real (issue #13), through their
 services, after the rest of the demo (loyalty.demo.activities).
 
-The demo is seeded once for the module, in a transaction rolled back at the end (as in test_seed_demo_program).
+The demo is seeded once for the package (tests/demo/conftest.py), in a transaction rolled back at the end.
 """
 
-from contextlib import redirect_stdout
 from decimal import Decimal
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
-from django.db import transaction
 from django.db.models import Sum
-from django.test import Client, override_settings
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -41,25 +37,6 @@ from partners.models import Member, Region, User
 pytestmark = pytest.mark.django_db
 
 DEMO_EMAILS = {role: email for _, _, email, role in DEMO_MEMBERS}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def media(tmp_path_factory):
-    """Claims' invoices, co-marketing proof and the sell-out file go to a temporary directory."""
-    root = tmp_path_factory.mktemp("demo-activities-media")
-    with override_settings(MEDIA_ROOT=root / "media", PRIVATE_MEDIA_ROOT=root / "private-media"):
-        yield root
-
-
-@pytest.fixture(scope="module")
-def demo(django_db_setup, django_db_blocker, media):
-    """The output of one `seed_demo` on an empty database; rolled back when the module is done."""
-    with django_db_blocker.unblock(), transaction.atomic():
-        out = StringIO()
-        with redirect_stdout(StringIO()):
-            call_command("seed_demo", stdout=out)
-        yield out.getvalue()
-        transaction.set_rollback(True)
 
 
 def member_of(role: str) -> Member:
