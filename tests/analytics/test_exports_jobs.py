@@ -253,7 +253,8 @@ def test_the_person_who_asked_is_told_by_e_mail_when_the_file_is_ready_or_failed
         ([world.pm.email], "Your export is ready: Sales claims (XLSX)"),
         ([world.pm.email], "Your export could not be written: Sales claims"),
     ]
-    assert "Sales claims (XLSX, 3 rows) is ready. Download it from your exports page within 24 hours:" in mailoutbox[0].body
+    ready_text = "Sales claims (XLSX, 3 rows) is ready. Download it from your exports page within 24 hours:"
+    assert ready_text in mailoutbox[0].body
     assert f"http://127.0.0.1:8000/exports/#export-{ready.pk}" in mailoutbox[0].body
     assert "could not be written: Nothing to export: the list is empty now." in mailoutbox[1].body
 

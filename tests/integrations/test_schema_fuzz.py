@@ -3,7 +3,7 @@ not, as a machine client with every scope, and stateful sequences following the 
 server error, and every answer as the schema says (status code, content type, headers, body).
 
 The calls go through the WSGI app in this process and this test's database transaction, on a small world with a
-program, a partner with people, points, a reward, a referral and a claim, so that ids found in answers lead somewhere."""
+program, a partner with people, points, a reward, a referral and a claim, so that ids in answers lead somewhere."""
 
 import pytest
 import schemathesis
