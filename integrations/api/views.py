@@ -27,7 +27,18 @@ class MeView(ApiView):
         member_id = serializers.IntegerField(allow_null=True)
         partner_id = serializers.IntegerField(allow_null=True)
 
-    @extend_schema(operation_id="me", responses={200: Output, **problem_responses()}, tags=["Access"])
+    @extend_schema(
+        operation_id="me",
+        responses={200: Output, **problem_responses()},
+        examples=[
+            OpenApiExample("A machine client", response_only=True, value={
+                "kind": "client", "name": "Demo ERP", "program": "aquapro-partner-club",
+                "scopes": ["balances:read", "sales:write"], "distributor_id": None, "member_id": None,
+                "partner_id": None,
+            }),
+        ],
+        tags=["Access"],
+    )  # fmt: skip
     def get(self, request):
         caller = self.caller
         program = caller.program.slug if caller.program else None

@@ -33,6 +33,15 @@ def _members(viewer):
     return visibility.members_for(viewer).select_related("user", "partner", "role")
 
 
+MEMBER_EXAMPLE = {
+    "id": 2, "external_id": "CRM-C-0042",
+    "partner": {"id": 1, "external_id": "CRM-0001", "legal_id": "GB900000000", "name": "Northwater Distribution Ltd"},
+    "email": "sophie.turner@northwater.example", "full_name": "Sophie Turner", "role": "sales", "status": "active",
+    "phone": "+44 7421 139576", "language": "en", "joined_at": "2022-07-23T04:35:07+02:00", "left_at": None,
+    "created_at": "2022-07-21T09:01:06+02:00", "updated_at": "2022-07-23T04:35:07+02:00",
+}  # fmt: skip
+
+
 class MemberUpsertView(ApiView):
     """Create or update the membership the CRM knows by `external_id`.
 
@@ -215,6 +224,7 @@ class MemberListView(ApiView):
     @extend_schema(
         operation_id="member_list",
         responses={200: Output(many=True), **problem_responses(404, s404="A bad cursor")},
+        examples=[OpenApiExample("A page", value=MEMBER_EXAMPLE, response_only=True)],
         tags=TAGS,
     )
     def get(self, request):
@@ -249,7 +259,12 @@ class MemberDetailView(ApiView):
         created_at = serializers.DateTimeField()
         updated_at = serializers.DateTimeField()
 
-    @extend_schema(operation_id="member_get", responses={200: Output, **problem_responses(404)}, tags=TAGS)
+    @extend_schema(
+        operation_id="member_get",
+        responses={200: Output, **problem_responses(404)},
+        examples=[OpenApiExample("A sales rep", value=MEMBER_EXAMPLE, response_only=True)],
+        tags=TAGS,
+    )
     def get(self, request, pk: int):
         member = selectors.member_get(viewer=self.caller.viewer, pk=pk)
         return Response(self.Output(member).data)

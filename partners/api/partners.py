@@ -49,6 +49,14 @@ def _distributor(viewer, reference: str) -> Partner | None:
     return found or distributors.filter(legal_id_key=matching_key(reference)).first()
 
 
+PARTNER_EXAMPLE = {
+    "id": 1, "external_id": "CRM-0001", "name": "Northwater Distribution Ltd", "legal_id": "GB900000000",
+    "kind": "distributor", "region": "north", "parent": None, "status": "active",
+    "account_manager": "martin.keller@clearwell.example", "payout_policy": "individual", "joined_on": "2022-07-01",
+    "created_at": "2022-07-01T09:00:00+02:00", "updated_at": "2026-12-01T10:30:00+01:00",
+}  # fmt: skip
+
+
 class PartnerUpsertView(ApiView):
     """Create or update the partner the CRM knows by `external_id`, with the back office's checks.
 
@@ -199,6 +207,7 @@ class PartnerListView(ApiView):
     @extend_schema(
         operation_id="partner_list",
         responses={200: Output(many=True), **problem_responses(404, s404="A bad cursor")},
+        examples=[OpenApiExample("A page", value=PARTNER_EXAMPLE, response_only=True)],
         tags=TAGS,
     )
     def get(self, request):
@@ -234,7 +243,12 @@ class PartnerDetailView(ApiView):
         created_at = serializers.DateTimeField()
         updated_at = serializers.DateTimeField()
 
-    @extend_schema(operation_id="partner_get", responses={200: Output, **problem_responses(404)}, tags=TAGS)
+    @extend_schema(
+        operation_id="partner_get",
+        responses={200: Output, **problem_responses(404)},
+        examples=[OpenApiExample("A distributor", value=PARTNER_EXAMPLE, response_only=True)],
+        tags=TAGS,
+    )
     def get(self, request, pk: int):
         partner = selectors.partner_get(viewer=self.caller.viewer, pk=pk)
         return Response(self.Output(partner).data)
