@@ -113,7 +113,26 @@ class StrictSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     {name: [serializers.ErrorDetail("Unknown field.", code="unknown_field")] for name in unknown}
                 )
+            # PostgreSQL cannot store or compare a NUL in text: refused before any field looks something up with it
+            with_nul = sorted(name for name, value in data.items() if _has_nul(value))
+            if with_nul:
+                raise serializers.ValidationError(
+                    {name: [serializers.ErrorDetail("Contains a NUL character.", code="null_characters_not_allowed")]
+                     for name in with_nul}
+                )  # fmt: skip
         return super().to_internal_value(data)
+
+
+def _has_nul(value) -> bool:
+    """A NUL character in a string, or in a string among a list's or a dict's values (not inside nested objects:
+    their own serializers check them)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(isinstance(item, str) and "\x00" in item for item in value)
+    if isinstance(value, dict):
+        return any(isinstance(item, str) and "\x00" in item for item in value.values())
+    return False
 
 
 class CursorPage(CursorPagination):

@@ -16,11 +16,11 @@ class RefuseNulBytesMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if _has_nul(request.GET) or (request.method == "POST" and _has_nul(request.POST)):
+        if NUL in request.path or _has_nul(request.GET) or (request.method == "POST" and _has_nul(request.POST)):
             if request.path.startswith(API_PREFIX):  # the API answers every error as a problem document (RFC 9457)
                 return JsonResponse(
                     {"type": "urn:partner-loyalty:problem:invalid", "title": "Bad request", "status": 400,
-                     "detail": "A request parameter contains a NUL character.", "code": "invalid",
+                     "detail": "The address or a request parameter contains a NUL character.", "code": "invalid",
                      "instance": request.path},
                     status=400, content_type="application/problem+json",
                 )  # fmt: skip

@@ -312,7 +312,20 @@ def test_a_nul_byte_in_a_parameter_is_a_problem_document_under_the_api(machine):
 
     body = problem(http.get(ME, {"q": "a\x00b"}), 400, "invalid")
 
-    assert body["detail"] == "A request parameter contains a NUL character."
+    assert body["detail"] == "The address or a request parameter contains a NUL character."
+    problem(http.get("/api/v1/partners/by-external-id/a%00b/"), 400, "invalid")
+
+
+@pytest.mark.urls("tests.integrations.urls_for_tests")
+def test_a_nul_character_in_the_body_is_refused_before_anything_reads_it(machine):
+    http, _ = machine()
+
+    body = problem(http.post(REGIONS, {"code": "no\x00rth"}, format="json"), 400, "invalid")
+
+    assert body["errors"] == [
+        {"field": "code", "code": "null_characters_not_allowed", "reason": "Contains a NUL character."}
+    ]
+    assert not Region.objects.exists()
 
 
 @pytest.mark.parametrize(
