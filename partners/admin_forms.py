@@ -6,11 +6,8 @@ from django.contrib.auth import forms as auth_forms
 from django.core.exceptions import ValidationError
 
 from loyalty.common.keys import matching_key
-from partners.constants import PartnerStatus, StaffRole
+from partners.constants import PARTNER_START_STATUSES, StaffRole
 from partners.models import Partner, Role, User
-
-# A new partner starts as a prospect or goes live at once; later moves go through the status actions.
-PARTNER_START_STATUSES = (PartnerStatus.PROSPECT, PartnerStatus.ACTIVE)
 
 
 def normalize_legal_id(value: str) -> str:

@@ -25,6 +25,11 @@ class PartnerStatus(models.TextChoices):
     CLOSED = "closed", _("Closed")
 
 
+# A new partner starts as a prospect or goes live at once; later moves go through partner_transition (the admin's
+# status actions, the API's upsert).
+PARTNER_START_STATUSES = (PartnerStatus.PROSPECT, PartnerStatus.ACTIVE)
+
+
 PARTNER_TRANSITIONS: dict[str, set[str]] = {
     PartnerStatus.PROSPECT: {PartnerStatus.ACTIVE, PartnerStatus.CLOSED},
     PartnerStatus.ACTIVE: {PartnerStatus.SUSPENDED, PartnerStatus.CLOSED},

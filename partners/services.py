@@ -25,6 +25,7 @@ from partners import hooks
 from partners.constants import (
     CURRENT_MEMBER_STATUSES,
     MEMBER_TRANSITIONS,
+    PARTNER_START_STATUSES,
     PARTNER_TRANSITIONS,
     MemberStatus,
     PartnerStatus,
@@ -219,8 +220,6 @@ def _field_value(obj, name: str | None = None):
 
 # What partner_upsert may be told besides the required fields; a field it is not told keeps its value.
 PARTNER_UPSERT_OPTIONAL_FIELDS = ("parent", "status", "account_manager", "payout_policy")
-# A new partner starts as a prospect or goes live at once; later moves go through partner_transition.
-PARTNER_START_STATUSES = (PartnerStatus.PROSPECT, PartnerStatus.ACTIVE)
 
 
 @transaction.atomic
