@@ -11,6 +11,7 @@
 
 from django.http import HttpResponse
 from django.http.request import RawPostDataException
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
@@ -21,7 +22,7 @@ from integrations import idempotency
 from integrations.api.access import ANY_CLIENT, Caller, CallerAllowed, CallerThrottle, caller_of
 from integrations.api.problems import CONTENT_TYPE, TITLES
 
-__all__ = ["ANY_CLIENT", "ApiView", "Caller", "CursorPage", "StrictSerializer", "problem_responses"]
+__all__ = ["ANY_CLIENT", "ApiView", "ListApiView", "Caller", "CursorPage", "StrictSerializer", "problem_responses"]
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -140,6 +141,27 @@ class CursorPage(CursorPagination):
     page_size_query_param = "limit"
     max_page_size = 200
     ordering = "-id"
+
+
+class ListApiView(ApiView):
+    """A list operation: its rows go out a page at a time (page_response), filtered by its `filterset_class`
+    (django-filter) through `self.filtered(queryset)`. The schema documents the pages and the filters from these
+    attributes; the rows themselves always come from the visibility-scoped selector the view passes in."""
+
+    pagination_class = CursorPage
+    filterset_class = None
+
+    @property
+    def filter_backends(self):
+        return [DjangoFilterBackend] if self.filterset_class else []
+
+    @property
+    def queryset(self):
+        """The filters' model, for the schema only (nothing is read from it)."""
+        return self.filterset_class._meta.model.objects.none() if self.filterset_class else None
+
+    def filtered(self, queryset):
+        return DjangoFilterBackend().filter_queryset(self.request, queryset, self)
 
 
 def page_response(view: ApiView, queryset, output, *, ordering: str = "-id") -> Response:

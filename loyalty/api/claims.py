@@ -5,12 +5,18 @@ program manager) approves or rejects waiting claims. Thin over loyalty.selectors
 
 from functools import partial
 
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from integrations.api.base import ApiView, Caller, CursorPage, StrictSerializer, page_response, problem_responses
+from integrations.api.base import (
+    ApiView,
+    Caller,
+    ListApiView,
+    StrictSerializer,
+    page_response,
+    problem_responses,
+)
 from integrations.api.problems import Problem
 from integrations.constants import Scope
 from loyalty.constants import ClaimFlag, ClaimStatus, RejectionReason
@@ -58,16 +64,13 @@ def _sees_flags(caller: Caller) -> bool:
 # Reading -----------------------------------------------------------------------------------------------------------
 
 
-class ClaimListView(ApiView):
+class ClaimListView(ListApiView):
     """Sales claims in the program, newest first: a member's own and those naming them as a colleague, a partner
     owner's team's, a machine client's partners'. Filter by status, member, partner and submission time."""
 
     scope = Scope.CLAIMS_READ
     for_members = True
-    pagination_class = CursorPage  # for the schema: page_response pages the list
-    filter_backends = [DjangoFilterBackend]
     filterset_class = ClaimFilter
-    queryset = SalesClaim.objects.none()  # for the schema: the model the filters describe
 
     class Output(serializers.Serializer):
         id = serializers.IntegerField()
@@ -99,7 +102,7 @@ class ClaimListView(ApiView):
     )
     def get(self, request):
         claims = _claims(self.caller).select_related("member__user")
-        claims = DjangoFilterBackend().filter_queryset(request, claims, self)
+        claims = self.filtered(claims)
         return page_response(self, claims, partial(self.Output, context={"sees_flags": _sees_flags(self.caller)}))
 
 

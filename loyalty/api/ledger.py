@@ -8,12 +8,11 @@ from datetime import timedelta
 from django.db.models import DateTimeField, IntegerField, Min, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from integrations.api.base import ApiView, Caller, CursorPage, page_response, problem_responses
+from integrations.api.base import ApiView, Caller, ListApiView, page_response, problem_responses
 from integrations.api.problems import Problem
 from integrations.constants import Scope
 from loyalty.constants import EXPIRING_SOON_DAYS
@@ -112,15 +111,12 @@ ACCOUNT_EXAMPLE = {
 }  # fmt: skip
 
 
-class AccountListView(ApiView):
+class AccountListView(ListApiView):
     """The points accounts the caller sees in the program, newest first."""
 
     scope = Scope.BALANCES_READ
     for_members = True
-    pagination_class = CursorPage  # for the schema: page_response pages the list
-    filter_backends = [DjangoFilterBackend]
     filterset_class = AccountFilter
-    queryset = PointsAccount.objects.none()  # for the schema: the model the filters describe
 
     class Output(_Balance):
         id = serializers.IntegerField()
@@ -137,7 +133,7 @@ class AccountListView(ApiView):
         tags=TAGS,
     )
     def get(self, request):
-        accounts = DjangoFilterBackend().filter_queryset(request, _accounts(self.caller), self)
+        accounts = self.filtered(_accounts(self.caller))
         return page_response(self, accounts, self.Output)
 
 
@@ -160,12 +156,11 @@ class AccountDetailView(ApiView):
         return Response(self.Output(_visible_account(self.caller, pk)).data)
 
 
-class AccountStatementView(ApiView):
+class AccountStatementView(ListApiView):
     """The entries of one account the caller sees, newest first."""
 
     scope = Scope.BALANCES_READ
     for_members = True
-    pagination_class = CursorPage  # for the schema: page_response pages the list
 
     class Output(serializers.Serializer):
         class Source(serializers.Serializer):

@@ -7,12 +7,18 @@ from decimal import Decimal
 from functools import partial
 
 from django.db import transaction
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from integrations.api.base import ApiView, Caller, CursorPage, StrictSerializer, page_response, problem_responses
+from integrations.api.base import (
+    ApiView,
+    Caller,
+    ListApiView,
+    StrictSerializer,
+    page_response,
+    problem_responses,
+)
 from integrations.api.problems import Problem
 from integrations.constants import Scope
 from loyalty.constants import ReferralStatus
@@ -63,16 +69,13 @@ def _duplicate_of(referral: Referral, context: dict) -> int | None:
     return referral.duplicate_of_id if context.get("is_client") else None
 
 
-class ReferralListView(ApiView):
+class ReferralListView(ListApiView):
     """Referrals in the program, newest first: a member's own, a partner owner's team's, a CRM's partners'. Filter by
     status, member, partner and when they were made."""
 
     scope = Scope.REFERRALS_WRITE
     for_members = True
-    pagination_class = CursorPage  # for the schema: page_response pages the list
-    filter_backends = [DjangoFilterBackend]
     filterset_class = ReferralFilter
-    queryset = Referral.objects.none()  # for the schema: the model the filters describe
 
     class Output(serializers.Serializer):
         id = serializers.IntegerField()
@@ -109,7 +112,7 @@ class ReferralListView(ApiView):
         tags=TAGS,
     )
     def get(self, request):
-        referrals = DjangoFilterBackend().filter_queryset(request, _referrals(self.caller), self)
+        referrals = self.filtered(_referrals(self.caller))
         return page_response(self, referrals, partial(self.Output, context={"is_client": self.caller.is_client}))
 
 

@@ -12,7 +12,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_f
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from integrations.api.base import ApiView, CursorPage, StrictSerializer, page_response, problem_responses
+from integrations.api.base import ApiView, ListApiView, StrictSerializer, page_response, problem_responses
 from integrations.api.problems import Problem
 from integrations.constants import Scope
 from loyalty.common.errors import ApplicationError
@@ -246,11 +246,10 @@ _IMPORT_EXAMPLE = {
 }  # fmt: skip
 
 
-class SalesImportListView(ApiView):
+class SalesImportListView(ListApiView):
     """The imports of the client's sales source, newest first: its API batches and the files uploaded for it."""
 
     scope = Scope.SALES_WRITE
-    pagination_class = CursorPage  # for the schema: page_response pages the list
 
     class Output(serializers.Serializer):
         id = serializers.IntegerField()

@@ -4,12 +4,11 @@ may see (partners.visibility): a client every partner's people (a distributor's 
 dealers'), an owner their team, any other member only their own memberships."""
 
 from django.conf import settings
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from integrations.api.base import ApiView, CursorPage, StrictSerializer, page_response, problem_responses
+from integrations.api.base import ApiView, ListApiView, StrictSerializer, page_response, problem_responses
 from integrations.constants import Scope
 from loyalty.common.keys import matching_key
 from partners import selectors, services, visibility
@@ -17,7 +16,7 @@ from partners.api.partners import check_external_id
 from partners.constants import MemberStatus
 from partners.filters import MemberFilter
 from partners.forms import phone_validator
-from partners.models import Member, Partner, Role
+from partners.models import Partner, Role
 
 TAGS = ["Partners and members"]
 
@@ -189,16 +188,13 @@ class MemberDeactivationView(ApiView):
         return Response(self.Output(member).data)
 
 
-class MemberListView(ApiView):
+class MemberListView(ListApiView):
     """The memberships the caller sees, newest first, of every status (`status` filters)."""
 
     scope = Scope.MEMBERS_READ
     for_members = True
     # For the schema (filters and pages are documented from these); the rows come from partners.visibility.
-    queryset = Member.objects.none()
-    filter_backends = [DjangoFilterBackend]
     filterset_class = MemberFilter
-    pagination_class = CursorPage
 
     class Output(serializers.Serializer):
         class Partner(serializers.Serializer):
@@ -228,7 +224,7 @@ class MemberListView(ApiView):
         tags=TAGS,
     )
     def get(self, request):
-        members = DjangoFilterBackend().filter_queryset(request, _members(self.caller.viewer), self)
+        members = self.filtered(_members(self.caller.viewer))
         return page_response(self, members, self.Output)
 
 

@@ -6,12 +6,11 @@ the parent must be its distributor, and a partner with the external id must alre
 other upsert is refused with 403 `forbidden` and changes nothing. A parent it cannot see (another distributor) is
 unknown to it, 400 on the field `parent`, as for any reference to something the caller does not see."""
 
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from integrations.api.base import ApiView, CursorPage, StrictSerializer, page_response, problem_responses
+from integrations.api.base import ApiView, ListApiView, StrictSerializer, page_response, problem_responses
 from integrations.api.problems import Problem
 from integrations.constants import Scope
 from loyalty.common.keys import matching_key
@@ -171,17 +170,14 @@ class PartnerUpsertView(ApiView):
         return Response(self.Output(partner).data, status=201 if created else 200, headers=headers)
 
 
-class PartnerListView(ApiView):
+class PartnerListView(ListApiView):
     """The partners the caller sees, newest first: a client every partner (a distributor's client its distributor
     and its dealers); a person their own partner; an account manager their portfolio."""
 
     scope = Scope.PARTNERS_READ
     for_members = True
     # For the schema (filters and pages are documented from these); the rows come from partners.visibility.
-    queryset = Partner.objects.none()
-    filter_backends = [DjangoFilterBackend]
     filterset_class = PartnerFilter
-    pagination_class = CursorPage
 
     class Output(serializers.Serializer):
         class Parent(serializers.Serializer):
@@ -212,7 +208,7 @@ class PartnerListView(ApiView):
     )
     def get(self, request):
         partners = visibility.partners_for(self.caller.viewer).select_related("region", "parent", "account_manager")
-        partners = DjangoFilterBackend().filter_queryset(request, partners, self)
+        partners = self.filtered(partners)
         return page_response(self, partners, self.Output)
 
 

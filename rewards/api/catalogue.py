@@ -4,12 +4,18 @@ why not; or, for a machine client or staff not naming a member, the program's re
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from integrations.api.base import ApiView, Caller, CursorPage, StrictSerializer, page_response, problem_responses
+from integrations.api.base import (
+    ApiView,
+    Caller,
+    ListApiView,
+    StrictSerializer,
+    page_response,
+    problem_responses,
+)
 from integrations.api.problems import Problem
 from integrations.constants import Scope
 from loyalty.common.links import absolute_url
@@ -176,15 +182,12 @@ REWARD_EXAMPLE = {
 }  # fmt: skip
 
 
-class RewardListView(ApiView):
+class RewardListView(ListApiView):
     """The catalogue, cheapest first."""
 
     scope = Scope.REWARDS_READ
     for_members = True
-    pagination_class = CursorPage  # for the schema: page_response pages the list
-    filter_backends = [DjangoFilterBackend]
     filterset_class = RewardFilter
-    queryset = Reward.objects.none()  # for the schema: the model the filters describe
 
     class Output(_Reward):
         pass
@@ -205,7 +208,7 @@ class RewardListView(ApiView):
     )
     def get(self, request):
         catalogue = _Catalogue(self.caller, _query(request))
-        rewards = DjangoFilterBackend().filter_queryset(request, catalogue.rewards(), self)
+        rewards = self.filtered(catalogue.rewards())
         context = {"request": request, "reasons": catalogue.reasons}
         return page_response(self, rewards, lambda rows, many: self.Output(rows, many=many, context=context),
                              ordering=ORDERING)  # fmt: skip

@@ -7,7 +7,6 @@ import hashlib
 import uuid
 
 from django.db.models import Prefetch
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -16,7 +15,7 @@ from integrations.api.base import (
     IDEMPOTENCY_HEADER,
     ApiView,
     Caller,
-    CursorPage,
+    ListApiView,
     StrictSerializer,
     page_response,
     problem_responses,
@@ -77,15 +76,12 @@ def _checkout_key(caller: Caller, idempotency_key: str | None) -> str:
 # Reading -----------------------------------------------------------------------------------------------------------
 
 
-class OrderListView(ApiView):
+class OrderListView(ListApiView):
     """GET /orders/ (the address POST /orders/ shares: urls_orders.by_method)."""
 
     scope = Scope.ORDERS_READ
     for_members = True
-    pagination_class = CursorPage  # for the schema: page_response pages the list
-    filter_backends = [DjangoFilterBackend]
     filterset_class = OrderFilter
-    queryset = RedemptionOrder.objects.none()  # for the schema: the model the filters describe
 
     class Output(serializers.Serializer):
         class Line(serializers.Serializer):
@@ -129,7 +125,7 @@ class OrderListView(ApiView):
         when they were placed or last moved (`updated_since`: a fulfilment vendor's poll)."""
         lines = RedemptionLine.objects.select_related("reward").order_by("pk")
         orders = _orders(self.caller).select_related("member__user").prefetch_related(Prefetch("lines", lines))
-        orders = DjangoFilterBackend().filter_queryset(request, orders, self)
+        orders = self.filtered(orders)
         return page_response(self, orders, self.Output)
 
 
