@@ -30,6 +30,7 @@ from loyalty.common.admin import (
     ReadOnlyModelAdmin,
     SavedByServices,
     answers,
+    apply_each,
     ask,
     back_to_object,
     object_url,
@@ -257,7 +258,13 @@ class WebhookSubscriptionAdmin(ProgramManagerAdmin):
     @admin.action(description=gettext_lazy("Enable again"))
     def enable(self, request, queryset):
         subscriptions = queryset.filter(is_active=False).select_related("client").order_by("pk")
-        done = each(self, request, subscriptions, lambda subscription: subscription_enable(subscription=subscription))
+        done = apply_each(
+            self,
+            request,
+            subscriptions,
+            lambda subscription: subscription_enable(subscription=subscription),
+            name=_number,
+        )
         if done:
             message = ngettext(
                 "Enabled again: %(count)s subscription (%(names)s).",
@@ -312,7 +319,9 @@ class WebhookDeliveryAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
     @admin.action(description=gettext_lazy("Redeliver (a new attempt now, with the same webhook-id)"))
     def redeliver(self, request, queryset):
         deliveries = queryset.select_related("subscription__client").order_by("pk")
-        done = each(self, request, deliveries, lambda delivery: delivery_redeliver(delivery=delivery))
+        done = apply_each(
+            self, request, deliveries, lambda delivery: delivery_redeliver(delivery=delivery), name=_number
+        )
         if done:
             message = ngettext(
                 "Redelivering %(count)s delivery (%(names)s): the attempt shows in its log once it is made.",
@@ -322,15 +331,5 @@ class WebhookDeliveryAdmin(DetailJoinsMixin, ReadOnlyModelAdmin):
             self.message_user(request, message % {"count": len(done), "names": ", ".join(done)}, messages.SUCCESS)
 
 
-def each(model_admin, request, objects, operation) -> list[str]:
-    """Call a service for each object; a refusal is reported and the others still go ahead. Returns the names
-    (#id) of those it was done for."""
-    done = []
-    for obj in objects:
-        try:
-            operation(obj)
-        except ApplicationError as exc:
-            model_admin.message_user(request, exc.message, level=messages.ERROR)
-        else:
-            done.append(f"#{obj.pk}")
-    return done
+def _number(obj) -> str:
+    return f"#{obj.pk}"

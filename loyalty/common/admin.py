@@ -148,6 +148,27 @@ def names_listed(names: list[str]) -> str:
     return f"{shown} and {hidden} more" if hidden > 0 else shown
 
 
+def apply_each(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    objects: Iterable,
+    operation: Callable,
+    *,
+    name: Callable[[object], str] = str,
+) -> list[str]:
+    """Call a service for each object: a refusal is reported and the others still go ahead. Returns the names of
+    those it was done for (run_for_each then says so; an action with its own translated message says it itself)."""
+    succeeded = []
+    for obj in objects:
+        try:
+            operation(obj)
+        except ApplicationError as exc:
+            model_admin.message_user(request, exc.message, level=messages.ERROR)
+        else:
+            succeeded.append(name(obj))
+    return succeeded
+
+
 def run_for_each(
     model_admin: admin.ModelAdmin,
     request: HttpRequest,
@@ -159,14 +180,7 @@ def run_for_each(
     name: Callable[[object], str] = str,
 ) -> int:
     """Call a service for each object. A refusal is reported and the others still go ahead."""
-    succeeded = []
-    for obj in objects:
-        try:
-            operation(obj)
-        except ApplicationError as exc:
-            model_admin.message_user(request, exc.message, level=messages.ERROR)
-        else:
-            succeeded.append(name(obj))
+    succeeded = apply_each(model_admin, request, objects, operation, name=name)
     if succeeded:
         model_admin.message_user(
             request, f"{done} {plural(len(succeeded), noun)}: {names_listed(succeeded)}.", level=messages.SUCCESS
