@@ -37,6 +37,13 @@ def published_rules(program: Program):
     return compile_rules(rules)
 
 
+def explained(posting: Posting, points: int) -> str:
+    """A posting's explanation for the points it pays after its rule's cap or budget (posted or previewed alike)."""
+    if points < posting.points:
+        return posting.explanation + f" — limited to {points} by the rule's cap or budget"
+    return posting.explanation
+
+
 def posting_key(event: Event, posting: Posting) -> str:
     return f"{event.source_key}:r{posting.rule_id}:{posting.beneficiary_key}"
 
@@ -121,9 +128,7 @@ def post_event(
         points = limit(posting, event.occurred_on, limiter)
         if points <= 0:
             continue
-        explanation = posting.explanation
-        if points < posting.points:
-            explanation += f" — limited to {points} by the rule's cap or budget"
+        explanation = explained(posting, points)
         entries.append(
             ledger.earn(
                 account=accounts[posting.beneficiary_key],
@@ -259,9 +264,7 @@ def preview_event(*, program: Program, event: Event, rules=None) -> list[Paid]:
         points = limit(posting, event.occurred_on, limiter)
         if points <= 0:
             continue
-        explanation = posting.explanation
-        if points < posting.points:
-            explanation += f" — limited to {points} by the rule's cap or budget"
+        explanation = explained(posting, points)
         previews.append(
             Paid(
                 account_id=existing.get(posting.beneficiary_key),
